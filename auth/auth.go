@@ -1,0 +1,164 @@
+// Package auth verifies and mints the bearer JWTs that identify callers, and
+// carries the resulting principal through request contexts.
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/auditlog/auditlog/domain"
+)
+
+// Claims are the token claims of the contract.
+type Claims struct {
+	jwt.RegisteredClaims
+	Org     string   `json:"org,omitempty"`
+	Name    string   `json:"name,omitempty"`
+	Email   string   `json:"email,omitempty"`
+	Roles   []string `json:"roles,omitempty"`
+	Kind    string   `json:"kind,omitempty"`
+	Sources []string `json:"sources,omitempty"`
+	Orgs    []string `json:"orgs,omitempty"`
+}
+
+// Verifier checks tokens and turns them into principals.
+type Verifier struct {
+	keyfunc jwt.Keyfunc
+	methods []string
+	leeway  time.Duration
+}
+
+// NewHMACVerifier verifies HS256 tokens signed with secret.
+func NewHMACVerifier(secret []byte) *Verifier {
+	return &Verifier{
+		keyfunc: func(*jwt.Token) (any, error) { return secret, nil },
+		methods: []string{jwt.SigningMethodHS256.Alg()},
+		leeway:  30 * time.Second,
+	}
+}
+
+// NewKeyfuncVerifier verifies asymmetric tokens (RS256, ES256) with keys from
+// keyfunc, e.g. a JWKS.
+func NewKeyfuncVerifier(keyfunc jwt.Keyfunc) *Verifier {
+	return &Verifier{
+		keyfunc: keyfunc,
+		methods: []string{jwt.SigningMethodRS256.Alg(), jwt.SigningMethodES256.Alg()},
+		leeway:  30 * time.Second,
+	}
+}
+
+// Verify parses token and returns its principal, or an UNAUTHENTICATED error
+// that says what is wrong without echoing the token.
+func (v *Verifier) Verify(token string) (*domain.Principal, error) {
+	var c Claims
+	_, err := jwt.ParseWithClaims(token, &c, v.keyfunc,
+		jwt.WithValidMethods(v.methods), jwt.WithLeeway(v.leeway), jwt.WithExpirationRequired())
+	if err != nil {
+		return nil, unauthenticated(tokenProblem(err))
+	}
+	if c.Subject == "" {
+		return nil, unauthenticated("token has no sub claim")
+	}
+	p := &domain.Principal{
+		Subject: c.Subject, OrgID: c.Org, Name: c.Name, Email: c.Email,
+		Roles: c.Roles, Kind: domain.PrincipalKind(c.Kind), Orgs: c.Orgs,
+	}
+	switch p.Kind {
+	case domain.PrincipalUser:
+		if !domain.ValidOrgID(c.Org) {
+			return nil, unauthenticated("token has no valid org claim")
+		}
+	case domain.PrincipalService:
+		// orgs absent means the service may record for any org.
+		for _, s := range c.Sources {
+			p.Sources = append(p.Sources, domain.Source(s))
+		}
+	default:
+		return nil, unauthenticated(`token kind must be "user" or "service"`)
+	}
+	return p, nil
+}
+
+func tokenProblem(err error) string {
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return "token is expired"
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return "token is not valid yet"
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return "token signature is invalid"
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		return "token signing method is not accepted"
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return "token has no exp claim"
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return "token is malformed"
+	}
+	return "token is invalid"
+}
+
+func unauthenticated(msg string) error {
+	return &domain.Error{Code: domain.CodeUnauthenticated, Message: msg}
+}
+
+// Mint signs claims with secret (HS256) for development and tests.
+func Mint(secret []byte, c Claims, ttl time.Duration, now time.Time) (string, error) {
+	c.IssuedAt = jwt.NewNumericDate(now)
+	c.NotBefore = jwt.NewNumericDate(now)
+	c.ExpiresAt = jwt.NewNumericDate(now.Add(ttl))
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret)
+	if err != nil {
+		return "", fmt.Errorf("sign token: %w", err)
+	}
+	return s, nil
+}
+
+type ctxKey struct{}
+
+// authResult is what the middleware learned: a principal or why not.
+type authResult struct {
+	p   *domain.Principal
+	err error
+}
+
+// WithToken verifies token (possibly empty) and stores the outcome in ctx.
+func (v *Verifier) WithToken(ctx context.Context, token string) context.Context {
+	if token == "" {
+		return context.WithValue(ctx, ctxKey{}, authResult{err: unauthenticated("no bearer token")})
+	}
+	p, err := v.Verify(token)
+	return context.WithValue(ctx, ctxKey{}, authResult{p: p, err: err})
+}
+
+// Middleware authenticates the bearer token of each request. It does not
+// reject: the API decides per field what needs which principal.
+func (v *Verifier) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(v.WithToken(r.Context(), BearerToken(r.Header.Get("Authorization")))))
+	})
+}
+
+// BearerToken extracts the token of an "Authorization: Bearer …" value.
+func BearerToken(header string) string {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(header), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
+}
+
+// FromContext returns the caller, or the UNAUTHENTICATED error explaining
+// why there is none.
+func FromContext(ctx context.Context) (*domain.Principal, error) {
+	r, ok := ctx.Value(ctxKey{}).(authResult)
+	if !ok {
+		return nil, unauthenticated("no bearer token")
+	}
+	return r.p, r.err
+}

@@ -1,0 +1,75 @@
+package domain
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code classifies an error for API clients; the values are the GraphQL
+// extensions.code strings of the contract.
+type Code string
+
+// Error codes of the API contract.
+const (
+	CodeUnauthenticated  Code = "UNAUTHENTICATED"
+	CodeForbidden        Code = "FORBIDDEN"
+	CodeBadUserInput     Code = "BAD_USER_INPUT"
+	CodeNotFound         Code = "NOT_FOUND"
+	CodeAuditLogDisabled Code = "AUDIT_LOG_DISABLED"
+	CodeRegionImmutable  Code = "REGION_IMMUTABLE"
+	CodeConflict         Code = "CONFLICT"
+	CodeRateLimited      Code = "RATE_LIMITED"
+	CodeInternal         Code = "INTERNAL"
+)
+
+// Error is an error a client can act on: it carries a code, a message safe to
+// show, and the input field it concerns, if any.
+type Error struct {
+	Code    Code
+	Field   string
+	Message string
+}
+
+func (e *Error) Error() string {
+	if e.Field != "" {
+		return e.Field + ": " + e.Message
+	}
+	return e.Message
+}
+
+// Is makes errors.Is match any *Error with the same code, so callers can test
+// against the sentinels below.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Field == "" && t.Message == "" && t.Code == e.Code
+}
+
+// Sentinels for errors.Is; compare by code only.
+var (
+	ErrUnauthenticated  = &Error{Code: CodeUnauthenticated}
+	ErrForbidden        = &Error{Code: CodeForbidden}
+	ErrBadInput         = &Error{Code: CodeBadUserInput}
+	ErrNotFound         = &Error{Code: CodeNotFound}
+	ErrAuditLogDisabled = &Error{Code: CodeAuditLogDisabled}
+	ErrRegionImmutable  = &Error{Code: CodeRegionImmutable}
+	ErrConflict         = &Error{Code: CodeConflict}
+)
+
+// Errorf returns an *Error with the given code and field.
+func Errorf(code Code, field, format string, args ...any) *Error {
+	return &Error{Code: code, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// BadInput returns a BAD_USER_INPUT error naming field.
+func BadInput(field, format string, args ...any) *Error {
+	return Errorf(CodeBadUserInput, field, format, args...)
+}
+
+// CodeOf reports the code of the first *Error in err's chain, or INTERNAL.
+func CodeOf(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return CodeInternal
+}

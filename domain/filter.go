@@ -1,0 +1,97 @@
+package domain
+
+import (
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// MaxSearchLen bounds the free-text search term.
+const MaxSearchLen = 256
+
+// Filter selects events of one organization. Empty lists mean "all".
+type Filter struct {
+	Sources    []Source
+	Categories []Category
+	Types      []EventType
+	ActorID    string
+	Search     string
+	From       *time.Time // inclusive
+	To         *time.Time // exclusive
+}
+
+// Validate reports the first filter field a client got wrong.
+func (f Filter) Validate() error {
+	for _, s := range f.Sources {
+		if !s.Valid() {
+			return BadInput("filter.sources", "unknown source %q", s)
+		}
+	}
+	for _, c := range f.Categories {
+		if !c.Valid() {
+			return BadInput("filter.categories", "unknown category %q", c)
+		}
+	}
+	for _, t := range f.Types {
+		if !t.Valid() {
+			return BadInput("filter.types", "unknown event type %q", t)
+		}
+	}
+	if len(f.ActorID) > MaxIDLen {
+		return BadInput("filter.actorId", "is longer than %d bytes", MaxIDLen)
+	}
+	if len(f.Search) > MaxSearchLen || !utf8.ValidString(f.Search) {
+		return BadInput("filter.search", "must be valid UTF-8 of at most %d bytes", MaxSearchLen)
+	}
+	if f.From != nil && f.From.Before(EarliestOccurredAt) {
+		return BadInput("filter.from", "is before %s", EarliestOccurredAt.Format(time.RFC3339))
+	}
+	if f.From != nil && f.To != nil && f.To.Before(*f.From) {
+		return BadInput("filter.to", "is before filter.from")
+	}
+	return nil
+}
+
+// Matches reports whether e passes the filter; it is the in-memory twin of the
+// SQL the read model runs, used where events are filtered as they arrive.
+func (f Filter) Matches(e *Event) bool {
+	if len(f.Sources) > 0 && !slices.Contains(f.Sources, e.Source) {
+		return false
+	}
+	if len(f.Categories) > 0 && !slices.Contains(f.Categories, e.Category()) {
+		return false
+	}
+	if len(f.Types) > 0 && !slices.Contains(f.Types, e.Type) {
+		return false
+	}
+	if f.ActorID != "" && e.Actor.ID != f.ActorID {
+		return false
+	}
+	if f.From != nil && e.OccurredAt.Before(*f.From) {
+		return false
+	}
+	if f.To != nil && !e.OccurredAt.Before(*f.To) {
+		return false
+	}
+	if f.Search != "" && !strings.Contains(SearchText(e), strings.ToLower(f.Search)) {
+		return false
+	}
+	return true
+}
+
+// SearchText is the lower-cased text free-text search looks in: the actor's
+// name, email and id, the type and its description, the target and the
+// payload. The read model stores the same text so both agree.
+func SearchText(e *Event) string {
+	var b strings.Builder
+	for _, s := range []string{e.Actor.Name, e.Actor.Email, e.Actor.ID, string(e.Type), e.Description()} {
+		b.WriteString(s)
+		b.WriteByte('\n')
+	}
+	if e.Target != nil {
+		b.WriteString(e.Target.Kind + "\n" + e.Target.ID + "\n" + e.Target.Name + "\n")
+	}
+	b.Write(e.Details)
+	return strings.ToLower(b.String())
+}

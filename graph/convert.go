@@ -1,0 +1,125 @@
+package graph
+
+import (
+	"context"
+
+	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/graph/model"
+	"github.com/auditlog/auditlog/projections"
+)
+
+// convert maps between the generated enums and the domain's string types.
+func convert[To, From ~string](xs []From) []To {
+	if xs == nil {
+		return nil
+	}
+	out := make([]To, len(xs))
+	for i, x := range xs {
+		out[i] = To(x)
+	}
+	return out
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func toFilter(f *model.AuditEventFilter) (domain.Filter, error) {
+	if f == nil {
+		return domain.Filter{}, nil
+	}
+	df := domain.Filter{
+		Sources:    convert[domain.Source](f.Sources),
+		Categories: convert[domain.Category](f.Categories),
+		Types:      convert[domain.EventType](f.Types),
+		ActorID:    deref(f.ActorID),
+		Search:     deref(f.Search),
+		From:       f.From,
+		To:         f.To,
+	}
+	return df, df.Validate()
+}
+
+func toPage(first *int, after *string, ascending bool) (projections.PageRequest, error) {
+	p := projections.PageRequest{First: projections.DefaultPageSize, Ascending: ascending}
+	if first != nil {
+		p.First = *first
+	}
+	if err := p.Validate(); err != nil {
+		return p, err
+	}
+	if after != nil && *after != "" {
+		c, err := projections.DecodeCursor(*after)
+		if err != nil {
+			return p, err
+		}
+		p.After = c
+	}
+	return p, nil
+}
+
+func toConnection(page *projections.EventPage, count func(ctx context.Context) (int, bool, error)) *model.AuditEventConnection {
+	edges := make([]*model.AuditEventEdge, len(page.Events))
+	for i, e := range page.Events {
+		edges[i] = &model.AuditEventEdge{
+			Cursor: projections.Cursor{OccurredAt: e.OccurredAt, ID: e.ID}.Encode(),
+			Node:   model.NewAuditEvent(e),
+		}
+	}
+	info := &model.PageInfo{HasNextPage: page.HasNextPage}
+	if len(edges) > 0 {
+		info.StartCursor, info.EndCursor = &edges[0].Cursor, &edges[len(edges)-1].Cursor
+	}
+	return model.NewAuditEventConnection(edges, info, count)
+}
+
+func toEvent(in *model.AuditEventInput) domain.Event {
+	e := domain.Event{
+		ID:         deref(in.ID),
+		OrgID:      in.OrgID,
+		Source:     domain.Source(in.Source),
+		Type:       domain.EventType(in.Type),
+		OccurredAt: in.OccurredAt,
+		IPAddress:  deref(in.IPAddress),
+		UserAgent:  deref(in.UserAgent),
+		RequestID:  deref(in.RequestID),
+		Details:    in.Details,
+	}
+	if in.Actor != nil {
+		e.Actor = domain.Actor{Kind: domain.ActorKind(in.Actor.Kind), ID: in.Actor.ID,
+			Name: deref(in.Actor.Name), Email: deref(in.Actor.Email)}
+	}
+	if in.Target != nil {
+		e.Target = &domain.Target{Kind: in.Target.Kind, ID: in.Target.ID, Name: deref(in.Target.Name)}
+	}
+	return e
+}
+
+func toSettings(s domain.Settings) *model.AuditLogSettings {
+	out := &model.AuditLogSettings{Enabled: s.Enabled, Version: int(s.Version)}
+	if s.Region != "" {
+		r := model.Region(s.Region)
+		out.Region = &r
+	}
+	if s.UpdatedBy != nil {
+		out.UpdatedBy = model.NewActor(s.UpdatedBy)
+		at := s.UpdatedAt
+		out.UpdatedAt = &at
+	}
+	return out
+}
+
+func toTypeInfo(t domain.TypeInfo) *model.AuditEventTypeInfo {
+	fields := make([]*model.PayloadField, len(t.Fields))
+	for i, f := range t.Fields {
+		desc := f.Description
+		fields[i] = &model.PayloadField{Name: f.Name, Type: string(f.Type), Required: f.Required, Description: &desc}
+	}
+	return &model.AuditEventTypeInfo{
+		Type: model.AuditEventType(t.Type), Category: model.AuditEventCategory(t.Category),
+		Description: t.Description, Fields: fields,
+	}
+}

@@ -1,0 +1,48 @@
+// Package graph is the GraphQL API: gqlgen resolvers, the authorization
+// directive and error presentation. It stays thin: rules live in domain,
+// storage and queries in projections, recording in ingest.
+package graph
+
+import (
+	"context"
+
+	"github.com/99designs/gqlgen/graphql"
+
+	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/ingest"
+	"github.com/auditlog/auditlog/projections"
+)
+
+// Recorder records batches of events.
+type Recorder interface {
+	Record(ctx context.Context, p *domain.Principal, events []domain.Event) ([]ingest.Result, error)
+}
+
+// Settings reads and changes an organization's audit log settings.
+type Settings interface {
+	Get(ctx context.Context, org string) (domain.Settings, error)
+	Enable(ctx context.Context, p *domain.Principal, region domain.Region) (domain.Settings, error)
+	Disable(ctx context.Context, p *domain.Principal) (domain.Settings, error)
+}
+
+// Events answers queries over an organization's events.
+type Events interface {
+	List(ctx context.Context, org string, f domain.Filter, p projections.PageRequest) (*projections.EventPage, error)
+	Count(ctx context.Context, org string, f domain.Filter) (int, bool, error)
+	Get(ctx context.Context, org, id string) (*domain.Event, error)
+	History(ctx context.Context, org, kind, id string, p projections.PageRequest) (*projections.EventPage, error)
+	CountHistory(ctx context.Context, org, kind, id string) (int, bool, error)
+}
+
+// Resolver is the root resolver; its dependencies are set by the server.
+type Resolver struct {
+	Recorder Recorder
+	Settings Settings
+	Events   Events
+}
+
+// NewSchema returns the executable schema over r, with the @hasRole
+// directive wired in.
+func NewSchema(r *Resolver) graphql.ExecutableSchema {
+	return NewExecutableSchema(Config{Resolvers: r, Directives: DirectiveRoot{HasRole: hasRole}})
+}

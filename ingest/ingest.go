@@ -1,0 +1,169 @@
+// Package ingest records audit events: it validates each event, gates it on
+// its organization's settings, and appends it to the organization's regional
+// stream, answering per event.
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/oklog/ulid/v2"
+
+	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/natsx"
+)
+
+// MaxBatch is the most events one call may record.
+const MaxBatch = 1000
+
+// Status is the outcome of recording one event.
+type Status string
+
+// Outcomes of recording an event.
+const (
+	Recorded        Status = "RECORDED"
+	Duplicate       Status = "DUPLICATE"
+	DroppedDisabled Status = "DROPPED_DISABLED"
+	Rejected        Status = "REJECTED"
+)
+
+// Result answers for one event of a batch, in input order.
+type Result struct {
+	ID     string
+	Status Status
+	Code   domain.Code // why it was rejected
+	Reason string
+}
+
+// SettingsReader tells whether and where an organization collects events.
+type SettingsReader interface {
+	Get(ctx context.Context, org string) (domain.Settings, error)
+}
+
+// Recorder records batches of events.
+type Recorder struct {
+	js       jetstream.JetStream
+	settings SettingsReader
+	now      func() time.Time
+}
+
+// NewRecorder returns a Recorder appending through js.
+func NewRecorder(js jetstream.JetStream, settings SettingsReader, now func() time.Time) *Recorder {
+	return &Recorder{js: js, settings: settings, now: now}
+}
+
+// Record validates and appends events on behalf of p. A bad event rejects
+// only itself; the error return is for failures of the whole call (too large
+// a batch, NATS or settings unavailable), after which nothing is promised
+// about the events not yet answered and the caller should retry with the
+// same ids.
+func (r *Recorder) Record(ctx context.Context, p *domain.Principal, events []domain.Event) ([]Result, error) {
+	if len(events) > MaxBatch {
+		return nil, domain.BadInput("events", "at most %d events per call, got %d", MaxBatch, len(events))
+	}
+	now := r.now().UTC()
+	results := make([]Result, len(events))
+	settings := map[string]domain.Settings{}
+	var pending []int
+	for i := range events {
+		e := &events[i]
+		if e.ID == "" {
+			e.ID = ulid.Make().String()
+		}
+		e.RecordedAt = now
+		e.OccurredAt = e.OccurredAt.UTC()
+		results[i].ID = e.ID
+		if err := p.CanRecord(e.OrgID, e.Source); err != nil {
+			results[i].reject(err)
+			continue
+		}
+		if err := e.Validate(now); err != nil {
+			results[i].reject(err)
+			continue
+		}
+		s, ok := settings[e.OrgID]
+		if !ok {
+			var err error
+			if s, err = r.settings.Get(ctx, e.OrgID); err != nil {
+				return nil, err
+			}
+			settings[e.OrgID] = s
+		}
+		if !s.Enabled {
+			results[i].Status = DroppedDisabled
+			continue
+		}
+		pending = append(pending, i)
+	}
+	if len(pending) == 0 {
+		return results, nil
+	}
+
+	futures := make([]jetstream.PubAckFuture, len(pending))
+	for j, i := range pending {
+		e := &events[i]
+		region := settings[e.OrgID].Region
+		f, err := r.publishAsync(e, region)
+		if err != nil {
+			return nil, err
+		}
+		futures[j] = f
+	}
+	for j, i := range pending {
+		select {
+		case ack := <-futures[j].Ok():
+			results[i].Status = Recorded
+			if ack.Duplicate {
+				results[i].Status = Duplicate
+			}
+		case err := <-futures[j].Err():
+			return nil, fmt.Errorf("append event %s: %w", events[i].ID, err)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return results, nil
+}
+
+func (r *Recorder) publishAsync(e *domain.Event, region domain.Region) (jetstream.PubAckFuture, error) {
+	data, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("encode event %s: %w", e.ID, err)
+	}
+	f, err := r.js.PublishAsync(natsx.AuditSubject(region, e), data,
+		jetstream.WithMsgID(e.ID), jetstream.WithExpectStream(natsx.AuditStream(region)))
+	if err != nil {
+		return nil, fmt.Errorf("append event %s: %w", e.ID, err)
+	}
+	return f, nil
+}
+
+// Append appends one already validated event to region's stream, bypassing
+// the settings gate. The settings projection uses it for the opt-in and
+// opt-out events, which must land even when collection is off.
+func (r *Recorder) Append(ctx context.Context, region domain.Region, e *domain.Event) error {
+	data, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encode event %s: %w", e.ID, err)
+	}
+	_, err = r.js.Publish(ctx, natsx.AuditSubject(region, e), data,
+		jetstream.WithMsgID(e.ID), jetstream.WithExpectStream(natsx.AuditStream(region)))
+	if err != nil {
+		return fmt.Errorf("append event %s: %w", e.ID, err)
+	}
+	return nil
+}
+
+func (res *Result) reject(err error) {
+	res.Status = Rejected
+	res.Code = domain.CodeOf(err)
+	res.Reason = err.Error()
+	var de *domain.Error
+	if !errors.As(err, &de) {
+		res.Code, res.Reason = domain.CodeInternal, "internal error"
+	}
+}

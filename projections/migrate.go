@@ -1,0 +1,66 @@
+// Package projections builds the PostgreSQL read models from the JetStream
+// log and answers the queries the API asks of them. The read models can be
+// dropped and rebuilt from the log at any time.
+package projections
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/tern/v2/migrate"
+
+	"github.com/auditlog/auditlog/domain"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// ControlSchema holds the settings read model.
+const ControlSchema = "control"
+
+// RegionSchema is the schema of region r's read model.
+func RegionSchema(r domain.Region) string { return "audit_" + r.Lower() }
+
+// Migrate creates schema and applies the embedded migrations of its kind
+// ("region" or "control"). tern serializes concurrent migrators with an
+// advisory lock, so instances may start together.
+func Migrate(ctx context.Context, pool *pgxpool.Pool, schema, kind string) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate %s: %w", schema, err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+quoteIdent(schema)); err != nil {
+		return fmt.Errorf("migrate %s: create schema: %w", schema, err)
+	}
+	m, err := migrate.NewMigrator(ctx, conn.Conn(), schema+".schema_version")
+	if err != nil {
+		return fmt.Errorf("migrate %s: %w", schema, err)
+	}
+	m.Data["schema"] = schema
+	sub, err := fs.Sub(migrations, "migrations/"+kind)
+	if err != nil {
+		return fmt.Errorf("migrate %s: %w", schema, err)
+	}
+	if err := m.LoadMigrations(sub); err != nil {
+		return fmt.Errorf("migrate %s: load: %w", schema, err)
+	}
+	if err := m.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate %s: %w", schema, err)
+	}
+	return nil
+}
+
+// DropSchema removes a read model entirely, for a rebuild.
+func DropSchema(ctx context.Context, pool *pgxpool.Pool, schema string) error {
+	if _, err := pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+quoteIdent(schema)+" CASCADE"); err != nil {
+		return fmt.Errorf("drop schema %s: %w", schema, err)
+	}
+	return nil
+}
+
+func quoteIdent(s string) string { return pgx.Identifier{s}.Sanitize() }

@@ -1,0 +1,248 @@
+package projections
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/auditlog/auditlog/domain"
+)
+
+// Page limits.
+const (
+	DefaultPageSize = 50
+	MaxPageSize     = 500
+	// CountCap bounds totalCount: counting stops there and says so.
+	CountCap = 10_000
+)
+
+// Cursor is a position in the list order (occurredAt, id). Clients see it
+// only encoded; it carries no org, so a cursor from another org's results
+// merely positions within the caller's own.
+type Cursor struct {
+	OccurredAt time.Time
+	ID         string
+}
+
+// Encode makes c opaque for clients.
+func (c Cursor) Encode() string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(c.OccurredAt.UnixNano(), 10) + ":" + c.ID))
+}
+
+// DecodeCursor parses a cursor made by Encode.
+func DecodeCursor(s string) (*Cursor, error) {
+	bad := domain.BadInput("after", "is not a cursor this API issued")
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return nil, bad
+	}
+	ns, id, ok := strings.Cut(string(raw), ":")
+	if !ok || !domain.ValidEventID(id) {
+		return nil, bad
+	}
+	n, err := strconv.ParseInt(ns, 10, 64)
+	if err != nil {
+		return nil, bad
+	}
+	return &Cursor{OccurredAt: time.Unix(0, n).UTC(), ID: id}, nil
+}
+
+// PageRequest selects one page of a list.
+type PageRequest struct {
+	First     int
+	After     *Cursor
+	Ascending bool // oldest first; lists are newest first by default
+}
+
+// Validate checks the page size against the API's bounds.
+func (p PageRequest) Validate() error {
+	if p.First < 0 || p.First > MaxPageSize {
+		return domain.BadInput("first", "must be between 0 and %d", MaxPageSize)
+	}
+	return nil
+}
+
+// EventPage is one page of events and whether more follow.
+type EventPage struct {
+	Events      []*domain.Event
+	HasNextPage bool
+}
+
+// List returns a page of org's events matching f, keyset-paginated.
+func (s *EventStore) List(ctx context.Context, org string, f domain.Filter, p PageRequest) (*EventPage, error) {
+	return s.list(ctx, s.where(org, f), p)
+}
+
+// History returns a page of the events that targeted resource kind/id.
+func (s *EventStore) History(ctx context.Context, org, kind, id string, p PageRequest) (*EventPage, error) {
+	return s.list(ctx, s.historyWhere(org, kind, id), p)
+}
+
+func (s *EventStore) historyWhere(org, kind, id string) *query {
+	q := s.where(org, domain.Filter{})
+	q.add("target_kind = $%d AND target_id = $%d", kind, id)
+	return q
+}
+
+func (s *EventStore) list(ctx context.Context, q *query, p PageRequest) (*EventPage, error) {
+	if p.After != nil {
+		op := "<"
+		if p.Ascending {
+			op = ">"
+		}
+		q.add("(occurred_at, id) "+op+" ($%d, $%d)", p.After.OccurredAt, p.After.ID)
+	}
+	order := "DESC"
+	if p.Ascending {
+		order = "ASC"
+	}
+	sql := fmt.Sprintf("SELECT %s FROM %s.events WHERE %s ORDER BY occurred_at %s, id %s LIMIT %d",
+		selectColumns, s.schema, q.sql(), order, order, p.First+1)
+	rows, err := s.pool.Query(ctx, sql, q.args...)
+	if err != nil {
+		return nil, fmt.Errorf("list events: %w", err)
+	}
+	events, err := pgx.CollectRows(rows, scanEvent)
+	if err != nil {
+		return nil, fmt.Errorf("list events: %w", err)
+	}
+	page := &EventPage{Events: events}
+	if len(events) > p.First {
+		page.Events, page.HasNextPage = events[:p.First], true
+	}
+	return page, nil
+}
+
+// Count counts org's events matching f up to CountCap; capped reports that
+// there are more.
+func (s *EventStore) Count(ctx context.Context, org string, f domain.Filter) (n int, capped bool, err error) {
+	return s.count(ctx, s.where(org, f))
+}
+
+// CountHistory counts the events that targeted resource kind/id, like Count.
+func (s *EventStore) CountHistory(ctx context.Context, org, kind, id string) (n int, capped bool, err error) {
+	return s.count(ctx, s.historyWhere(org, kind, id))
+}
+
+func (s *EventStore) count(ctx context.Context, q *query) (n int, capped bool, err error) {
+	sql := fmt.Sprintf("SELECT count(*) FROM (SELECT 1 FROM %s.events WHERE %s LIMIT %d) c", s.schema, q.sql(), CountCap+1)
+	if err := s.pool.QueryRow(ctx, sql, q.args...).Scan(&n); err != nil {
+		return 0, false, fmt.Errorf("count events: %w", err)
+	}
+	if n > CountCap {
+		return CountCap, true, nil
+	}
+	return n, false, nil
+}
+
+// Get returns org's event id, or nil when the org has no such event.
+func (s *EventStore) Get(ctx context.Context, org, id string) (*domain.Event, error) {
+	sql := fmt.Sprintf(`SELECT %s FROM %[2]s.events e
+		WHERE e.org_id = $1 AND e.id = $2
+		  AND e.occurred_at = (SELECT occurred_at FROM %[2]s.event_ids WHERE org_id = $1 AND id = $2)`,
+		selectColumns, s.schema)
+	rows, err := s.pool.Query(ctx, sql, org, id)
+	if err != nil {
+		return nil, fmt.Errorf("get event: %w", err)
+	}
+	e, err := pgx.CollectOneRow(rows, scanEvent)
+	if err == pgx.ErrNoRows {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get event: %w", err)
+	}
+	return e, nil
+}
+
+// query accumulates a WHERE clause and its arguments.
+type query struct {
+	conds []string
+	args  []any
+}
+
+// add appends a condition whose %d verbs are the positions of args.
+func (q *query) add(cond string, args ...any) {
+	pos := make([]any, len(args))
+	for i := range args {
+		pos[i] = len(q.args) + i + 1
+	}
+	q.conds = append(q.conds, fmt.Sprintf(cond, pos...))
+	q.args = append(q.args, args...)
+}
+
+func (q *query) sql() string { return strings.Join(q.conds, " AND ") }
+
+func (s *EventStore) where(org string, f domain.Filter) *query {
+	q := &query{}
+	q.add("org_id = $%d", org)
+	if len(f.Sources) > 0 {
+		q.add("source = ANY($%d)", strings2(f.Sources))
+	}
+	if len(f.Categories) > 0 {
+		q.add("category = ANY($%d)", strings2(f.Categories))
+	}
+	if len(f.Types) > 0 {
+		q.add("type = ANY($%d)", strings2(f.Types))
+	}
+	if f.ActorID != "" {
+		q.add("actor_id = $%d", f.ActorID)
+	}
+	if f.From != nil {
+		q.add("occurred_at >= $%d", *f.From)
+	}
+	if f.To != nil {
+		q.add("occurred_at < $%d", *f.To)
+	}
+	if f.Search != "" {
+		q.add(`search_text LIKE $%d`, "%"+escapeLike(strings.ToLower(f.Search))+"%")
+	}
+	return q
+}
+
+func strings2[T ~string](xs []T) []string {
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i] = string(x)
+	}
+	return out
+}
+
+// escapeLike makes every character of s literal in a LIKE pattern whose
+// escape character is the default backslash.
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+const selectColumns = `id, org_id, source, type, occurred_at, recorded_at,
+	actor_kind, actor_id, coalesce(actor_name, ''), coalesce(actor_email, ''),
+	target_kind, target_id, coalesce(target_name, ''),
+	coalesce(ip_address, ''), coalesce(user_agent, ''), coalesce(request_id, ''), details`
+
+func scanEvent(row pgx.CollectableRow) (*domain.Event, error) {
+	var (
+		e          domain.Event
+		tkind, tid *string
+		tname      string
+		details    []byte
+	)
+	err := row.Scan(&e.ID, &e.OrgID, &e.Source, &e.Type, &e.OccurredAt, &e.RecordedAt,
+		&e.Actor.Kind, &e.Actor.ID, &e.Actor.Name, &e.Actor.Email,
+		&tkind, &tid, &tname,
+		&e.IPAddress, &e.UserAgent, &e.RequestID, &details)
+	if err != nil {
+		return nil, err
+	}
+	if tkind != nil && tid != nil {
+		e.Target = &domain.Target{Kind: *tkind, ID: *tid, Name: tname}
+	}
+	e.Details = json.RawMessage(details)
+	e.OccurredAt, e.RecordedAt = e.OccurredAt.UTC(), e.RecordedAt.UTC()
+	return &e, nil
+}
