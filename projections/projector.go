@@ -30,6 +30,9 @@ type Sink interface {
 	Apply(ctx context.Context, conn *pgx.Conn, batch []Message) error
 }
 
+// applyTimeout bounds one batch's transaction.
+const applyTimeout = 30 * time.Second
+
 // Projector feeds one stream into one Sink through a durable pull consumer.
 // One projector per read model is active across all instances: it holds a
 // Postgres advisory lock for as long as it runs.
@@ -56,24 +59,25 @@ func (p *Projector) Applied() uint64 { return p.applied.Load() }
 // ctx was cancelled. Messages not yet committed are never acked; the next
 // Run resumes from the read model's own checkpoint.
 func (p *Projector) Run(ctx context.Context) error {
-	return p.run(ctx, 0)
+	return p.run(ctx, 0, nil)
 }
 
-// CatchUp projects until the read model holds everything the stream held
-// when CatchUp started, then returns.
-func (p *Projector) CatchUp(ctx context.Context) error {
+// Rebuild takes the projector's lock, calls reset to empty the read model,
+// and projects the stream from its start until the read model holds
+// everything the stream held when Rebuild started.
+func (p *Projector) Rebuild(ctx context.Context, reset func(context.Context) error) error {
 	info, err := p.JS.Stream(ctx, p.Stream)
 	if err != nil {
 		return fmt.Errorf("projector %s: %w", p.Stream, err)
 	}
 	last := info.CachedInfo().State.LastSeq
 	if last == 0 {
-		return p.run(ctx, ^uint64(0)) // nothing to do beyond preparing
+		return p.run(ctx, ^uint64(0), reset) // nothing to project after the reset
 	}
-	return p.run(ctx, last)
+	return p.run(ctx, last, reset)
 }
 
-func (p *Projector) run(ctx context.Context, until uint64) error {
+func (p *Projector) run(ctx context.Context, until uint64, reset func(context.Context) error) error {
 	pc, err := p.Pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("projector %s: %w", p.Stream, err)
@@ -83,8 +87,13 @@ func (p *Projector) run(ctx context.Context, until uint64) error {
 	conn := pc.Hijack()
 	defer conn.Close(context.WithoutCancel(ctx))
 
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(hashtext($1))", "projector:"+p.Durable); err != nil {
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(hashtext($1))", "projector:"+p.Stream+":"+p.Durable); err != nil {
 		return p.exit(ctx, fmt.Errorf("projector %s: lock: %w", p.Stream, err))
+	}
+	if reset != nil {
+		if err := reset(ctx); err != nil {
+			return fmt.Errorf("projector %s: reset: %w", p.Stream, err)
+		}
 	}
 	checkpoint, err := p.Sink.Prepare(ctx, conn)
 	if err != nil {
@@ -133,7 +142,12 @@ func (p *Projector) run(ctx context.Context, until uint64) error {
 			buf = append(buf, Message{Seq: md.Sequence.Stream, Subject: m.Subject(), Data: m.Data()})
 		}
 		if len(buf) > 0 {
-			if err := p.Sink.Apply(ctx, conn, buf); err != nil {
+			// A batch taken is finished and acked even when shutdown begins
+			// meanwhile; only a stuck database cuts it short.
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), applyTimeout)
+			err := p.Sink.Apply(actx, conn, buf)
+			cancel()
+			if err != nil {
 				return p.exit(ctx, fmt.Errorf("projector %s: apply: %w", p.Stream, err))
 			}
 			p.applied.Store(buf[len(buf)-1].Seq)

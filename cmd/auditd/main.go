@@ -1,0 +1,257 @@
+// Command auditd is the audit log service.
+//
+//	auditd serve                 run API, ingest and projectors
+//	auditd token --org O --role ADMIN|USER|SERVICE [--name N --email E --sources S1,S2]
+//	auditd projections rebuild   drop and rebuild the read models from the log
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/auditlog/auditlog/auth"
+	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/internal/devpg"
+	"github.com/auditlog/auditlog/natsx"
+	"github.com/auditlog/auditlog/server"
+)
+
+// devSecret signs tokens when AUDITD_JWT_SECRET is unset; serve warns about it.
+const devSecret = "auditd-development-secret-do-not-use-in-production"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "auditd:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("usage: auditd serve | token | projections rebuild")
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], stderr)
+	case "token":
+		return token(args[1:], stdout)
+	case "projections":
+		if len(args) < 2 || args[1] != "rebuild" {
+			return errors.New("usage: auditd projections rebuild [flags]")
+		}
+		return rebuild(ctx, args[2:], stderr)
+	}
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+// common are the flags every command that touches the stores shares.
+type common struct {
+	databaseURL, natsURL, dataDir, logLevel string
+	dupWindow                               time.Duration
+}
+
+func (c *common) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.databaseURL, "database-url", env("DATABASE_URL", ""), "Postgres URL (DATABASE_URL); empty finds or starts a local server")
+	fs.StringVar(&c.natsURL, "nats-url", env("NATS_URL", ""), "NATS URL (NATS_URL); empty runs an embedded server")
+	fs.StringVar(&c.dataDir, "data-dir", env("AUDITD_DATA_DIR", ".data"), "data directory (AUDITD_DATA_DIR)")
+	fs.StringVar(&c.logLevel, "log-level", env("AUDITD_LOG_LEVEL", "info"), "log level (AUDITD_LOG_LEVEL)")
+	fs.DurationVar(&c.dupWindow, "dedupe-window", 10*time.Minute, "JetStream de-duplication window for event ids")
+}
+
+func (c *common) logger(w io.Writer) (zerolog.Logger, error) {
+	level, err := zerolog.ParseLevel(c.logLevel)
+	if err != nil {
+		return zerolog.Nop(), fmt.Errorf("log level: %w", err)
+	}
+	return zerolog.New(w).Level(level).With().Timestamp().Str("service", "auditd").Logger(), nil
+}
+
+// database resolves the Postgres URL: the configured one, else a local or
+// private development server with an "auditlog" database.
+func (c *common) database(ctx context.Context, log zerolog.Logger) (string, error) {
+	if c.databaseURL != "" {
+		return c.databaseURL, nil
+	}
+	admin, err := devpg.Ensure(ctx, filepath.Join(c.dataDir, "pg"))
+	if err != nil {
+		return "", err
+	}
+	url, err := devpg.EnsureDatabase(ctx, admin, "auditlog")
+	if err != nil {
+		return "", err
+	}
+	log.Warn().Msg("DATABASE_URL not set; using a local development Postgres")
+	return url, nil
+}
+
+func (c *common) config(ctx context.Context, log zerolog.Logger) (server.Config, error) {
+	url, err := c.database(ctx, log)
+	if err != nil {
+		return server.Config{}, err
+	}
+	return server.Config{
+		DataDir:     c.dataDir,
+		NATSURL:     c.natsURL,
+		DatabaseURL: url,
+		Streams:     natsx.Streams{DuplicateWindow: c.dupWindow},
+		Log:         log,
+	}, nil
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	var c common
+	c.register(fs)
+	addr := fs.String("addr", env("AUDITD_ADDR", ":8080"), "HTTP listen address (AUDITD_ADDR)")
+	secret := fs.String("jwt-secret", env("AUDITD_JWT_SECRET", ""), "HS256 secret for bearer tokens (AUDITD_JWT_SECRET)")
+	introspection := fs.Bool("introspection", env("AUDITD_INTROSPECTION", "true") == "true", "allow GraphQL introspection (AUDITD_INTROSPECTION)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := c.logger(stderr)
+	if err != nil {
+		return err
+	}
+	if *secret == "" {
+		*secret = devSecret
+		log.Warn().Msg("AUDITD_JWT_SECRET not set; using the development secret, which anyone can sign tokens with")
+	}
+	cfg, err := c.config(ctx, log)
+	if err != nil {
+		return err
+	}
+	cfg.Addr = *addr
+	cfg.Introspection = *introspection
+	cfg.Verifier = auth.NewHMACVerifier([]byte(*secret))
+	srv, err := server.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	bound, err := srv.Listen()
+	if err != nil {
+		srv.Close()
+		return err
+	}
+	log.Info().Str("graphql", "http://"+displayAddr(bound.String())+"/query").Msg("GraphQL endpoint")
+	return srv.Run(ctx)
+}
+
+func displayAddr(a string) string {
+	if strings.HasPrefix(a, "[::]:") {
+		return "localhost:" + strings.TrimPrefix(a, "[::]:")
+	}
+	if strings.HasPrefix(a, "0.0.0.0:") {
+		return "localhost:" + strings.TrimPrefix(a, "0.0.0.0:")
+	}
+	return a
+}
+
+func token(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	org := fs.String("org", "", "organization id (required for ADMIN and USER)")
+	role := fs.String("role", "ADMIN", "ADMIN, USER or SERVICE")
+	name := fs.String("name", "Dev Admin", "display name")
+	email := fs.String("email", "admin@example.com", "email")
+	sources := fs.String("sources", strings.Join(sourceNames(), ","), "SERVICE: sources it may record for")
+	orgs := fs.String("orgs", "", "SERVICE: orgs it may record for, comma-separated; empty = any")
+	subject := fs.String("sub", "", "subject; default derives from role and email")
+	ttl := fs.Duration("ttl", 24*time.Hour, "lifetime")
+	secret := fs.String("jwt-secret", env("AUDITD_JWT_SECRET", devSecret), "HS256 secret (AUDITD_JWT_SECRET)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c := auth.Claims{Org: *org, Name: *name, Email: *email}
+	switch strings.ToUpper(*role) {
+	case "ADMIN", "USER":
+		if !domain.ValidOrgID(*org) {
+			return errors.New("--org is required and must be 1-64 letters, digits, '-' or '_'")
+		}
+		c.Kind = string(domain.PrincipalUser)
+		c.Roles = []string{strings.ToUpper(*role)}
+		c.Subject = "user:" + *email
+	case "SERVICE":
+		c.Kind = string(domain.PrincipalService)
+		c.Subject = "service:" + *name
+		for _, s := range strings.Split(*sources, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				if !domain.Source(s).Valid() {
+					return fmt.Errorf("unknown source %q", s)
+				}
+				c.Sources = append(c.Sources, s)
+			}
+		}
+		if *orgs != "" {
+			c.Orgs = strings.Split(*orgs, ",")
+		} else if *org != "" {
+			c.Orgs = []string{*org}
+		}
+	default:
+		return fmt.Errorf("--role must be ADMIN, USER or SERVICE, not %q", *role)
+	}
+	if *subject != "" {
+		c.Subject = *subject
+	}
+	t, err := auth.Mint([]byte(*secret), c, *ttl, time.Now())
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stdout, t)
+	return err
+}
+
+func sourceNames() []string {
+	out := make([]string, len(domain.Sources))
+	for i, s := range domain.Sources {
+		out[i] = string(s)
+	}
+	return out
+}
+
+func rebuild(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("projections rebuild", flag.ContinueOnError)
+	var c common
+	c.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := c.logger(stderr)
+	if err != nil {
+		return err
+	}
+	cfg, err := c.config(ctx, log)
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	start := time.Now()
+	if err := srv.Rebuild(ctx); err != nil {
+		return err
+	}
+	log.Info().Dur("took", time.Since(start)).Msg("read models rebuilt")
+	return nil
+}

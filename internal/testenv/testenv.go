@@ -1,0 +1,318 @@
+// Package testenv starts the real dependencies integration tests need: an
+// embedded NATS JetStream server, a fresh Postgres database, and a whole
+// auditd on a loopback port. Everything is torn down by t.Cleanup.
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/jackc/pgx/v5"
+	"github.com/rs/zerolog"
+
+	"github.com/auditlog/auditlog/auth"
+	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/internal/devpg"
+	"github.com/auditlog/auditlog/natsx"
+	"github.com/auditlog/auditlog/server"
+)
+
+var (
+	adminOnce sync.Once
+	adminURL  string
+	adminErr  error
+)
+
+// repoRoot finds the module root, where .data lives.
+func repoRoot() string {
+	dir, _ := os.Getwd()
+	for d := dir; d != "/"; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+	}
+	return dir
+}
+
+// AdminURL is a Postgres URL with the right to create databases: the
+// TEST_DATABASE_URL environment variable, else a local or private server.
+func AdminURL(t testing.TB) string {
+	t.Helper()
+	adminOnce.Do(func() {
+		if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
+			adminURL = u
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		adminURL, adminErr = devpg.Ensure(ctx, filepath.Join(repoRoot(), ".data", "pg"))
+	})
+	if adminErr != nil {
+		t.Fatalf("postgres: %v", adminErr)
+	}
+	return adminURL
+}
+
+// Postgres creates an empty database for this test and drops it afterwards.
+func Postgres(t testing.TB) string {
+	t.Helper()
+	admin := AdminURL(t)
+	ctx := context.Background()
+	name := "auditlog_test_" + randomHex(6)
+	url, err := devpg.EnsureDatabase(ctx, admin, name)
+	if err != nil {
+		t.Fatalf("create database: %v", err)
+	}
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(ctx, admin)
+		if err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+	})
+	return url
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Secret signs the tokens of test environments.
+var Secret = []byte("testenv-secret")
+
+// Env is a running auditd with its own NATS and database.
+type Env struct {
+	*server.Server
+	URL    string // http://127.0.0.1:port
+	DBURL  string
+	Config server.Config
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// Option adjusts an Env's configuration before it starts.
+type Option func(*server.Config)
+
+// Start runs auditd for t on a free loopback port.
+func Start(t testing.TB, opts ...Option) *Env {
+	t.Helper()
+	cfg := server.Config{
+		Addr:          "127.0.0.1:0",
+		DataDir:       t.TempDir(),
+		DatabaseURL:   Postgres(t),
+		Verifier:      auth.NewHMACVerifier(Secret),
+		Streams:       natsx.Streams{DuplicateWindow: time.Minute},
+		Introspection: true,
+		Log:           zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return StartConfig(t, cfg)
+}
+
+// StartConfig runs auditd with cfg exactly.
+func StartConfig(t testing.TB, cfg server.Config) *Env {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv, err := server.New(ctx, cfg)
+	if err != nil {
+		t.Fatalf("start auditd: %v", err)
+	}
+	addr, err := srv.Listen()
+	if err != nil {
+		srv.Close()
+		t.Fatalf("listen: %v", err)
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	e := &Env{Server: srv, URL: "http://" + addr.String(), DBURL: cfg.DatabaseURL, Config: cfg, cancel: stop, done: make(chan error, 1)}
+	go func() { e.done <- srv.Run(runCtx) }()
+	t.Cleanup(func() {
+		if err := e.Stop(); err != nil {
+			t.Errorf("auditd stopped with: %v", err)
+		}
+	})
+	return e
+}
+
+// Stop shuts auditd down gracefully and returns what Run returned. Calling it
+// again returns nil.
+func (e *Env) Stop() error {
+	if e.cancel == nil {
+		return nil
+	}
+	e.cancel()
+	e.cancel = nil
+	select {
+	case err := <-e.done:
+		return err
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("auditd did not stop within 30s")
+	}
+}
+
+// Token mints a token for claims, valid for an hour.
+func Token(t testing.TB, c auth.Claims) string {
+	t.Helper()
+	s, err := auth.Mint(Secret, c, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// AdminToken is a token of an administrator of org.
+func AdminToken(t testing.TB, org string) string {
+	return Token(t, auth.Claims{
+		RegisteredClaims: jwtSubject("user:admin@" + org), Org: org, Kind: "user",
+		Roles: []string{domain.RoleAdmin}, Name: "Ada Admin", Email: "ada@" + org + ".example",
+	})
+}
+
+// ServiceToken is a token of a service that may record for every source and org.
+func ServiceToken(t testing.TB) string {
+	sources := make([]string, len(domain.Sources))
+	for i, s := range domain.Sources {
+		sources[i] = string(s)
+	}
+	return Token(t, auth.Claims{RegisteredClaims: jwtSubject("service:test"), Kind: "service", Sources: sources})
+}
+
+// Response is a GraphQL response.
+type Response struct {
+	Status int
+	Header http.Header
+	Data   json.RawMessage
+	Errors []GraphQLError
+}
+
+// GraphQLError is one entry of a response's errors.
+type GraphQLError struct {
+	Message    string         `json:"message"`
+	Path       []any          `json:"path"`
+	Extensions map[string]any `json:"extensions"`
+}
+
+// Code is the error's extensions.code.
+func (e GraphQLError) Code() string { s, _ := e.Extensions["code"].(string); return s }
+
+// Do POSTs a GraphQL request to e with token (none when empty).
+func (e *Env) Do(t testing.TB, token, query string, vars map[string]any) Response {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	req, _ := http.NewRequest(http.MethodPost, e.URL+"/query", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return send(t, req)
+}
+
+func send(t testing.TB, req *http.Request) Response {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("graphql request: %v", err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Data   json.RawMessage `json:"data"`
+		Errors []GraphQLError  `json:"errors"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatalf("graphql response (status %d) is not JSON: %v", resp.StatusCode, err)
+	}
+	return Response{Status: resp.StatusCode, Header: resp.Header, Data: out.Data, Errors: out.Errors}
+}
+
+// MustData fails t when r has errors and decodes its data into v.
+func (r Response) MustData(t testing.TB, v any) {
+	t.Helper()
+	if len(r.Errors) > 0 {
+		t.Fatalf("graphql errors: %+v", r.Errors)
+	}
+	if err := json.Unmarshal(r.Data, v); err != nil {
+		t.Fatalf("decode data %s: %v", r.Data, err)
+	}
+}
+
+// ErrorCode is the code of the only error of r; it fails t otherwise.
+func (r Response) ErrorCode(t testing.TB) string {
+	t.Helper()
+	if len(r.Errors) != 1 {
+		t.Fatalf("want exactly one error, got %+v (data %s)", r.Errors, r.Data)
+	}
+	return r.Errors[0].Code()
+}
+
+// WaitProjected waits until every read model holds everything its stream
+// held when WaitProjected was called.
+func (e *Env) WaitProjected(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	type target struct {
+		stream     string
+		checkpoint func(context.Context) (uint64, error)
+	}
+	targets := []target{{natsx.ControlStream, e.SettingsStore().Checkpoint}}
+	for _, r := range domain.Regions {
+		targets = append(targets, target{natsx.AuditStream(r), e.EventStore(r).Checkpoint})
+	}
+	// Settings changes append opt events to regional streams, so settle the
+	// control stream before reading the regional ones' heads.
+	for _, tg := range targets {
+		s, err := e.JetStream().Stream(ctx, tg.stream)
+		if err != nil {
+			t.Fatalf("stream %s: %v", tg.stream, err)
+		}
+		last := s.CachedInfo().State.LastSeq
+		for {
+			cp, err := tg.checkpoint(ctx)
+			if err != nil {
+				t.Fatalf("checkpoint %s: %v", tg.stream, err)
+			}
+			if cp >= last {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("%s: read model at %d, stream at %d after 20s", tg.stream, cp, last)
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// EnableOrg opts org in to region through the API.
+func (e *Env) EnableOrg(t testing.TB, org string, region domain.Region) {
+	t.Helper()
+	r := e.Do(t, AdminToken(t, org), `mutation($r: Region!) { enableAuditLog(region: $r) { enabled } }`,
+		map[string]any{"r": string(region)})
+	var out struct{ EnableAuditLog struct{ Enabled bool } }
+	r.MustData(t, &out)
+	if !out.EnableAuditLog.Enabled {
+		t.Fatalf("enable %s: still disabled", org)
+	}
+}
+
+
+func jwtSubject(sub string) jwt.RegisteredClaims { return jwt.RegisteredClaims{Subject: sub} }

@@ -1,0 +1,39 @@
+package server
+
+import (
+	"context"
+
+	"github.com/auditlog/auditlog/projections"
+)
+
+// Rebuild drops every read model and projects it again from its stream. Each
+// projector's lock is held throughout, so a running auditd's projector
+// waits (or, while it holds the lock, Rebuild does): stop auditd first.
+func (s *Server) Rebuild(ctx context.Context) error {
+	control := s.projected[0]
+	err := control.Rebuild(ctx, func(ctx context.Context) error {
+		if err := projections.DropSchema(ctx, s.control, projections.ControlSchema); err != nil {
+			return err
+		}
+		return s.store.Migrate(ctx)
+	})
+	if err != nil {
+		return err
+	}
+	for _, p := range s.projected[1:] {
+		st := p.Sink.(*projections.EventStore)
+		err := p.Rebuild(ctx, func(ctx context.Context) error {
+			if err := projections.DropSchema(ctx, st.Pool(), st.Schema()); err != nil {
+				return err
+			}
+			if err := st.Migrate(ctx); err != nil {
+				return err
+			}
+			return st.EnsurePartitions(ctx, 3)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,172 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/99designs/gqlgen/graphql/playground"
+	"github.com/oklog/ulid/v2"
+	"github.com/rs/zerolog"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/auditlog/auditlog/graph"
+)
+
+// Query limits: a client cannot make one request cost the server more.
+const (
+	maxComplexity = 5000
+	maxDepth      = 12
+)
+
+func (s *Server) routes(resolver *graph.Resolver) http.Handler {
+	gql := handler.New(graph.NewSchema(resolver))
+	gql.AddTransport(getTransport{transport.GET{UseGrapQLResponseJsonByDefault: true}})
+	gql.AddTransport(transport.POST{UseGrapQLResponseJsonByDefault: true})
+	gql.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	if s.cfg.Introspection {
+		gql.Use(extension.Introspection{})
+	}
+	gql.Use(extension.FixedComplexityLimit(maxComplexity))
+	gql.Use(depthLimit{max: maxDepth})
+	gql.SetErrorPresenter(graph.ErrorPresenter(s.log))
+	gql.SetRecoverFunc(graph.Recover(s.log))
+
+	mux := http.NewServeMux()
+	mux.Handle("/query", s.cfg.Verifier.Middleware(timeout(s.cfg.RequestTimeout, gql)))
+	mux.Handle("GET /{$}", playground.Handler("auditlog", "/query"))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeStatus(w, http.StatusOK, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.Ready(ctx); err != nil {
+			writeStatus(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
+		writeStatus(w, http.StatusOK, "ready")
+	})
+	return requestLog(s.log, mux)
+}
+
+func writeStatus(w http.ResponseWriter, code int, status string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"status": status})
+}
+
+// timeout bounds a request; the deadline reaches SQL through the context.
+func timeout(d time.Duration, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// requestLog gives each request an id (the client's X-Request-Id when it is
+// sane), a logger carrying it, and one access log line. Headers, and so
+// tokens, are never logged.
+func requestLog(log zerolog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if !requestIDPattern.MatchString(id) {
+			id = ulid.Make().String()
+		}
+		w.Header().Set("X-Request-Id", id)
+		l := log.With().Str("request_id", id).Logger()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		start := time.Now()
+		next.ServeHTTP(rec, r.WithContext(l.WithContext(r.Context())))
+		l.Info().Str("method", r.Method).Str("path", r.URL.Path).Int("status", rec.status).
+			Dur("duration", time.Since(start)).Msg("request")
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// getTransport is gqlgen's GET transport, answering a mutation over GET with
+// 405 Method Not Allowed as GraphQL over HTTP prescribes (gqlgen says 406).
+type getTransport struct{ transport.GET }
+
+func (t getTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	t.GET.Do(&methodNotAllowed{ResponseWriter: w}, r, exec)
+}
+
+type methodNotAllowed struct{ http.ResponseWriter }
+
+func (m *methodNotAllowed) WriteHeader(code int) {
+	if code == http.StatusNotAcceptable {
+		m.Header().Set("Allow", "POST")
+		code = http.StatusMethodNotAllowed
+	}
+	m.ResponseWriter.WriteHeader(code)
+}
+
+// depthLimit rejects operations nested deeper than max selections.
+type depthLimit struct{ max int }
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationContextMutator
+} = depthLimit{}
+
+func (depthLimit) ExtensionName() string                  { return "DepthLimit" }
+func (depthLimit) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (d depthLimit) MutateOperationContext(_ context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	op := oc.Doc.Operations.ForName(oc.OperationName)
+	if op != nil && depth(op.SelectionSet, 0, d.max) > d.max {
+		err := gqlerror.Errorf("operation is nested deeper than %d levels", d.max)
+		err.Extensions = map[string]any{"code": "BAD_USER_INPUT"}
+		return err
+	}
+	return nil
+}
+
+// depth measures set, stopping once past limit so cyclic fragments end.
+func depth(set ast.SelectionSet, at, limit int) int {
+	if at > limit {
+		return at
+	}
+	deepest := at
+	for _, sel := range set {
+		var d int
+		switch s := sel.(type) {
+		case *ast.Field:
+			d = at + 1
+			if len(s.SelectionSet) > 0 {
+				d = depth(s.SelectionSet, at+1, limit)
+			}
+		case *ast.InlineFragment:
+			d = depth(s.SelectionSet, at, limit)
+		case *ast.FragmentSpread:
+			if s.Definition != nil {
+				d = depth(s.Definition.SelectionSet, at, limit)
+			}
+		}
+		deepest = max(deepest, d)
+	}
+	return deepest
+}

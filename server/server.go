@@ -1,0 +1,306 @@
+// Package server assembles auditd: NATS (embedded or external), the
+// Postgres read models, the projectors, NATS ingest and the HTTP API, and
+// shuts them down in order.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
+
+	"github.com/auditlog/auditlog/auth"
+	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/graph"
+	"github.com/auditlog/auditlog/ingest"
+	"github.com/auditlog/auditlog/natsx"
+	"github.com/auditlog/auditlog/projections"
+	"github.com/auditlog/auditlog/settings"
+)
+
+// Config is everything auditd needs to start.
+type Config struct {
+	// Addr is the HTTP listen address; ":0" picks a free port.
+	Addr string
+	// DataDir holds the embedded NATS server's storage.
+	DataDir string
+	// NATSURL selects an external NATS; empty starts an embedded server.
+	NATSURL string
+	// DatabaseURL holds the control schema and, by default, every region's schema.
+	DatabaseURL string
+	// RegionDatabaseURLs gives a region its own database.
+	RegionDatabaseURLs map[domain.Region]string
+	// Verifier authenticates bearer tokens.
+	Verifier *auth.Verifier
+	// Streams configures the JetStream streams.
+	Streams natsx.Streams
+	// RequestTimeout bounds one GraphQL request, SQL included.
+	RequestTimeout time.Duration
+	// Introspection enables GraphQL schema introspection.
+	Introspection bool
+	// Log is the root logger.
+	Log zerolog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Server is a running auditd.
+type Server struct {
+	cfg       Config
+	log       zerolog.Logger
+	ns        *natsserver.Server // nil with an external NATS
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	control   *pgxpool.Pool
+	pools     []*pgxpool.Pool
+	settings  *settings.Service
+	store     *projections.SettingsStore
+	events    map[domain.Region]*projections.EventStore
+	recorder  *ingest.Recorder
+	listener  net.Listener
+	handler   http.Handler
+	projected []*projections.Projector
+}
+
+// New connects to (or starts) NATS and Postgres, declares the streams and
+// applies migrations. Nothing is served until Run.
+func New(ctx context.Context, cfg Config) (_ *Server, err error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = 15 * time.Second
+	}
+	s := &Server{cfg: cfg, log: cfg.Log, events: map[domain.Region]*projections.EventStore{}}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+
+	url := cfg.NATSURL
+	if url == "" {
+		dir := filepath.Join(cfg.DataDir, "nats")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("data dir: %w", err)
+		}
+		if s.ns, err = (natsx.Embedded{Dir: dir, Port: -1}).Start(); err != nil {
+			return nil, err
+		}
+		url = s.ns.ClientURL()
+	}
+	if s.nc, err = natsx.Connect(url, "auditd"); err != nil {
+		return nil, err
+	}
+	if s.js, err = jetstream.New(s.nc, jetstream.WithPublishAsyncMaxPending(16384)); err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	if err := cfg.Streams.Ensure(ctx, s.js); err != nil {
+		return nil, err
+	}
+
+	if s.control, err = s.openPool(ctx, cfg.DatabaseURL); err != nil {
+		return nil, err
+	}
+	for _, r := range domain.Regions {
+		pool := s.control
+		if u := cfg.RegionDatabaseURLs[r]; u != "" {
+			if pool, err = s.openPool(ctx, u); err != nil {
+				return nil, err
+			}
+		}
+		st := projections.NewEventStore(pool, projections.RegionSchema(r), natsx.AuditStream(r), s.log)
+		if err := st.Migrate(ctx); err != nil {
+			return nil, err
+		}
+		if err := st.EnsurePartitions(ctx, 3); err != nil {
+			return nil, err
+		}
+		s.events[r] = st
+	}
+
+	if s.settings, err = settings.New(ctx, s.js, cfg.Now); err != nil {
+		return nil, err
+	}
+	s.recorder = ingest.NewRecorder(s.js, s.settings, cfg.Now)
+	s.store = projections.NewSettingsStore(s.control, s.recorder, s.log)
+	if err := s.store.Migrate(ctx); err != nil {
+		return nil, err
+	}
+
+	s.projected = append(s.projected, &projections.Projector{
+		JS: s.js, Pool: s.control, Stream: natsx.ControlStream, Durable: "pg-settings", Sink: s.store, Log: s.log,
+	})
+	for _, r := range domain.Regions {
+		st := s.events[r]
+		s.projected = append(s.projected, &projections.Projector{
+			JS: s.js, Pool: st.Pool(), Stream: natsx.AuditStream(r), Durable: "pg-events", Sink: st, Log: s.log,
+		})
+	}
+
+	resolver := &graph.Resolver{
+		Recorder: s.recorder,
+		Settings: s.settings,
+		Events:   projections.NewReader(s.store, s.events),
+	}
+	s.handler = s.routes(resolver)
+	return s, nil
+}
+
+func (s *Server) openPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	s.pools = append(s.pools, pool)
+	return pool, nil
+}
+
+// Handler is the HTTP API.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// JetStream is the server's JetStream context.
+func (s *Server) JetStream() jetstream.JetStream { return s.js }
+
+// NATSURL is the URL of the NATS server in use.
+func (s *Server) NATSURL() string { return s.nc.ConnectedUrl() }
+
+// EventStore is region r's read model.
+func (s *Server) EventStore(r domain.Region) *projections.EventStore { return s.events[r] }
+
+// SettingsStore is the settings read model.
+func (s *Server) SettingsStore() *projections.SettingsStore { return s.store }
+
+// Listen binds the HTTP address; Run serves on it. Split from Run so callers
+// know the address of ":0" before serving.
+func (s *Server) Listen() (net.Addr, error) {
+	l, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", s.cfg.Addr, err)
+	}
+	s.listener = l
+	return l.Addr(), nil
+}
+
+// Run serves until ctx is cancelled, then shuts down gracefully: it stops
+// accepting requests, lets in-flight ones finish, stops NATS ingest, lets
+// each projector finish and ack its current batch, and closes connections.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.close()
+	if s.listener == nil {
+		if _, err := s.Listen(); err != nil {
+			return err
+		}
+	}
+	pctx, stopProjectors := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	for _, p := range s.projected {
+		wg.Go(func() { s.supervise(pctx, p) })
+	}
+	defer func() {
+		stopProjectors()
+		wg.Wait()
+	}()
+
+	svc, err := ingest.ServeNATS(pctx, s.nc, s.recorder, s.log)
+	if err != nil {
+		return fmt.Errorf("nats ingest: %w", err)
+	}
+	defer stopService(svc, s.log)
+
+	hs := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(s.listener) }()
+	s.log.Info().Str("addr", s.listener.Addr().String()).Msg("auditd serving")
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info().Msg("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http: %w", err)
+	}
+	return nil
+}
+
+// supervise restarts a failed projector with capped backoff until ctx ends.
+func (s *Server) supervise(ctx context.Context, p *projections.Projector) {
+	backoff := 100 * time.Millisecond
+	for {
+		err := p.Run(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Error().Err(err).Str("stream", p.Stream).Dur("retry_in", backoff).Msg("projector stopped")
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+func stopService(svc micro.Service, log zerolog.Logger) {
+	if err := svc.Stop(); err != nil {
+		log.Warn().Err(err).Msg("stop nats ingest")
+	}
+}
+
+// Ready reports why the server cannot serve, or nil.
+func (s *Server) Ready(ctx context.Context) error {
+	if s.nc.Status() != nats.CONNECTED {
+		return fmt.Errorf("nats is %s", s.nc.Status())
+	}
+	for _, p := range s.pools {
+		if err := p.Ping(ctx); err != nil {
+			return errors.New("postgres does not answer")
+		}
+	}
+	return nil
+}
+
+// Close releases everything New acquired; Run calls it on return.
+func (s *Server) Close() { s.close() }
+
+func (s *Server) close() {
+	if s.nc != nil {
+		_ = s.nc.Drain()
+		for !s.nc.IsClosed() {
+			time.Sleep(5 * time.Millisecond)
+		}
+		s.nc = nil
+	}
+	for _, p := range s.pools {
+		p.Close()
+	}
+	s.pools = nil
+	if s.ns != nil {
+		s.ns.Shutdown()
+		s.ns.WaitForShutdown()
+		s.ns = nil
+	}
+}
