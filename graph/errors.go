@@ -16,7 +16,7 @@ import (
 // ErrorPresenter gives every error an extensions.code. Errors the client
 // can act on keep their message; anything else becomes INTERNAL with a
 // generic message, and the detail goes to the log only, with the request id.
-func ErrorPresenter(log zerolog.Logger) graphql.ErrorPresenterFunc {
+func ErrorPresenter() graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		gqlErr := graphql.DefaultErrorPresenter(ctx, err)
 		var de *domain.Error
@@ -36,7 +36,10 @@ func ErrorPresenter(log zerolog.Logger) graphql.ErrorPresenterFunc {
 		if gqlErr.Extensions["code"] != nil {
 			return gqlErr // parse and validation errors keep gqlgen's code
 		}
-		if isInputError(err) {
+		var ie *internalError
+		if !errors.As(err, &ie) {
+			// Not from a resolver, so from gqlgen coercing the client's
+			// arguments, e.g. an unparsable Time.
 			gqlErr.Extensions = map[string]any{"code": string(domain.CodeBadUserInput)}
 			return gqlErr
 		}
@@ -49,20 +52,27 @@ func ErrorPresenter(log zerolog.Logger) graphql.ErrorPresenterFunc {
 	}
 }
 
-// isInputError reports errors gqlgen raised while coercing arguments, e.g. an
-// unparsable Time; they are the client's to fix.
-func isInputError(err error) bool {
-	var ge *gqlerror.Error
-	if !errors.As(err, &ge) {
-		return false
+// internalError marks a resolver error that is not the client's to fix.
+type internalError struct{ err error }
+
+func (e *internalError) Error() string { return e.err.Error() }
+func (e *internalError) Unwrap() error { return e.err }
+
+// MarkInternal is a field middleware: any resolver error that is not a
+// *domain.Error is the server's fault, and the presenter must hide it.
+func MarkInternal(ctx context.Context, next graphql.Resolver) (any, error) {
+	res, err := next(ctx)
+	var de *domain.Error
+	if err != nil && !errors.As(err, &de) {
+		err = &internalError{err}
 	}
-	return ge.Rule != ""
+	return res, err
 }
 
 // Recover turns a panic into an INTERNAL error and logs its stack.
-func Recover(log zerolog.Logger) graphql.RecoverFunc {
+func Recover() graphql.RecoverFunc {
 	return func(ctx context.Context, v any) error {
 		zerolog.Ctx(ctx).Error().Str("panic", fmt.Sprint(v)).Bytes("stack", debug.Stack()).Msg("resolver panicked")
-		return errors.New("internal error")
+		return &internalError{errors.New("panic")}
 	}
 }

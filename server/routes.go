@@ -37,8 +37,9 @@ func (s *Server) routes(resolver *graph.Resolver) http.Handler {
 	}
 	gql.Use(extension.FixedComplexityLimit(maxComplexity))
 	gql.Use(depthLimit{max: maxDepth})
-	gql.SetErrorPresenter(graph.ErrorPresenter(s.log))
-	gql.SetRecoverFunc(graph.Recover(s.log))
+	gql.AroundFields(graph.MarkInternal)
+	gql.SetErrorPresenter(graph.ErrorPresenter())
+	gql.SetRecoverFunc(graph.Recover())
 
 	mux := http.NewServeMux()
 	mux.Handle("/query", s.cfg.Verifier.Middleware(timeout(s.cfg.RequestTimeout, gql)))

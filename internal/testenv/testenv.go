@@ -19,6 +19,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/auditlog/auditlog/auth"
@@ -314,5 +316,39 @@ func (e *Env) EnableOrg(t testing.TB, org string, region domain.Region) {
 	}
 }
 
-
 func jwtSubject(sub string) jwt.RegisteredClaims { return jwt.RegisteredClaims{Subject: sub} }
+
+// JetStream starts an embedded NATS server for t with the audit streams
+// declared, and returns a JetStream context on it.
+func JetStream(t testing.TB, streams natsx.Streams) jetstream.JetStream {
+	t.Helper()
+	ns, err := natsx.Embedded{Dir: t.TempDir(), Port: -1}.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := natsx.Connect(ns.ClientURL(), "testenv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := streams.Ensure(context.Background(), js); err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+// Pool opens a pool on a fresh database for t.
+func Pool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}

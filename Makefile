@@ -1,0 +1,37 @@
+# auditlog — see README.md.
+GO ?= go
+export AUDITD_DATA_DIR ?= .data
+
+.PHONY: run test generate lint build bench pg-stop
+
+## run: start auditd with embedded NATS and a local Postgres, print a dev admin token
+run:
+	@$(GO) build -o bin/auditd ./cmd/auditd
+	@echo "Dev admin token for org 'acme' (send as 'Authorization: Bearer <token>'):"
+	@./bin/auditd token --org acme --role ADMIN --name "Dev Admin" --email admin@acme.example
+	@echo "Dev service token (may record for any org):"
+	@./bin/auditd token --role SERVICE --name dev-service
+	@echo "GraphQL at http://localhost:8080/query (or AUDITD_ADDR), playground at /"
+	./bin/auditd serve
+
+## test: every test, against real Postgres and embedded NATS JetStream
+test:
+	$(GO) test -count=1 -p 2 -timeout 20m ./...
+
+## generate: regenerate gqlgen code
+generate:
+	$(GO) generate ./...
+
+## lint: vet, formatting, and a check that generated code is current
+lint:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l .)" || (gofmt -l .; echo "gofmt needed"; exit 1)
+
+build:
+	$(GO) build -o bin/auditd ./cmd/auditd
+
+## pg-stop: stop the private Postgres cluster make run may have started
+pg-stop:
+	@test -f $(AUDITD_DATA_DIR)/pg/data/postmaster.pid && \
+	  (if [ "$$(id -u)" = 0 ]; then runuser -u postgres -- pg_ctl -D $(AUDITD_DATA_DIR)/pg/data stop; \
+	   else pg_ctl -D $(AUDITD_DATA_DIR)/pg/data stop; fi) || echo "no private cluster running"

@@ -1,0 +1,172 @@
+package projections_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/oklog/ulid/v2"
+	"github.com/rs/zerolog"
+
+	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/internal/testenv"
+	"github.com/auditlog/auditlog/natsx"
+	"github.com/auditlog/auditlog/projections"
+)
+
+// publish appends n valid events of org to region US and returns the
+// stream's last sequence.
+func publish(t *testing.T, js jetstream.JetStream, org string, n int) uint64 {
+	t.Helper()
+	ctx := context.Background()
+	base := time.Now().Add(-time.Hour).UTC()
+	for i := range n {
+		e := domain.Event{
+			ID: ulid.Make().String(), OrgID: org, Source: domain.SourcePlatform, Type: "USER_LOGOUT",
+			OccurredAt: base.Add(time.Duration(i) * time.Millisecond), RecordedAt: base,
+			Actor:   domain.Actor{Kind: domain.ActorUser, ID: fmt.Sprintf("u%d", i%7)},
+			Details: json.RawMessage(fmt.Sprintf(`{"userId":"u%d"}`, i)),
+		}
+		data, _ := json.Marshal(e)
+		if _, err := js.PublishAsync(natsx.AuditSubject(domain.RegionUS, &e), data, jetstream.WithMsgID(e.ID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(10 * time.Second):
+		t.Fatal("publish did not complete")
+	}
+	s, err := js.Stream(ctx, natsx.AuditStream(domain.RegionUS))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.CachedInfo().State.LastSeq
+}
+
+// crashAfterCommit commits its first batches, then fails the next one after
+// committing it: the projector exits between commit and ack, as on a crash.
+type crashAfterCommit struct {
+	projections.Sink
+	batches int
+}
+
+var errCrash = errors.New("crash after commit, before ack")
+
+func (c *crashAfterCommit) Apply(ctx context.Context, conn *pgx.Conn, batch []projections.Message) error {
+	if err := c.Sink.Apply(ctx, conn, batch); err != nil {
+		return err
+	}
+	c.batches--
+	if c.batches <= 0 {
+		return errCrash
+	}
+	return nil
+}
+
+func TestProjectorResumesExactlyAfterCrash(t *testing.T) {
+	js := testenv.JetStream(t, natsx.Streams{DuplicateWindow: time.Minute})
+	pool := testenv.Pool(t)
+	ctx := context.Background()
+	store := projections.NewEventStore(pool, "audit_us", natsx.AuditStream(domain.RegionUS), zerolog.Nop())
+	if err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const n = 5000
+	last := publish(t, js, "acme", n)
+	newProjector := func(sink projections.Sink) *projections.Projector {
+		return &projections.Projector{JS: js, Pool: pool, Stream: natsx.AuditStream(domain.RegionUS),
+			Durable: "pg-events", Sink: sink, Log: zerolog.Nop(), Batch: 500}
+	}
+
+	// First run: two batches commit, the second is never acked.
+	err := newProjector(&crashAfterCommit{Sink: store, batches: 2}).Run(ctx)
+	if !errors.Is(err, errCrash) {
+		t.Fatalf("first run: %v", err)
+	}
+	cp, _ := store.Checkpoint(ctx)
+	if cp == 0 || cp >= last {
+		t.Fatalf("checkpoint after crash %d, want between 0 and %d", cp, last)
+	}
+
+	// Second run: cancelled mid-stream, whatever it had fetched but not
+	// committed stays unacked.
+	runCtx, cancel := context.WithCancel(ctx)
+	p := newProjector(store)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(runCtx) }()
+	for p.Applied() <= cp {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("cancelled run: %v", err)
+	}
+
+	// Third run completes the read model exactly.
+	runCtx, cancel = context.WithCancel(ctx)
+	defer cancel()
+	p = newProjector(store)
+	go func() { done <- p.Run(runCtx) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for p.Applied() < last {
+		if time.Now().After(deadline) {
+			t.Fatalf("applied %d of %d", p.Applied(), last)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	var rows, ids int
+	if err := pool.QueryRow(ctx, `SELECT count(*), count(DISTINCT id) FROM audit_us.events`).Scan(&rows, &ids); err != nil {
+		t.Fatal(err)
+	}
+	if rows != n || ids != n {
+		t.Fatalf("read model has %d rows, %d ids; want %d", rows, ids, n)
+	}
+}
+
+func TestProjectorsAreExclusive(t *testing.T) {
+	js := testenv.JetStream(t, natsx.Streams{DuplicateWindow: time.Minute})
+	pool := testenv.Pool(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	store := projections.NewEventStore(pool, "audit_us", natsx.AuditStream(domain.RegionUS), zerolog.Nop())
+	if err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	last := publish(t, js, "acme", 2000)
+	// Two instances race for the same read model; one holds the lock.
+	done := make(chan error, 2)
+	ps := make([]*projections.Projector, 2)
+	for i := range ps {
+		ps[i] = &projections.Projector{JS: js, Pool: pool, Stream: natsx.AuditStream(domain.RegionUS),
+			Durable: "pg-events", Sink: store, Log: zerolog.Nop(), Batch: 100}
+		go func() { done <- ps[i].Run(ctx) }()
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for max(ps[0].Applied(), ps[1].Applied()) < last {
+		if time.Now().After(deadline) {
+			t.Fatal("not caught up")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if ps[0].Applied() != 0 && ps[1].Applied() != 0 {
+		t.Fatalf("both projectors applied: %d and %d", ps[0].Applied(), ps[1].Applied())
+	}
+	cancel()
+	<-done
+	<-done
+	var rows int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM audit_us.events`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 2000 {
+		t.Fatalf("%d rows", rows)
+	}
+}
