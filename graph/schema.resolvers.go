@@ -10,7 +10,6 @@ import (
 	"fmt"
 
 	"github.com/auditlog/auditlog/domain"
-
 	"github.com/auditlog/auditlog/graph/model"
 )
 
