@@ -66,6 +66,9 @@ func answers(ctx context.Context, url string) bool {
 }
 
 func start(ctx context.Context, dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
 	initdb, err := findBinary("initdb")
 	if err != nil {
 		return "", err
