@@ -87,6 +87,10 @@ func (v *Verifier) Verify(token string) (*domain.Principal, error) {
 
 func tokenProblem(err error) string {
 	switch {
+	case strings.Contains(err.Error(), "signing method"):
+		// golang-jwt reports a rejected alg (none, or not ours) as an invalid
+		// signature; say what is really wrong.
+		return "token signing method is not accepted"
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return "token is expired"
 	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
@@ -94,7 +98,7 @@ func tokenProblem(err error) string {
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
 		return "token signature is invalid"
 	case errors.Is(err, jwt.ErrTokenUnverifiable):
-		return "token signing method is not accepted"
+		return "token cannot be verified"
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
 		return "token has no exp claim"
 	case errors.Is(err, jwt.ErrTokenMalformed):

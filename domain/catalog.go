@@ -71,6 +71,9 @@ type EventType string
 const (
 	TypeAuditLogOptIn  EventType = "AUDIT_LOG_OPT_IN"
 	TypeAuditLogOptOut EventType = "AUDIT_LOG_OPT_OUT"
+	// TypeAuditLogSettingsDenied records a user of the org who tried to
+	// change the settings without being an administrator.
+	TypeAuditLogSettingsDenied EventType = "AUDIT_LOG_SETTINGS_DENIED"
 	TypePolicyCreated  EventType = "POLICY_CREATED"
 	TypePolicyUpdated  EventType = "POLICY_UPDATED"
 	TypePolicyDeleted  EventType = "POLICY_DELETED"
@@ -199,6 +202,8 @@ var catalog = []TypeInfo{
 
 	{TypeAuditLogOptIn, CategoryAuditLog, "Audit Logging was turned on", []Field{fRegion}},
 	{TypeAuditLogOptOut, CategoryAuditLog, "Audit Logging was turned off", []Field{fOptionalRegion}},
+	{TypeAuditLogSettingsDenied, CategoryAuditLog, "A user without administrator rights tried to change the audit log settings", []Field{
+		{Name: "action", Type: FieldString, Required: true, Description: "the refused operation, e.g. disableAuditLog"}}},
 
 	{TypePolicyCreated, CategoryPolicy, "A policy was created in the Custom Policy Builder", []Field{fPolicyID, fPolicyNameReq}},
 	{TypePolicyUpdated, CategoryPolicy, "A policy was updated in the Custom Policy Builder", []Field{fPolicyID, fPolicyName, fPolicyChanges}},

@@ -54,6 +54,7 @@ var catalogExamples = []struct {
 	{"CUSTOMER_MERGED", `{"fromCustomerId":"c1","toCustomerId":"c2"}`, `{"fromCustomerId":"c1","toCustomerId":"c2","extra":1}`, "details.extra"},
 	{"AUDIT_LOG_OPT_IN", `{"region":"EU"}`, `{}`, "details.region"},
 	{"AUDIT_LOG_OPT_OUT", `{"region":"EU"}`, `{"region":1}`, "details.region"},
+	{"AUDIT_LOG_SETTINGS_DENIED", `{"action":"disableAuditLog"}`, `{"action":""}`, "details.action"},
 	{"POLICY_CREATED", `{"policyId":"p1","policyName":"CIS"}`, `{"policyId":"p1"}`, "details.policyName"},
 	{"POLICY_UPDATED", `{"policyId":"p1","changes":[{"field":"threshold","before":3,"after":5}]}`, `{"policyId":"p1","changes":[]}`, "details.changes"},
 	{"POLICY_DELETED", `{"policyId":"p1","policyName":"CIS"}`, `{"policyId":"p1","changes":[{"field":"x"}]}`, "details.changes"},

@@ -35,7 +35,7 @@ type ResolverRoot interface {
 }
 
 type DirectiveRoot struct {
-	HasRole func(ctx context.Context, obj any, next graphql.Resolver, role model.Role) (res any, err error)
+	HasRole func(ctx context.Context, obj any, next graphql.Resolver, role model.Role, recordDenial *bool) (res any, err error)
 }
 
 type ComplexityRoot struct {
@@ -87,6 +87,7 @@ type ComplexityRoot struct {
 	}
 
 	AuditLogEvent struct {
+		Action      func(childComplexity int) int
 		Actor       func(childComplexity int) int
 		Category    func(childComplexity int) int
 		Description func(childComplexity int) int
@@ -607,6 +608,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.AuditEventTypeInfo.Type(childComplexity), true
 
+	case "AuditLogEvent.action":
+		if e.ComplexityRoot.AuditLogEvent.Action == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditLogEvent.Action(childComplexity), true
 	case "AuditLogEvent.actor":
 		if e.ComplexityRoot.AuditLogEvent.Actor == nil {
 			break
@@ -2099,9 +2106,10 @@ var sources = []*ast.Source{
 """
 Restricts a field to principals with a role. Checked once, by the directive,
 never in resolvers: ADMIN is an administrator user of the caller's org,
-SERVICE a service principal.
+SERVICE a service principal. With recordDenial, a refused user of the org is
+recorded in the org's own log as AUDIT_LOG_SETTINGS_DENIED.
 """
-directive @hasRole(role: Role!) on FIELD_DEFINITION
+directive @hasRole(role: Role!, recordDenial: Boolean = false) on FIELD_DEFINITION
 
 "RFC 3339 date-time with offset, e.g. 2026-11-25T10:00:00Z."
 scalar Time
@@ -2128,9 +2136,9 @@ type Query {
 
 type Mutation {
   "Turns collection on in region; the first opt-in fixes the region."
-  enableAuditLog(region: Region!): AuditLogSettings! @hasRole(role: ADMIN)
+  enableAuditLog(region: Region!): AuditLogSettings! @hasRole(role: ADMIN, recordDenial: true)
   "Turns collection off; recorded events stay readable."
-  disableAuditLog: AuditLogSettings! @hasRole(role: ADMIN)
+  disableAuditLog: AuditLogSettings! @hasRole(role: ADMIN, recordDenial: true)
   "Records up to 1,000 events; answers one result per input, in order."
   recordAuditEvents(events: [AuditEventInput!]!): RecordAuditEventsPayload! @hasRole(role: SERVICE)
 }
@@ -2259,6 +2267,8 @@ enum AuditEventType {
   AUDIT_LOG_OPT_IN
   "Audit Logging was turned off"
   AUDIT_LOG_OPT_OUT
+  "A user without administrator rights tried to change the audit log settings"
+  AUDIT_LOG_SETTINGS_DENIED
   "A policy was created in the Custom Policy Builder"
   POLICY_CREATED
   "A policy was updated in the Custom Policy Builder"
@@ -2585,6 +2595,8 @@ type AuditLogEvent implements AuditEvent {
   requestId: String
   details: JSON!
   region: Region
+  "For AUDIT_LOG_SETTINGS_DENIED: the refused operation."
+  action: String
 }
 
 "Custom Policy Builder events."
@@ -2952,6 +2964,14 @@ func (ec *executionContext) dir_hasRole_args(ctx context.Context, rawArgs map[st
 		return nil, err
 	}
 	args["role"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "recordDenial",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["recordDenial"] = arg1
 	return args, nil
 }
 
@@ -4289,6 +4309,29 @@ func (ec *executionContext) _AuditLogEvent_region(ctx context.Context, field gra
 }
 func (ec *executionContext) fieldContext_AuditLogEvent_region(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("AuditLogEvent", field, false, false, "Region")
+}
+
+func (ec *executionContext) _AuditLogEvent_action(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditLogEvent_action(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Action, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditLogEvent_action(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditLogEvent", field, false, false, "String")
 }
 
 func (ec *executionContext) _AuditLogSettings_enabled(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogSettings) (ret graphql.Marshaler) {
@@ -5980,11 +6023,16 @@ func (ec *executionContext) _Mutation_enableAuditLog(ctx context.Context, field 
 					var zeroVal *model.AuditLogSettings
 					return zeroVal, err
 				}
+				recordDenial, err := ec.unmarshalOBoolean2ᚖbool(ctx, true)
+				if err != nil {
+					var zeroVal *model.AuditLogSettings
+					return zeroVal, err
+				}
 				if ec.Directives.HasRole == nil {
 					var zeroVal *model.AuditLogSettings
 					return zeroVal, errors.New("directive hasRole is not implemented")
 				}
-				return ec.Directives.HasRole(ctx, nil, directive0, role)
+				return ec.Directives.HasRole(ctx, nil, directive0, role, recordDenial)
 			}
 
 			next = directive1
@@ -6041,11 +6089,16 @@ func (ec *executionContext) _Mutation_disableAuditLog(ctx context.Context, field
 					var zeroVal *model.AuditLogSettings
 					return zeroVal, err
 				}
+				recordDenial, err := ec.unmarshalOBoolean2ᚖbool(ctx, true)
+				if err != nil {
+					var zeroVal *model.AuditLogSettings
+					return zeroVal, err
+				}
 				if ec.Directives.HasRole == nil {
 					var zeroVal *model.AuditLogSettings
 					return zeroVal, errors.New("directive hasRole is not implemented")
 				}
-				return ec.Directives.HasRole(ctx, nil, directive0, role)
+				return ec.Directives.HasRole(ctx, nil, directive0, role, recordDenial)
 			}
 
 			next = directive1
@@ -6092,11 +6145,16 @@ func (ec *executionContext) _Mutation_recordAuditEvents(ctx context.Context, fie
 					var zeroVal *model.RecordAuditEventsPayload
 					return zeroVal, err
 				}
+				recordDenial, err := ec.unmarshalOBoolean2ᚖbool(ctx, false)
+				if err != nil {
+					var zeroVal *model.RecordAuditEventsPayload
+					return zeroVal, err
+				}
 				if ec.Directives.HasRole == nil {
 					var zeroVal *model.RecordAuditEventsPayload
 					return zeroVal, errors.New("directive hasRole is not implemented")
 				}
-				return ec.Directives.HasRole(ctx, nil, directive0, role)
+				return ec.Directives.HasRole(ctx, nil, directive0, role, recordDenial)
 			}
 
 			next = directive1
@@ -7959,11 +8017,16 @@ func (ec *executionContext) _Query_auditLogSettings(ctx context.Context, field g
 					var zeroVal *model.AuditLogSettings
 					return zeroVal, err
 				}
+				recordDenial, err := ec.unmarshalOBoolean2ᚖbool(ctx, false)
+				if err != nil {
+					var zeroVal *model.AuditLogSettings
+					return zeroVal, err
+				}
 				if ec.Directives.HasRole == nil {
 					var zeroVal *model.AuditLogSettings
 					return zeroVal, errors.New("directive hasRole is not implemented")
 				}
-				return ec.Directives.HasRole(ctx, nil, directive0, role)
+				return ec.Directives.HasRole(ctx, nil, directive0, role, recordDenial)
 			}
 
 			next = directive1
@@ -8010,11 +8073,16 @@ func (ec *executionContext) _Query_auditEvents(ctx context.Context, field graphq
 					var zeroVal *model.AuditEventConnection
 					return zeroVal, err
 				}
+				recordDenial, err := ec.unmarshalOBoolean2ᚖbool(ctx, false)
+				if err != nil {
+					var zeroVal *model.AuditEventConnection
+					return zeroVal, err
+				}
 				if ec.Directives.HasRole == nil {
 					var zeroVal *model.AuditEventConnection
 					return zeroVal, errors.New("directive hasRole is not implemented")
 				}
-				return ec.Directives.HasRole(ctx, nil, directive0, role)
+				return ec.Directives.HasRole(ctx, nil, directive0, role, recordDenial)
 			}
 
 			next = directive1
@@ -8072,11 +8140,16 @@ func (ec *executionContext) _Query_auditEvent(ctx context.Context, field graphql
 					var zeroVal model.AuditEvent
 					return zeroVal, err
 				}
+				recordDenial, err := ec.unmarshalOBoolean2ᚖbool(ctx, false)
+				if err != nil {
+					var zeroVal model.AuditEvent
+					return zeroVal, err
+				}
 				if ec.Directives.HasRole == nil {
 					var zeroVal model.AuditEvent
 					return zeroVal, errors.New("directive hasRole is not implemented")
 				}
-				return ec.Directives.HasRole(ctx, nil, directive0, role)
+				return ec.Directives.HasRole(ctx, nil, directive0, role, recordDenial)
 			}
 
 			next = directive1
@@ -8133,11 +8206,16 @@ func (ec *executionContext) _Query_auditEventTypes(ctx context.Context, field gr
 					var zeroVal []*model.AuditEventTypeInfo
 					return zeroVal, err
 				}
+				recordDenial, err := ec.unmarshalOBoolean2ᚖbool(ctx, false)
+				if err != nil {
+					var zeroVal []*model.AuditEventTypeInfo
+					return zeroVal, err
+				}
 				if ec.Directives.HasRole == nil {
 					var zeroVal []*model.AuditEventTypeInfo
 					return zeroVal, errors.New("directive hasRole is not implemented")
 				}
-				return ec.Directives.HasRole(ctx, nil, directive0, role)
+				return ec.Directives.HasRole(ctx, nil, directive0, role, recordDenial)
 			}
 
 			next = directive1
@@ -8184,11 +8262,16 @@ func (ec *executionContext) _Query_resourceHistory(ctx context.Context, field gr
 					var zeroVal *model.AuditEventConnection
 					return zeroVal, err
 				}
+				recordDenial, err := ec.unmarshalOBoolean2ᚖbool(ctx, false)
+				if err != nil {
+					var zeroVal *model.AuditEventConnection
+					return zeroVal, err
+				}
 				if ec.Directives.HasRole == nil {
 					var zeroVal *model.AuditEventConnection
 					return zeroVal, errors.New("directive hasRole is not implemented")
 				}
-				return ec.Directives.HasRole(ctx, nil, directive0, role)
+				return ec.Directives.HasRole(ctx, nil, directive0, role, recordDenial)
 			}
 
 			next = directive1
@@ -11601,6 +11684,11 @@ func (ec *executionContext) _AuditLogEvent(ctx context.Context, sel ast.Selectio
 			}
 		case "region":
 			out.Values[i] = ec._AuditLogEvent_region(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "action":
+			out.Values[i] = ec._AuditLogEvent_action(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}

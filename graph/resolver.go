@@ -5,6 +5,7 @@ package graph
 
 import (
 	"context"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 
@@ -39,10 +40,18 @@ type Resolver struct {
 	Recorder Recorder
 	Settings Settings
 	Events   Events
+	// Own records the audit log's events about itself (refused settings
+	// changes); nil records none.
+	Own OwnRecorder
+	Now func() time.Time
 }
 
 // NewSchema returns the executable schema over r, with the @hasRole
 // directive wired in.
 func NewSchema(r *Resolver) graphql.ExecutableSchema {
-	return NewExecutableSchema(Config{Resolvers: r, Directives: DirectiveRoot{HasRole: hasRole}})
+	a := authorizer{own: r.Own, now: r.Now}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	return NewExecutableSchema(Config{Resolvers: r, Directives: DirectiveRoot{HasRole: a.hasRole}})
 }

@@ -146,16 +146,22 @@ func (r *Recorder) publishAsync(e *domain.Event, region domain.Region) (jetstrea
 // the settings gate. The settings projection uses it for the opt-in and
 // opt-out events, which must land even when collection is off.
 func (r *Recorder) Append(ctx context.Context, region domain.Region, e *domain.Event) error {
+	_, err := r.publish(ctx, region, e)
+	return err
+}
+
+// publish appends e to region's stream and waits for the ack.
+func (r *Recorder) publish(ctx context.Context, region domain.Region, e *domain.Event) (*jetstream.PubAck, error) {
 	data, err := json.Marshal(e)
 	if err != nil {
-		return fmt.Errorf("encode event %s: %w", e.ID, err)
+		return nil, fmt.Errorf("encode event %s: %w", e.ID, err)
 	}
-	_, err = r.js.Publish(ctx, natsx.AuditSubject(region, e), data,
+	ack, err := r.js.Publish(ctx, natsx.AuditSubject(region, e), data,
 		jetstream.WithMsgID(e.ID), jetstream.WithExpectStream(natsx.AuditStream(region)))
 	if err != nil {
-		return fmt.Errorf("append event %s: %w", e.ID, err)
+		return nil, fmt.Errorf("append event %s: %w", e.ID, err)
 	}
-	return nil
+	return ack, nil
 }
 
 func (res *Result) reject(err error) {
@@ -166,4 +172,29 @@ func (res *Result) reject(err error) {
 	if !errors.As(err, &de) {
 		res.Code, res.Reason = domain.CodeInternal, "internal error"
 	}
+}
+
+// RecordOwn records an event the audit log emits about itself, through the
+// same settings gate as any event: nothing is stored for an org that opted
+// out. A repeated id is a duplicate, which is how callers rate-limit.
+func (r *Recorder) RecordOwn(ctx context.Context, e *domain.Event) (Status, error) {
+	e.RecordedAt = r.now().UTC()
+	if err := e.Validate(e.RecordedAt); err != nil {
+		return Rejected, err
+	}
+	s, err := r.settings.Get(ctx, e.OrgID)
+	if err != nil {
+		return "", err
+	}
+	if !s.Enabled {
+		return DroppedDisabled, nil
+	}
+	ack, err := r.publish(ctx, s.Region, e)
+	if err != nil {
+		return "", err
+	}
+	if ack.Duplicate {
+		return Duplicate, nil
+	}
+	return Recorded, nil
 }

@@ -154,6 +154,8 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Recorder: s.recorder,
 		Settings: s.settings,
 		Events:   projections.NewReader(s.store, s.events),
+		Own:      s.recorder,
+		Now:      cfg.Now,
 	}
 	s.handler = s.routes(resolver)
 	return s, nil

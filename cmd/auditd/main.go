@@ -69,6 +69,7 @@ func env(name, def string) string {
 type common struct {
 	databaseURL, natsURL, dataDir, logLevel string
 	dupWindow                               time.Duration
+	placement                               bool
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -77,6 +78,8 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.dataDir, "data-dir", env("AUDITD_DATA_DIR", ".data"), "data directory (AUDITD_DATA_DIR)")
 	fs.StringVar(&c.logLevel, "log-level", env("AUDITD_LOG_LEVEL", "info"), "log level (AUDITD_LOG_LEVEL)")
 	fs.DurationVar(&c.dupWindow, "dedupe-window", 10*time.Minute, "JetStream de-duplication window for event ids")
+	fs.BoolVar(&c.placement, "region-placement", env("AUDITD_REGION_PLACEMENT", "") == "true",
+		"place each regional stream on servers tagged region:<r> (clusters only; AUDITD_REGION_PLACEMENT)")
 }
 
 func (c *common) logger(w io.Writer) (zerolog.Logger, error) {
@@ -110,12 +113,20 @@ func (c *common) config(ctx context.Context, log zerolog.Logger) (server.Config,
 	if err != nil {
 		return server.Config{}, err
 	}
+	regional := map[domain.Region]string{}
+	for _, r := range domain.Regions {
+		// DATABASE_URL_EU etc. give a region a database of its own.
+		if u := os.Getenv("DATABASE_URL_" + string(r)); u != "" {
+			regional[r] = u
+		}
+	}
 	return server.Config{
-		DataDir:     c.dataDir,
-		NATSURL:     c.natsURL,
-		DatabaseURL: url,
-		Streams:     natsx.Streams{DuplicateWindow: c.dupWindow},
-		Log:         log,
+		DataDir:            c.dataDir,
+		NATSURL:            c.natsURL,
+		DatabaseURL:        url,
+		RegionDatabaseURLs: regional,
+		Streams:            natsx.Streams{DuplicateWindow: c.dupWindow, Placement: c.placement},
+		Log:                log,
 	}, nil
 }
 
@@ -125,6 +136,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	c.register(fs)
 	addr := fs.String("addr", env("AUDITD_ADDR", ":8080"), "HTTP listen address (AUDITD_ADDR)")
 	secret := fs.String("jwt-secret", env("AUDITD_JWT_SECRET", ""), "HS256 secret for bearer tokens (AUDITD_JWT_SECRET)")
+	jwks := fs.String("jwks", env("AUDITD_JWKS", ""), "JWKS file or URL; when set, tokens must be RS256/ES256 signed by its keys (AUDITD_JWKS)")
 	introspection := fs.Bool("introspection", env("AUDITD_INTROSPECTION", "true") == "true", "allow GraphQL introspection (AUDITD_INTROSPECTION)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -133,17 +145,23 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *secret == "" {
-		*secret = devSecret
-		log.Warn().Msg("AUDITD_JWT_SECRET not set; using the development secret, which anyone can sign tokens with")
-	}
 	cfg, err := c.config(ctx, log)
 	if err != nil {
 		return err
 	}
 	cfg.Addr = *addr
 	cfg.Introspection = *introspection
-	cfg.Verifier = auth.NewHMACVerifier([]byte(*secret))
+	switch {
+	case *jwks != "":
+		if cfg.Verifier, err = auth.NewJWKSVerifier(ctx, *jwks); err != nil {
+			return err
+		}
+	case *secret == "":
+		log.Warn().Msg("AUDITD_JWT_SECRET not set; using the development secret, which anyone can sign tokens with")
+		cfg.Verifier = auth.NewHMACVerifier([]byte(devSecret))
+	default:
+		cfg.Verifier = auth.NewHMACVerifier([]byte(*secret))
+	}
 	srv, err := server.New(ctx, cfg)
 	if err != nil {
 		return err

@@ -148,6 +148,7 @@ type (
 	AuditLogEvent struct {
 		eventFields
 		Region *Region
+		Action *string
 	}
 	// PolicyEvent is a Custom Policy Builder event.
 	PolicyEvent struct {

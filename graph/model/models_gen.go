@@ -342,6 +342,8 @@ const (
 	AuditEventTypeAuditLogOptIn AuditEventType = "AUDIT_LOG_OPT_IN"
 	// Audit Logging was turned off
 	AuditEventTypeAuditLogOptOut AuditEventType = "AUDIT_LOG_OPT_OUT"
+	// A user without administrator rights tried to change the audit log settings
+	AuditEventTypeAuditLogSettingsDenied AuditEventType = "AUDIT_LOG_SETTINGS_DENIED"
 	// A policy was created in the Custom Policy Builder
 	AuditEventTypePolicyCreated AuditEventType = "POLICY_CREATED"
 	// A policy was updated in the Custom Policy Builder
@@ -390,6 +392,7 @@ var AllAuditEventType = []AuditEventType{
 	AuditEventTypeCustomerMerged,
 	AuditEventTypeAuditLogOptIn,
 	AuditEventTypeAuditLogOptOut,
+	AuditEventTypeAuditLogSettingsDenied,
 	AuditEventTypePolicyCreated,
 	AuditEventTypePolicyUpdated,
 	AuditEventTypePolicyDeleted,
@@ -397,7 +400,7 @@ var AllAuditEventType = []AuditEventType{
 
 func (e AuditEventType) IsValid() bool {
 	switch e {
-	case AuditEventTypeAPIKeyCreated, AuditEventTypeAPIKeyDeleted, AuditEventTypeAPIKeyMoved, AuditEventTypeEidpEnabled, AuditEventTypeEidpDisabled, AuditEventTypeEidpX509CertUploaded, AuditEventTypeEidpUpdated, AuditEventTypeEidpDeleted, AuditEventTypeJitProfileUpdated, AuditEventTypeKeyContactAdded, AuditEventTypeKeyContactRemoved, AuditEventTypeMfaUpdated, AuditEventTypeOrgNameUpdated, AuditEventTypeOrganizationMoved, AuditEventTypePasswordPolicyUpdated, AuditEventTypeOrgProductCreated, AuditEventTypeProductTrialEvent, AuditEventTypeUserAccountReset, AuditEventTypeUserCreated, AuditEventTypeUserDeleted, AuditEventTypeUserMfaReset, AuditEventTypeUserUpdated, AuditEventTypeUserActivated, AuditEventTypeUserChangedPassword, AuditEventTypeUserChangedSecurityQuestion, AuditEventTypeUserActivationResent, AuditEventTypeUserForgottenPassword, AuditEventTypeUserMoved, AuditEventTypeUserLogout, AuditEventTypeUserRoleSet, AuditEventTypeUserToOrgProductCreated, AuditEventTypeUserToOrgProductDeleted, AuditEventTypeUserToProductNavigation, AuditEventTypeUserSwitchedCustomer, AuditEventTypeUserCustomerMoved, AuditEventTypeCustomerNameUpdated, AuditEventTypeCustomerMerged, AuditEventTypeAuditLogOptIn, AuditEventTypeAuditLogOptOut, AuditEventTypePolicyCreated, AuditEventTypePolicyUpdated, AuditEventTypePolicyDeleted:
+	case AuditEventTypeAPIKeyCreated, AuditEventTypeAPIKeyDeleted, AuditEventTypeAPIKeyMoved, AuditEventTypeEidpEnabled, AuditEventTypeEidpDisabled, AuditEventTypeEidpX509CertUploaded, AuditEventTypeEidpUpdated, AuditEventTypeEidpDeleted, AuditEventTypeJitProfileUpdated, AuditEventTypeKeyContactAdded, AuditEventTypeKeyContactRemoved, AuditEventTypeMfaUpdated, AuditEventTypeOrgNameUpdated, AuditEventTypeOrganizationMoved, AuditEventTypePasswordPolicyUpdated, AuditEventTypeOrgProductCreated, AuditEventTypeProductTrialEvent, AuditEventTypeUserAccountReset, AuditEventTypeUserCreated, AuditEventTypeUserDeleted, AuditEventTypeUserMfaReset, AuditEventTypeUserUpdated, AuditEventTypeUserActivated, AuditEventTypeUserChangedPassword, AuditEventTypeUserChangedSecurityQuestion, AuditEventTypeUserActivationResent, AuditEventTypeUserForgottenPassword, AuditEventTypeUserMoved, AuditEventTypeUserLogout, AuditEventTypeUserRoleSet, AuditEventTypeUserToOrgProductCreated, AuditEventTypeUserToOrgProductDeleted, AuditEventTypeUserToProductNavigation, AuditEventTypeUserSwitchedCustomer, AuditEventTypeUserCustomerMoved, AuditEventTypeCustomerNameUpdated, AuditEventTypeCustomerMerged, AuditEventTypeAuditLogOptIn, AuditEventTypeAuditLogOptOut, AuditEventTypeAuditLogSettingsDenied, AuditEventTypePolicyCreated, AuditEventTypePolicyUpdated, AuditEventTypePolicyDeleted:
 		return true
 	}
 	return false

@@ -1,0 +1,130 @@
+package auth
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/auditlog/auditlog/domain"
+)
+
+var secret = []byte("test-secret")
+
+func admin() Claims {
+	return Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: "user:1"}, Org: "acme", Kind: "user", Roles: []string{"ADMIN"}}
+}
+
+func TestVerifyHMAC(t *testing.T) {
+	v := NewHMACVerifier(secret)
+	now := time.Now()
+	good, err := Mint(secret, admin(), time.Hour, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := v.Verify(good)
+	if err != nil || !p.IsAdmin() || p.OrgID != "acme" {
+		t.Fatalf("good token: %+v %v", p, err)
+	}
+
+	sign := func(c Claims, m jwt.SigningMethod, key any) string {
+		s, err := jwt.NewWithClaims(m, c).SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	withTimes := func(c Claims, exp, nbf time.Time) Claims {
+		c.ExpiresAt, c.NotBefore = jwt.NewNumericDate(exp), jwt.NewNumericDate(nbf)
+		return c
+	}
+	valid := func(c Claims) Claims { return withTimes(c, now.Add(time.Hour), now.Add(-time.Minute)) }
+	noOrg := admin()
+	noOrg.Org = ""
+	badKind := admin()
+	badKind.Kind = "robot"
+	noSub := admin()
+	noSub.Subject = ""
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+
+	tests := []struct {
+		name, token, want string
+	}{
+		{"alg none", sign(valid(admin()), jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType), "signing method"},
+		{"wrong secret", sign(valid(admin()), jwt.SigningMethodHS256, []byte("other")), "signature is invalid"},
+		{"tampered", good[:len(good)-4] + "AAAA", "signature is invalid"},
+		{"other algorithm", sign(valid(admin()), jwt.SigningMethodES256, ecKey), "signing method"},
+		{"expired", sign(withTimes(admin(), now.Add(-time.Hour), now.Add(-2*time.Hour)), jwt.SigningMethodHS256, secret), "expired"},
+		{"not yet valid", sign(withTimes(admin(), now.Add(2*time.Hour), now.Add(time.Hour)), jwt.SigningMethodHS256, secret), "not valid yet"},
+		{"no exp", sign(admin(), jwt.SigningMethodHS256, secret), "no exp"},
+		{"no org", sign(valid(noOrg), jwt.SigningMethodHS256, secret), "org"},
+		{"no sub", sign(valid(noSub), jwt.SigningMethodHS256, secret), "sub"},
+		{"bad kind", sign(valid(badKind), jwt.SigningMethodHS256, secret), "kind"},
+		{"garbage", "not.a.token", "malformed"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := v.Verify(tc.token)
+			var de *domain.Error
+			if !errors.As(err, &de) || de.Code != domain.CodeUnauthenticated || !strings.Contains(de.Message, tc.want) {
+				t.Fatalf("got %v, want UNAUTHENTICATED mentioning %q", err, tc.want)
+			}
+			if strings.Contains(de.Message, tc.token) {
+				t.Fatal("error echoes the token")
+			}
+		})
+	}
+}
+
+func TestVerifyJWKSFile(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	b64 := func(n *big.Int) string { return base64.RawURLEncoding.EncodeToString(n.FillBytes(make([]byte, 32))) }
+	set, _ := json.Marshal(map[string]any{"keys": []any{map[string]any{
+		"kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256", "use": "sig", "x": b64(key.X), "y": b64(key.Y),
+	}}})
+	path := filepath.Join(t.TempDir(), "jwks.json")
+	if err := os.WriteFile(path, set, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	v, err := NewJWKSVerifier(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := admin()
+	c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(time.Hour))
+	tok := jwt.NewWithClaims(jwt.SigningMethodES256, c)
+	tok.Header["kid"] = "k1"
+	s, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := v.Verify(s); err != nil || p.OrgID != "acme" {
+		t.Fatalf("ES256 via JWKS: %+v %v", p, err)
+	}
+	// An HMAC token signed with anything must not pass a JWKS verifier.
+	h, _ := Mint(secret, admin(), time.Hour, time.Now())
+	if _, err := v.Verify(h); err == nil {
+		t.Fatal("HS256 token accepted by JWKS verifier")
+	}
+}
+
+func TestBearerToken(t *testing.T) {
+	for header, want := range map[string]string{
+		"Bearer abc": "abc", "bearer  abc ": "abc", "Basic abc": "", "": "", "Bearer": "",
+	} {
+		if got := BearerToken(header); got != want {
+			t.Errorf("BearerToken(%q) = %q, want %q", header, got, want)
+		}
+	}
+}
