@@ -74,9 +74,9 @@ const (
 	// TypeAuditLogSettingsDenied records a user of the org who tried to
 	// change the settings without being an administrator.
 	TypeAuditLogSettingsDenied EventType = "AUDIT_LOG_SETTINGS_DENIED"
-	TypePolicyCreated  EventType = "POLICY_CREATED"
-	TypePolicyUpdated  EventType = "POLICY_UPDATED"
-	TypePolicyDeleted  EventType = "POLICY_DELETED"
+	TypePolicyCreated          EventType = "POLICY_CREATED"
+	TypePolicyUpdated          EventType = "POLICY_UPDATED"
+	TypePolicyDeleted          EventType = "POLICY_DELETED"
 )
 
 // Info returns the catalog entry of t.

@@ -427,4 +427,3 @@ func TestRefusedSettingsChangeIsRecorded(t *testing.T) {
 		t.Fatal("log disabled by a refused user")
 	}
 }
-
