@@ -82,6 +82,19 @@ func (c *common) register(fs *flag.FlagSet) {
 		"place each regional stream on servers tagged region:<r> (clusters only; AUDITD_REGION_PLACEMENT)")
 }
 
+// setup parses args into fs and resolves the logger and server config.
+func (c *common) setup(ctx context.Context, fs *flag.FlagSet, args []string, stderr io.Writer) (zerolog.Logger, server.Config, error) {
+	if err := fs.Parse(args); err != nil {
+		return zerolog.Nop(), server.Config{}, err
+	}
+	log, err := c.logger(stderr)
+	if err != nil {
+		return log, server.Config{}, err
+	}
+	cfg, err := c.config(ctx, log)
+	return log, cfg, err
+}
+
 func (c *common) logger(w io.Writer) (zerolog.Logger, error) {
 	level, err := zerolog.ParseLevel(c.logLevel)
 	if err != nil {
@@ -138,14 +151,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	secret := fs.String("jwt-secret", env("AUDITD_JWT_SECRET", ""), "HS256 secret for bearer tokens (AUDITD_JWT_SECRET)")
 	jwks := fs.String("jwks", env("AUDITD_JWKS", ""), "JWKS file or URL; when set, tokens must be RS256/ES256 signed by its keys (AUDITD_JWKS)")
 	introspection := fs.Bool("introspection", env("AUDITD_INTROSPECTION", "true") == "true", "allow GraphQL introspection (AUDITD_INTROSPECTION)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	log, err := c.logger(stderr)
-	if err != nil {
-		return err
-	}
-	cfg, err := c.config(ctx, log)
+	log, cfg, err := c.setup(ctx, fs, args, stderr)
 	if err != nil {
 		return err
 	}
@@ -250,14 +256,7 @@ func rebuild(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("projections rebuild", flag.ContinueOnError)
 	var c common
 	c.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	log, err := c.logger(stderr)
-	if err != nil {
-		return err
-	}
-	cfg, err := c.config(ctx, log)
+	log, cfg, err := c.setup(ctx, fs, args, stderr)
 	if err != nil {
 		return err
 	}
