@@ -1,6 +1,9 @@
 package domain
 
 import (
+	"encoding/json"
+	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -92,6 +95,30 @@ func SearchText(e *Event) string {
 	if e.Target != nil {
 		b.WriteString(e.Target.Kind + "\n" + e.Target.ID + "\n" + e.Target.Name + "\n")
 	}
-	b.Write(e.Details)
+	var details any
+	if json.Unmarshal(e.Details, &details) == nil {
+		writeValues(&b, details)
+	}
 	return strings.ToLower(b.String())
+}
+
+// writeValues writes the scalar values of a decoded JSON document, one per
+// line: people search for what a payload says, not for its JSON escaping.
+func writeValues(b *strings.Builder, v any) {
+	switch v := v.(type) {
+	case map[string]any:
+		for _, k := range slices.Sorted(maps.Keys(v)) { // deterministic, so rebuilds agree
+			writeValues(b, v[k])
+		}
+	case []any:
+		for _, x := range v {
+			writeValues(b, x)
+		}
+	case string:
+		b.WriteString(v)
+		b.WriteByte('\n')
+	case float64, bool:
+		fmt.Fprint(b, v)
+		b.WriteByte('\n')
+	}
 }
