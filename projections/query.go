@@ -91,19 +91,7 @@ func (s *EventStore) historyWhere(org, kind, id string) *query {
 }
 
 func (s *EventStore) list(ctx context.Context, q *query, p PageRequest) (*EventPage, error) {
-	if p.After != nil {
-		op := "<"
-		if p.Ascending {
-			op = ">"
-		}
-		q.add("(occurred_at, id) "+op+" ($%d, $%d)", p.After.OccurredAt, p.After.ID)
-	}
-	order := "DESC"
-	if p.Ascending {
-		order = "ASC"
-	}
-	sql := fmt.Sprintf("SELECT %s FROM %s.events WHERE %s ORDER BY occurred_at %s, id %s LIMIT %d",
-		selectColumns, s.schema, q.sql(), order, order, p.First+1)
+	sql := s.listSQL(q, p)
 	rows, err := s.pool.Query(ctx, sql, q.args...)
 	if err != nil {
 		return nil, fmt.Errorf("list events: %w", err)
@@ -117,6 +105,33 @@ func (s *EventStore) list(ctx context.Context, q *query, p PageRequest) (*EventP
 		page.Events, page.HasNextPage = events[:p.First], true
 	}
 	return page, nil
+}
+
+func (s *EventStore) listSQL(q *query, p PageRequest) string {
+	order := "DESC"
+	if p.Ascending {
+		order = "ASC"
+	}
+	if p.After != nil {
+		op := "<"
+		if p.Ascending {
+			op = ">"
+		}
+		q.add("(occurred_at, id) "+op+" ($%d, $%d)", p.After.OccurredAt, p.After.ID)
+	}
+	return fmt.Sprintf("SELECT %s FROM %s.events WHERE %s ORDER BY occurred_at %s, id %s LIMIT %d",
+		selectColumns, s.schema, q.sql(), order, order, p.First+1)
+}
+
+// ExplainList returns the plan Postgres chooses for List, for tests and
+// operators checking that every filter path uses an index.
+func (s *EventStore) ExplainList(ctx context.Context, org string, f domain.Filter, p PageRequest) (string, error) {
+	q := s.where(org, f)
+	var plan []byte
+	if err := s.pool.QueryRow(ctx, "EXPLAIN (FORMAT JSON) "+s.listSQL(q, p), q.args...).Scan(&plan); err != nil {
+		return "", fmt.Errorf("explain: %w", err)
+	}
+	return string(plan), nil
 }
 
 // Count counts org's events matching f up to CountCap; capped reports that
