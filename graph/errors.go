@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/rs/zerolog"
@@ -58,12 +59,21 @@ type internalError struct{ err error }
 func (e *internalError) Error() string { return e.err.Error() }
 func (e *internalError) Unwrap() error { return e.err }
 
-// MarkInternal is a field middleware: any resolver error that is not a
-// *domain.Error is the server's fault, and the presenter must hide it.
+// MarkInternal is a field middleware: any resolver error that is neither a
+// *domain.Error nor gqlgen's own (introspection fields, gqlerror values) is
+// the server's fault, and the presenter must hide it.
 func MarkInternal(ctx context.Context, next graphql.Resolver) (any, error) {
 	res, err := next(ctx)
-	var de *domain.Error
-	if err != nil && !errors.As(err, &de) {
+	if err == nil {
+		return res, nil
+	}
+	var (
+		de *domain.Error
+		ge *gqlerror.Error
+	)
+	fc := graphql.GetFieldContext(ctx)
+	introspection := fc != nil && fc.Field.Field != nil && strings.HasPrefix(fc.Field.Name, "__")
+	if !introspection && !errors.As(err, &de) && !errors.As(err, &ge) {
 		err = &internalError{err}
 	}
 	return res, err

@@ -10,6 +10,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 
 	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/graph/model"
 	"github.com/auditlog/auditlog/ingest"
 	"github.com/auditlog/auditlog/projections"
 )
@@ -53,5 +54,24 @@ func NewSchema(r *Resolver) graphql.ExecutableSchema {
 	if a.now == nil {
 		a.now = time.Now
 	}
-	return NewExecutableSchema(Config{Resolvers: r, Directives: DirectiveRoot{HasRole: a.hasRole}})
+	cfg := Config{Resolvers: r, Directives: DirectiveRoot{HasRole: a.hasRole}}
+	// A page costs its fields times its size, so a client cannot ask for
+	// 500 rows of everything under the complexity limit meant for 50.
+	cfg.Complexity.Query.AuditEvents = func(child int, _ *model.AuditEventFilter, first *int, _ *string) int {
+		return child * pageSize(first)
+	}
+	cfg.Complexity.Query.ResourceHistory = func(child int, _, _ string, first *int, _ *string, _ *model.SortOrder) int {
+		return child * pageSize(first)
+	}
+	cfg.Complexity.Mutation.RecordAuditEvents = func(child int, events []*model.AuditEventInput) int {
+		return child * max(len(events), 1)
+	}
+	return NewExecutableSchema(cfg)
+}
+
+func pageSize(first *int) int {
+	if first == nil || *first < 1 {
+		return projections.DefaultPageSize
+	}
+	return *first
 }

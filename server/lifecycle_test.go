@@ -35,7 +35,7 @@ func TestRebuildReproducesQueryResults(t *testing.T) {
 		var out [][]byte
 		for _, org := range []string{"acme", "globex"} {
 			for _, q := range []string{
-				`{ auditEvents(first: 500) { totalCount edges { cursor node { ` + nodeFields + ` } } } }`,
+				`{ auditEvents(first: 350) { totalCount edges { cursor node { ` + nodeFields + ` } } } }`,
 				`{ auditEvents(first: 20, filter: {search: "logged"}) { totalCount edges { node { id recordedAt } } } }`,
 				`{ auditLogSettings { enabled region version updatedBy { id } } }`,
 			} {

@@ -23,7 +23,7 @@ import (
 
 // Query limits: a client cannot make one request cost the server more.
 const (
-	maxComplexity = 5000
+	maxComplexity = 10_000
 	maxDepth      = 12
 )
 
@@ -37,12 +37,13 @@ func (s *Server) routes(resolver *graph.Resolver) http.Handler {
 	}
 	gql.Use(extension.FixedComplexityLimit(maxComplexity))
 	gql.Use(depthLimit{max: maxDepth})
+	gql.AroundResponses(deadline(s.cfg.RequestTimeout))
 	gql.AroundFields(graph.MarkInternal)
 	gql.SetErrorPresenter(graph.ErrorPresenter())
 	gql.SetRecoverFunc(graph.Recover())
 
 	mux := http.NewServeMux()
-	mux.Handle("/query", s.cfg.Verifier.Middleware(timeout(s.cfg.RequestTimeout, gql)))
+	mux.Handle("/query", s.cfg.Verifier.Middleware(gql))
 	mux.Handle("GET /{$}", playground.Handler("auditlog", "/query"))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeStatus(w, http.StatusOK, "ok")
@@ -65,13 +66,16 @@ func writeStatus(w http.ResponseWriter, code int, status string) {
 	_ = json.NewEncoder(w).Encode(map[string]string{"status": status})
 }
 
-// timeout bounds a request; the deadline reaches SQL through the context.
-func timeout(d time.Duration, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), d)
+// deadline bounds the execution of one query or mutation; the deadline
+// reaches SQL through the context, which cancels the statement. It wraps
+// execution rather than the HTTP request so a late request still gets a
+// GraphQL error, not an empty body.
+func deadline(d time.Duration) graphql.ResponseMiddleware {
+	return func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+		ctx, cancel := context.WithTimeout(ctx, d)
 		defer cancel()
-		next.ServeHTTP(w, r.WithContext(ctx))
-	})
+		return next(ctx)
+	}
 }
 
 var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
