@@ -2,7 +2,7 @@
 GO ?= go
 export AUDITD_DATA_DIR ?= .data
 
-.PHONY: run test generate lint build bench pg-stop
+.PHONY: run test generate lint build bench bench-quick pg-stop
 
 ## run: start auditd with embedded NATS and a local Postgres, print a dev admin token
 run:
@@ -26,6 +26,14 @@ generate:
 lint:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l .)" || (gofmt -l .; echo "gofmt needed"; exit 1)
+
+## bench: end-to-end figures at full size (1M events for queries); JSON to $$BENCH_OUT
+bench:
+	$(GO) run ./cmd/auditbench -scale 1
+
+## bench-quick: the same at a tenth of the size
+bench-quick:
+	$(GO) run ./cmd/auditbench -scale 0.1
 
 build:
 	$(GO) build -o bin/auditd ./cmd/auditd

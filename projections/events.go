@@ -37,8 +37,8 @@ func (s *EventStore) Migrate(ctx context.Context) error {
 	return Migrate(ctx, s.pool, s.schema, "region")
 }
 
-// eventColumns are the columns COPY writes, in order.
-var eventColumns = []string{
+// EventColumns are the columns of an event row, in the order EventRow gives them.
+var EventColumns = []string{
 	"org_id", "id", "occurred_at", "recorded_at", "source", "type", "category",
 	"actor_kind", "actor_id", "actor_name", "actor_email",
 	"target_kind", "target_id", "target_name",
@@ -95,11 +95,11 @@ func (s *EventStore) Apply(ctx context.Context, conn *pgx.Conn, batch []Message)
 			continue
 		}
 		seen[key] = true
-		rows = append(rows, eventRow(&e, m.Seq))
+		rows = append(rows, EventRow(&e, m.Seq))
 	}
 	last := int64(batch[len(batch)-1].Seq)
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"staging_events"}, eventColumns, pgx.CopyFromRows(rows)); err != nil {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"staging_events"}, EventColumns, pgx.CopyFromRows(rows)); err != nil {
 			return fmt.Errorf("copy: %w", err)
 		}
 		sql := fmt.Sprintf(`
@@ -120,7 +120,8 @@ func (s *EventStore) Apply(ctx context.Context, conn *pgx.Conn, batch []Message)
 	})
 }
 
-func eventRow(e *domain.Event, seq uint64) []any {
+// EventRow is e as a row of EventColumns, stored at stream sequence seq.
+func EventRow(e *domain.Event, seq uint64) []any {
 	var tk, ti, tn *string
 	if e.Target != nil {
 		tk, ti, tn = &e.Target.Kind, &e.Target.ID, nullable(e.Target.Name)

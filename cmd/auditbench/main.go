@@ -1,0 +1,210 @@
+// Command auditbench measures auditd end to end on this machine: ingest
+// through the API and the NATS subject until queryable, the raw JetStream and
+// Postgres ceilings for the same events, and query latency at scale. It
+// starts everything itself (embedded NATS, a scratch Postgres database) and
+// prints one table, also written as JSON.
+//
+//	auditbench [-scale 1] [-out .data/bench/latest.json]
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/rs/zerolog"
+
+	"github.com/auditlog/auditlog/auth"
+	"github.com/auditlog/auditlog/internal/devpg"
+	"github.com/auditlog/auditlog/natsx"
+	"github.com/auditlog/auditlog/server"
+)
+
+// Figure is one measured number.
+type Figure struct {
+	Name  string  `json:"name"`
+	Value float64 `json:"value"`
+	Unit  string  `json:"unit"`
+	Note  string  `json:"note,omitempty"`
+}
+
+// Report is what a run prints and writes.
+type Report struct {
+	Started  time.Time         `json:"started"`
+	Machine  map[string]any    `json:"machine"`
+	Versions map[string]string `json:"versions"`
+	Settings map[string]any    `json:"settings"`
+	Figures  []Figure          `json:"figures"`
+}
+
+func (r *Report) add(name string, value float64, unit, note string) {
+	r.Figures = append(r.Figures, Figure{name, value, unit, note})
+	fmt.Printf("%-46s %12.1f %-8s %s\n", name, value, unit, note)
+}
+
+func main() {
+	scale := flag.Float64("scale", 1, "size multiplier; make bench-quick uses 0.1")
+	out := flag.String("out", envOr("BENCH_OUT", ".data/bench/latest.json"), "JSON report path (BENCH_OUT)")
+	flag.Parse()
+	if err := run(*scale, *out); err != nil {
+		fmt.Fprintln(os.Stderr, "auditbench:", err)
+		os.Exit(1)
+	}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func run(scale float64, out string) error {
+	ctx := context.Background()
+	b := &bench{
+		scale:     scale,
+		ingestFor: time.Duration(float64(60*time.Second) * scale),
+		rows:      int(1_000_000 * scale),
+		orgs:      50,
+		queries:   200,
+	}
+	rep := &Report{
+		Started:  time.Now().UTC(),
+		Machine:  machine(),
+		Versions: versions(),
+		Settings: map[string]any{"scale": scale, "ingest_seconds": b.ingestFor.Seconds(), "query_rows": b.rows,
+			"orgs": b.orgs, "queries_per_path": b.queries, "batch": batchSize, "clients": clients},
+	}
+	fmt.Printf("auditbench: %d cores, scale %.2f\n\n", runtime.NumCPU(), scale)
+
+	admin, err := devpg.Ensure(ctx, filepath.Join(".data", "pg"))
+	if err != nil {
+		return err
+	}
+	dbName := fmt.Sprintf("auditlog_bench_%d", time.Now().UnixNano())
+	dbURL, err := devpg.EnsureDatabase(ctx, admin, dbName)
+	if err != nil {
+		return err
+	}
+	defer dropDatabase(admin, dbName)
+	rep.Versions["postgres"] = pgVersion(ctx, dbURL)
+
+	dataDir, err := os.MkdirTemp("", "auditbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dataDir)
+	secret := []byte("auditbench")
+	cfg := server.Config{
+		Addr: "127.0.0.1:0", DataDir: dataDir, DatabaseURL: dbURL,
+		Verifier: auth.NewHMACVerifier(secret), Streams: natsx.Streams{DuplicateWindow: 2 * time.Minute},
+		Log: zerolog.New(os.Stderr).Level(zerolog.WarnLevel),
+	}
+	srv, err := server.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	addr, err := srv.Listen()
+	if err != nil {
+		return err
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+	b.srv, b.url, b.secret = srv, "http://"+addr.String(), secret
+
+	steps := []func(context.Context, *Report) error{b.ceilings, b.ingestAPI, b.ingestNATS, b.queryLatency}
+	for _, step := range steps {
+		if err := step(ctx, rep); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	data, _ := json.MarshalIndent(rep, "", "  ")
+	if err := os.WriteFile(out, data, 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("\nreport written to %s\n", out)
+	return nil
+}
+
+func machine() map[string]any {
+	m := map[string]any{"cores": runtime.NumCPU(), "goos": runtime.GOOS, "goarch": runtime.GOARCH}
+	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(line, "MemTotal:") {
+				m["memory"] = strings.TrimSpace(strings.TrimPrefix(line, "MemTotal:"))
+			}
+		}
+	}
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(line, "model name") {
+				m["cpu"] = strings.TrimSpace(line[strings.Index(line, ":")+1:])
+				break
+			}
+		}
+	}
+	return m
+}
+
+func versions() map[string]string {
+	v := map[string]string{"go": runtime.Version()}
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range info.Deps {
+			for _, name := range []string{"nats-server/v2", "nats.go", "pgx/v5", "gqlgen"} {
+				if strings.HasSuffix(d.Path, name) {
+					v[name] = d.Version
+				}
+			}
+		}
+	}
+	return v
+}
+
+func pgVersion(ctx context.Context, url string) string {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return "unknown"
+	}
+	defer conn.Close(ctx)
+	var v string
+	_ = conn.QueryRow(ctx, "SHOW server_version").Scan(&v)
+	return v
+}
+
+func dropDatabase(admin, name string) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		return
+	}
+	defer conn.Close(ctx)
+	_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+}
+
+// percentile of sorted durations, in milliseconds.
+func percentile(sorted []time.Duration, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := min(int(float64(len(sorted))*p), len(sorted)-1)
+	return float64(sorted[i].Microseconds()) / 1000
+}
+
+func sortDurations(d []time.Duration) []time.Duration {
+	slices.Sort(d)
+	return d
+}

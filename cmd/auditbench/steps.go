@@ -1,0 +1,423 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/oklog/ulid/v2"
+
+	"github.com/auditlog/auditlog/auth"
+	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/ingest"
+	"github.com/auditlog/auditlog/natsx"
+	"github.com/auditlog/auditlog/projections"
+	"github.com/auditlog/auditlog/server"
+)
+
+const (
+	batchSize = 500
+	clients   = 4
+)
+
+type bench struct {
+	scale     float64
+	ingestFor time.Duration
+	rows      int
+	orgs      int
+	queries   int
+	srv       *server.Server
+	url       string
+	secret    []byte
+}
+
+func (b *bench) token(c auth.Claims) string {
+	s, err := auth.Mint(b.secret, c, 24*time.Hour, time.Now())
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+func (b *bench) admin(org string) string {
+	return b.token(auth.Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: "user:bench"}, Org: org, Kind: "user", Roles: []string{"ADMIN"}})
+}
+
+func (b *bench) service() string {
+	return b.token(auth.Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: "service:bench"}, Kind: "service", Sources: []string{"PLATFORM"}})
+}
+
+var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+
+// gql posts one GraphQL request and returns its data.
+func (b *bench) gql(ctx context.Context, token, query string, vars map[string]any) (json.RawMessage, error) {
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, b.url+"/query", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Data   json.RawMessage
+		Errors []struct{ Message string }
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, err
+	}
+	if len(out.Errors) > 0 {
+		return nil, fmt.Errorf("graphql: %s", out.Errors[0].Message)
+	}
+	return out.Data, nil
+}
+
+func (b *bench) enable(ctx context.Context, org string) error {
+	_, err := b.gql(ctx, b.admin(org), `mutation { enableAuditLog(region: US) { enabled } }`, nil)
+	return err
+}
+
+func events(org string, n int) []domain.Event {
+	at := time.Now().Add(-time.Minute).UTC()
+	out := make([]domain.Event, n)
+	for i := range out {
+		out[i] = domain.Event{
+			ID: ulid.Make().String(), OrgID: org, Source: domain.SourcePlatform, Type: "USER_UPDATED", OccurredAt: at,
+			RecordedAt: at, Actor: domain.Actor{Kind: domain.ActorUser, ID: fmt.Sprintf("u%d", i%1000), Name: "Bench User", Email: "bench@example.com"},
+			Target:  &domain.Target{Kind: "USER", ID: fmt.Sprintf("t%d", i)},
+			Details: json.RawMessage(fmt.Sprintf(`{"userId":"t%d","changedFields":["email"]}`, i)),
+		}
+	}
+	return out
+}
+
+// ceilings measures raw JetStream async publish and raw Postgres COPY into an
+// events table with one btree and one trigram index, with the same events.
+func (b *bench) ceilings(ctx context.Context, rep *Report) error {
+	n := int(200_000 * b.scale)
+	evs := events("ceiling", n)
+	payloads := make([][]byte, n)
+	for i := range evs {
+		payloads[i], _ = json.Marshal(&evs[i])
+	}
+	nc, err := nats.Connect(b.srv.NATSURL())
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(16384))
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "BENCH_RAW", Subjects: []string{"bench.raw"}, Storage: jetstream.FileStorage}); err != nil {
+		return err
+	}
+	defer js.DeleteStream(ctx, "BENCH_RAW")
+	start := time.Now()
+	for i, p := range payloads {
+		if _, err := js.PublishAsync("bench.raw", p, jetstream.WithMsgID(evs[i].ID)); err != nil {
+			return err
+		}
+	}
+	<-js.PublishAsyncComplete()
+	rep.add("ceiling: JetStream async publish", float64(n)/time.Since(start).Seconds(), "msg/s", fmt.Sprintf("%d msgs, file storage", n))
+
+	pool := b.srv.EventStore(domain.RegionUS).Pool()
+	_, err = pool.Exec(ctx, `CREATE TABLE bench_copy (LIKE audit_us.events);
+		CREATE INDEX ON bench_copy (org_id, occurred_at, id);
+		CREATE INDEX ON bench_copy USING gin (search_text gin_trgm_ops)`)
+	if err != nil {
+		return err
+	}
+	defer pool.Exec(ctx, "DROP TABLE bench_copy")
+	rows := make([][]any, n)
+	for i := range evs {
+		rows[i] = projections.EventRow(&evs[i], uint64(i+1))
+	}
+	start = time.Now()
+	for off := 0; off < n; off += 1000 {
+		if _, err := pool.CopyFrom(ctx, pgx.Identifier{"bench_copy"}, projections.EventColumns, pgx.CopyFromRows(rows[off:min(n, off+1000)])); err != nil {
+			return err
+		}
+	}
+	rep.add("ceiling: Postgres COPY (btree + trigram)", float64(n)/time.Since(start).Seconds(), "rows/s", fmt.Sprintf("%d rows, batches of 1000", n))
+	return nil
+}
+
+// lagSampler records, every few milliseconds, the stream head and when the
+// read model reached it: the delay from append to queryable.
+type lagSampler struct {
+	lags []time.Duration
+}
+
+func (b *bench) sampleLag(ctx context.Context, l *lagSampler) {
+	store := b.srv.EventStore(domain.RegionUS)
+	stream, err := b.srv.JetStream().Stream(ctx, natsx.AuditStream(domain.RegionUS))
+	if err != nil {
+		return
+	}
+	type mark struct {
+		at  time.Time
+		seq uint64
+	}
+	var pending []mark
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		info, err := stream.Info(ctx)
+		if err != nil {
+			continue
+		}
+		now := time.Now()
+		if len(pending) == 0 || info.State.LastSeq > pending[len(pending)-1].seq {
+			pending = append(pending, mark{now, info.State.LastSeq})
+		}
+		cp, err := store.Checkpoint(ctx)
+		if err != nil {
+			continue
+		}
+		for len(pending) > 0 && pending[0].seq <= cp {
+			l.lags = append(l.lags, now.Sub(pending[0].at))
+			pending = pending[1:]
+		}
+	}
+}
+
+// waitQueryable waits until the US read model holds the whole US stream.
+func (b *bench) waitQueryable(ctx context.Context) error {
+	stream, err := b.srv.JetStream().Stream(ctx, natsx.AuditStream(domain.RegionUS))
+	if err != nil {
+		return err
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(5 * time.Minute)
+	for time.Now().Before(deadline) {
+		cp, err := b.srv.EventStore(domain.RegionUS).Checkpoint(ctx)
+		if err != nil {
+			return err
+		}
+		if cp >= info.State.LastSeq {
+			return nil
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return fmt.Errorf("read model did not catch up within 5 minutes")
+}
+
+// ingest runs clients that send batches through send until ingestFor ends,
+// then waits until everything is queryable.
+func (b *bench) ingest(ctx context.Context, rep *Report, label, org string, send func(context.Context, []domain.Event) (int, error)) error {
+	if err := b.enable(ctx, org); err != nil {
+		return err
+	}
+	if err := b.waitQueryable(ctx); err != nil {
+		return err
+	}
+	lctx, stopLag := context.WithCancel(ctx)
+	var lag lagSampler
+	lagDone := make(chan struct{})
+	go func() { b.sampleLag(lctx, &lag); close(lagDone) }()
+
+	var accepted atomic.Int64
+	var firstErr error
+	var once sync.Once
+	start := time.Now()
+	deadline := start.Add(b.ingestFor)
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			for time.Now().Before(deadline) {
+				n, err := send(ctx, events(org, batchSize))
+				if err != nil {
+					once.Do(func() { firstErr = err })
+					return
+				}
+				accepted.Add(int64(n))
+			}
+		})
+	}
+	wg.Wait()
+	sent := time.Since(start)
+	if firstErr != nil {
+		stopLag()
+		return firstErr
+	}
+	if err := b.waitQueryable(ctx); err != nil {
+		stopLag()
+		return err
+	}
+	queryable := time.Since(start)
+	time.Sleep(20 * time.Millisecond)
+	stopLag()
+	<-lagDone
+	lags := sortDurations(lag.lags)
+	n := float64(accepted.Load())
+	rep.add("ingest "+label+": accepted", n/sent.Seconds(), "events/s", fmt.Sprintf("%d events, %d clients x %d/batch", int(n), clients, batchSize))
+	rep.add("ingest "+label+": end-to-end until queryable", n/queryable.Seconds(), "events/s", fmt.Sprintf("over %.0fs", queryable.Seconds()))
+	rep.add("ingest "+label+": projection lag p50", percentile(lags, 0.50), "ms", "")
+	rep.add("ingest "+label+": projection lag p99", percentile(lags, 0.99), "ms", "")
+	return nil
+}
+
+func (b *bench) ingestAPI(ctx context.Context, rep *Report) error {
+	token := b.service()
+	q := `mutation($e: [AuditEventInput!]!) { recordAuditEvents(events: $e) { results { status } } }`
+	return b.ingest(ctx, rep, "API", "bench-api", func(ctx context.Context, evs []domain.Event) (int, error) {
+		in := make([]map[string]any, len(evs))
+		for i, e := range evs {
+			in[i] = map[string]any{"id": e.ID, "orgId": e.OrgID, "type": e.Type, "source": e.Source,
+				"occurredAt": e.OccurredAt, "actor": e.Actor, "target": e.Target, "details": e.Details}
+		}
+		data, err := b.gql(ctx, token, q, map[string]any{"e": in})
+		if err != nil {
+			return 0, err
+		}
+		return countRecorded(data, "RECORDED"), nil
+	})
+}
+
+func countRecorded(data []byte, status string) int {
+	return bytes.Count(data, []byte(`"`+status+`"`))
+}
+
+func (b *bench) ingestNATS(ctx context.Context, rep *Report) error {
+	nc, err := nats.Connect(b.srv.NATSURL())
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	return b.ingest(ctx, rep, "NATS", "bench-nats", func(ctx context.Context, evs []domain.Event) (int, error) {
+		body, _ := json.Marshal(ingest.Request{Events: evs})
+		msg, err := nc.RequestWithContext(ctx, natsx.IngestSubjectPrefix+"PLATFORM", body)
+		if err != nil {
+			return 0, err
+		}
+		var reply ingest.Reply
+		if err := json.Unmarshal(msg.Data, &reply); err != nil {
+			return 0, err
+		}
+		if reply.Error != nil {
+			return 0, fmt.Errorf("nats ingest: %s", reply.Error.Message)
+		}
+		return countRecorded(msg.Data, string(ingest.Recorded)), nil
+	})
+}
+
+// queryLatency seeds the read model with rows events across the orgs and
+// times each main query path over HTTP, one request at a time.
+func (b *bench) queryLatency(ctx context.Context, rep *Report) error {
+	for i := range b.orgs {
+		if err := b.enable(ctx, fmt.Sprintf("org-%03d", i)); err != nil {
+			return err
+		}
+	}
+	if err := b.waitQueryable(ctx); err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := b.srv.EventStore(domain.RegionUS).SeedSynthetic(ctx, b.rows, b.orgs); err != nil {
+		return err
+	}
+	rep.add("query: seeded rows (synthetic, via SQL)", float64(b.rows), "rows", fmt.Sprintf("%d orgs, %.0fs", b.orgs, time.Since(start).Seconds()))
+
+	token := b.admin("org-007")
+	const fields = `edges { cursor node { id type occurredAt source description actor { name email } } } pageInfo { endCursor }`
+	page := func(filter map[string]any, after string) (json.RawMessage, error) {
+		vars := map[string]any{"f": filter}
+		if after != "" {
+			vars["a"] = after
+		}
+		return b.gql(ctx, token, `query($f: AuditEventFilter, $a: String) { auditEvents(filter: $f, first: 50, after: $a) { `+fields+` } }`, vars)
+	}
+	// Walk to page 200 for the deep-page cursor.
+	cursor := ""
+	var firstID string
+	for i := 0; i < 199; i++ {
+		data, err := page(nil, cursor)
+		if err != nil {
+			return err
+		}
+		var out struct {
+			AuditEvents struct {
+				Edges    []struct{ Node struct{ ID string } }
+				PageInfo struct{ EndCursor *string }
+			}
+		}
+		_ = json.Unmarshal(data, &out)
+		if i == 0 && len(out.AuditEvents.Edges) > 0 {
+			firstID = out.AuditEvents.Edges[0].Node.ID
+		}
+		if out.AuditEvents.PageInfo.EndCursor == nil {
+			break
+		}
+		cursor = *out.AuditEvents.PageInfo.EndCursor
+	}
+	weekAgo, dayAgo := time.Now().Add(-7*24*time.Hour), time.Now().Add(-24*time.Hour)
+	paths := []struct {
+		name   string
+		filter map[string]any
+		after  string
+	}{
+		{"first page", nil, ""},
+		{"deep page (page 200)", nil, cursor},
+		{"type + date range", map[string]any{"types": []string{"USER_CREATED"}, "from": weekAgo, "to": dayAgo}, ""},
+		{"source", map[string]any{"sources": []string{"INSIGHT_VM"}}, ""},
+		{"actor", map[string]any{"actorId": "u57"}, ""},
+		{"search common, 3+ chars", map[string]any{"search": "u57@example"}, ""},
+		{"search rare, 3+ chars", map[string]any{"search": "target-4957"}, ""},
+		{"search common, 2 chars", map[string]any{"search": "u5"}, ""},
+		{"search absent, 2 chars", map[string]any{"search": "zq"}, ""},
+	}
+	for _, p := range paths {
+		lat, err := b.time(func() error { _, err := page(p.filter, p.after); return err })
+		if err != nil {
+			return fmt.Errorf("%s: %w", p.name, err)
+		}
+		b.report(rep, "query "+p.name, lat)
+	}
+	lat, err := b.time(func() error {
+		_, err := b.gql(ctx, token, `query($id: ID!) { auditEvent(id: $id) { id details actor { name } } }`, map[string]any{"id": firstID})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	b.report(rep, "query auditEvent(id)", lat)
+	return nil
+}
+
+func (b *bench) time(f func() error) ([]time.Duration, error) {
+	if err := f(); err != nil { // warm-up
+		return nil, err
+	}
+	lat := make([]time.Duration, 0, b.queries)
+	for range b.queries {
+		start := time.Now()
+		if err := f(); err != nil {
+			return nil, err
+		}
+		lat = append(lat, time.Since(start))
+	}
+	return sortDurations(lat), nil
+}
+
+func (b *bench) report(rep *Report, name string, lat []time.Duration) {
+	rep.add(name+" p50", percentile(lat, 0.50), "ms", "")
+	rep.add(name+" p95", percentile(lat, 0.95), "ms", "")
+	rep.add(name+" p99", percentile(lat, 0.99), "ms", "")
+}
