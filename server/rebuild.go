@@ -29,7 +29,7 @@ func (s *Server) Rebuild(ctx context.Context) error {
 			if err := st.Migrate(ctx); err != nil {
 				return err
 			}
-			return st.EnsurePartitions(ctx, 3)
+			return st.EnsurePartitions(ctx, partitionsAhead)
 		})
 		if err != nil {
 			return err

@@ -125,7 +125,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		if err := st.Migrate(ctx); err != nil {
 			return nil, err
 		}
-		if err := st.EnsurePartitions(ctx, 3); err != nil {
+		if err := st.EnsurePartitions(ctx, partitionsAhead); err != nil {
 			return nil, err
 		}
 		s.events[r] = st
@@ -220,6 +220,8 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Wait()
 	}()
 
+	wg.Go(func() { s.maintainPartitions(pctx) })
+
 	svc, err := ingest.ServeNATS(pctx, s.nc, s.recorder, s.log)
 	if err != nil {
 		return fmt.Errorf("nats ingest: %w", err)
@@ -263,6 +265,30 @@ func (s *Server) supervise(ctx context.Context, p *projections.Projector) {
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+// partitionsAhead is how many months of partitions exist beyond now.
+const partitionsAhead = 3
+
+// maintainPartitions keeps monthly partitions created ahead of time while
+// the server runs for months, so current events never land in the default
+// partition. New partitions are always for future months, which the default
+// partition cannot hold rows of.
+func (s *Server) maintainPartitions(ctx context.Context) {
+	t := time.NewTicker(12 * time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, st := range s.events {
+			if err := st.EnsurePartitions(ctx, partitionsAhead); err != nil && ctx.Err() == nil {
+				s.log.Error().Err(err).Str("schema", st.Schema()).Msg("creating partitions ahead failed")
+			}
+		}
 	}
 }
 
