@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 
+	"github.com/auditlog/auditlog/domain"
+
 	"github.com/auditlog/auditlog/projections"
 )
 
@@ -10,8 +12,7 @@ import (
 // projector's lock is held throughout, so a running auditd's projector
 // waits (or, while it holds the lock, Rebuild does): stop auditd first.
 func (s *Server) Rebuild(ctx context.Context) error {
-	control := s.projected[0]
-	err := control.Rebuild(ctx, func(ctx context.Context) error {
+	err := s.controlProjector.Rebuild(ctx, func(ctx context.Context) error {
 		if err := projections.DropSchema(ctx, s.control, projections.ControlSchema); err != nil {
 			return err
 		}
@@ -20,9 +21,9 @@ func (s *Server) Rebuild(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, p := range s.projected[1:] {
-		st := p.Sink.(*projections.EventStore)
-		err := p.Rebuild(ctx, func(ctx context.Context) error {
+	for _, r := range domain.Regions {
+		st := s.events[r]
+		err := s.eventProjectors[r].Rebuild(ctx, func(ctx context.Context) error {
 			if err := projections.DropSchema(ctx, st.Pool(), st.Schema()); err != nil {
 				return err
 			}

@@ -58,20 +58,23 @@ type Config struct {
 
 // Server is a running auditd.
 type Server struct {
-	cfg       Config
-	log       zerolog.Logger
-	ns        *natsserver.Server // nil with an external NATS
-	nc        *nats.Conn
-	js        jetstream.JetStream
-	control   *pgxpool.Pool
-	pools     []*pgxpool.Pool
-	settings  *settings.Service
-	store     *projections.SettingsStore
-	events    map[domain.Region]*projections.EventStore
-	recorder  *ingest.Recorder
-	listener  net.Listener
-	handler   http.Handler
-	projected []*projections.Projector
+	cfg      Config
+	log      zerolog.Logger
+	ns       *natsserver.Server // nil with an external NATS
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	control  *pgxpool.Pool
+	pools    []*pgxpool.Pool
+	settings *settings.Service
+	store    *projections.SettingsStore
+	events   map[domain.Region]*projections.EventStore
+	recorder *ingest.Recorder
+	listener net.Listener
+	handler  http.Handler
+	// controlProjector feeds the settings read model; eventProjectors the
+	// events read model of each region.
+	controlProjector *projections.Projector
+	eventProjectors  map[domain.Region]*projections.Projector
 }
 
 // New connects to (or starts) NATS and Postgres, declares the streams and
@@ -140,14 +143,15 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 
-	s.projected = append(s.projected, &projections.Projector{
+	s.controlProjector = &projections.Projector{
 		JS: s.js, Pool: s.control, Stream: natsx.ControlStream, Durable: "pg-settings", Sink: s.store, Log: s.log,
-	})
+	}
+	s.eventProjectors = map[domain.Region]*projections.Projector{}
 	for _, r := range domain.Regions {
 		st := s.events[r]
-		s.projected = append(s.projected, &projections.Projector{
+		s.eventProjectors[r] = &projections.Projector{
 			JS: s.js, Pool: st.Pool(), Stream: natsx.AuditStream(r), Durable: "pg-events", Sink: st, Log: s.log,
-		})
+		}
 	}
 
 	resolver := &graph.Resolver{
@@ -212,7 +216,8 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	pctx, stopProjectors := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	for _, p := range s.projected {
+	wg.Go(func() { s.supervise(pctx, s.controlProjector) })
+	for _, p := range s.eventProjectors {
 		wg.Go(func() { s.supervise(pctx, p) })
 	}
 	defer func() {
