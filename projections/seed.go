@@ -31,7 +31,7 @@ func (s *EventStore) SeedSynthetic(ctx context.Context, n, orgs int) error {
 			       now() - (i::float8 / %[1]d) * interval '30 days' AS at,
 			       (i * 7919) %% %[3]d AS t,
 			       'u' || (i %% 1000) AS actor
-			FROM generate_series(1, %[1]d) i
+			FROM generate_series(1::bigint, %[1]d) i
 		), ins AS (
 			INSERT INTO %[4]s.event_ids (org_id, id, occurred_at) SELECT org_id, id, at FROM g
 		)
