@@ -51,6 +51,7 @@ func TestFilterPathsUseIndexes(t *testing.T) {
 		{"category", domain.Filter{Categories: []domain.Category{domain.CategoryPolicy}}, nil, ""},
 		{"actor", domain.Filter{ActorID: "u42"}, nil, "actor"},
 		{"rare search", domain.Filter{Search: "needle-rare"}, nil, "search"},
+		{"absent short search", domain.Filter{Search: "zq"}, nil, "events"},
 		{"short search", domain.Filter{Search: "u4"}, nil, ""},
 	}
 	for _, tc := range tests {

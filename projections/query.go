@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -216,7 +217,15 @@ func (s *EventStore) where(org string, f domain.Filter) *query {
 		q.add("occurred_at < $%d", *f.To)
 	}
 	if f.Search != "" {
-		q.add(`search_text LIKE $%d`, "%"+escapeLike(strings.ToLower(f.Search))+"%")
+		pattern := "%" + escapeLike(strings.ToLower(f.Search)) + "%"
+		if utf8.RuneCountInString(f.Search) < 3 {
+			// No trigram fits in one or two characters: the trigram index
+			// would read every entry. Hide it from the planner so it walks
+			// the org's rows in list order and stops at the page.
+			q.add(`(search_text || '') LIKE $%d`, pattern)
+		} else {
+			q.add(`search_text LIKE $%d`, pattern)
+		}
 	}
 	return q
 }

@@ -54,8 +54,9 @@ func (r *Report) add(name string, value float64, unit, note string) {
 func main() {
 	scale := flag.Float64("scale", 1, "size multiplier; make bench-quick uses 0.1")
 	out := flag.String("out", envOr("BENCH_OUT", ".data/bench/latest.json"), "JSON report path (BENCH_OUT)")
+	only := flag.String("only", "", "run one part: ceilings, ingest or query (default: all)")
 	flag.Parse()
-	if err := run(*scale, *out); err != nil {
+	if err := run(*scale, *out, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "auditbench:", err)
 		os.Exit(1)
 	}
@@ -68,7 +69,7 @@ func envOr(k, def string) string {
 	return def
 }
 
-func run(scale float64, out string) error {
+func run(scale float64, out, only string) error {
 	ctx := context.Background()
 	b := &bench{
 		scale:     scale,
@@ -81,7 +82,7 @@ func run(scale float64, out string) error {
 		Started:  time.Now().UTC(),
 		Machine:  machine(),
 		Versions: versions(),
-		Settings: map[string]any{"scale": scale, "ingest_seconds": b.ingestFor.Seconds(), "query_rows": b.rows,
+		Settings: map[string]any{"scale": scale, "only": only, "ingest_seconds": b.ingestFor.Seconds(), "query_rows": b.rows,
 			"orgs": b.orgs, "queries_per_path": b.queries, "batch": batchSize, "clients": clients},
 	}
 	fmt.Printf("auditbench: %d cores, scale %.2f\n\n", runtime.NumCPU(), scale)
@@ -123,9 +124,15 @@ func run(scale float64, out string) error {
 	defer func() { stop(); <-done }()
 	b.srv, b.url, b.secret = srv, "http://"+addr.String(), secret
 
-	steps := []func(context.Context, *Report) error{b.ceilings, b.ingestAPI, b.ingestNATS, b.queryLatency}
+	steps := []struct {
+		part string
+		run  func(context.Context, *Report) error
+	}{{"ceilings", b.ceilings}, {"ingest", b.ingestAPI}, {"ingest", b.ingestNATS}, {"query", b.queryLatency}}
 	for _, step := range steps {
-		if err := step(ctx, rep); err != nil {
+		if only != "" && only != step.part {
+			continue
+		}
+		if err := step.run(ctx, rep); err != nil {
 			return err
 		}
 	}
