@@ -101,17 +101,6 @@ func (t EventType) Description() string { i, _ := t.Info(); return i.Description
 // slice is a copy; callers may not change the catalog.
 func Catalog() []TypeInfo { return slices.Clone(catalog) }
 
-// TypesOf lists the event types of category c.
-func TypesOf(c Category) []EventType {
-	var ts []EventType
-	for _, i := range catalog {
-		if i.Category == c {
-			ts = append(ts, i.Type)
-		}
-	}
-	return ts
-}
-
 // Reusable field declarations; the same field means the same thing in every type.
 var (
 	fUserID         = Field{Name: "userId", Type: FieldString, Required: true, Description: "ID of the user acted on"}

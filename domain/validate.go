@@ -237,23 +237,3 @@ func checkEmail(field, s string) error {
 	}
 	return nil
 }
-
-// Change is one changed field of a policy update.
-type Change struct {
-	Field  string          `json:"field"`
-	Before json.RawMessage `json:"before,omitempty"`
-	After  json.RawMessage `json:"after,omitempty"`
-}
-
-// Changes decodes the change list of a POLICY_UPDATED payload; other events
-// have none.
-func (e *Event) Changes() []Change {
-	if e.Type != TypePolicyUpdated {
-		return nil
-	}
-	var p struct {
-		Changes []Change `json:"changes"`
-	}
-	_ = json.Unmarshal(e.Details, &p) // validated at ingest
-	return p.Changes
-}
