@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/oklog/ulid/v2"
 
@@ -129,13 +130,27 @@ func (r *Recorder) Record(ctx context.Context, p *domain.Principal, events []dom
 	return results, nil
 }
 
-func (r *Recorder) publishAsync(e *domain.Event, region domain.Region) (jetstream.PubAckFuture, error) {
+// message is e as the append to region's stream: its id is the message id,
+// so JetStream de-duplicates re-sends, and the stream is named so a subject
+// mapped elsewhere fails instead of landing outside the region.
+func message(region domain.Region, e *domain.Event) (*nats.Msg, error) {
 	data, err := json.Marshal(e)
 	if err != nil {
 		return nil, fmt.Errorf("encode event %s: %w", e.ID, err)
 	}
-	f, err := r.js.PublishAsync(natsx.AuditSubject(region, e), data,
-		jetstream.WithMsgID(e.ID), jetstream.WithExpectStream(natsx.AuditStream(region)))
+	m := nats.NewMsg(natsx.AuditSubject(region, e))
+	m.Data = data
+	m.Header.Set(jetstream.MsgIDHeader, e.ID)
+	m.Header.Set(jetstream.ExpectedStreamHeader, natsx.AuditStream(region))
+	return m, nil
+}
+
+func (r *Recorder) publishAsync(e *domain.Event, region domain.Region) (jetstream.PubAckFuture, error) {
+	m, err := message(region, e)
+	if err != nil {
+		return nil, err
+	}
+	f, err := r.js.PublishMsgAsync(m)
 	if err != nil {
 		return nil, fmt.Errorf("append event %s: %w", e.ID, err)
 	}
@@ -146,22 +161,14 @@ func (r *Recorder) publishAsync(e *domain.Event, region domain.Region) (jetstrea
 // the settings gate. The settings projection uses it for the opt-in and
 // opt-out events, which must land even when collection is off.
 func (r *Recorder) Append(ctx context.Context, region domain.Region, e *domain.Event) error {
-	_, err := r.publish(ctx, region, e)
-	return err
-}
-
-// publish appends e to region's stream and waits for the ack.
-func (r *Recorder) publish(ctx context.Context, region domain.Region, e *domain.Event) (*jetstream.PubAck, error) {
-	data, err := json.Marshal(e)
+	m, err := message(region, e)
 	if err != nil {
-		return nil, fmt.Errorf("encode event %s: %w", e.ID, err)
+		return err
 	}
-	ack, err := r.js.Publish(ctx, natsx.AuditSubject(region, e), data,
-		jetstream.WithMsgID(e.ID), jetstream.WithExpectStream(natsx.AuditStream(region)))
-	if err != nil {
-		return nil, fmt.Errorf("append event %s: %w", e.ID, err)
+	if _, err := r.js.PublishMsg(ctx, m); err != nil {
+		return fmt.Errorf("append event %s: %w", e.ID, err)
 	}
-	return ack, nil
+	return nil
 }
 
 func (res *Result) reject(err error) {
@@ -174,27 +181,20 @@ func (res *Result) reject(err error) {
 	}
 }
 
-// RecordOwn records an event the audit log emits about itself, through the
-// same settings gate as any event: nothing is stored for an org that opted
-// out. A repeated id is a duplicate, which is how callers rate-limit.
+// RecordOwn records an event the audit log emits about itself through
+// Record, as a principal allowed exactly that event's org and source: the
+// same validation and settings gate as any event, so nothing is stored for
+// an org that opted out. A repeated id is a duplicate, which is how callers
+// rate-limit.
 func (r *Recorder) RecordOwn(ctx context.Context, e *domain.Event) (Status, error) {
-	e.RecordedAt = r.now().UTC()
-	if err := e.Validate(e.RecordedAt); err != nil {
-		return Rejected, err
-	}
-	s, err := r.settings.Get(ctx, e.OrgID)
+	self := &domain.Principal{Subject: "auditd", Kind: domain.PrincipalService,
+		Sources: []domain.Source{e.Source}, Orgs: []string{e.OrgID}}
+	results, err := r.Record(ctx, self, []domain.Event{*e})
 	if err != nil {
 		return "", err
 	}
-	if !s.Enabled {
-		return DroppedDisabled, nil
+	if res := results[0]; res.Status == Rejected {
+		return Rejected, errors.New(res.Reason)
 	}
-	ack, err := r.publish(ctx, s.Region, e)
-	if err != nil {
-		return "", err
-	}
-	if ack.Duplicate {
-		return Duplicate, nil
-	}
-	return Recorded, nil
+	return results[0].Status, nil
 }
