@@ -74,6 +74,9 @@ const (
 	// TypeAuditLogSettingsDenied records a user of the org who tried to
 	// change the settings without being an administrator.
 	TypeAuditLogSettingsDenied EventType = "AUDIT_LOG_SETTINGS_DENIED"
+	// TypeAuditLogExported records an administrator taking the log away as
+	// a file: auditors ask who exported what.
+	TypeAuditLogExported EventType = "AUDIT_LOG_EXPORTED"
 	TypePolicyCreated          EventType = "POLICY_CREATED"
 	TypePolicyUpdated          EventType = "POLICY_UPDATED"
 	TypePolicyDeleted          EventType = "POLICY_DELETED"
@@ -193,6 +196,10 @@ var catalog = []TypeInfo{
 	{TypeAuditLogOptOut, CategoryAuditLog, "Audit Logging was turned off", []Field{fOptionalRegion}},
 	{TypeAuditLogSettingsDenied, CategoryAuditLog, "A user without administrator rights tried to change the audit log settings", []Field{
 		{Name: "action", Type: FieldString, Required: true, Description: "the refused operation, e.g. disableAuditLog"}}},
+	{TypeAuditLogExported, CategoryAuditLog, "Audit log events were exported to a file", []Field{
+		{Name: "exportId", Type: FieldString, Required: true, Description: "the export job"},
+		{Name: "format", Type: FieldString, Required: true, Description: "CSV or NDJSON"},
+		{Name: "filter", Type: FieldString, Description: "the filter of the export, as JSON"}}},
 
 	{TypePolicyCreated, CategoryPolicy, "A policy was created in the Custom Policy Builder", []Field{fPolicyID, fPolicyNameReq}},
 	{TypePolicyUpdated, CategoryPolicy, "A policy was updated in the Custom Policy Builder", []Field{fPolicyID, fPolicyName, fPolicyChanges}},

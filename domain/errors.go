@@ -19,6 +19,11 @@ const (
 	CodeRegionImmutable  Code = "REGION_IMMUTABLE"
 	CodeConflict         Code = "CONFLICT"
 	CodeRateLimited      Code = "RATE_LIMITED"
+	// CodeSlowConsumer ends a live subscription whose client stopped
+	// reading; it may resubscribe from its last event.
+	CodeSlowConsumer Code = "SLOW_CONSUMER"
+	// CodeExpired answers a download of an export whose file was deleted.
+	CodeExpired Code = "EXPIRED"
 	CodeInternal         Code = "INTERNAL"
 )
 
@@ -53,6 +58,7 @@ var (
 	ErrAuditLogDisabled = &Error{Code: CodeAuditLogDisabled}
 	ErrRegionImmutable  = &Error{Code: CodeRegionImmutable}
 	ErrConflict         = &Error{Code: CodeConflict}
+	ErrRateLimited      = &Error{Code: CodeRateLimited}
 )
 
 // Errorf returns an *Error with the given code and field.

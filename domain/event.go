@@ -91,6 +91,9 @@ type Event struct {
 	UserAgent  string          `json:"userAgent,omitempty"`
 	RequestID  string          `json:"requestId,omitempty"`
 	Details    json.RawMessage `json:"details"`
+	// Seq is the event's position in its region's stream, known once it is
+	// stored there; it is where a live subscription resumes.
+	Seq uint64 `json:"-"`
 }
 
 // Category is the event's category from the catalog.

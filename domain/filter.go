@@ -15,13 +15,13 @@ const MaxSearchLen = 256
 
 // Filter selects events of one organization. Empty lists mean "all".
 type Filter struct {
-	Sources    []Source
-	Categories []Category
-	Types      []EventType
-	ActorID    string
-	Search     string
-	From       *time.Time // inclusive
-	To         *time.Time // exclusive
+	Sources    []Source    `json:"sources,omitempty"`
+	Categories []Category  `json:"categories,omitempty"`
+	Types      []EventType `json:"types,omitempty"`
+	ActorID    string      `json:"actorId,omitempty"`
+	Search     string      `json:"search,omitempty"`
+	From       *time.Time  `json:"from,omitempty"` // inclusive
+	To         *time.Time  `json:"to,omitempty"`   // exclusive
 }
 
 // Validate reports the first filter field a client got wrong.

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/rs/zerolog"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
@@ -77,6 +78,13 @@ func MarkInternal(ctx context.Context, next graphql.Resolver) (any, error) {
 		err = &internalError{err}
 	}
 	return res, err
+}
+
+// endSubscription ends a subscription with err, presented like any other
+// error: the client gets an error message for the operation, not a silent
+// complete. The resolver closes its channel after calling it.
+func endSubscription(ctx context.Context, err error) {
+	transport.AddSubscriptionError(ctx, ErrorPresenter()(ctx, err))
 }
 
 // Recover turns a panic into an INTERNAL error and logs its stack.

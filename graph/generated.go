@@ -32,6 +32,7 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 type ResolverRoot interface {
 	Mutation() MutationResolver
 	Query() QueryResolver
+	Subscription() SubscriptionResolver
 }
 
 type DirectiveRoot struct {
@@ -57,6 +58,7 @@ type ComplexityRoot struct {
 		ID             func(childComplexity int) int
 		IPAddress      func(childComplexity int) int
 		KeyType        func(childComplexity int) int
+		LiveCursor     func(childComplexity int) int
 		OccurredAt     func(childComplexity int) int
 		RecordedAt     func(childComplexity int) int
 		RequestID      func(childComplexity int) int
@@ -94,6 +96,7 @@ type ComplexityRoot struct {
 		Details     func(childComplexity int) int
 		ID          func(childComplexity int) int
 		IPAddress   func(childComplexity int) int
+		LiveCursor  func(childComplexity int) int
 		OccurredAt  func(childComplexity int) int
 		RecordedAt  func(childComplexity int) int
 		Region      func(childComplexity int) int
@@ -120,6 +123,7 @@ type ComplexityRoot struct {
 		FromCustomerID func(childComplexity int) int
 		ID             func(childComplexity int) int
 		IPAddress      func(childComplexity int) int
+		LiveCursor     func(childComplexity int) int
 		NewName        func(childComplexity int) int
 		OccurredAt     func(childComplexity int) int
 		PreviousName   func(childComplexity int) int
@@ -130,6 +134,35 @@ type ComplexityRoot struct {
 		ToCustomerID   func(childComplexity int) int
 		Type           func(childComplexity int) int
 		UserAgent      func(childComplexity int) int
+	}
+
+	ExportFilter struct {
+		ActorID    func(childComplexity int) int
+		Categories func(childComplexity int) int
+		From       func(childComplexity int) int
+		Search     func(childComplexity int) int
+		Sources    func(childComplexity int) int
+		To         func(childComplexity int) int
+		Types      func(childComplexity int) int
+	}
+
+	ExportJob struct {
+		Attempts    func(childComplexity int) int
+		CreatedAt   func(childComplexity int) int
+		CreatedBy   func(childComplexity int) int
+		DownloadURL func(childComplexity int) int
+		Error       func(childComplexity int) int
+		ExpiresAt   func(childComplexity int) int
+		Filter      func(childComplexity int) int
+		FinishedAt  func(childComplexity int) int
+		Format      func(childComplexity int) int
+		ID          func(childComplexity int) int
+		Progress    func(childComplexity int) int
+		RowCount    func(childComplexity int) int
+		SizeBytes   func(childComplexity int) int
+		StartedAt   func(childComplexity int) int
+		Status      func(childComplexity int) int
+		TotalRows   func(childComplexity int) int
 	}
 
 	ExternalIdpEvent struct {
@@ -143,6 +176,7 @@ type ComplexityRoot struct {
 		ID                     func(childComplexity int) int
 		IPAddress              func(childComplexity int) int
 		IdpName                func(childComplexity int) int
+		LiveCursor             func(childComplexity int) int
 		OccurredAt             func(childComplexity int) int
 		RecordedAt             func(childComplexity int) int
 		RequestID              func(childComplexity int) int
@@ -161,6 +195,7 @@ type ComplexityRoot struct {
 		Details      func(childComplexity int) int
 		ID           func(childComplexity int) int
 		IPAddress    func(childComplexity int) int
+		LiveCursor   func(childComplexity int) int
 		OccurredAt   func(childComplexity int) int
 		RecordedAt   func(childComplexity int) int
 		RequestID    func(childComplexity int) int
@@ -178,6 +213,7 @@ type ComplexityRoot struct {
 		Details       func(childComplexity int) int
 		ID            func(childComplexity int) int
 		IPAddress     func(childComplexity int) int
+		LiveCursor    func(childComplexity int) int
 		MfaRequired   func(childComplexity int) int
 		OccurredAt    func(childComplexity int) int
 		RecordedAt    func(childComplexity int) int
@@ -189,9 +225,11 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
+		CancelAuditExport func(childComplexity int, id string) int
 		DisableAuditLog   func(childComplexity int) int
 		EnableAuditLog    func(childComplexity int, region model.Region) int
 		RecordAuditEvents func(childComplexity int, events []*model.AuditEventInput) int
+		StartAuditExport  func(childComplexity int, filter *model.AuditEventFilter, format *model.ExportFormat) int
 	}
 
 	OrganizationEvent struct {
@@ -202,6 +240,7 @@ type ComplexityRoot struct {
 		FromCustomerID func(childComplexity int) int
 		ID             func(childComplexity int) int
 		IPAddress      func(childComplexity int) int
+		LiveCursor     func(childComplexity int) int
 		NewName        func(childComplexity int) int
 		OccurredAt     func(childComplexity int) int
 		PreviousName   func(childComplexity int) int
@@ -222,6 +261,7 @@ type ComplexityRoot struct {
 		ID          func(childComplexity int) int
 		IPAddress   func(childComplexity int) int
 		LicenseType func(childComplexity int) int
+		LiveCursor  func(childComplexity int) int
 		OccurredAt  func(childComplexity int) int
 		ProductCode func(childComplexity int) int
 		RecordedAt  func(childComplexity int) int
@@ -248,6 +288,7 @@ type ComplexityRoot struct {
 		Details       func(childComplexity int) int
 		ID            func(childComplexity int) int
 		IPAddress     func(childComplexity int) int
+		LiveCursor    func(childComplexity int) int
 		MinLength     func(childComplexity int) int
 		OccurredAt    func(childComplexity int) int
 		RecordedAt    func(childComplexity int) int
@@ -279,6 +320,7 @@ type ComplexityRoot struct {
 		Details     func(childComplexity int) int
 		ID          func(childComplexity int) int
 		IPAddress   func(childComplexity int) int
+		LiveCursor  func(childComplexity int) int
 		OccurredAt  func(childComplexity int) int
 		PolicyID    func(childComplexity int) int
 		PolicyName  func(childComplexity int) int
@@ -294,7 +336,9 @@ type ComplexityRoot struct {
 		AuditEvent       func(childComplexity int, id string) int
 		AuditEventTypes  func(childComplexity int) int
 		AuditEvents      func(childComplexity int, filter *model.AuditEventFilter, first *int, after *string) int
+		AuditExports     func(childComplexity int, first *int) int
 		AuditLogSettings func(childComplexity int) int
+		ExportJob        func(childComplexity int, id string) int
 		ResourceHistory  func(childComplexity int, kind string, id string, first *int, after *string, order *model.SortOrder) int
 	}
 
@@ -306,6 +350,11 @@ type ComplexityRoot struct {
 		ID     func(childComplexity int) int
 		Reason func(childComplexity int) int
 		Status func(childComplexity int) int
+	}
+
+	Subscription struct {
+		AuditEventRecorded func(childComplexity int, filter *model.AuditEventFilter, after *string) int
+		AuditExportUpdated func(childComplexity int, id string) int
 	}
 
 	Target struct {
@@ -322,6 +371,7 @@ type ComplexityRoot struct {
 		FromCustomerID func(childComplexity int) int
 		ID             func(childComplexity int) int
 		IPAddress      func(childComplexity int) int
+		LiveCursor     func(childComplexity int) int
 		OccurredAt     func(childComplexity int) int
 		ProductCode    func(childComplexity int) int
 		RecordedAt     func(childComplexity int) int
@@ -343,6 +393,7 @@ type ComplexityRoot struct {
 		FromCustomerID func(childComplexity int) int
 		ID             func(childComplexity int) int
 		IPAddress      func(childComplexity int) int
+		LiveCursor     func(childComplexity int) int
 		OccurredAt     func(childComplexity int) int
 		RecordedAt     func(childComplexity int) int
 		RequestID      func(childComplexity int) int
@@ -363,6 +414,7 @@ type ComplexityRoot struct {
 		Details      func(childComplexity int) int
 		ID           func(childComplexity int) int
 		IPAddress    func(childComplexity int) int
+		LiveCursor   func(childComplexity int) int
 		OccurredAt   func(childComplexity int) int
 		PreviousRole func(childComplexity int) int
 		RecordedAt   func(childComplexity int) int
@@ -384,6 +436,8 @@ type MutationResolver interface {
 	EnableAuditLog(ctx context.Context, region model.Region) (*model.AuditLogSettings, error)
 	DisableAuditLog(ctx context.Context) (*model.AuditLogSettings, error)
 	RecordAuditEvents(ctx context.Context, events []*model.AuditEventInput) (*model.RecordAuditEventsPayload, error)
+	StartAuditExport(ctx context.Context, filter *model.AuditEventFilter, format *model.ExportFormat) (*model.ExportJob, error)
+	CancelAuditExport(ctx context.Context, id string) (*model.ExportJob, error)
 }
 type QueryResolver interface {
 	AuditLogSettings(ctx context.Context) (*model.AuditLogSettings, error)
@@ -391,6 +445,12 @@ type QueryResolver interface {
 	AuditEvent(ctx context.Context, id string) (model.AuditEvent, error)
 	AuditEventTypes(ctx context.Context) ([]*model.AuditEventTypeInfo, error)
 	ResourceHistory(ctx context.Context, kind string, id string, first *int, after *string, order *model.SortOrder) (*model.AuditEventConnection, error)
+	ExportJob(ctx context.Context, id string) (*model.ExportJob, error)
+	AuditExports(ctx context.Context, first *int) ([]*model.ExportJob, error)
+}
+type SubscriptionResolver interface {
+	AuditEventRecorded(ctx context.Context, filter *model.AuditEventFilter, after *string) (<-chan model.AuditEvent, error)
+	AuditExportUpdated(ctx context.Context, id string) (<-chan *model.ExportJob, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -496,6 +556,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ApiKeyEvent.KeyType(childComplexity), true
+	case "ApiKeyEvent.liveCursor":
+		if e.ComplexityRoot.ApiKeyEvent.LiveCursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ApiKeyEvent.LiveCursor(childComplexity), true
 	case "ApiKeyEvent.occurredAt":
 		if e.ComplexityRoot.ApiKeyEvent.OccurredAt == nil {
 			break
@@ -650,6 +716,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuditLogEvent.IPAddress(childComplexity), true
+	case "AuditLogEvent.liveCursor":
+		if e.ComplexityRoot.AuditLogEvent.LiveCursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditLogEvent.LiveCursor(childComplexity), true
 	case "AuditLogEvent.occurredAt":
 		if e.ComplexityRoot.AuditLogEvent.OccurredAt == nil {
 			break
@@ -772,6 +844,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CustomerEvent.IPAddress(childComplexity), true
+	case "CustomerEvent.liveCursor":
+		if e.ComplexityRoot.CustomerEvent.LiveCursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerEvent.LiveCursor(childComplexity), true
 	case "CustomerEvent.newName":
 		if e.ComplexityRoot.CustomerEvent.NewName == nil {
 			break
@@ -833,6 +911,146 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.CustomerEvent.UserAgent(childComplexity), true
 
+	case "ExportFilter.actorId":
+		if e.ComplexityRoot.ExportFilter.ActorID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportFilter.ActorID(childComplexity), true
+	case "ExportFilter.categories":
+		if e.ComplexityRoot.ExportFilter.Categories == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportFilter.Categories(childComplexity), true
+	case "ExportFilter.from":
+		if e.ComplexityRoot.ExportFilter.From == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportFilter.From(childComplexity), true
+	case "ExportFilter.search":
+		if e.ComplexityRoot.ExportFilter.Search == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportFilter.Search(childComplexity), true
+	case "ExportFilter.sources":
+		if e.ComplexityRoot.ExportFilter.Sources == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportFilter.Sources(childComplexity), true
+	case "ExportFilter.to":
+		if e.ComplexityRoot.ExportFilter.To == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportFilter.To(childComplexity), true
+	case "ExportFilter.types":
+		if e.ComplexityRoot.ExportFilter.Types == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportFilter.Types(childComplexity), true
+
+	case "ExportJob.attempts":
+		if e.ComplexityRoot.ExportJob.Attempts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJob.Attempts(childComplexity), true
+	case "ExportJob.createdAt":
+		if e.ComplexityRoot.ExportJob.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJob.CreatedAt(childComplexity), true
+	case "ExportJob.createdBy":
+		if e.ComplexityRoot.ExportJob.CreatedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJob.CreatedBy(childComplexity), true
+	case "ExportJob.downloadUrl":
+		if e.ComplexityRoot.ExportJob.DownloadURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJob.DownloadURL(childComplexity), true
+	case "ExportJob.error":
+		if e.ComplexityRoot.ExportJob.Error == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJob.Error(childComplexity), true
+	case "ExportJob.expiresAt":
+		if e.ComplexityRoot.ExportJob.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJob.ExpiresAt(childComplexity), true
+	case "ExportJob.filter":
+		if e.ComplexityRoot.ExportJob.Filter == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJob.Filter(childComplexity), true
+	case "ExportJob.finishedAt":
+		if e.ComplexityRoot.ExportJob.FinishedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJob.FinishedAt(childComplexity), true
+	case "ExportJob.format":
+		if e.ComplexityRoot.ExportJob.Format == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJob.Format(childComplexity), true
+	case "ExportJob.id":
+		if e.ComplexityRoot.ExportJob.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJob.ID(childComplexity), true
+	case "ExportJob.progress":
+		if e.ComplexityRoot.ExportJob.Progress == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJob.Progress(childComplexity), true
+	case "ExportJob.rowCount":
+		if e.ComplexityRoot.ExportJob.RowCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJob.RowCount(childComplexity), true
+	case "ExportJob.sizeBytes":
+		if e.ComplexityRoot.ExportJob.SizeBytes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJob.SizeBytes(childComplexity), true
+	case "ExportJob.startedAt":
+		if e.ComplexityRoot.ExportJob.StartedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJob.StartedAt(childComplexity), true
+	case "ExportJob.status":
+		if e.ComplexityRoot.ExportJob.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJob.Status(childComplexity), true
+	case "ExportJob.totalRows":
+		if e.ComplexityRoot.ExportJob.TotalRows == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportJob.TotalRows(childComplexity), true
+
 	case "ExternalIdpEvent.actor":
 		if e.ComplexityRoot.ExternalIdpEvent.Actor == nil {
 			break
@@ -893,6 +1111,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ExternalIdpEvent.IdpName(childComplexity), true
+	case "ExternalIdpEvent.liveCursor":
+		if e.ComplexityRoot.ExternalIdpEvent.LiveCursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExternalIdpEvent.LiveCursor(childComplexity), true
 	case "ExternalIdpEvent.occurredAt":
 		if e.ComplexityRoot.ExternalIdpEvent.OccurredAt == nil {
 			break
@@ -984,6 +1208,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.KeyContactEvent.IPAddress(childComplexity), true
+	case "KeyContactEvent.liveCursor":
+		if e.ComplexityRoot.KeyContactEvent.LiveCursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KeyContactEvent.LiveCursor(childComplexity), true
 	case "KeyContactEvent.occurredAt":
 		if e.ComplexityRoot.KeyContactEvent.OccurredAt == nil {
 			break
@@ -1069,6 +1299,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.MfaEvent.IPAddress(childComplexity), true
+	case "MfaEvent.liveCursor":
+		if e.ComplexityRoot.MfaEvent.LiveCursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MfaEvent.LiveCursor(childComplexity), true
 	case "MfaEvent.mfaRequired":
 		if e.ComplexityRoot.MfaEvent.MfaRequired == nil {
 			break
@@ -1118,6 +1354,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.MfaEvent.UserAgent(childComplexity), true
 
+	case "Mutation.cancelAuditExport":
+		if e.ComplexityRoot.Mutation.CancelAuditExport == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_cancelAuditExport_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CancelAuditExport(childComplexity, args["id"].(string)), true
 	case "Mutation.disableAuditLog":
 		if e.ComplexityRoot.Mutation.DisableAuditLog == nil {
 			break
@@ -1146,6 +1393,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RecordAuditEvents(childComplexity, args["events"].([]*model.AuditEventInput)), true
+	case "Mutation.startAuditExport":
+		if e.ComplexityRoot.Mutation.StartAuditExport == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_startAuditExport_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.StartAuditExport(childComplexity, args["filter"].(*model.AuditEventFilter), args["format"].(*model.ExportFormat)), true
 
 	case "OrganizationEvent.actor":
 		if e.ComplexityRoot.OrganizationEvent.Actor == nil {
@@ -1189,6 +1447,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.OrganizationEvent.IPAddress(childComplexity), true
+	case "OrganizationEvent.liveCursor":
+		if e.ComplexityRoot.OrganizationEvent.LiveCursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrganizationEvent.LiveCursor(childComplexity), true
 	case "OrganizationEvent.newName":
 		if e.ComplexityRoot.OrganizationEvent.NewName == nil {
 			break
@@ -1292,6 +1556,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.OrganizationProductEvent.LicenseType(childComplexity), true
+	case "OrganizationProductEvent.liveCursor":
+		if e.ComplexityRoot.OrganizationProductEvent.LiveCursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrganizationProductEvent.LiveCursor(childComplexity), true
 	case "OrganizationProductEvent.occurredAt":
 		if e.ComplexityRoot.OrganizationProductEvent.OccurredAt == nil {
 			break
@@ -1414,6 +1684,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.PasswordPolicyEvent.IPAddress(childComplexity), true
+	case "PasswordPolicyEvent.liveCursor":
+		if e.ComplexityRoot.PasswordPolicyEvent.LiveCursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PasswordPolicyEvent.LiveCursor(childComplexity), true
 	case "PasswordPolicyEvent.minLength":
 		if e.ComplexityRoot.PasswordPolicyEvent.MinLength == nil {
 			break
@@ -1549,6 +1825,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.PolicyEvent.IPAddress(childComplexity), true
+	case "PolicyEvent.liveCursor":
+		if e.ComplexityRoot.PolicyEvent.LiveCursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PolicyEvent.LiveCursor(childComplexity), true
 	case "PolicyEvent.occurredAt":
 		if e.ComplexityRoot.PolicyEvent.OccurredAt == nil {
 			break
@@ -1632,12 +1914,34 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.AuditEvents(childComplexity, args["filter"].(*model.AuditEventFilter), args["first"].(*int), args["after"].(*string)), true
+	case "Query.auditExports":
+		if e.ComplexityRoot.Query.AuditExports == nil {
+			break
+		}
+
+		args, err := ec.field_Query_auditExports_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.AuditExports(childComplexity, args["first"].(*int)), true
 	case "Query.auditLogSettings":
 		if e.ComplexityRoot.Query.AuditLogSettings == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Query.AuditLogSettings(childComplexity), true
+	case "Query.exportJob":
+		if e.ComplexityRoot.Query.ExportJob == nil {
+			break
+		}
+
+		args, err := ec.field_Query_exportJob_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.ExportJob(childComplexity, args["id"].(string)), true
 
 	case "Query.resourceHistory":
 		if e.ComplexityRoot.Query.ResourceHistory == nil {
@@ -1676,6 +1980,29 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RecordResult.Status(childComplexity), true
+
+	case "Subscription.auditEventRecorded":
+		if e.ComplexityRoot.Subscription.AuditEventRecorded == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_auditEventRecorded_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.AuditEventRecorded(childComplexity, args["filter"].(*model.AuditEventFilter), args["after"].(*string)), true
+	case "Subscription.auditExportUpdated":
+		if e.ComplexityRoot.Subscription.AuditExportUpdated == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_auditExportUpdated_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.AuditExportUpdated(childComplexity, args["id"].(string)), true
 
 	case "Target.id":
 		if e.ComplexityRoot.Target.ID == nil {
@@ -1738,6 +2065,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.UserAccessEvent.IPAddress(childComplexity), true
+	case "UserAccessEvent.liveCursor":
+		if e.ComplexityRoot.UserAccessEvent.LiveCursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserAccessEvent.LiveCursor(childComplexity), true
 	case "UserAccessEvent.occurredAt":
 		if e.ComplexityRoot.UserAccessEvent.OccurredAt == nil {
 			break
@@ -1847,6 +2180,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.UserEvent.IPAddress(childComplexity), true
+	case "UserEvent.liveCursor":
+		if e.ComplexityRoot.UserEvent.LiveCursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserEvent.LiveCursor(childComplexity), true
 	case "UserEvent.occurredAt":
 		if e.ComplexityRoot.UserEvent.OccurredAt == nil {
 			break
@@ -1950,6 +2289,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.UserRoleEvent.IPAddress(childComplexity), true
+	case "UserRoleEvent.liveCursor":
+		if e.ComplexityRoot.UserRoleEvent.LiveCursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserRoleEvent.LiveCursor(childComplexity), true
 	case "UserRoleEvent.occurredAt":
 		if e.ComplexityRoot.UserRoleEvent.OccurredAt == nil {
 			break
@@ -2074,6 +2419,23 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 				Data: buf.Bytes(),
 			}
 		}
+	case ast.Subscription:
+		next := ec._Subscription(ctx, opCtx.Operation.SelectionSet)
+
+		var buf bytes.Buffer
+		return func(ctx context.Context) *graphql.Response {
+			buf.Reset()
+			data := next(ctx)
+
+			if data == nil {
+				return nil
+			}
+			data.MarshalGQL(&buf)
+
+			return &graphql.Response{
+				Data: buf.Bytes(),
+			}
+		}
 
 	default:
 		return graphql.OneShot(graphql.ErrorResponse(ctx, "unsupported GraphQL operation"))
@@ -2132,6 +2494,10 @@ type Query {
   auditEventTypes: [AuditEventTypeInfo!]! @hasRole(role: ADMIN)
   "Every event that targeted one resource, e.g. kind POLICY: the change history of a policy."
   resourceHistory(kind: String!, id: ID!, first: Int = 50, after: String, order: SortOrder = NEWEST_FIRST): AuditEventConnection! @hasRole(role: ADMIN)
+  "One export job of the caller's organization, or null when it has none with this id (jobs are kept 7 days)."
+  exportJob(id: ID!): ExportJob @hasRole(role: ADMIN)
+  "The organization's most recent export jobs, newest first (at most 100)."
+  auditExports(first: Int = 20): [ExportJob!]! @hasRole(role: ADMIN)
 }
 
 type Mutation {
@@ -2141,6 +2507,80 @@ type Mutation {
   disableAuditLog: AuditLogSettings! @hasRole(role: ADMIN, recordDenial: true)
   "Records up to 1,000 events; answers one result per input, in order."
   recordAuditEvents(events: [AuditEventInput!]!): RecordAuditEventsPayload! @hasRole(role: SERVICE)
+  """
+  Queues an export of the events matching filter, the same rows auditEvents
+  lists. At most 3 exports of an organization are queued or running at once
+  (RATE_LIMITED). The export is recorded in the log as AUDIT_LOG_EXPORTED.
+  """
+  startAuditExport(filter: AuditEventFilter, format: ExportFormat = CSV): ExportJob! @hasRole(role: ADMIN)
+  "Stops a queued or running export and deletes its file; a finished one gives CONFLICT."
+  cancelAuditExport(id: ID!): ExportJob! @hasRole(role: ADMIN)
+}
+
+type Subscription {
+  """
+  Each new event of the caller's organization matching filter, once it is
+  stored, in the order it was stored. With after (an event's liveCursor),
+  delivery starts right after that event, so a client that reconnects misses
+  nothing. A client that stops reading is dropped with SLOW_CONSUMER.
+  """
+  auditEventRecorded(filter: AuditEventFilter, after: String): AuditEvent! @hasRole(role: ADMIN)
+  "The export job now and after every change, until it is final."
+  auditExportUpdated(id: ID!): ExportJob! @hasRole(role: ADMIN)
+}
+
+enum ExportFormat {
+  "RFC 4180, UTF-8, with a header row."
+  CSV
+  "One JSON object per line."
+  NDJSON
+}
+
+enum ExportStatus {
+  QUEUED
+  RUNNING
+  SUCCEEDED
+  FAILED
+  CANCELLED
+}
+
+"An export of the log to a file."
+type ExportJob {
+  id: ID!
+  status: ExportStatus!
+  format: ExportFormat!
+  filter: ExportFilter!
+  "Rows written so far; the file's rows once SUCCEEDED."
+  rowCount: Int!
+  "Rows the file will hold, known once the job runs."
+  totalRows: Int
+  "Fraction done, 0 to 1."
+  progress: Float!
+  "Size of the finished file in bytes."
+  sizeBytes: Float
+  "Runs started; a run cut short by a stopped instance is retried."
+  attempts: Int!
+  createdAt: Time!
+  createdBy: Actor!
+  startedAt: Time
+  finishedAt: Time
+  "Why the job failed, or why its last run is being retried."
+  error: String
+  "Where to download the file, once SUCCEEDED: a signed link valid for 15 minutes; query again for a fresh one. GET with a bearer token works too."
+  downloadUrl: String
+  "When the file is deleted."
+  expiresAt: Time
+}
+
+"The filter an export applies, as it was given."
+type ExportFilter {
+  sources: [AuditSource!]!
+  categories: [AuditEventCategory!]!
+  types: [AuditEventType!]!
+  actorId: ID
+  search: String
+  from: Time
+  to: Time
 }
 
 enum Region {
@@ -2269,6 +2709,8 @@ enum AuditEventType {
   AUDIT_LOG_OPT_OUT
   "A user without administrator rights tried to change the audit log settings"
   AUDIT_LOG_SETTINGS_DENIED
+  "Audit log events were exported to a file"
+  AUDIT_LOG_EXPORTED
   "A policy was created in the Custom Policy Builder"
   POLICY_CREATED
   "A policy was updated in the Custom Policy Builder"
@@ -2351,6 +2793,8 @@ interface AuditEvent {
   requestId: String
   "The type's payload as recorded."
   details: JSON!
+  "The event's position in the organization's live feed: pass it as auditEventRecorded's after to resume right after this event."
+  liveCursor: String!
 }
 
 "API key events."
@@ -2368,6 +2812,7 @@ type ApiKeyEvent implements AuditEvent {
   userAgent: String
   requestId: String
   details: JSON!
+  liveCursor: String!
   apiKeyId: String
   apiKeyName: String
   keyType: String
@@ -2390,6 +2835,7 @@ type ExternalIdpEvent implements AuditEvent {
   userAgent: String
   requestId: String
   details: JSON!
+  liveCursor: String!
   idpName: String
   certificateFingerprint: String
   certificateExpiresAt: Time
@@ -2411,6 +2857,7 @@ type KeyContactEvent implements AuditEvent {
   userAgent: String
   requestId: String
   details: JSON!
+  liveCursor: String!
   contactEmail: String
   contactName: String
 }
@@ -2430,6 +2877,7 @@ type MfaEvent implements AuditEvent {
   userAgent: String
   requestId: String
   details: JSON!
+  liveCursor: String!
   mfaRequired: Boolean
   changedFields: [String!]
 }
@@ -2449,6 +2897,7 @@ type OrganizationEvent implements AuditEvent {
   userAgent: String
   requestId: String
   details: JSON!
+  liveCursor: String!
   previousName: String
   newName: String
   fromCustomerId: String
@@ -2470,6 +2919,7 @@ type PasswordPolicyEvent implements AuditEvent {
   userAgent: String
   requestId: String
   details: JSON!
+  liveCursor: String!
   changedFields: [String!]
   minLength: Int
 }
@@ -2489,6 +2939,7 @@ type OrganizationProductEvent implements AuditEvent {
   userAgent: String
   requestId: String
   details: JSON!
+  liveCursor: String!
   productCode: String
   licenseType: String
   trialEndsAt: Time
@@ -2509,6 +2960,7 @@ type UserEvent implements AuditEvent {
   userAgent: String
   requestId: String
   details: JSON!
+  liveCursor: String!
   userId: String
   userEmail: String
   userName: String
@@ -2532,6 +2984,7 @@ type UserRoleEvent implements AuditEvent {
   userAgent: String
   requestId: String
   details: JSON!
+  liveCursor: String!
   userId: String
   role: String
   previousRole: String
@@ -2552,6 +3005,7 @@ type UserAccessEvent implements AuditEvent {
   userAgent: String
   requestId: String
   details: JSON!
+  liveCursor: String!
   userId: String
   productCode: String
   fromCustomerId: String
@@ -2573,6 +3027,7 @@ type CustomerEvent implements AuditEvent {
   userAgent: String
   requestId: String
   details: JSON!
+  liveCursor: String!
   previousName: String
   newName: String
   fromCustomerId: String
@@ -2594,6 +3049,7 @@ type AuditLogEvent implements AuditEvent {
   userAgent: String
   requestId: String
   details: JSON!
+  liveCursor: String!
   region: Region
   "For AUDIT_LOG_SETTINGS_DENIED: the refused operation."
   action: String
@@ -2614,6 +3070,7 @@ type PolicyEvent implements AuditEvent {
   userAgent: String
   requestId: String
   details: JSON!
+  liveCursor: String!
   policyId: String
   policyName: String
   "For POLICY_UPDATED: each changed field with its value before and after."
@@ -2763,6 +3220,64 @@ func (ec *executionContext) childFields_AuditLogSettings(ctx context.Context, fi
 		return ec.fieldContext_AuditLogSettings_version(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AuditLogSettings", field.Name)
+}
+
+func (ec *executionContext) childFields_ExportFilter(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "sources":
+		return ec.fieldContext_ExportFilter_sources(ctx, field)
+	case "categories":
+		return ec.fieldContext_ExportFilter_categories(ctx, field)
+	case "types":
+		return ec.fieldContext_ExportFilter_types(ctx, field)
+	case "actorId":
+		return ec.fieldContext_ExportFilter_actorId(ctx, field)
+	case "search":
+		return ec.fieldContext_ExportFilter_search(ctx, field)
+	case "from":
+		return ec.fieldContext_ExportFilter_from(ctx, field)
+	case "to":
+		return ec.fieldContext_ExportFilter_to(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ExportFilter", field.Name)
+}
+
+func (ec *executionContext) childFields_ExportJob(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_ExportJob_id(ctx, field)
+	case "status":
+		return ec.fieldContext_ExportJob_status(ctx, field)
+	case "format":
+		return ec.fieldContext_ExportJob_format(ctx, field)
+	case "filter":
+		return ec.fieldContext_ExportJob_filter(ctx, field)
+	case "rowCount":
+		return ec.fieldContext_ExportJob_rowCount(ctx, field)
+	case "totalRows":
+		return ec.fieldContext_ExportJob_totalRows(ctx, field)
+	case "progress":
+		return ec.fieldContext_ExportJob_progress(ctx, field)
+	case "sizeBytes":
+		return ec.fieldContext_ExportJob_sizeBytes(ctx, field)
+	case "attempts":
+		return ec.fieldContext_ExportJob_attempts(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_ExportJob_createdAt(ctx, field)
+	case "createdBy":
+		return ec.fieldContext_ExportJob_createdBy(ctx, field)
+	case "startedAt":
+		return ec.fieldContext_ExportJob_startedAt(ctx, field)
+	case "finishedAt":
+		return ec.fieldContext_ExportJob_finishedAt(ctx, field)
+	case "error":
+		return ec.fieldContext_ExportJob_error(ctx, field)
+	case "downloadUrl":
+		return ec.fieldContext_ExportJob_downloadUrl(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_ExportJob_expiresAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ExportJob", field.Name)
 }
 
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2975,6 +3490,20 @@ func (ec *executionContext) dir_hasRole_args(ctx context.Context, rawArgs map[st
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_cancelAuditExport_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_enableAuditLog_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3000,6 +3529,28 @@ func (ec *executionContext) field_Mutation_recordAuditEvents_args(ctx context.Co
 		return nil, err
 	}
 	args["events"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_startAuditExport_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*model.AuditEventFilter, error) {
+			return ec.unmarshalOAuditEventFilter2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐAuditEventFilter(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "format",
+		func(ctx context.Context, v any) (*model.ExportFormat, error) {
+			return ec.unmarshalOExportFormat2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐExportFormat(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["format"] = arg1
 	return args, nil
 }
 
@@ -3061,6 +3612,34 @@ func (ec *executionContext) field_Query_auditEvents_args(ctx context.Context, ra
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_auditExports_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_exportJob_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_resourceHistory_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3104,6 +3683,42 @@ func (ec *executionContext) field_Query_resourceHistory_args(ctx context.Context
 		return nil, err
 	}
 	args["order"] = arg4
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_auditEventRecorded_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*model.AuditEventFilter, error) {
+			return ec.unmarshalOAuditEventFilter2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐAuditEventFilter(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_auditExportUpdated_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
 	return args, nil
 }
 
@@ -3588,6 +4203,29 @@ func (ec *executionContext) _ApiKeyEvent_details(ctx context.Context, field grap
 }
 func (ec *executionContext) fieldContext_ApiKeyEvent_details(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("ApiKeyEvent", field, true, false, "JSON")
+}
+
+func (ec *executionContext) _ApiKeyEvent_liveCursor(ctx context.Context, field graphql.CollectedField, obj *model.ApiKeyEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ApiKeyEvent_liveCursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LiveCursor(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ApiKeyEvent_liveCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ApiKeyEvent", field, true, false, "String")
 }
 
 func (ec *executionContext) _ApiKeyEvent_apiKeyId(ctx context.Context, field graphql.CollectedField, obj *model.ApiKeyEvent) (ret graphql.Marshaler) {
@@ -4288,6 +4926,29 @@ func (ec *executionContext) fieldContext_AuditLogEvent_details(_ context.Context
 	return graphql.NewScalarFieldContext("AuditLogEvent", field, true, false, "JSON")
 }
 
+func (ec *executionContext) _AuditLogEvent_liveCursor(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditLogEvent_liveCursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LiveCursor(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditLogEvent_liveCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditLogEvent", field, true, false, "String")
+}
+
 func (ec *executionContext) _AuditLogEvent_region(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4775,6 +5436,29 @@ func (ec *executionContext) fieldContext_CustomerEvent_details(_ context.Context
 	return graphql.NewScalarFieldContext("CustomerEvent", field, true, false, "JSON")
 }
 
+func (ec *executionContext) _CustomerEvent_liveCursor(ctx context.Context, field graphql.CollectedField, obj *model.CustomerEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerEvent_liveCursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LiveCursor(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerEvent_liveCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CustomerEvent", field, true, false, "String")
+}
+
 func (ec *executionContext) _CustomerEvent_previousName(ctx context.Context, field graphql.CollectedField, obj *model.CustomerEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4865,6 +5549,553 @@ func (ec *executionContext) _CustomerEvent_toCustomerId(ctx context.Context, fie
 }
 func (ec *executionContext) fieldContext_CustomerEvent_toCustomerId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("CustomerEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _ExportFilter_sources(ctx context.Context, field graphql.CollectedField, obj *model.ExportFilter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportFilter_sources(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Sources, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.AuditSource) graphql.Marshaler {
+			return ec.marshalNAuditSource2ᚕgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐAuditSourceᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportFilter_sources(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportFilter", field, false, false, "AuditSource")
+}
+
+func (ec *executionContext) _ExportFilter_categories(ctx context.Context, field graphql.CollectedField, obj *model.ExportFilter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportFilter_categories(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Categories, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.AuditEventCategory) graphql.Marshaler {
+			return ec.marshalNAuditEventCategory2ᚕgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐAuditEventCategoryᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportFilter_categories(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportFilter", field, false, false, "AuditEventCategory")
+}
+
+func (ec *executionContext) _ExportFilter_types(ctx context.Context, field graphql.CollectedField, obj *model.ExportFilter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportFilter_types(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Types, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.AuditEventType) graphql.Marshaler {
+			return ec.marshalNAuditEventType2ᚕgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐAuditEventTypeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportFilter_types(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportFilter", field, false, false, "AuditEventType")
+}
+
+func (ec *executionContext) _ExportFilter_actorId(ctx context.Context, field graphql.CollectedField, obj *model.ExportFilter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportFilter_actorId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ActorID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ExportFilter_actorId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportFilter", field, false, false, "ID")
+}
+
+func (ec *executionContext) _ExportFilter_search(ctx context.Context, field graphql.CollectedField, obj *model.ExportFilter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportFilter_search(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Search, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ExportFilter_search(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportFilter", field, false, false, "String")
+}
+
+func (ec *executionContext) _ExportFilter_from(ctx context.Context, field graphql.CollectedField, obj *model.ExportFilter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportFilter_from(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.From, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ExportFilter_from(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportFilter", field, false, false, "Time")
+}
+
+func (ec *executionContext) _ExportFilter_to(ctx context.Context, field graphql.CollectedField, obj *model.ExportFilter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportFilter_to(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.To, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ExportFilter_to(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportFilter", field, false, false, "Time")
+}
+
+func (ec *executionContext) _ExportJob_id(ctx context.Context, field graphql.CollectedField, obj *model.ExportJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJob_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJob_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJob", field, true, false, "ID")
+}
+
+func (ec *executionContext) _ExportJob_status(ctx context.Context, field graphql.CollectedField, obj *model.ExportJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJob_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.ExportStatus) graphql.Marshaler {
+			return ec.marshalNExportStatus2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐExportStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJob_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJob", field, true, false, "ExportStatus")
+}
+
+func (ec *executionContext) _ExportJob_format(ctx context.Context, field graphql.CollectedField, obj *model.ExportJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJob_format(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Format(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.ExportFormat) graphql.Marshaler {
+			return ec.marshalNExportFormat2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐExportFormat(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJob_format(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJob", field, true, false, "ExportFormat")
+}
+
+func (ec *executionContext) _ExportJob_filter(ctx context.Context, field graphql.CollectedField, obj *model.ExportJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJob_filter(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Filter(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ExportFilter) graphql.Marshaler {
+			return ec.marshalNExportFilter2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐExportFilter(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJob_filter(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ExportJob",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ExportFilter(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ExportJob_rowCount(ctx context.Context, field graphql.CollectedField, obj *model.ExportJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJob_rowCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RowCount(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJob_rowCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJob", field, true, false, "Int")
+}
+
+func (ec *executionContext) _ExportJob_totalRows(ctx context.Context, field graphql.CollectedField, obj *model.ExportJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJob_totalRows(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalRows(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJob_totalRows(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJob", field, true, false, "Int")
+}
+
+func (ec *executionContext) _ExportJob_progress(ctx context.Context, field graphql.CollectedField, obj *model.ExportJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJob_progress(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Progress(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJob_progress(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJob", field, true, false, "Float")
+}
+
+func (ec *executionContext) _ExportJob_sizeBytes(ctx context.Context, field graphql.CollectedField, obj *model.ExportJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJob_sizeBytes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SizeBytes(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJob_sizeBytes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJob", field, true, false, "Float")
+}
+
+func (ec *executionContext) _ExportJob_attempts(ctx context.Context, field graphql.CollectedField, obj *model.ExportJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJob_attempts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Attempts(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJob_attempts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJob", field, true, false, "Int")
+}
+
+func (ec *executionContext) _ExportJob_createdAt(ctx context.Context, field graphql.CollectedField, obj *model.ExportJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJob_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJob_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJob", field, true, false, "Time")
+}
+
+func (ec *executionContext) _ExportJob_createdBy(ctx context.Context, field graphql.CollectedField, obj *model.ExportJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJob_createdBy(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedBy(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Actor) graphql.Marshaler {
+			return ec.marshalNActor2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐActor(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJob_createdBy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ExportJob",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Actor(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ExportJob_startedAt(ctx context.Context, field graphql.CollectedField, obj *model.ExportJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJob_startedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StartedAt(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJob_startedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJob", field, true, false, "Time")
+}
+
+func (ec *executionContext) _ExportJob_finishedAt(ctx context.Context, field graphql.CollectedField, obj *model.ExportJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJob_finishedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FinishedAt(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJob_finishedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJob", field, true, false, "Time")
+}
+
+func (ec *executionContext) _ExportJob_error(ctx context.Context, field graphql.CollectedField, obj *model.ExportJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJob_error(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Error(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJob_error(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJob", field, true, false, "String")
+}
+
+func (ec *executionContext) _ExportJob_downloadUrl(ctx context.Context, field graphql.CollectedField, obj *model.ExportJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJob_downloadUrl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DownloadURL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJob_downloadUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJob", field, false, false, "String")
+}
+
+func (ec *executionContext) _ExportJob_expiresAt(ctx context.Context, field graphql.CollectedField, obj *model.ExportJob) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportJob_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ExportJob_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportJob", field, true, false, "Time")
 }
 
 func (ec *executionContext) _ExternalIdpEvent_id(ctx context.Context, field graphql.CollectedField, obj *model.ExternalIdpEvent) (ret graphql.Marshaler) {
@@ -5182,6 +6413,29 @@ func (ec *executionContext) _ExternalIdpEvent_details(ctx context.Context, field
 }
 func (ec *executionContext) fieldContext_ExternalIdpEvent_details(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("ExternalIdpEvent", field, true, false, "JSON")
+}
+
+func (ec *executionContext) _ExternalIdpEvent_liveCursor(ctx context.Context, field graphql.CollectedField, obj *model.ExternalIdpEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExternalIdpEvent_liveCursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LiveCursor(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExternalIdpEvent_liveCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExternalIdpEvent", field, true, false, "String")
 }
 
 func (ec *executionContext) _ExternalIdpEvent_idpName(ctx context.Context, field graphql.CollectedField, obj *model.ExternalIdpEvent) (ret graphql.Marshaler) {
@@ -5593,6 +6847,29 @@ func (ec *executionContext) fieldContext_KeyContactEvent_details(_ context.Conte
 	return graphql.NewScalarFieldContext("KeyContactEvent", field, true, false, "JSON")
 }
 
+func (ec *executionContext) _KeyContactEvent_liveCursor(ctx context.Context, field graphql.CollectedField, obj *model.KeyContactEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KeyContactEvent_liveCursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LiveCursor(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KeyContactEvent_liveCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KeyContactEvent", field, true, false, "String")
+}
+
 func (ec *executionContext) _KeyContactEvent_contactEmail(ctx context.Context, field graphql.CollectedField, obj *model.KeyContactEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5956,6 +7233,29 @@ func (ec *executionContext) fieldContext_MfaEvent_details(_ context.Context, fie
 	return graphql.NewScalarFieldContext("MfaEvent", field, true, false, "JSON")
 }
 
+func (ec *executionContext) _MfaEvent_liveCursor(ctx context.Context, field graphql.CollectedField, obj *model.MfaEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MfaEvent_liveCursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LiveCursor(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MfaEvent_liveCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MfaEvent", field, true, false, "String")
+}
+
 func (ec *executionContext) _MfaEvent_mfaRequired(ctx context.Context, field graphql.CollectedField, obj *model.MfaEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6185,6 +7485,140 @@ func (ec *executionContext) fieldContext_Mutation_recordAuditEvents(ctx context.
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_recordAuditEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_startAuditExport(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_startAuditExport(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().StartAuditExport(ctx, fc.Args["filter"].(*model.AuditEventFilter), fc.Args["format"].(*model.ExportFormat))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal *model.ExportJob
+					return zeroVal, err
+				}
+				recordDenial, err := ec.unmarshalOBoolean2ᚖbool(ctx, false)
+				if err != nil {
+					var zeroVal *model.ExportJob
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.ExportJob
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role, recordDenial)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ExportJob) graphql.Marshaler {
+			return ec.marshalNExportJob2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐExportJob(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_startAuditExport(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ExportJob(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_startAuditExport_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_cancelAuditExport(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_cancelAuditExport(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CancelAuditExport(ctx, fc.Args["id"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal *model.ExportJob
+					return zeroVal, err
+				}
+				recordDenial, err := ec.unmarshalOBoolean2ᚖbool(ctx, false)
+				if err != nil {
+					var zeroVal *model.ExportJob
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.ExportJob
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role, recordDenial)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ExportJob) graphql.Marshaler {
+			return ec.marshalNExportJob2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐExportJob(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_cancelAuditExport(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ExportJob(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_cancelAuditExport_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -6506,6 +7940,29 @@ func (ec *executionContext) _OrganizationEvent_details(ctx context.Context, fiel
 }
 func (ec *executionContext) fieldContext_OrganizationEvent_details(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("OrganizationEvent", field, true, false, "JSON")
+}
+
+func (ec *executionContext) _OrganizationEvent_liveCursor(ctx context.Context, field graphql.CollectedField, obj *model.OrganizationEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrganizationEvent_liveCursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LiveCursor(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrganizationEvent_liveCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrganizationEvent", field, true, false, "String")
 }
 
 func (ec *executionContext) _OrganizationEvent_previousName(ctx context.Context, field graphql.CollectedField, obj *model.OrganizationEvent) (ret graphql.Marshaler) {
@@ -6915,6 +8372,29 @@ func (ec *executionContext) _OrganizationProductEvent_details(ctx context.Contex
 }
 func (ec *executionContext) fieldContext_OrganizationProductEvent_details(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("OrganizationProductEvent", field, true, false, "JSON")
+}
+
+func (ec *executionContext) _OrganizationProductEvent_liveCursor(ctx context.Context, field graphql.CollectedField, obj *model.OrganizationProductEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrganizationProductEvent_liveCursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LiveCursor(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrganizationProductEvent_liveCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrganizationProductEvent", field, true, false, "String")
 }
 
 func (ec *executionContext) _OrganizationProductEvent_productCode(ctx context.Context, field graphql.CollectedField, obj *model.OrganizationProductEvent) (ret graphql.Marshaler) {
@@ -7393,6 +8873,29 @@ func (ec *executionContext) _PasswordPolicyEvent_details(ctx context.Context, fi
 }
 func (ec *executionContext) fieldContext_PasswordPolicyEvent_details(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("PasswordPolicyEvent", field, true, false, "JSON")
+}
+
+func (ec *executionContext) _PasswordPolicyEvent_liveCursor(ctx context.Context, field graphql.CollectedField, obj *model.PasswordPolicyEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PasswordPolicyEvent_liveCursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LiveCursor(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PasswordPolicyEvent_liveCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PasswordPolicyEvent", field, true, false, "String")
 }
 
 func (ec *executionContext) _PasswordPolicyEvent_changedFields(ctx context.Context, field graphql.CollectedField, obj *model.PasswordPolicyEvent) (ret graphql.Marshaler) {
@@ -7919,6 +9422,29 @@ func (ec *executionContext) fieldContext_PolicyEvent_details(_ context.Context, 
 	return graphql.NewScalarFieldContext("PolicyEvent", field, true, false, "JSON")
 }
 
+func (ec *executionContext) _PolicyEvent_liveCursor(ctx context.Context, field graphql.CollectedField, obj *model.PolicyEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PolicyEvent_liveCursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LiveCursor(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PolicyEvent_liveCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PolicyEvent", field, true, false, "String")
+}
+
 func (ec *executionContext) _PolicyEvent_policyId(ctx context.Context, field graphql.CollectedField, obj *model.PolicyEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8308,6 +9834,140 @@ func (ec *executionContext) fieldContext_Query_resourceHistory(ctx context.Conte
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_exportJob(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_exportJob(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().ExportJob(ctx, fc.Args["id"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal *model.ExportJob
+					return zeroVal, err
+				}
+				recordDenial, err := ec.unmarshalOBoolean2ᚖbool(ctx, false)
+				if err != nil {
+					var zeroVal *model.ExportJob
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.ExportJob
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role, recordDenial)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ExportJob) graphql.Marshaler {
+			return ec.marshalOExportJob2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐExportJob(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_exportJob(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ExportJob(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_exportJob_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_auditExports(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_auditExports(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().AuditExports(ctx, fc.Args["first"].(*int))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal []*model.ExportJob
+					return zeroVal, err
+				}
+				recordDenial, err := ec.unmarshalOBoolean2ᚖbool(ctx, false)
+				if err != nil {
+					var zeroVal []*model.ExportJob
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal []*model.ExportJob
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role, recordDenial)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.ExportJob) graphql.Marshaler {
+			return ec.marshalNExportJob2ᚕᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐExportJobᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_auditExports(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ExportJob(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_auditExports_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query___type(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8483,6 +10143,140 @@ func (ec *executionContext) _RecordResult_reason(ctx context.Context, field grap
 }
 func (ec *executionContext) fieldContext_RecordResult_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("RecordResult", field, false, false, "String")
+}
+
+func (ec *executionContext) _Subscription_auditEventRecorded(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_auditEventRecorded(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().AuditEventRecorded(ctx, fc.Args["filter"].(*model.AuditEventFilter), fc.Args["after"].(*string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal model.AuditEvent
+					return zeroVal, err
+				}
+				recordDenial, err := ec.unmarshalOBoolean2ᚖbool(ctx, false)
+				if err != nil {
+					var zeroVal model.AuditEvent
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal model.AuditEvent
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role, recordDenial)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v model.AuditEvent) graphql.Marshaler {
+			return ec.marshalNAuditEvent2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐAuditEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_auditEventRecorded(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("FieldContext.Child cannot be called on type INTERFACE")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_auditEventRecorded_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_auditExportUpdated(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_auditExportUpdated(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().AuditExportUpdated(ctx, fc.Args["id"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal *model.ExportJob
+					return zeroVal, err
+				}
+				recordDenial, err := ec.unmarshalOBoolean2ᚖbool(ctx, false)
+				if err != nil {
+					var zeroVal *model.ExportJob
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.ExportJob
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role, recordDenial)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ExportJob) graphql.Marshaler {
+			return ec.marshalNExportJob2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐExportJob(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_auditExportUpdated(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ExportJob(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_auditExportUpdated_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Target_kind(ctx context.Context, field graphql.CollectedField, obj *model.Target) (ret graphql.Marshaler) {
@@ -8869,6 +10663,29 @@ func (ec *executionContext) _UserAccessEvent_details(ctx context.Context, field 
 }
 func (ec *executionContext) fieldContext_UserAccessEvent_details(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("UserAccessEvent", field, true, false, "JSON")
+}
+
+func (ec *executionContext) _UserAccessEvent_liveCursor(ctx context.Context, field graphql.CollectedField, obj *model.UserAccessEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UserAccessEvent_liveCursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LiveCursor(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UserAccessEvent_liveCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UserAccessEvent", field, true, false, "String")
 }
 
 func (ec *executionContext) _UserAccessEvent_userId(ctx context.Context, field graphql.CollectedField, obj *model.UserAccessEvent) (ret graphql.Marshaler) {
@@ -9278,6 +11095,29 @@ func (ec *executionContext) _UserEvent_details(ctx context.Context, field graphq
 }
 func (ec *executionContext) fieldContext_UserEvent_details(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("UserEvent", field, true, false, "JSON")
+}
+
+func (ec *executionContext) _UserEvent_liveCursor(ctx context.Context, field graphql.CollectedField, obj *model.UserEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UserEvent_liveCursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LiveCursor(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UserEvent_liveCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UserEvent", field, true, false, "String")
 }
 
 func (ec *executionContext) _UserEvent_userId(ctx context.Context, field graphql.CollectedField, obj *model.UserEvent) (ret graphql.Marshaler) {
@@ -9733,6 +11573,29 @@ func (ec *executionContext) _UserRoleEvent_details(ctx context.Context, field gr
 }
 func (ec *executionContext) fieldContext_UserRoleEvent_details(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("UserRoleEvent", field, true, false, "JSON")
+}
+
+func (ec *executionContext) _UserRoleEvent_liveCursor(ctx context.Context, field graphql.CollectedField, obj *model.UserRoleEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UserRoleEvent_liveCursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LiveCursor(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UserRoleEvent_liveCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UserRoleEvent", field, true, false, "String")
 }
 
 func (ec *executionContext) _UserRoleEvent_userId(ctx context.Context, field graphql.CollectedField, obj *model.UserRoleEvent) (ret graphql.Marshaler) {
@@ -11428,6 +13291,11 @@ func (ec *executionContext) _ApiKeyEvent(ctx context.Context, sel ast.SelectionS
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "liveCursor":
+			out.Values[i] = ec._ApiKeyEvent_liveCursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "apiKeyId":
 			out.Values[i] = ec._ApiKeyEvent_apiKeyId(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -11682,6 +13550,11 @@ func (ec *executionContext) _AuditLogEvent(ctx context.Context, sel ast.Selectio
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "liveCursor":
+			out.Values[i] = ec._AuditLogEvent_liveCursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "region":
 			out.Values[i] = ec._AuditLogEvent_region(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -11838,6 +13711,11 @@ func (ec *executionContext) _CustomerEvent(ctx context.Context, sel ast.Selectio
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "liveCursor":
+			out.Values[i] = ec._CustomerEvent_liveCursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "previousName":
 			out.Values[i] = ec._CustomerEvent_previousName(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -11855,6 +13733,177 @@ func (ec *executionContext) _CustomerEvent(ctx context.Context, sel ast.Selectio
 			}
 		case "toCustomerId":
 			out.Values[i] = ec._CustomerEvent_toCustomerId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var exportFilterImplementors = []string{"ExportFilter"}
+
+func (ec *executionContext) _ExportFilter(ctx context.Context, sel ast.SelectionSet, obj *model.ExportFilter) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, exportFilterImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ExportFilter")
+		case "sources":
+			out.Values[i] = ec._ExportFilter_sources(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "categories":
+			out.Values[i] = ec._ExportFilter_categories(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "types":
+			out.Values[i] = ec._ExportFilter_types(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "actorId":
+			out.Values[i] = ec._ExportFilter_actorId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "search":
+			out.Values[i] = ec._ExportFilter_search(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "from":
+			out.Values[i] = ec._ExportFilter_from(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "to":
+			out.Values[i] = ec._ExportFilter_to(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var exportJobImplementors = []string{"ExportJob"}
+
+func (ec *executionContext) _ExportJob(ctx context.Context, sel ast.SelectionSet, obj *model.ExportJob) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, exportJobImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ExportJob")
+		case "id":
+			out.Values[i] = ec._ExportJob_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "status":
+			out.Values[i] = ec._ExportJob_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "format":
+			out.Values[i] = ec._ExportJob_format(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "filter":
+			out.Values[i] = ec._ExportJob_filter(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "rowCount":
+			out.Values[i] = ec._ExportJob_rowCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalRows":
+			out.Values[i] = ec._ExportJob_totalRows(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "progress":
+			out.Values[i] = ec._ExportJob_progress(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "sizeBytes":
+			out.Values[i] = ec._ExportJob_sizeBytes(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "attempts":
+			out.Values[i] = ec._ExportJob_attempts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._ExportJob_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createdBy":
+			out.Values[i] = ec._ExportJob_createdBy(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "startedAt":
+			out.Values[i] = ec._ExportJob_startedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "finishedAt":
+			out.Values[i] = ec._ExportJob_finishedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "error":
+			out.Values[i] = ec._ExportJob_error(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "downloadUrl":
+			out.Values[i] = ec._ExportJob_downloadUrl(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "expiresAt":
+			out.Values[i] = ec._ExportJob_expiresAt(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
@@ -11948,6 +13997,11 @@ func (ec *executionContext) _ExternalIdpEvent(ctx context.Context, sel ast.Selec
 			}
 		case "details":
 			out.Values[i] = ec._ExternalIdpEvent_details(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "liveCursor":
+			out.Values[i] = ec._ExternalIdpEvent_liveCursor(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -12064,6 +14118,11 @@ func (ec *executionContext) _KeyContactEvent(ctx context.Context, sel ast.Select
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "liveCursor":
+			out.Values[i] = ec._KeyContactEvent_liveCursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "contactEmail":
 			out.Values[i] = ec._KeyContactEvent_contactEmail(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -12167,6 +14226,11 @@ func (ec *executionContext) _MfaEvent(ctx context.Context, sel ast.SelectionSet,
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "liveCursor":
+			out.Values[i] = ec._MfaEvent_liveCursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "mfaRequired":
 			out.Values[i] = ec._MfaEvent_mfaRequired(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -12230,6 +14294,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "recordAuditEvents":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_recordAuditEvents(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "startAuditExport":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_startAuditExport(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cancelAuditExport":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_cancelAuditExport(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -12324,6 +14402,11 @@ func (ec *executionContext) _OrganizationEvent(ctx context.Context, sel ast.Sele
 			}
 		case "details":
 			out.Values[i] = ec._OrganizationEvent_details(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "liveCursor":
+			out.Values[i] = ec._OrganizationEvent_liveCursor(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -12437,6 +14520,11 @@ func (ec *executionContext) _OrganizationProductEvent(ctx context.Context, sel a
 			}
 		case "details":
 			out.Values[i] = ec._OrganizationProductEvent_details(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "liveCursor":
+			out.Values[i] = ec._OrganizationProductEvent_liveCursor(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -12593,6 +14681,11 @@ func (ec *executionContext) _PasswordPolicyEvent(ctx context.Context, sel ast.Se
 			}
 		case "details":
 			out.Values[i] = ec._PasswordPolicyEvent_details(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "liveCursor":
+			out.Values[i] = ec._PasswordPolicyEvent_liveCursor(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -12790,6 +14883,11 @@ func (ec *executionContext) _PolicyEvent(ctx context.Context, sel ast.SelectionS
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "liveCursor":
+			out.Values[i] = ec._PolicyEvent_liveCursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "policyId":
 			out.Values[i] = ec._PolicyEvent_policyId(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -12870,6 +14968,18 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_resourceHistory(ctx, field)
+				})
+		case "exportJob":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_exportJob(ctx, field)
+				})
+		case "auditExports":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_auditExports(ctx, field)
 				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
@@ -12976,6 +15086,28 @@ func (ec *executionContext) _RecordResult(ctx context.Context, sel ast.Selection
 	}
 
 	return out
+}
+
+var subscriptionImplementors = []string{"Subscription"}
+
+func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, subscriptionImplementors)
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
+		Object: "Subscription",
+	})
+	if len(fields) != 1 {
+		graphql.AddErrorf(ctx, "must subscribe to exactly one stream")
+		return nil
+	}
+
+	switch fields[0].Name {
+	case "auditEventRecorded":
+		return ec._Subscription_auditEventRecorded(ctx, fields[0])
+	case "auditExportUpdated":
+		return ec._Subscription_auditExportUpdated(ctx, fields[0])
+	default:
+		panic("unknown field " + strconv.Quote(fields[0].Name))
+	}
 }
 
 var targetImplementors = []string{"Target"}
@@ -13097,6 +15229,11 @@ func (ec *executionContext) _UserAccessEvent(ctx context.Context, sel ast.Select
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "liveCursor":
+			out.Values[i] = ec._UserAccessEvent_liveCursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "userId":
 			out.Values[i] = ec._UserAccessEvent_userId(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -13207,6 +15344,11 @@ func (ec *executionContext) _UserEvent(ctx context.Context, sel ast.SelectionSet
 			}
 		case "details":
 			out.Values[i] = ec._UserEvent_details(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "liveCursor":
+			out.Values[i] = ec._UserEvent_liveCursor(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -13330,6 +15472,11 @@ func (ec *executionContext) _UserRoleEvent(ctx context.Context, sel ast.Selectio
 			}
 		case "details":
 			out.Values[i] = ec._UserRoleEvent_details(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "liveCursor":
+			out.Values[i] = ec._UserRoleEvent_liveCursor(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -13768,6 +15915,36 @@ func (ec *executionContext) marshalNAuditEventCategory2githubᚗcomᚋauditlog�
 	return v
 }
 
+func (ec *executionContext) unmarshalNAuditEventCategory2ᚕgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐAuditEventCategoryᚄ(ctx context.Context, v any) ([]model.AuditEventCategory, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]model.AuditEventCategory, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNAuditEventCategory2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐAuditEventCategory(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNAuditEventCategory2ᚕgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐAuditEventCategoryᚄ(ctx context.Context, sel ast.SelectionSet, v []model.AuditEventCategory) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAuditEventCategory2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐAuditEventCategory(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) marshalNAuditEventConnection2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐAuditEventConnection(ctx context.Context, sel ast.SelectionSet, v *model.AuditEventConnection) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "AuditEventConnection!")
@@ -13829,6 +16006,36 @@ func (ec *executionContext) marshalNAuditEventType2githubᚗcomᚋauditlogᚋaud
 	return v
 }
 
+func (ec *executionContext) unmarshalNAuditEventType2ᚕgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐAuditEventTypeᚄ(ctx context.Context, v any) ([]model.AuditEventType, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]model.AuditEventType, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNAuditEventType2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐAuditEventType(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNAuditEventType2ᚕgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐAuditEventTypeᚄ(ctx context.Context, sel ast.SelectionSet, v []model.AuditEventType) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAuditEventType2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐAuditEventType(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) marshalNAuditEventTypeInfo2ᚕᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐAuditEventTypeInfoᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.AuditEventTypeInfo) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -13871,6 +16078,36 @@ func (ec *executionContext) marshalNAuditSource2githubᚗcomᚋauditlogᚋauditl
 	return v
 }
 
+func (ec *executionContext) unmarshalNAuditSource2ᚕgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐAuditSourceᚄ(ctx context.Context, v any) ([]model.AuditSource, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]model.AuditSource, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNAuditSource2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐAuditSource(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNAuditSource2ᚕgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐAuditSourceᚄ(ctx context.Context, sel ast.SelectionSet, v []model.AuditSource) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAuditSource2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐAuditSource(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalNBoolean2bool(ctx context.Context, v any) (bool, error) {
 	res, err := graphql.UnmarshalBoolean(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -13883,6 +16120,72 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 		graphql.AddInvalidNullFromMarshaler(ctx, "Boolean!")
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNExportFilter2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐExportFilter(ctx context.Context, sel ast.SelectionSet, v *model.ExportFilter) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ExportFilter!")
+		return graphql.Null
+	}
+	return ec._ExportFilter(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNExportFormat2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐExportFormat(ctx context.Context, v any) (model.ExportFormat, error) {
+	var res model.ExportFormat
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNExportFormat2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐExportFormat(ctx context.Context, sel ast.SelectionSet, v model.ExportFormat) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNExportJob2ᚕᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐExportJobᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ExportJob) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNExportJob2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐExportJob(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNExportJob2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐExportJob(ctx context.Context, sel ast.SelectionSet, v *model.ExportJob) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ExportJob!")
+		return graphql.Null
+	}
+	return ec._ExportJob(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNExportStatus2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐExportStatus(ctx context.Context, v any) (model.ExportStatus, error) {
+	var res model.ExportStatus
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNExportStatus2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐExportStatus(ctx context.Context, sel ast.SelectionSet, v model.ExportStatus) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNFloat2float64(ctx context.Context, v any) (float64, error) {
+	res, err := graphql.UnmarshalFloatContext(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNFloat2float64(ctx context.Context, sel ast.SelectionSet, v float64) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalFloatContext(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "Float!")
+	}
+	return graphql.WrapContextMarshaler(ctx, res)
 }
 
 func (ec *executionContext) unmarshalNID2string(ctx context.Context, v any) (string, error) {
@@ -14377,6 +16680,46 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	_ = ctx
 	res := graphql.MarshalBoolean(*v)
 	return res
+}
+
+func (ec *executionContext) unmarshalOExportFormat2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐExportFormat(ctx context.Context, v any) (*model.ExportFormat, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.ExportFormat)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOExportFormat2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐExportFormat(ctx context.Context, sel ast.SelectionSet, v *model.ExportFormat) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) marshalOExportJob2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐExportJob(ctx context.Context, sel ast.SelectionSet, v *model.ExportJob) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ExportJob(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOFloat2ᚖfloat64(ctx context.Context, v any) (*float64, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalFloatContext(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOFloat2ᚖfloat64(ctx context.Context, sel ast.SelectionSet, v *float64) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	res := graphql.MarshalFloatContext(*v)
+	return graphql.WrapContextMarshaler(ctx, res)
 }
 
 func (ec *executionContext) unmarshalOID2ᚖstring(ctx context.Context, v any) (*string, error) {

@@ -5,6 +5,7 @@ package graph
 
 import (
 	"context"
+	"net/url"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -12,6 +13,7 @@ import (
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/graph/model"
 	"github.com/auditlog/auditlog/ingest"
+	"github.com/auditlog/auditlog/live"
 	"github.com/auditlog/auditlog/projections"
 )
 
@@ -36,11 +38,31 @@ type Events interface {
 	CountHistory(ctx context.Context, org, kind, id string) (int, bool, error)
 }
 
+// Exports starts, reads, cancels and watches an organization's export jobs.
+type Exports interface {
+	Start(ctx context.Context, p *domain.Principal, f domain.Filter, format domain.ExportFormat) (*domain.ExportJob, error)
+	Get(ctx context.Context, org, id string) (*domain.ExportJob, error)
+	List(ctx context.Context, org string, limit int) ([]*domain.ExportJob, error)
+	Cancel(ctx context.Context, org, id string) (*domain.ExportJob, error)
+	Watch(ctx context.Context, org, id string) (<-chan *domain.ExportJob, error)
+}
+
+// DownloadSigner signs the short-lived links of export files.
+type DownloadSigner interface {
+	Sign(org, id string) (token string, expires time.Time, err error)
+}
+
 // Resolver is the root resolver; its dependencies are set by the server.
 type Resolver struct {
 	Recorder Recorder
 	Settings Settings
 	Events   Events
+	Live     *live.Feed
+	Exports  Exports
+	// Downloads signs download links; DownloadPath is their path before
+	// the job id, e.g. "/exports/".
+	Downloads    DownloadSigner
+	DownloadPath string
 	// Own records the audit log's events about itself (refused settings
 	// changes); nil records none.
 	Own OwnRecorder
@@ -67,6 +89,29 @@ func NewSchema(r *Resolver) graphql.ExecutableSchema {
 		return child * max(len(events), 1)
 	}
 	return NewExecutableSchema(cfg)
+}
+
+// presentJob presents job with a fresh signed download link once its file
+// is ready.
+func (r *Resolver) presentJob(job *domain.ExportJob) (*model.ExportJob, error) {
+	x := model.NewExportJob(job)
+	if job.Status != domain.ExportSucceeded || job.Expired(r.now()) || r.Downloads == nil {
+		return x, nil
+	}
+	token, _, err := r.Downloads.Sign(job.OrgID, job.ID)
+	if err != nil {
+		return nil, err
+	}
+	u := r.DownloadPath + url.PathEscape(job.ID) + "?" + url.Values{"token": {token}}.Encode()
+	x.DownloadURL = &u
+	return x, nil
+}
+
+func (r *Resolver) now() time.Time {
+	if r.Now == nil {
+		return time.Now()
+	}
+	return r.Now()
 }
 
 func pageSize(first *int) int {

@@ -7,10 +7,13 @@ package graph
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/export"
 	"github.com/auditlog/auditlog/graph/model"
+	"github.com/auditlog/auditlog/live"
 )
 
 // EnableAuditLog is the resolver for the enableAuditLog field.
@@ -51,6 +54,32 @@ func (r *mutationResolver) RecordAuditEvents(ctx context.Context, events []*mode
 		out.Results[i] = rr
 	}
 	return out, nil
+}
+
+// StartAuditExport is the resolver for the startAuditExport field.
+func (r *mutationResolver) StartAuditExport(ctx context.Context, filter *model.AuditEventFilter, format *model.ExportFormat) (*model.ExportJob, error) {
+	f, err := toFilter(filter)
+	if err != nil {
+		return nil, err
+	}
+	ef := domain.ExportCSV
+	if format != nil {
+		ef = domain.ExportFormat(*format)
+	}
+	job, err := r.Exports.Start(ctx, principal(ctx), f, ef)
+	if err != nil {
+		return nil, err
+	}
+	return r.presentJob(job)
+}
+
+// CancelAuditExport is the resolver for the cancelAuditExport field.
+func (r *mutationResolver) CancelAuditExport(ctx context.Context, id string) (*model.ExportJob, error) {
+	job, err := r.Exports.Cancel(ctx, principal(ctx).OrgID, id)
+	if err != nil {
+		return nil, err
+	}
+	return r.presentJob(job)
 }
 
 // AuditLogSettings is the resolver for the auditLogSettings field.
@@ -117,13 +146,93 @@ func (r *queryResolver) ResourceHistory(ctx context.Context, kind string, id str
 	}), nil
 }
 
+// ExportJob is the resolver for the exportJob field.
+func (r *queryResolver) ExportJob(ctx context.Context, id string) (*model.ExportJob, error) {
+	job, err := r.Exports.Get(ctx, principal(ctx).OrgID, id)
+	if errors.Is(err, domain.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return r.presentJob(job)
+}
+
+// AuditExports is the resolver for the auditExports field.
+func (r *queryResolver) AuditExports(ctx context.Context, first *int) ([]*model.ExportJob, error) {
+	n := 20
+	if first != nil {
+		n = *first
+	}
+	if n < 0 || n > export.MaxListed {
+		return nil, domain.BadInput("first", "must be between 0 and %d", export.MaxListed)
+	}
+	jobs, err := r.Exports.List(ctx, principal(ctx).OrgID, n)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*model.ExportJob, len(jobs))
+	for i, j := range jobs {
+		if out[i], err = r.presentJob(j); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// AuditEventRecorded is the resolver for the auditEventRecorded field.
+func (r *subscriptionResolver) AuditEventRecorded(ctx context.Context, filter *model.AuditEventFilter, after *string) (<-chan model.AuditEvent, error) {
+	f, err := toFilter(filter)
+	if err != nil {
+		return nil, err
+	}
+	var seq uint64
+	if after != nil && *after != "" {
+		if seq, err = model.ParseLiveCursor(*after); err != nil {
+			return nil, err
+		}
+	}
+	return live.Subscribe(ctx, r.Live, principal(ctx).OrgID, f, seq, model.NewAuditEvent, func(err error) {
+		endSubscription(ctx, err)
+	})
+}
+
+// AuditExportUpdated is the resolver for the auditExportUpdated field.
+func (r *subscriptionResolver) AuditExportUpdated(ctx context.Context, id string) (<-chan *model.ExportJob, error) {
+	updates, err := r.Exports.Watch(ctx, principal(ctx).OrgID, id)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan *model.ExportJob)
+	go func() {
+		defer close(out)
+		for job := range updates {
+			x, err := r.presentJob(job)
+			if err != nil {
+				endSubscription(ctx, err)
+				return
+			}
+			select {
+			case out <- x:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
 // Mutation returns MutationResolver implementation.
 func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
 
 // Query returns QueryResolver implementation.
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
+// Subscription returns SubscriptionResolver implementation.
+func (r *Resolver) Subscription() SubscriptionResolver { return &subscriptionResolver{r} }
+
 type (
-	mutationResolver struct{ *Resolver }
-	queryResolver    struct{ *Resolver }
+	mutationResolver     struct{ *Resolver }
+	queryResolver        struct{ *Resolver }
+	subscriptionResolver struct{ *Resolver }
 )

@@ -70,6 +70,24 @@ const (
 	IngestSubjectPrefix = "auditlog.ingest."
 )
 
+// Export job names: jobs live in a key-value bucket keyed <org>.<job>; the
+// work queue holds one message per job to run; finished files go to the
+// object store bucket of the organization's region.
+const (
+	ExportJobsBucket  = "AUDIT_EXPORT_JOBS"
+	ExportQueueStream = "AUDITEXPORT"
+	exportQueuePrefix = "auditexport.jobs."
+)
+
+// ExportQueueSubject is where a job to run in region r is queued.
+func ExportQueueSubject(r domain.Region) string { return exportQueuePrefix + r.Lower() }
+
+// ExportFilesBucket names the object store of region r's export files.
+func ExportFilesBucket(r domain.Region) string { return "AUDIT_EXPORTS_" + string(r) }
+
+// ExportJobKey is the key of job id of org in ExportJobsBucket.
+func ExportJobKey(org, id string) string { return org + "." + id }
+
 // AuditStream names the stream of region r: AUDIT_<REGION>.
 func AuditStream(r domain.Region) string { return "AUDIT_" + string(r) }
 
@@ -98,12 +116,42 @@ type Streams struct {
 	// Placement pins each regional stream to servers tagged region:<r>; only
 	// meaningful in a cluster.
 	Placement bool
+	// ExportTTL is how long finished export files are kept (default 24h).
+	ExportTTL time.Duration
+	// ExportJobTTL is how long export jobs are listed (default 7 days).
+	ExportJobTTL time.Duration
+	// ExportAckWait is how long a job may go without a heartbeat from the
+	// instance running it before another instance takes it over.
+	ExportAckWait time.Duration
+}
+
+// Defaults of the export settings.
+const (
+	DefaultExportTTL     = 24 * time.Hour
+	DefaultExportJobTTL  = 7 * 24 * time.Hour
+	DefaultExportAckWait = 30 * time.Second
+)
+
+// WithDefaults fills the zero export settings with their defaults.
+func (s Streams) WithDefaults() Streams {
+	s.Replicas = max(s.Replicas, 1)
+	if s.ExportTTL == 0 {
+		s.ExportTTL = DefaultExportTTL
+	}
+	if s.ExportJobTTL == 0 {
+		s.ExportJobTTL = DefaultExportJobTTL
+	}
+	if s.ExportAckWait == 0 {
+		s.ExportAckWait = DefaultExportAckWait
+	}
+	return s
 }
 
 // Ensure creates or updates the regional audit streams and the control
 // stream. Audit streams deny delete and purge: only MaxAge removes events.
 func (s Streams) Ensure(ctx context.Context, js jetstream.JetStream) error {
-	replicas := max(s.Replicas, 1)
+	s = s.WithDefaults()
+	replicas := s.Replicas
 	for _, r := range domain.Regions {
 		cfg := jetstream.StreamConfig{
 			Name:        AuditStream(r),
@@ -136,6 +184,49 @@ func (s Streams) Ensure(ctx context.Context, js jetstream.JetStream) error {
 	})
 	if err != nil {
 		return fmt.Errorf("ensure stream %s: %w", ControlStream, err)
+	}
+	return s.ensureExports(ctx, js)
+}
+
+// ensureExports declares the export job bucket, the work queue and each
+// region's file bucket; files stay in their region like the events they hold.
+func (s Streams) ensureExports(ctx context.Context, js jetstream.JetStream) error {
+	_, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      ExportJobsBucket,
+		Description: "audit export jobs, keyed <org>.<job>",
+		TTL:         s.ExportJobTTL,
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("ensure bucket %s: %w", ExportJobsBucket, err)
+	}
+	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        ExportQueueStream,
+		Description: "export jobs waiting for a worker",
+		Subjects:    []string{exportQueuePrefix + ">"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.WorkQueuePolicy,
+		Duplicates:  time.Hour,
+		Replicas:    s.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("ensure stream %s: %w", ExportQueueStream, err)
+	}
+	for _, r := range domain.Regions {
+		cfg := jetstream.ObjectStoreConfig{
+			Bucket:      ExportFilesBucket(r),
+			Description: "audit export files stored in region " + string(r),
+			TTL:         s.ExportTTL,
+			Storage:     jetstream.FileStorage,
+			Replicas:    s.Replicas,
+		}
+		if s.Placement {
+			cfg.Placement = &jetstream.Placement{Tags: []string{"region:" + r.Lower()}}
+		}
+		if _, err := js.CreateOrUpdateObjectStore(ctx, cfg); err != nil {
+			return fmt.Errorf("ensure bucket %s: %w", cfg.Bucket, err)
+		}
 	}
 	return nil
 }

@@ -71,3 +71,16 @@ func (r *Reader) CountHistory(ctx context.Context, org, kind, id string) (int, b
 	}
 	return s.CountHistory(ctx, org, kind, id)
 }
+
+// Export is EventStore.Export in org's region; an org without a region
+// exports nothing.
+func (r *Reader) Export(ctx context.Context, org string, f domain.Filter, total func(int64), fn func(*domain.Event) error) error {
+	s, err := r.store(ctx, org)
+	if s == nil {
+		if err == nil {
+			total(0)
+		}
+		return err
+	}
+	return s.Export(ctx, org, f, total, fn)
+}

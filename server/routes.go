@@ -18,7 +18,6 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
-	"github.com/auditlog/auditlog/auth"
 	"github.com/auditlog/auditlog/graph"
 )
 
@@ -26,29 +25,13 @@ import (
 const (
 	maxComplexity = 10_000
 	maxDepth      = 12
-	// wsForbidden is graphql-transport-ws's close code for a refused
-	// connection_init.
-	wsForbidden = 4403
 )
 
 func (s *Server) routes(resolver *graph.Resolver) http.Handler {
 	gql := handler.New(graph.NewSchema(resolver))
 	gql.AddTransport(getTransport{transport.GET{UseGrapQLResponseJsonByDefault: true}})
 	gql.AddTransport(transport.POST{UseGrapQLResponseJsonByDefault: true})
-	gql.AddTransport(transport.Websocket{
-		// The bearer token travels in connection_init; a connection that
-		// does not authenticate is closed before any operation runs.
-		InitFunc: func(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
-			ctx = s.cfg.Verifier.WithToken(ctx, auth.BearerToken(p.Authorization()))
-			if _, err := auth.FromContext(ctx); err != nil {
-				ctx = transport.AppendCloseReason(ctx, err.Error())
-				return transport.WithWebsocketCloseCode(ctx, wsForbidden), nil, err
-			}
-			return ctx, nil, nil
-		},
-		InitTimeout:           10 * time.Second,
-		KeepAlivePingInterval: 15 * time.Second,
-	})
+	gql.AddTransport(s.websocket())
 	gql.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	if s.cfg.Introspection {
 		gql.Use(extension.Introspection{})
@@ -63,6 +46,7 @@ func (s *Server) routes(resolver *graph.Resolver) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/query", s.cfg.Verifier.Middleware(gql))
 	mux.Handle("GET /{$}", playground.Handler("auditlog", "/query"))
+	mux.Handle("GET "+downloadPath+"{id}", s.cfg.Verifier.Middleware(http.HandlerFunc(s.download)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeStatus(w, http.StatusOK, "ok")
 	})

@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -23,8 +24,10 @@ import (
 
 	"github.com/auditlog/auditlog/auth"
 	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/export"
 	"github.com/auditlog/auditlog/graph"
 	"github.com/auditlog/auditlog/ingest"
+	"github.com/auditlog/auditlog/live"
 	"github.com/auditlog/auditlog/natsx"
 	"github.com/auditlog/auditlog/projections"
 	"github.com/auditlog/auditlog/settings"
@@ -50,6 +53,20 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Introspection enables GraphQL schema introspection.
 	Introspection bool
+	// AllowedOrigins are the host patterns of browser pages, other than the
+	// API's own origin, that may open websockets (e.g. "app.example.com").
+	AllowedOrigins []string
+	// WebsocketWriteTimeout bounds one websocket write; a client that does
+	// not read for that long is disconnected. Default 10s.
+	WebsocketWriteTimeout time.Duration
+	// Live bounds live subscriptions.
+	Live live.Limits
+	// DownloadKey signs export download links; empty means a random key,
+	// so links work only on the instance that made them.
+	DownloadKey []byte
+	// ExportWorkers is how many exports this instance runs at once
+	// (default 2); negative runs none.
+	ExportWorkers int
 	// Log is the root logger.
 	Log zerolog.Logger
 	// Now is the clock; nil means time.Now.
@@ -69,6 +86,10 @@ type Server struct {
 	store    *projections.SettingsStore
 	events   map[domain.Region]*projections.EventStore
 	recorder *ingest.Recorder
+	feed     *live.Feed
+	jobs     *export.Jobs
+	worker   *export.Worker
+	signer   *auth.DownloadSigner
 	listener net.Listener
 	handler  http.Handler
 	// controlProjector feeds the settings read model; eventProjectors the
@@ -85,6 +106,16 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	if cfg.RequestTimeout == 0 {
 		cfg.RequestTimeout = 15 * time.Second
+	}
+	if cfg.WebsocketWriteTimeout == 0 {
+		cfg.WebsocketWriteTimeout = 10 * time.Second
+	}
+	cfg.Streams = cfg.Streams.WithDefaults()
+	if len(cfg.DownloadKey) == 0 {
+		cfg.DownloadKey = make([]byte, 32)
+		if _, err := rand.Read(cfg.DownloadKey); err != nil {
+			return nil, fmt.Errorf("download key: %w", err)
+		}
 	}
 	s := &Server{cfg: cfg, log: cfg.Log, events: map[domain.Region]*projections.EventStore{}}
 	defer func() {
@@ -154,12 +185,27 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 	}
 
+	reader := projections.NewReader(s.store, s.events)
+	s.feed = live.NewFeed(s.js, s.settings, cfg.Live, s.log)
+	if s.jobs, err = export.NewJobs(ctx, s.js, s.settings, s.recorder, cfg.Now); err != nil {
+		return nil, err
+	}
+	s.worker = &export.Worker{
+		JS: s.js, Jobs: s.jobs, Source: reader, Concurrency: cfg.ExportWorkers,
+		AckWait: cfg.Streams.ExportAckWait, FileTTL: cfg.Streams.ExportTTL, Log: s.log, Now: cfg.Now,
+	}
+	s.signer = auth.NewDownloadSigner(cfg.DownloadKey, cfg.Now)
+
 	resolver := &graph.Resolver{
-		Recorder: s.recorder,
-		Settings: s.settings,
-		Events:   projections.NewReader(s.store, s.events),
-		Own:      s.recorder,
-		Now:      cfg.Now,
+		Recorder:     s.recorder,
+		Settings:     s.settings,
+		Events:       reader,
+		Live:         s.feed,
+		Exports:      s.jobs,
+		Downloads:    s.signer,
+		DownloadPath: downloadPath,
+		Own:          s.recorder,
+		Now:          cfg.Now,
 	}
 	s.handler = s.routes(resolver)
 	return s, nil
@@ -189,6 +235,9 @@ func (s *Server) NATSURL() string { return s.nc.ConnectedUrl() }
 
 // EventStore is region r's read model.
 func (s *Server) EventStore(r domain.Region) *projections.EventStore { return s.events[r] }
+
+// Feed is the live event feed.
+func (s *Server) Feed() *live.Feed { return s.feed }
 
 // SettingsStore is the settings read model.
 func (s *Server) SettingsStore() *projections.SettingsStore { return s.store }
@@ -226,6 +275,13 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 
 	wg.Go(func() { s.maintainPartitions(pctx) })
+	if s.cfg.ExportWorkers >= 0 {
+		wg.Go(func() {
+			if err := s.worker.Run(pctx); err != nil {
+				s.log.Error().Err(err).Msg("export worker stopped")
+			}
+		})
+	}
 
 	svc, err := ingest.ServeNATS(pctx, s.nc, s.recorder, s.log)
 	if err != nil {
@@ -233,7 +289,14 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	defer stopService(svc, s.log)
 
-	hs := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
+	// Websockets are hijacked connections, which Shutdown does not wait
+	// for; they end when their base context does, after Shutdown.
+	wsctx, closeWebsockets := context.WithCancel(context.WithoutCancel(ctx))
+	defer closeWebsockets()
+	hs := &http.Server{
+		Handler: s.handler, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return wsctx },
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(s.listener) }()
 	s.log.Info().Str("addr", s.listener.Addr().String()).Msg("auditd serving")
@@ -246,7 +309,9 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info().Msg("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
+	err = hs.Shutdown(sctx)
+	closeWebsockets()
+	if err != nil {
 		return fmt.Errorf("http shutdown: %w", err)
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -202,3 +202,6 @@ func NewAuditEvent(e *domain.Event) AuditEvent {
 	_ = json.Unmarshal(e.Details, v) // validated at ingest
 	return v
 }
+
+// LiveCursor is the event's position in its organization's live feed.
+func (f eventFields) LiveCursor() string { return LiveCursor(f.e.Seq) }

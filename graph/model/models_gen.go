@@ -79,6 +79,17 @@ type AuditLogSettings struct {
 	Version int `json:"version"`
 }
 
+// The filter an export applies, as it was given.
+type ExportFilter struct {
+	Sources    []AuditSource        `json:"sources"`
+	Categories []AuditEventCategory `json:"categories"`
+	Types      []AuditEventType     `json:"types"`
+	ActorID    *string              `json:"actorId,omitempty"`
+	Search     *string              `json:"search,omitempty"`
+	From       *time.Time           `json:"from,omitempty"`
+	To         *time.Time           `json:"to,omitempty"`
+}
+
 type Mutation struct {
 }
 
@@ -109,6 +120,9 @@ type RecordResult struct {
 	Status RecordStatus `json:"status"`
 	// Why the event was rejected, naming the offending field.
 	Reason *string `json:"reason,omitempty"`
+}
+
+type Subscription struct {
 }
 
 type Target struct {
@@ -344,6 +358,8 @@ const (
 	AuditEventTypeAuditLogOptOut AuditEventType = "AUDIT_LOG_OPT_OUT"
 	// A user without administrator rights tried to change the audit log settings
 	AuditEventTypeAuditLogSettingsDenied AuditEventType = "AUDIT_LOG_SETTINGS_DENIED"
+	// Audit log events were exported to a file
+	AuditEventTypeAuditLogExported AuditEventType = "AUDIT_LOG_EXPORTED"
 	// A policy was created in the Custom Policy Builder
 	AuditEventTypePolicyCreated AuditEventType = "POLICY_CREATED"
 	// A policy was updated in the Custom Policy Builder
@@ -393,6 +409,7 @@ var AllAuditEventType = []AuditEventType{
 	AuditEventTypeAuditLogOptIn,
 	AuditEventTypeAuditLogOptOut,
 	AuditEventTypeAuditLogSettingsDenied,
+	AuditEventTypeAuditLogExported,
 	AuditEventTypePolicyCreated,
 	AuditEventTypePolicyUpdated,
 	AuditEventTypePolicyDeleted,
@@ -400,7 +417,7 @@ var AllAuditEventType = []AuditEventType{
 
 func (e AuditEventType) IsValid() bool {
 	switch e {
-	case AuditEventTypeAPIKeyCreated, AuditEventTypeAPIKeyDeleted, AuditEventTypeAPIKeyMoved, AuditEventTypeEidpEnabled, AuditEventTypeEidpDisabled, AuditEventTypeEidpX509CertUploaded, AuditEventTypeEidpUpdated, AuditEventTypeEidpDeleted, AuditEventTypeJitProfileUpdated, AuditEventTypeKeyContactAdded, AuditEventTypeKeyContactRemoved, AuditEventTypeMfaUpdated, AuditEventTypeOrgNameUpdated, AuditEventTypeOrganizationMoved, AuditEventTypePasswordPolicyUpdated, AuditEventTypeOrgProductCreated, AuditEventTypeProductTrialEvent, AuditEventTypeUserAccountReset, AuditEventTypeUserCreated, AuditEventTypeUserDeleted, AuditEventTypeUserMfaReset, AuditEventTypeUserUpdated, AuditEventTypeUserActivated, AuditEventTypeUserChangedPassword, AuditEventTypeUserChangedSecurityQuestion, AuditEventTypeUserActivationResent, AuditEventTypeUserForgottenPassword, AuditEventTypeUserMoved, AuditEventTypeUserLogout, AuditEventTypeUserRoleSet, AuditEventTypeUserToOrgProductCreated, AuditEventTypeUserToOrgProductDeleted, AuditEventTypeUserToProductNavigation, AuditEventTypeUserSwitchedCustomer, AuditEventTypeUserCustomerMoved, AuditEventTypeCustomerNameUpdated, AuditEventTypeCustomerMerged, AuditEventTypeAuditLogOptIn, AuditEventTypeAuditLogOptOut, AuditEventTypeAuditLogSettingsDenied, AuditEventTypePolicyCreated, AuditEventTypePolicyUpdated, AuditEventTypePolicyDeleted:
+	case AuditEventTypeAPIKeyCreated, AuditEventTypeAPIKeyDeleted, AuditEventTypeAPIKeyMoved, AuditEventTypeEidpEnabled, AuditEventTypeEidpDisabled, AuditEventTypeEidpX509CertUploaded, AuditEventTypeEidpUpdated, AuditEventTypeEidpDeleted, AuditEventTypeJitProfileUpdated, AuditEventTypeKeyContactAdded, AuditEventTypeKeyContactRemoved, AuditEventTypeMfaUpdated, AuditEventTypeOrgNameUpdated, AuditEventTypeOrganizationMoved, AuditEventTypePasswordPolicyUpdated, AuditEventTypeOrgProductCreated, AuditEventTypeProductTrialEvent, AuditEventTypeUserAccountReset, AuditEventTypeUserCreated, AuditEventTypeUserDeleted, AuditEventTypeUserMfaReset, AuditEventTypeUserUpdated, AuditEventTypeUserActivated, AuditEventTypeUserChangedPassword, AuditEventTypeUserChangedSecurityQuestion, AuditEventTypeUserActivationResent, AuditEventTypeUserForgottenPassword, AuditEventTypeUserMoved, AuditEventTypeUserLogout, AuditEventTypeUserRoleSet, AuditEventTypeUserToOrgProductCreated, AuditEventTypeUserToOrgProductDeleted, AuditEventTypeUserToProductNavigation, AuditEventTypeUserSwitchedCustomer, AuditEventTypeUserCustomerMoved, AuditEventTypeCustomerNameUpdated, AuditEventTypeCustomerMerged, AuditEventTypeAuditLogOptIn, AuditEventTypeAuditLogOptOut, AuditEventTypeAuditLogSettingsDenied, AuditEventTypeAuditLogExported, AuditEventTypePolicyCreated, AuditEventTypePolicyUpdated, AuditEventTypePolicyDeleted:
 		return true
 	}
 	return false
@@ -495,6 +512,124 @@ func (e *AuditSource) UnmarshalJSON(b []byte) error {
 }
 
 func (e AuditSource) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type ExportFormat string
+
+const (
+	// RFC 4180, UTF-8, with a header row.
+	ExportFormatCSV ExportFormat = "CSV"
+	// One JSON object per line.
+	ExportFormatNdjson ExportFormat = "NDJSON"
+)
+
+var AllExportFormat = []ExportFormat{
+	ExportFormatCSV,
+	ExportFormatNdjson,
+}
+
+func (e ExportFormat) IsValid() bool {
+	switch e {
+	case ExportFormatCSV, ExportFormatNdjson:
+		return true
+	}
+	return false
+}
+
+func (e ExportFormat) String() string {
+	return string(e)
+}
+
+func (e *ExportFormat) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ExportFormat(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ExportFormat", str)
+	}
+	return nil
+}
+
+func (e ExportFormat) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ExportFormat) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ExportFormat) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type ExportStatus string
+
+const (
+	ExportStatusQueued    ExportStatus = "QUEUED"
+	ExportStatusRunning   ExportStatus = "RUNNING"
+	ExportStatusSucceeded ExportStatus = "SUCCEEDED"
+	ExportStatusFailed    ExportStatus = "FAILED"
+	ExportStatusCancelled ExportStatus = "CANCELLED"
+)
+
+var AllExportStatus = []ExportStatus{
+	ExportStatusQueued,
+	ExportStatusRunning,
+	ExportStatusSucceeded,
+	ExportStatusFailed,
+	ExportStatusCancelled,
+}
+
+func (e ExportStatus) IsValid() bool {
+	switch e {
+	case ExportStatusQueued, ExportStatusRunning, ExportStatusSucceeded, ExportStatusFailed, ExportStatusCancelled:
+		return true
+	}
+	return false
+}
+
+func (e ExportStatus) String() string {
+	return string(e)
+}
+
+func (e *ExportStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ExportStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ExportStatus", str)
+	}
+	return nil
+}
+
+func (e ExportStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ExportStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ExportStatus) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil
