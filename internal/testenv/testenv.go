@@ -189,6 +189,14 @@ func AdminToken(t testing.TB, org string) string {
 	})
 }
 
+// UserToken is a token of a user of org who is not an administrator.
+func UserToken(t testing.TB, org string) string {
+	return Token(t, auth.Claims{
+		RegisteredClaims: jwtSubject("user:user@" + org), Org: org, Kind: "user",
+		Roles: []string{"USER"}, Name: "Uma User", Email: "uma@" + org + ".example",
+	})
+}
+
 // ServiceToken is a token of a service that may record for every source and org.
 func ServiceToken(t testing.TB) string {
 	sources := make([]string, len(domain.Sources))
