@@ -77,9 +77,9 @@ const (
 	// TypeAuditLogExported records an administrator taking the log away as
 	// a file: auditors ask who exported what.
 	TypeAuditLogExported EventType = "AUDIT_LOG_EXPORTED"
-	TypePolicyCreated          EventType = "POLICY_CREATED"
-	TypePolicyUpdated          EventType = "POLICY_UPDATED"
-	TypePolicyDeleted          EventType = "POLICY_DELETED"
+	TypePolicyCreated    EventType = "POLICY_CREATED"
+	TypePolicyUpdated    EventType = "POLICY_UPDATED"
+	TypePolicyDeleted    EventType = "POLICY_DELETED"
 )
 
 // Info returns the catalog entry of t.

@@ -23,8 +23,8 @@ const (
 	// reading; it may resubscribe from its last event.
 	CodeSlowConsumer Code = "SLOW_CONSUMER"
 	// CodeExpired answers a download of an export whose file was deleted.
-	CodeExpired Code = "EXPIRED"
-	CodeInternal         Code = "INTERNAL"
+	CodeExpired  Code = "EXPIRED"
+	CodeInternal Code = "INTERNAL"
 )
 
 // Error is an error a client can act on: it carries a code, a message safe to

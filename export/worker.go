@@ -28,9 +28,9 @@ type Source interface {
 const (
 	DefaultConcurrency = 2
 	DefaultMaxAttempts = 3
-	// consumerName is the durable consumer all instances share, so each
+	// ConsumerName is the durable consumer all instances share, so each
 	// queued job runs on exactly one of them at a time.
-	consumerName = "export-workers"
+	ConsumerName = "export-workers"
 	// chunkSize matches the object store's chunk, so each write to the
 	// pipe becomes one chunk message.
 	chunkSize = 128 << 10
@@ -90,15 +90,7 @@ func (w *Worker) defaults() {
 // goes back to the queue for another instance.
 func (w *Worker) Run(ctx context.Context) error {
 	w.defaults()
-	cons, err := w.JS.CreateOrUpdateConsumer(ctx, natsx.ExportQueueStream, jetstream.ConsumerConfig{
-		Durable:   consumerName,
-		AckPolicy: jetstream.AckExplicitPolicy,
-		AckWait:   w.AckWait,
-		// One delivery more than the attempts: the last one only marks
-		// the job FAILED, so no job is left RUNNING by a dead instance.
-		MaxDeliver:    w.MaxAttempts + 1,
-		MaxAckPending: 1000,
-	})
+	cons, err := w.JS.CreateOrUpdateConsumer(ctx, natsx.ExportQueueStream, ConsumerConfig(w.AckWait, w.MaxAttempts))
 	if err != nil {
 		return fmt.Errorf("export consumer: %w", err)
 	}
@@ -108,6 +100,19 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	wg.Wait()
 	return nil
+}
+
+// ConsumerConfig is the work-queue consumer every instance shares.
+func ConsumerConfig(ackWait time.Duration, maxAttempts int) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:   ConsumerName,
+		AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait:   ackWait,
+		// One delivery more than the attempts: the last one only marks
+		// the job FAILED, so no job is left RUNNING by a dead instance.
+		MaxDeliver:    maxAttempts + 1,
+		MaxAckPending: 1000,
+	}
 }
 
 func (w *Worker) loop(ctx context.Context, cons jetstream.Consumer) {

@@ -117,4 +117,3 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 		"message": msg, "extensions": map[string]string{"code": string(code)},
 	}}})
 }
-
