@@ -128,3 +128,36 @@ func TestBearerToken(t *testing.T) {
 		}
 	}
 }
+
+func TestDownloadLinks(t *testing.T) {
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	clock := now
+	key := DeriveKey([]byte("secret"), "downloads")
+	s := NewDownloadSigner(key, func() time.Time { return clock })
+	token, exp, err := s.Sign("acme", "job1")
+	if err != nil || !exp.Equal(now.Add(DownloadTTL)) {
+		t.Fatalf("sign: %v %v", exp, err)
+	}
+	if org, err := s.Verify(token, "job1"); err != nil || org != "acme" {
+		t.Fatalf("verify: %q %v", org, err)
+	}
+	bearer, _ := Mint([]byte("secret"), Claims{Org: "acme", Kind: "user"}, time.Hour, now)
+	other := NewDownloadSigner(DeriveKey([]byte("secret"), "other"), func() time.Time { return clock })
+	otherToken, _, _ := other.Sign("acme", "job1")
+	tests := map[string]struct{ token, id string }{
+		"another file":     {token, "job2"},
+		"another key":      {otherToken, "job1"},
+		"a bearer token":   {bearer, "job1"},
+		"garbage":          {"a.b.c", "job1"},
+		"tampered payload": {token[:len(token)-2] + "xx", "job1"},
+	}
+	for name, tt := range tests {
+		if _, err := s.Verify(tt.token, tt.id); !errors.Is(err, domain.ErrUnauthenticated) {
+			t.Errorf("%s: err = %v", name, err)
+		}
+	}
+	clock = now.Add(DownloadTTL + time.Minute)
+	if _, err := s.Verify(token, "job1"); !errors.Is(err, domain.ErrUnauthenticated) || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("expired link: %v", err)
+	}
+}

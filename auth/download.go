@@ -1,6 +1,8 @@
 package auth
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"fmt"
 	"time"
 
@@ -16,6 +18,15 @@ const downloadAudience = "auditlog-export-download"
 
 // DownloadTTL is how long a signed download URL works.
 const DownloadTTL = 15 * time.Minute
+
+// DeriveKey derives a key for one purpose from secret (HMAC-SHA256), so one
+// configured secret can serve several uses without one use's key
+// verifying another's tokens.
+func DeriveKey(secret []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
+}
 
 // DownloadSigner signs and checks the short-lived tokens of download URLs,
 // which let a browser fetch one export file without a bearer header.

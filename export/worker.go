@@ -176,12 +176,12 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	switch {
 	case err == nil:
 		now := w.Now()
-		_, err := w.Jobs.update(bg, q.OrgID, q.ID, func(j *domain.ExportJob) error {
+		latest, err := w.Jobs.update(bg, q.OrgID, q.ID, func(j *domain.ExportJob) error {
 			return j.Succeed(rows, size, now, now.Add(w.FileTTL))
 		})
-		if errors.Is(err, domain.ErrConflict) {
+		if errors.Is(err, domain.ErrConflict) && latest.Status == domain.ExportCancelled {
 			w.deleteFile(bg, job) // cancelled at the last moment
-		} else if err != nil {
+		} else if err != nil && !errors.Is(err, domain.ErrConflict) {
 			log.Error().Err(err).Msg("record finished export")
 			_ = msg.NakWithDelay(time.Second)
 			return
@@ -220,7 +220,9 @@ func (w *Worker) settle(ctx context.Context, log zerolog.Logger, msg jetstream.M
 		log.Error().Err(err).Msg("update export job")
 		_ = msg.NakWithDelay(time.Second)
 	default:
-		_ = ack()
+		if err := ack(); err != nil {
+			log.Warn().Err(err).Msg("settle export job message")
+		}
 	}
 }
 

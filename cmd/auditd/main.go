@@ -151,12 +151,26 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	secret := fs.String("jwt-secret", env("AUDITD_JWT_SECRET", ""), "HS256 secret for bearer tokens (AUDITD_JWT_SECRET)")
 	jwks := fs.String("jwks", env("AUDITD_JWKS", ""), "JWKS file or URL; when set, tokens must be RS256/ES256 signed by its keys (AUDITD_JWKS)")
 	introspection := fs.Bool("introspection", env("AUDITD_INTROSPECTION", "true") == "true", "allow GraphQL introspection (AUDITD_INTROSPECTION)")
+	origins := fs.String("allowed-origins", env("AUDITD_ALLOWED_ORIGINS", ""),
+		"comma-separated host patterns of browser pages, besides the API's own origin, that may open websockets (AUDITD_ALLOWED_ORIGINS)")
+	downloadKey := fs.String("download-key", env("AUDITD_DOWNLOAD_KEY", ""),
+		"key signing export download links; default derives it from the JWT secret (AUDITD_DOWNLOAD_KEY)")
+	workers := fs.Int("export-workers", 2, "exports this instance runs at once; 0 runs none")
+	exportTTL := fs.Duration("export-ttl", natsx.DefaultExportTTL, "how long export files are kept")
 	log, cfg, err := c.setup(ctx, fs, args, stderr)
 	if err != nil {
 		return err
 	}
 	cfg.Addr = *addr
 	cfg.Introspection = *introspection
+	if *origins != "" {
+		cfg.AllowedOrigins = strings.Split(*origins, ",")
+	}
+	cfg.ExportWorkers = *workers
+	if *workers == 0 {
+		cfg.ExportWorkers = -1
+	}
+	cfg.Streams.ExportTTL = *exportTTL
 	switch {
 	case *jwks != "":
 		if cfg.Verifier, err = auth.NewJWKSVerifier(ctx, *jwks); err != nil {
@@ -164,9 +178,19 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	case *secret == "":
 		log.Warn().Msg("AUDITD_JWT_SECRET not set; using the development secret, which anyone can sign tokens with")
+		*secret = devSecret
 		cfg.Verifier = auth.NewHMACVerifier([]byte(devSecret))
 	default:
 		cfg.Verifier = auth.NewHMACVerifier([]byte(*secret))
+	}
+	switch {
+	case *downloadKey != "":
+		cfg.DownloadKey = []byte(*downloadKey)
+	case *jwks == "":
+		// Instances sharing the JWT secret then accept each other's links.
+		cfg.DownloadKey = auth.DeriveKey([]byte(*secret), "auditlog export download links")
+	default:
+		log.Warn().Msg("AUDITD_DOWNLOAD_KEY not set; download links work only on the instance that signed them")
 	}
 	srv, err := server.New(ctx, cfg)
 	if err != nil {
