@@ -179,7 +179,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		latest, err := w.Jobs.update(bg, q.OrgID, q.ID, func(j *domain.ExportJob) error {
 			return j.Succeed(rows, size, now, now.Add(w.FileTTL))
 		})
-		if errors.Is(err, domain.ErrConflict) && latest.Status == domain.ExportCancelled {
+		if errors.Is(err, domain.ErrConflict) && latest != nil && latest.Status == domain.ExportCancelled {
 			w.deleteFile(bg, job) // cancelled at the last moment
 		} else if err != nil && !errors.Is(err, domain.ErrConflict) {
 			log.Error().Err(err).Msg("record finished export")

@@ -125,6 +125,10 @@ type Streams struct {
 	ExportAckWait time.Duration
 }
 
+// MaxLiveConsumers bounds the consumers of one regional stream, nearly all
+// of them live subscriptions' ordered consumers.
+const MaxLiveConsumers = 10_000
+
 // Defaults of the export settings.
 const (
 	DefaultExportTTL     = 24 * time.Hour
@@ -164,6 +168,9 @@ func (s Streams) Ensure(ctx context.Context, js jetstream.JetStream) error {
 			Replicas:    replicas,
 			DenyDelete:  true,
 			DenyPurge:   true,
+			// Every live subscription reads through a consumer of its own;
+			// the server's default of 1,000 per stream is too few.
+			MaxConsumers: MaxLiveConsumers,
 		}
 		if s.Placement {
 			cfg.Placement = &jetstream.Placement{Tags: []string{"region:" + r.Lower()}}

@@ -16,7 +16,7 @@ import (
 func TestFilterPathsUseIndexes(t *testing.T) {
 	m := newReadModel(t)
 	ctx := context.Background()
-	if err := m.SeedSynthetic(ctx, 60_000, 50); err != nil {
+	if err := m.SeedSynthetic(ctx, 60_000, 50, "org-"); err != nil {
 		t.Fatal(err)
 	}
 	// Partitions that hold rows; scanning an empty one costs nothing.

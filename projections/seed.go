@@ -9,11 +9,14 @@ import (
 )
 
 // SeedSynthetic inserts n synthetic events spread over orgs organizations
-// (org-000, org-001, …), every catalog type and source, 1,000 actors and the
+// (prefix000, prefix001, …), every catalog type and source, 1,000 actors and the
 // last 30 days, straight into the read model with one INSERT … SELECT. It is
 // the documented shortcut benchmarks and plan tests use to reach millions of
 // rows in seconds; it bypasses the log, so a rebuild would drop these rows.
-func (s *EventStore) SeedSynthetic(ctx context.Context, n, orgs int) error {
+func (s *EventStore) SeedSynthetic(ctx context.Context, n, orgs int, prefix string) error {
+	if !domain.ValidOrgID(prefix + "000") {
+		return fmt.Errorf("seed: %q does not make valid org ids", prefix)
+	}
 	var types, cats []string
 	for _, t := range domain.Catalog() {
 		types = append(types, "'"+string(t.Type)+"'")
@@ -26,7 +29,7 @@ func (s *EventStore) SeedSynthetic(ctx context.Context, n, orgs int) error {
 	sql := fmt.Sprintf(`
 		WITH g AS (
 			SELECT i,
-			       'org-' || lpad((i %% %[2]d)::text, 3, '0') AS org_id,
+			       %[9]s || lpad((i %% %[2]d)::text, 3, '0') AS org_id,
 			       lpad(to_hex(i), 26, '0') AS id,
 			       now() - (i::float8 / %[1]d) * interval '30 days' AS at,
 			       (i * 7919) %% %[3]d AS t,
@@ -44,7 +47,8 @@ func (s *EventStore) SeedSynthetic(ctx context.Context, n, orgs int) error {
 			      E'\ntarget-' || (i %% 5000) || CASE WHEN i %% 100000 = 0 THEN E'\nneedle-rare' ELSE '' END),
 			i
 		FROM g`,
-		n, orgs, len(types), s.schema, strings.Join(sources, ","), len(sources), strings.Join(types, ","), strings.Join(cats, ","))
+		n, orgs, len(types), s.schema, strings.Join(sources, ","), len(sources), strings.Join(types, ","), strings.Join(cats, ","),
+		"'"+prefix+"'")
 	if _, err := s.pool.Exec(ctx, sql); err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}

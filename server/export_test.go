@@ -174,7 +174,7 @@ func TestExport100kCSVEqualsTheQuery(t *testing.T) {
 	admin := testenv.AdminToken(t, org)
 	env.EnableOrg(t, org, domain.RegionUS)
 	ctx := context.Background()
-	if err := env.EventStore(domain.RegionUS).SeedSynthetic(ctx, seeded, 1); err != nil {
+	if err := env.EventStore(domain.RegionUS).SeedSynthetic(ctx, seeded, 1, "org-"); err != nil {
 		t.Fatal(err)
 	}
 	// Cells a spreadsheet would run as formulas.

@@ -1,6 +1,7 @@
 // Command auditbench measures auditd end to end on this machine: ingest
 // through the API and the NATS subject until queryable, the raw JetStream and
-// Postgres ceilings for the same events, and query latency at scale. It
+// Postgres ceilings for the same events, query latency at scale, export
+// throughput and memory, and live delivery delay to many subscribers. It
 // starts everything itself (embedded NATS, a scratch Postgres database) and
 // prints one table, also written as JSON.
 //
@@ -54,7 +55,7 @@ func (r *Report) add(name string, value float64, unit, note string) {
 func main() {
 	scale := flag.Float64("scale", 1, "size multiplier; make bench-quick uses 0.1")
 	out := flag.String("out", envOr("BENCH_OUT", ".data/bench/latest.json"), "JSON report path (BENCH_OUT)")
-	only := flag.String("only", "", "run one part: ceilings, ingest or query (default: all)")
+	only := flag.String("only", "", "run one part: ceilings, ingest, query, export or live (default: all)")
 	flag.Parse()
 	if err := run(*scale, *out, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "auditbench:", err)
@@ -127,7 +128,10 @@ func run(scale float64, out, only string) error {
 	steps := []struct {
 		part string
 		run  func(context.Context, *Report) error
-	}{{"ceilings", b.ceilings}, {"ingest", b.ingestAPI}, {"ingest", b.ingestNATS}, {"query", b.queryLatency}}
+	}{
+		{"ceilings", b.ceilings}, {"ingest", b.ingestAPI}, {"ingest", b.ingestNATS}, {"query", b.queryLatency},
+		{"export", b.exportRate}, {"live", b.liveDelay},
+	}
 	for _, step := range steps {
 		if only != "" && only != step.part {
 			continue

@@ -274,16 +274,22 @@ func (b *bench) ingest(ctx context.Context, rep *Report, label, org string, send
 	return nil
 }
 
+const recordMutation = `mutation($e: [AuditEventInput!]!) { recordAuditEvents(events: $e) { results { status } } }`
+
+// inputs are evs as recordAuditEvents variables.
+func inputs(evs []domain.Event) map[string]any {
+	in := make([]map[string]any, len(evs))
+	for i, e := range evs {
+		in[i] = map[string]any{"id": e.ID, "orgId": e.OrgID, "type": e.Type, "source": e.Source,
+			"occurredAt": e.OccurredAt, "actor": e.Actor, "target": e.Target, "details": e.Details}
+	}
+	return map[string]any{"e": in}
+}
+
 func (b *bench) ingestAPI(ctx context.Context, rep *Report) error {
 	token := b.service()
-	q := `mutation($e: [AuditEventInput!]!) { recordAuditEvents(events: $e) { results { status } } }`
 	return b.ingest(ctx, rep, "API", "bench-api", func(ctx context.Context, evs []domain.Event) (int, error) {
-		in := make([]map[string]any, len(evs))
-		for i, e := range evs {
-			in[i] = map[string]any{"id": e.ID, "orgId": e.OrgID, "type": e.Type, "source": e.Source,
-				"occurredAt": e.OccurredAt, "actor": e.Actor, "target": e.Target, "details": e.Details}
-		}
-		data, err := b.gql(ctx, token, q, map[string]any{"e": in})
+		data, err := b.gql(ctx, token, recordMutation, inputs(evs))
 		if err != nil {
 			return 0, err
 		}
@@ -330,7 +336,7 @@ func (b *bench) queryLatency(ctx context.Context, rep *Report) error {
 		return err
 	}
 	start := time.Now()
-	if err := b.srv.EventStore(domain.RegionUS).SeedSynthetic(ctx, b.rows, b.orgs); err != nil {
+	if err := b.srv.EventStore(domain.RegionUS).SeedSynthetic(ctx, b.rows, b.orgs, "org-"); err != nil {
 		return err
 	}
 	rep.add("query: seeded rows (synthetic, via SQL)", float64(b.rows), "rows", fmt.Sprintf("%d orgs, %.0fs", b.orgs, time.Since(start).Seconds()))

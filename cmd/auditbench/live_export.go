@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
+
+	"github.com/auditlog/auditlog/domain"
+)
+
+// exportRate seeds one organization with rows events and exports them all to
+// CSV through the API, timing the job and the process's peak RSS.
+func (b *bench) exportRate(ctx context.Context, rep *Report) error {
+	const org = "export-000"
+	if err := b.enable(ctx, org); err != nil {
+		return err
+	}
+	if err := b.waitQueryable(ctx); err != nil {
+		return err
+	}
+	if err := b.srv.EventStore(domain.RegionUS).SeedSynthetic(ctx, b.rows, 1, "export-"); err != nil {
+		return err
+	}
+	rssBefore := procStatus("VmRSS")
+	// Resetting the high-water mark makes VmHWM the peak of the export alone.
+	hwmReset := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil
+
+	token := b.admin(org)
+	start := time.Now()
+	data, err := b.gql(ctx, token, `mutation($f: AuditEventFilter) { startAuditExport(filter: $f, format: CSV) { id } }`,
+		map[string]any{"f": map[string]any{"to": time.Now().UTC().Format(time.RFC3339Nano)}})
+	if err != nil {
+		return err
+	}
+	var started struct{ StartAuditExport struct{ ID string } }
+	_ = json.Unmarshal(data, &started)
+	var job struct {
+		Status     string
+		RowCount   int
+		SizeBytes  float64
+		StartedAt  time.Time
+		FinishedAt *time.Time
+		Error      *string
+	}
+	for {
+		data, err := b.gql(ctx, token, `query($id: ID!) { exportJob(id: $id) { status rowCount sizeBytes startedAt finishedAt error } }`,
+			map[string]any{"id": started.StartAuditExport.ID})
+		if err != nil {
+			return err
+		}
+		var out struct{ ExportJob json.RawMessage }
+		_ = json.Unmarshal(data, &out)
+		_ = json.Unmarshal(out.ExportJob, &job)
+		if domain.ExportStatus(job.Status).Final() {
+			break
+		}
+		if time.Since(start) > 10*time.Minute {
+			return fmt.Errorf("export still %s after 10 minutes", job.Status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if job.Status != "SUCCEEDED" || job.FinishedAt == nil {
+		return fmt.Errorf("export ended %s: %v", job.Status, job.Error)
+	}
+	wall := time.Since(start)
+	run := job.FinishedAt.Sub(job.StartedAt)
+	rep.add("export: rows (CSV)", float64(job.RowCount), "rows", fmt.Sprintf("%.0f MB file", job.SizeBytes/1e6))
+	rep.add("export: rate while running", float64(job.RowCount)/run.Seconds(), "rows/s", fmt.Sprintf("%.1fs run", run.Seconds()))
+	rep.add("export: rate, request to SUCCEEDED", float64(job.RowCount)/wall.Seconds(), "rows/s", "")
+	note := "whole process: auditd, embedded NATS, bench client"
+	if !hwmReset {
+		note += "; peak since process start"
+	}
+	rep.add("export: RSS before", float64(rssBefore)/1024, "MiB", "")
+	rep.add("export: peak RSS during export", float64(procStatus("VmHWM"))/1024, "MiB", note)
+	return nil
+}
+
+// procStatus reads a kB field of /proc/self/status, 0 when unavailable.
+func procStatus(field string) int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// Live benchmark shape: subscribers spread over organizations, events spread
+// evenly over the same organizations, so each event reaches
+// liveSubscribers/liveOrgs subscribers.
+const (
+	liveSubscribers = 1000
+	liveOrgs        = 50
+	liveRate        = 1000 // events per second, all organizations together
+)
+
+// liveDelay connects liveSubscribers websocket subscribers and records
+// liveRate events per second, measuring the delay from the event's
+// recordedAt (set when ingest accepts it) to its arrival at each subscriber.
+func (b *bench) liveDelay(ctx context.Context, rep *Report) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	orgs := make([]string, liveOrgs)
+	for i := range orgs {
+		orgs[i] = fmt.Sprintf("live-%03d", i)
+		if err := b.enable(ctx, orgs[i]); err != nil {
+			return err
+		}
+	}
+	if err := b.waitQueryable(ctx); err != nil { // the opt-in events are out of the way
+		return err
+	}
+	var (
+		mu     sync.Mutex
+		delays []time.Duration
+		wg     sync.WaitGroup
+		errs   atomic.Int64
+	)
+	wsURL := strings.Replace(b.url, "http", "ws", 1) + "/query"
+	for i := range liveSubscribers {
+		org := orgs[i%liveOrgs]
+		c, _, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
+		if err != nil {
+			return fmt.Errorf("subscriber %d: %w", i, err)
+		}
+		defer c.CloseNow()
+		c.SetReadLimit(1 << 20)
+		init, _ := json.Marshal(map[string]string{"Authorization": "Bearer " + b.admin(org)})
+		sub, _ := json.Marshal(map[string]any{
+			"query": `subscription { auditEventRecorded(filter: {types: [USER_UPDATED]}) { id recordedAt } }`,
+		})
+		if err := wsjson.Write(ctx, c, map[string]any{"type": "connection_init", "payload": json.RawMessage(init)}); err != nil {
+			return err
+		}
+		if err := wsjson.Write(ctx, c, map[string]any{"id": "1", "type": "subscribe", "payload": json.RawMessage(sub)}); err != nil {
+			return err
+		}
+		wg.Go(func() {
+			for {
+				var m struct {
+					Type    string
+					Payload struct {
+						Data struct {
+							AuditEventRecorded struct{ RecordedAt time.Time }
+						}
+					}
+				}
+				if err := wsjson.Read(ctx, c, &m); err != nil {
+					return
+				}
+				switch m.Type {
+				case "next":
+					d := time.Since(m.Payload.Data.AuditEventRecorded.RecordedAt)
+					mu.Lock()
+					delays = append(delays, d)
+					mu.Unlock()
+				case "ping":
+					_ = wsjson.Write(ctx, c, map[string]string{"type": "pong"})
+				case "error":
+					errs.Add(1)
+				}
+			}
+		})
+	}
+	deadline := time.Now().Add(time.Minute)
+	for b.srv.Feed().Active() < liveSubscribers {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d subscriptions active after a minute", b.srv.Feed().Active(), liveSubscribers)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	// Record liveRate events a second in batches of 10, one org per batch.
+	duration := time.Duration(float64(30*time.Second) * b.scale)
+	duration = max(duration, 5*time.Second)
+	const perBatch = 10
+	tick := time.NewTicker(time.Second / (liveRate / perBatch))
+	defer tick.Stop()
+	service := b.service()
+	sent := 0
+	for end, n := time.Now().Add(duration), 0; time.Now().Before(end); n++ {
+		<-tick.C
+		if _, err := b.gql(ctx, service, recordMutation, inputs(events(orgs[n%liveOrgs], perBatch))); err != nil {
+			return err
+		}
+		sent += perBatch
+	}
+	want := sent * liveSubscribers / liveOrgs
+	for wait := time.Now().Add(30 * time.Second); time.Now().Before(wait); time.Sleep(50 * time.Millisecond) {
+		mu.Lock()
+		n := len(delays)
+		mu.Unlock()
+		if n >= want {
+			break
+		}
+	}
+	cancel()
+	wg.Wait()
+	lat := sortDurations(delays)
+	rep.add("live: deliveries", float64(len(lat)), "msgs", fmt.Sprintf("of %d expected; %d subscribers over %d orgs, %d events/s for %.0fs",
+		want, liveSubscribers, liveOrgs, liveRate, duration.Seconds()))
+	rep.add("live: dropped subscriptions", float64(errs.Load()), "subs", "")
+	b.report(rep, "live: append to delivery", lat)
+	return nil
+}
