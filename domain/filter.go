@@ -77,18 +77,46 @@ func (f Filter) Matches(e *Event) bool {
 	if f.To != nil && !e.OccurredAt.Before(*f.To) {
 		return false
 	}
-	if f.Search != "" && !strings.Contains(SearchText(e), strings.ToLower(f.Search)) {
-		return false
+	if f.Search != "" {
+		term := strings.ToLower(f.Search)
+		if !slices.Contains(TypesMatching(term), e.Type) && !strings.Contains(SearchText(e), term) {
+			return false
+		}
 	}
 	return true
 }
 
-// SearchText is the lower-cased text free-text search looks in: the actor's
-// name, email and id, the type and its description, the target and the
-// payload. The read model stores the same text so both agree.
+// TypesMatching lists the event types whose name or description contains
+// the lower-cased term. Search matches them by type rather than by text:
+// a type's name and description are the same for all its events, so the
+// stored search text need not repeat them, which keeps its index small.
+func TypesMatching(term string) []EventType {
+	var out []EventType
+	for _, t := range catalog {
+		if strings.Contains(strings.ToLower(string(t.Type)), term) || strings.Contains(strings.ToLower(t.Description), term) {
+			out = append(out, t.Type)
+		}
+	}
+	return out
+}
+
+// CategoryTypes lists the event types of the given categories.
+func CategoryTypes(categories []Category) []EventType {
+	var out []EventType
+	for _, t := range catalog {
+		if slices.Contains(categories, t.Category) {
+			out = append(out, t.Type)
+		}
+	}
+	return out
+}
+
+// SearchText is the lower-cased text free-text search looks in besides the
+// type (see TypesMatching): the actor's name, email and id, the target and
+// the payload. The read model stores the same text so both agree.
 func SearchText(e *Event) string {
 	var b strings.Builder
-	for _, s := range []string{e.Actor.Name, e.Actor.Email, e.Actor.ID, string(e.Type), e.Description()} {
+	for _, s := range []string{e.Actor.Name, e.Actor.Email, e.Actor.ID} {
 		b.WriteString(s)
 		b.WriteByte('\n')
 	}

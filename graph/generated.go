@@ -94,6 +94,9 @@ type ComplexityRoot struct {
 		Category    func(childComplexity int) int
 		Description func(childComplexity int) int
 		Details     func(childComplexity int) int
+		ExportID    func(childComplexity int) int
+		Filter      func(childComplexity int) int
+		Format      func(childComplexity int) int
 		ID          func(childComplexity int) int
 		IPAddress   func(childComplexity int) int
 		LiveCursor  func(childComplexity int) int
@@ -704,6 +707,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuditLogEvent.Details(childComplexity), true
+	case "AuditLogEvent.exportId":
+		if e.ComplexityRoot.AuditLogEvent.ExportID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditLogEvent.ExportID(childComplexity), true
+	case "AuditLogEvent.filter":
+		if e.ComplexityRoot.AuditLogEvent.Filter == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditLogEvent.Filter(childComplexity), true
+	case "AuditLogEvent.format":
+		if e.ComplexityRoot.AuditLogEvent.Format == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditLogEvent.Format(childComplexity), true
 	case "AuditLogEvent.id":
 		if e.ComplexityRoot.AuditLogEvent.ID == nil {
 			break
@@ -3053,6 +3074,12 @@ type AuditLogEvent implements AuditEvent {
   region: Region
   "For AUDIT_LOG_SETTINGS_DENIED: the refused operation."
   action: String
+  "For AUDIT_LOG_EXPORTED: the export job."
+  exportId: ID
+  "For AUDIT_LOG_EXPORTED: CSV or NDJSON."
+  format: String
+  "For AUDIT_LOG_EXPORTED: the export's filter, as JSON."
+  filter: String
 }
 
 "Custom Policy Builder events."
@@ -4992,6 +5019,75 @@ func (ec *executionContext) _AuditLogEvent_action(ctx context.Context, field gra
 	)
 }
 func (ec *executionContext) fieldContext_AuditLogEvent_action(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditLogEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditLogEvent_exportId(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditLogEvent_exportId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExportID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditLogEvent_exportId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditLogEvent", field, false, false, "ID")
+}
+
+func (ec *executionContext) _AuditLogEvent_format(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditLogEvent_format(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Format, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditLogEvent_format(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditLogEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditLogEvent_filter(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditLogEvent_filter(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Filter, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditLogEvent_filter(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("AuditLogEvent", field, false, false, "String")
 }
 
@@ -13562,6 +13658,21 @@ func (ec *executionContext) _AuditLogEvent(ctx context.Context, sel ast.Selectio
 			}
 		case "action":
 			out.Values[i] = ec._AuditLogEvent_action(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "exportId":
+			out.Values[i] = ec._AuditLogEvent_exportId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "format":
+			out.Values[i] = ec._AuditLogEvent_format(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "filter":
+			out.Values[i] = ec._AuditLogEvent_filter(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}

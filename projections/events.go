@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -45,13 +46,8 @@ var EventColumns = []string{
 	"ip_address", "user_agent", "request_id", "details", "search_text", "stream_seq",
 }
 
-// Prepare creates the connection's staging table and reads the checkpoint.
+// Prepare reads the checkpoint.
 func (s *EventStore) Prepare(ctx context.Context, conn *pgx.Conn) (uint64, error) {
-	_, err := conn.Exec(ctx, fmt.Sprintf(
-		`CREATE TEMP TABLE IF NOT EXISTS staging_events (LIKE %s.events) ON COMMIT DELETE ROWS`, s.schema))
-	if err != nil {
-		return 0, err
-	}
 	return readCheckpoint(ctx, conn, s.schema, s.stream)
 }
 
@@ -76,48 +72,98 @@ func readCheckpoint(ctx context.Context, q querier, schema, stream string) (uint
 	return uint64(seq), nil
 }
 
-// Apply copies batch into staging and moves the events whose id the org has
-// not seen yet into the partitioned table, with the checkpoint, in one
-// transaction.
+// Decode turns each message into its row, so the projector can do this
+// while the previous batch is being written.
+func (s *EventStore) Decode(batch []Message) {
+	for i := range batch {
+		batch[i].Decoded = s.decode(&batch[i])
+	}
+}
+
+// decode returns m's row, or nil for a message ingest did not write.
+func (s *EventStore) decode(m *Message) []any {
+	var e domain.Event
+	if err := json.Unmarshal(m.Data, &e); err != nil {
+		// Ingest validated every event; a message that does not decode
+		// was not written by it. Skip it rather than stall the region.
+		s.log.Error().Err(err).Uint64("seq", m.Seq).Str("stream", s.stream).Msg("undecodable event skipped")
+		return nil
+	}
+	return EventRow(&e, m.Seq)
+}
+
+// Apply inserts the events of batch whose id the org has not seen yet, with
+// the checkpoint, in one transaction.
 func (s *EventStore) Apply(ctx context.Context, conn *pgx.Conn, batch []Message) error {
 	rows := make([][]any, 0, len(batch))
 	seen := make(map[[2]string]bool, len(batch))
-	for _, m := range batch {
-		var e domain.Event
-		if err := json.Unmarshal(m.Data, &e); err != nil {
-			// Ingest validated every event; a message that does not decode
-			// was not written by it. Skip it rather than stall the region.
-			s.log.Error().Err(err).Uint64("seq", m.Seq).Str("stream", s.stream).Msg("undecodable event skipped")
+	for i := range batch {
+		row, ok := batch[i].Decoded.([]any)
+		if !ok {
+			row = s.decode(&batch[i])
+		}
+		if row == nil {
 			continue
 		}
-		key := [2]string{e.OrgID, e.ID}
+		key := [2]string{row[0].(string), row[1].(string)}
 		if seen[key] {
 			continue
 		}
 		seen[key] = true
-		rows = append(rows, EventRow(&e, m.Seq))
+		rows = append(rows, row)
 	}
 	last := int64(batch[len(batch)-1].Seq)
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"staging_events"}, EventColumns, pgx.CopyFromRows(rows)); err != nil {
+		fresh, err := s.claimIDs(ctx, tx, rows)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{s.schema, "events"}, EventColumns, pgx.CopyFromRows(fresh)); err != nil {
 			return fmt.Errorf("copy: %w", err)
 		}
-		sql := fmt.Sprintf(`
-			WITH fresh AS (
-				INSERT INTO %[1]s.event_ids (org_id, id, occurred_at)
-				SELECT org_id, id, occurred_at FROM staging_events
-				ON CONFLICT DO NOTHING
-				RETURNING org_id, id
-			)
-			INSERT INTO %[1]s.events SELECT s.* FROM staging_events s JOIN fresh USING (org_id, id)`, s.schema)
-		if _, err := tx.Exec(ctx, sql); err != nil {
-			return fmt.Errorf("insert: %w", err)
-		}
-		_, err := tx.Exec(ctx, fmt.Sprintf(`
+		_, err = tx.Exec(ctx, fmt.Sprintf(`
 			INSERT INTO %s.checkpoint (stream, seq) VALUES ($1, $2)
 			ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq`, s.schema), s.stream, last)
 		return err
 	})
+}
+
+// claimIDs records the ids of rows in event_ids and returns the rows whose
+// id the org had not seen: only those are new events. One statement claims
+// the whole batch, and the new rows are then copied straight into the
+// partitioned table.
+func (s *EventStore) claimIDs(ctx context.Context, tx pgx.Tx, rows [][]any) ([][]any, error) {
+	orgs, ids, ats := make([]string, len(rows)), make([]string, len(rows)), make([]time.Time, len(rows))
+	for i, r := range rows {
+		orgs[i], ids[i], ats[i] = r[0].(string), r[1].(string), r[2].(time.Time)
+	}
+	res, err := tx.Query(ctx, fmt.Sprintf(`
+		INSERT INTO %s.event_ids (org_id, id, occurred_at)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])
+		ON CONFLICT DO NOTHING
+		RETURNING org_id, id`, s.schema), orgs, ids, ats)
+	if err != nil {
+		return nil, fmt.Errorf("claim ids: %w", err)
+	}
+	claimed := make(map[[2]string]bool, len(rows))
+	var key [2]string
+	_, err = pgx.ForEachRow(res, []any{&key[0], &key[1]}, func() error {
+		claimed[key] = true
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim ids: %w", err)
+	}
+	if len(claimed) == len(rows) {
+		return rows, nil
+	}
+	fresh := rows[:0:0]
+	for _, r := range rows {
+		if claimed[[2]string{r[0].(string), r[1].(string)}] {
+			fresh = append(fresh, r)
+		}
+	}
+	return fresh, nil
 }
 
 // EventRow is e as a row of EventColumns, stored at stream sequence seq.

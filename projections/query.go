@@ -201,8 +201,9 @@ func (s *EventStore) where(org string, f domain.Filter) *query {
 	if len(f.Sources) > 0 {
 		q.add("source = ANY($%d)", strings2(f.Sources))
 	}
+	// Categories become their types, so one index serves both filters.
 	if len(f.Categories) > 0 {
-		q.add("category = ANY($%d)", strings2(f.Categories))
+		q.add("type = ANY($%d)", strings2(domain.CategoryTypes(f.Categories)))
 	}
 	if len(f.Types) > 0 {
 		q.add("type = ANY($%d)", strings2(f.Types))
@@ -217,14 +218,19 @@ func (s *EventStore) where(org string, f domain.Filter) *query {
 		q.add("occurred_at < $%d", *f.To)
 	}
 	if f.Search != "" {
-		pattern := "%" + escapeLike(strings.ToLower(f.Search)) + "%"
+		term := strings.ToLower(f.Search)
+		pattern := "%" + escapeLike(term) + "%"
+		text := "search_text"
 		if utf8.RuneCountInString(f.Search) < 3 {
 			// No trigram fits in one or two characters: the trigram index
 			// would read every entry. Hide it from the planner so it walks
 			// the org's rows in list order and stops at the page.
-			q.add(`(search_text || '') LIKE $%d`, pattern)
+			text = "(search_text || '')"
+		}
+		if types := domain.TypesMatching(term); len(types) > 0 {
+			q.add("("+text+" LIKE $%d OR type = ANY($%d))", pattern, strings2(types))
 		} else {
-			q.add(`search_text LIKE $%d`, pattern)
+			q.add(text+" LIKE $%d", pattern)
 		}
 	}
 	return q

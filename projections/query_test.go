@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -124,6 +125,13 @@ func TestSearchMatchesEveryFieldLiterally(t *testing.T) {
 			}
 			if got := ids(p); !reflect.DeepEqual(got, want) {
 				t.Fatalf("search %q: got %v, want %v", tc.search, got, want)
+			}
+			// Live subscriptions filter in memory: they must agree.
+			for _, e := range []*domain.Event{byName, byEmail, byTarget, byPayload, byType} {
+				f := domain.Filter{Search: tc.search}
+				if f.Matches(e) != slices.Contains(tc.want, e) {
+					t.Errorf("search %q: Matches(%s) = %v, SQL says otherwise", tc.search, e.Type, f.Matches(e))
+				}
 			}
 		})
 	}

@@ -43,8 +43,8 @@ func (s *EventStore) SeedSynthetic(ctx context.Context, n, orgs int, prefix stri
 		SELECT org_id, id, at, at, (ARRAY[%[5]s])[1 + i %% %[6]d], (ARRAY[%[7]s])[1 + t], (ARRAY[%[8]s])[1 + t],
 			'USER', actor, 'User ' || actor, actor || '@example.com', 'USER', 'target-' || (i %% 5000), '10.0.0.1',
 			jsonb_build_object('userId', 'target-' || (i %% 5000)),
-			lower('User ' || actor || E'\n' || actor || '@example.com' || E'\n' || actor || E'\n' || (ARRAY[%[7]s])[1 + t] ||
-			      E'\ntarget-' || (i %% 5000) || CASE WHEN i %% 100000 = 0 THEN E'\nneedle-rare' ELSE '' END),
+			lower('User ' || actor || E'\n' || actor || '@example.com' || E'\n' || actor ||
+			      E'\nuser\ntarget-' || (i %% 5000) || CASE WHEN i %% 100000 = 0 THEN E'\nneedle-rare' ELSE '' END),
 			i
 		FROM g`,
 		n, orgs, len(types), s.schema, strings.Join(sources, ","), len(sources), strings.Join(types, ","), strings.Join(cats, ","),

@@ -144,11 +144,13 @@ type (
 		eventFields
 		PreviousName, NewName, FromCustomerID, ToCustomerID *string
 	}
-	// AuditLogEvent is an opt-in or opt-out.
+	// AuditLogEvent is an event of the audit log itself: opt-in, opt-out,
+	// a refused settings change, an export.
 	AuditLogEvent struct {
 		eventFields
-		Region *Region
-		Action *string
+		Region                   *Region
+		Action                   *string
+		ExportID, Format, Filter *string
 	}
 	// PolicyEvent is a Custom Policy Builder event.
 	PolicyEvent struct {
