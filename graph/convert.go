@@ -8,18 +8,6 @@ import (
 	"github.com/auditlog/auditlog/projections"
 )
 
-// convert maps between the generated enums and the domain's string types.
-func convert[To, From ~string](xs []From) []To {
-	if xs == nil {
-		return nil
-	}
-	out := make([]To, len(xs))
-	for i, x := range xs {
-		out[i] = To(x)
-	}
-	return out
-}
-
 func deref(s *string) string {
 	if s == nil {
 		return ""
@@ -32,9 +20,9 @@ func toFilter(f *model.AuditEventFilter) (domain.Filter, error) {
 		return domain.Filter{}, nil
 	}
 	df := domain.Filter{
-		Sources:    convert[domain.Source](f.Sources),
-		Categories: convert[domain.Category](f.Categories),
-		Types:      convert[domain.EventType](f.Types),
+		Sources:    model.Convert[domain.Source](f.Sources),
+		Categories: model.Convert[domain.Category](f.Categories),
+		Types:      model.Convert[domain.EventType](f.Types),
 		ActorID:    deref(f.ActorID),
 		Search:     deref(f.Search),
 		From:       f.From,

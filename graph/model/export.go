@@ -29,9 +29,10 @@ func (x *ExportJob) Format() ExportFormat { return ExportFormat(x.job.Format) }
 func (x *ExportJob) Filter() *ExportFilter {
 	f := x.job.Filter
 	return &ExportFilter{
-		Sources:    convert[AuditSource](f.Sources),
-		Categories: convert[AuditEventCategory](f.Categories),
-		Types:      convert[AuditEventType](f.Types),
+		// The schema's lists are non-null: absent means empty here.
+		Sources:    append([]AuditSource{}, Convert[AuditSource](f.Sources)...),
+		Categories: append([]AuditEventCategory{}, Convert[AuditEventCategory](f.Categories)...),
+		Types:      append([]AuditEventType{}, Convert[AuditEventType](f.Types)...),
 		ActorID:    optional(f.ActorID),
 		Search:     optional(f.Search),
 		From:       f.From,
@@ -87,7 +88,12 @@ func (x *ExportJob) Error() *string { return optional(x.job.Error) }
 // Job is the presented domain job.
 func (x *ExportJob) Job() *domain.ExportJob { return x.job }
 
-func convert[To, From ~string](xs []From) []To {
+// Convert maps between the generated enums and the domain's string types;
+// nil stays nil.
+func Convert[To, From ~string](xs []From) []To {
+	if xs == nil {
+		return nil
+	}
 	out := make([]To, len(xs))
 	for i, x := range xs {
 		out[i] = To(x)
