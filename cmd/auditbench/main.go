@@ -59,6 +59,7 @@ func main() {
 	only := flag.String("only", "", "run one part: ceilings, ingest, query, export or live (default: all)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (auditd included) to this file")
 	flag.Parse()
+	server.TuneGC() // measure auditd as it runs
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err == nil {
@@ -97,7 +98,7 @@ func run(scale float64, out, only string) error {
 		Started:  time.Now().UTC(),
 		Machine:  machine(),
 		Versions: versions(),
-		Settings: map[string]any{"scale": scale, "only": only, "ingest_seconds": b.ingestFor.Seconds(), "query_rows": b.rows,
+		Settings: map[string]any{"scale": scale, "only": only, "gogc": gcPercent(), "ingest_seconds": b.ingestFor.Seconds(), "query_rows": b.rows,
 			"orgs": b.orgs, "queries_per_path": b.queries, "batch": batchSize, "clients": clients},
 	}
 	fmt.Printf("auditbench: %d cores, scale %.2f\n\n", runtime.NumCPU(), scale)
@@ -143,7 +144,8 @@ func run(scale float64, out, only string) error {
 		part string
 		run  func(context.Context, *Report) error
 	}{
-		{"ceilings", b.ceilings}, {"ingest", b.ingestAPI}, {"ingest", b.ingestNATS}, {"query", b.queryLatency},
+		{"ceilings", b.ceilings}, {"ingest", b.ingestAPI}, {"ingest", b.ingestNATS}, {"ingest", b.ingestSteady},
+		{"query", b.queryLatency},
 		{"export", b.exportRate}, {"live", b.liveDelay},
 	}
 	for _, step := range steps {
@@ -163,6 +165,14 @@ func run(scale float64, out, only string) error {
 	}
 	fmt.Printf("\nreport written to %s\n", out)
 	return nil
+}
+
+// gcPercent reads the collector's setting, which the runtime offers only by
+// setting it.
+func gcPercent() int {
+	p := debug.SetGCPercent(-1)
+	debug.SetGCPercent(p)
+	return p
 }
 
 func machine() map[string]any {

@@ -301,6 +301,56 @@ func countRecorded(data []byte, status string) int {
 	return bytes.Count(data, []byte(`"`+status+`"`))
 }
 
+// steadyRate is the offered load of the steady-lag measurement: well inside
+// what the pipeline sustains here, so the lag shows the pipeline's own delay
+// rather than a backlog.
+const steadyRate = 10000
+
+// ingestSteady offers steadyRate events a second through the API, in
+// batches of 100, and samples the projection lag meanwhile.
+func (b *bench) ingestSteady(ctx context.Context, rep *Report) error {
+	const org, perBatch = "bench-steady", 100
+	if err := b.enable(ctx, org); err != nil {
+		return err
+	}
+	if err := b.waitQueryable(ctx); err != nil {
+		return err
+	}
+	lctx, stopLag := context.WithCancel(ctx)
+	var lag lagSampler
+	lagDone := make(chan struct{})
+	go func() { b.sampleLag(lctx, &lag); close(lagDone) }()
+	token := b.service()
+	duration := max(time.Duration(float64(20*time.Second)*b.scale), 5*time.Second)
+	tick := time.NewTicker(time.Second / (steadyRate / perBatch))
+	defer tick.Stop()
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	for end := time.Now().Add(duration); time.Now().Before(end); {
+		<-tick.C
+		wg.Go(func() { // a slow request must not lower the offered rate
+			if _, err := b.gql(ctx, token, recordMutation, inputs(events(org, perBatch))); err != nil {
+				failed.Store(err)
+			}
+		})
+	}
+	wg.Wait()
+	err := b.waitQueryable(ctx)
+	stopLag()
+	<-lagDone
+	if err != nil {
+		return err
+	}
+	if err, ok := failed.Load().(error); ok {
+		return err
+	}
+	lags := sortDurations(lag.lags)
+	note := fmt.Sprintf("%d events/s offered for %.0fs", steadyRate, duration.Seconds())
+	rep.add("ingest API steady: projection lag p50", percentile(lags, 0.50), "ms", note)
+	rep.add("ingest API steady: projection lag p99", percentile(lags, 0.99), "ms", "")
+	return nil
+}
+
 func (b *bench) ingestNATS(ctx context.Context, rep *Report) error {
 	nc, err := nats.Connect(b.srv.NATSURL())
 	if err != nil {

@@ -31,6 +31,7 @@ import (
 const devSecret = "auditd-development-secret-do-not-use-in-production"
 
 func main() {
+	server.TuneGC()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
