@@ -144,7 +144,8 @@ func run(scale float64, out, only string) error {
 		part string
 		run  func(context.Context, *Report) error
 	}{
-		{"ceilings", b.ceilings}, {"ingest", b.ingestAPI}, {"ingest", b.ingestNATS}, {"ingest", b.ingestSteady},
+		{"ceilings", b.ceilings}, {"ingest", b.ingestAPI}, {"ingest", b.ingestNATS}, {"ingest", b.ingestSteady(5000)},
+		{"ingest", b.ingestSteady(10000)},
 		{"query", b.queryLatency},
 		{"export", b.exportRate}, {"live", b.liveDelay},
 	}

@@ -301,15 +301,16 @@ func countRecorded(data []byte, status string) int {
 	return bytes.Count(data, []byte(`"`+status+`"`))
 }
 
-// steadyRate is the offered load of the steady-lag measurement: well inside
-// what the pipeline sustains here, so the lag shows the pipeline's own delay
-// rather than a backlog.
-const steadyRate = 10000
+// ingestSteady returns a step that offers rate events a second through the
+// API, in batches of 100, and samples the projection lag meanwhile: at a
+// load the pipeline sustains, the lag is its own delay, not a backlog.
+func (b *bench) ingestSteady(rate int) func(context.Context, *Report) error {
+	return func(ctx context.Context, rep *Report) error { return b.steady(ctx, rep, rate) }
+}
 
-// ingestSteady offers steadyRate events a second through the API, in
-// batches of 100, and samples the projection lag meanwhile.
-func (b *bench) ingestSteady(ctx context.Context, rep *Report) error {
-	const org, perBatch = "bench-steady", 100
+func (b *bench) steady(ctx context.Context, rep *Report, rate int) error {
+	const perBatch = 100
+	org := fmt.Sprintf("bench-steady-%d", rate)
 	if err := b.enable(ctx, org); err != nil {
 		return err
 	}
@@ -322,7 +323,7 @@ func (b *bench) ingestSteady(ctx context.Context, rep *Report) error {
 	go func() { b.sampleLag(lctx, &lag); close(lagDone) }()
 	token := b.service()
 	duration := max(time.Duration(float64(20*time.Second)*b.scale), 5*time.Second)
-	tick := time.NewTicker(time.Second / (steadyRate / perBatch))
+	tick := time.NewTicker(time.Second / time.Duration(rate/perBatch))
 	defer tick.Stop()
 	var wg sync.WaitGroup
 	var failed atomic.Value
@@ -345,9 +346,9 @@ func (b *bench) ingestSteady(ctx context.Context, rep *Report) error {
 		return err
 	}
 	lags := sortDurations(lag.lags)
-	note := fmt.Sprintf("%d events/s offered for %.0fs", steadyRate, duration.Seconds())
-	rep.add("ingest API steady: projection lag p50", percentile(lags, 0.50), "ms", note)
-	rep.add("ingest API steady: projection lag p99", percentile(lags, 0.99), "ms", "")
+	name := fmt.Sprintf("ingest API at %d/s: projection lag", rate)
+	rep.add(name+" p50", percentile(lags, 0.50), "ms", fmt.Sprintf("offered for %.0fs", duration.Seconds()))
+	rep.add(name+" p99", percentile(lags, 0.99), "ms", "")
 	return nil
 }
 
