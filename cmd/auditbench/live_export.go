@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,6 +37,8 @@ func (b *bench) exportRate(ctx context.Context, rep *Report) error {
 	rssBefore := procStatus("VmRSS")
 	// Resetting the high-water mark makes VmHWM the peak of the export alone.
 	hwmReset := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil
+	stopHeap := make(chan struct{})
+	heap := peakLiveHeap(stopHeap)
 
 	token := b.admin(org)
 	start := time.Now()
@@ -75,6 +78,8 @@ func (b *bench) exportRate(ctx context.Context, rep *Report) error {
 		return fmt.Errorf("export ended %s: %v", job.Status, job.Error)
 	}
 	wall := time.Since(start)
+	close(stopHeap)
+	h := <-heap
 	run := job.FinishedAt.Sub(job.StartedAt)
 	rep.add("export: rows (CSV)", float64(job.RowCount), "rows", fmt.Sprintf("%.0f MB file", job.SizeBytes/1e6))
 	rep.add("export: rate while running", float64(job.RowCount)/run.Seconds(), "rows/s", fmt.Sprintf("%.1fs run", run.Seconds()))
@@ -86,8 +91,46 @@ func (b *bench) exportRate(ctx context.Context, rep *Report) error {
 	peak := procStatus("VmHWM")
 	rep.add("export: RSS before", float64(rssBefore)/1024, "MiB", "")
 	rep.add("export: peak RSS during export", float64(peak)/1024, "MiB", note)
-	rep.add("export: RSS growth at peak", float64(peak-rssBefore)/1024, "MiB", "")
+	rep.add("export: RSS growth at peak", float64(peak-rssBefore)/1024, "MiB", "includes garbage awaiting collection (GOGC) and NATS file-store caches")
+	rep.add("export: live heap growth at peak", float64(h.growth)/(1<<20), "MiB", fmt.Sprintf("heap retained after each GC; %d GCs during the export", h.cycles))
 	return nil
+}
+
+// heapPeak is the live heap's highest reading above its starting one, and
+// how many collections it was read after.
+type heapPeak struct {
+	growth uint64
+	cycles uint64
+}
+
+// peakLiveHeap samples the live heap as of the last collection until stop is
+// closed. Unlike RSS it does not count garbage not yet collected, so it shows
+// whether the export holds on to what it reads.
+func peakLiveHeap(stop <-chan struct{}) <-chan heapPeak {
+	samples := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}}
+	read := func() (live, cycles uint64) {
+		metrics.Read(samples)
+		return samples[0].Value.Uint64(), samples[1].Value.Uint64()
+	}
+	base, firstCycle := read()
+	out := make(chan heapPeak, 1)
+	go func() {
+		peak, cycles := base, firstCycle
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				out <- heapPeak{growth: peak - base, cycles: cycles - firstCycle}
+				return
+			case <-t.C:
+				var live uint64
+				live, cycles = read()
+				peak = max(peak, live)
+			}
+		}
+	}()
+	return out
 }
 
 // procStatus reads a kB field of /proc/self/status, 0 when unavailable.
