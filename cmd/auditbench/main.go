@@ -145,7 +145,7 @@ func run(scale float64, out, only string) error {
 		run  func(context.Context, *Report) error
 	}{
 		{"ceilings", b.ceilings}, {"ingest", b.ingestAPI}, {"ingest", b.ingestNATS}, {"ingest", b.ingestSteady(5000)},
-		{"ingest", b.ingestSteady(10000)},
+		{"ingest", b.ingestSteady(10000)}, {"ingest", b.ingestSteady(15000)},
 		{"query", b.queryLatency},
 		{"export", b.exportRate}, {"live", b.liveDelay},
 	}
