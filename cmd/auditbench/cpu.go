@@ -26,8 +26,9 @@ func readCPU() cpuReading {
 	return r
 }
 
-// machineBusy is the busy time of all CPUs since boot: every /proc/stat
-// field of the "cpu" line except idle and iowait, in USER_HZ ticks.
+// machineBusy is the busy time of all CPUs since boot: the /proc/stat "cpu"
+// line's user, nice, system, irq and softirq ticks. Idle, iowait and steal
+// (time the hypervisor gave to other guests) are not work done here.
 func machineBusy() time.Duration {
 	data, err := os.ReadFile("/proc/stat")
 	if err != nil {
@@ -40,7 +41,7 @@ func machineBusy() time.Duration {
 	}
 	var ticks int64
 	for i, f := range fields[1:] {
-		if i == 3 || i == 4 { // idle, iowait
+		if i == 3 || i == 4 || i == 7 { // idle, iowait, steal
 			continue
 		}
 		if i >= 8 { // guest time is already counted in user time
