@@ -58,6 +58,7 @@ func main() {
 	out := flag.String("out", envOr("BENCH_OUT", ".data/bench/latest.json"), "JSON report path (BENCH_OUT)")
 	only := flag.String("only", "", "run one part: ceilings, ingest, query, export or live (default: all)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (auditd included) to this file")
+	dedupe := flag.Duration("dedupe-window", 2*time.Minute, "JetStream de-duplication window for event ids (auditd's --dedupe-window)")
 	flag.Parse()
 	server.TuneGC() // measure auditd as it runs
 	if *cpuProfile != "" {
@@ -71,7 +72,7 @@ func main() {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if err := run(*scale, *out, *only); err != nil {
+	if err := run(*scale, *out, *only, *dedupe); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "auditbench:", err)
 		os.Exit(1)
@@ -85,7 +86,7 @@ func envOr(k, def string) string {
 	return def
 }
 
-func run(scale float64, out, only string) error {
+func run(scale float64, out, only string, dedupe time.Duration) error {
 	ctx := context.Background()
 	b := &bench{
 		scale:     scale,
@@ -99,7 +100,7 @@ func run(scale float64, out, only string) error {
 		Machine:  machine(),
 		Versions: versions(),
 		Settings: map[string]any{"scale": scale, "only": only, "gogc": gcPercent(), "ingest_seconds": b.ingestFor.Seconds(), "query_rows": b.rows,
-			"orgs": b.orgs, "queries_per_path": b.queries, "batch": batchSize, "clients": clients},
+			"orgs": b.orgs, "queries_per_path": b.queries, "batch": batchSize, "clients": clients, "dedupe_window": dedupe.String()},
 	}
 	fmt.Printf("auditbench: %d cores, scale %.2f\n\n", runtime.NumCPU(), scale)
 
@@ -123,7 +124,7 @@ func run(scale float64, out, only string) error {
 	secret := []byte("auditbench")
 	cfg := server.Config{
 		Addr: "127.0.0.1:0", DataDir: dataDir, DatabaseURL: dbURL,
-		Verifier: auth.NewHMACVerifier(secret), Streams: natsx.Streams{DuplicateWindow: 2 * time.Minute},
+		Verifier: auth.NewHMACVerifier(secret), Streams: natsx.Streams{DuplicateWindow: dedupe},
 		Log: zerolog.New(os.Stderr).Level(zerolog.WarnLevel),
 	}
 	srv, err := server.New(ctx, cfg)
