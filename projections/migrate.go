@@ -29,6 +29,12 @@ func RegionSchema(r domain.Region) string { return "audit_" + r.Lower() }
 // ("region" or "control"). tern serializes concurrent migrators with an
 // advisory lock, so instances may start together.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, schema, kind string) error {
+	return migrateTo(ctx, pool, schema, kind, -1)
+}
+
+// migrateTo applies the migrations of kind up to version, or all of them
+// when version is negative.
+func migrateTo(ctx context.Context, pool *pgxpool.Pool, schema, kind string, version int32) error {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("migrate %s: %w", schema, err)
@@ -49,7 +55,12 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema, kind string) error
 	if err := m.LoadMigrations(sub); err != nil {
 		return fmt.Errorf("migrate %s: load: %w", schema, err)
 	}
-	if err := m.Migrate(ctx); err != nil {
+	if version < 0 {
+		err = m.Migrate(ctx)
+	} else {
+		err = m.MigrateTo(ctx, version)
+	}
+	if err != nil {
 		return fmt.Errorf("migrate %s: %w", schema, err)
 	}
 	return nil
