@@ -101,11 +101,16 @@ var statusOf = map[domain.Code]int{
 // writeError answers a plain HTTP endpoint in the shape of a GraphQL error,
 // so clients read one error format. Internal errors are logged, not shown.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	writeErrorStatus(w, r, statusOf[domain.CodeOf(err)], err)
+}
+
+// writeErrorStatus is writeError with the HTTP status chosen by the caller;
+// a zero status means the error is internal.
+func writeErrorStatus(w http.ResponseWriter, r *http.Request, status int, err error) {
 	code := domain.CodeOf(err)
-	status, ok := statusOf[code]
 	msg := err.Error()
-	if !ok {
-		status, msg = http.StatusInternalServerError, "internal error"
+	if status == 0 {
+		code, status, msg = domain.CodeInternal, http.StatusInternalServerError, "internal error"
 		zerolog.Ctx(r.Context()).Error().Err(err).Str("path", r.URL.Path).Msg("internal error")
 	}
 	w.Header().Set("Content-Type", "application/json")

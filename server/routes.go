@@ -1,8 +1,10 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"regexp"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/graph"
 )
 
@@ -44,7 +47,7 @@ func (s *Server) routes(resolver *graph.Resolver) http.Handler {
 	gql.SetRecoverFunc(graph.Recover())
 
 	mux := http.NewServeMux()
-	mux.Handle("/query", s.cfg.Verifier.Middleware(gql))
+	mux.Handle("/query", limitBody(s.cfg.MaxRequestBytes, s.cfg.Verifier.Middleware(gql)))
 	mux.Handle("GET /{$}", playground.Handler("auditlog", "/query"))
 	mux.Handle("GET "+downloadPath+"{id}", s.cfg.Verifier.Middleware(http.HandlerFunc(s.download)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -60,6 +63,38 @@ func (s *Server) routes(resolver *graph.Resolver) http.Handler {
 		writeStatus(w, http.StatusOK, "ready")
 	})
 	return requestLog(s.log, mux)
+}
+
+// limitBody refuses a request body over max bytes with 413, before any of
+// it is decoded: gqlgen reads a body whole, so without a bound one request
+// could take all the memory there is. A declared length is checked at once
+// (net/http never reads past it); a chunked body is read up to max+1.
+func limitBody(max int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > max {
+			writeTooLarge(w, r, max)
+			return
+		}
+		if r.ContentLength < 0 {
+			body, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+			if err != nil {
+				writeError(w, r, domain.BadInput("", "could not read the request body: %v", err))
+				return
+			}
+			if int64(len(body)) > max {
+				writeTooLarge(w, r, max)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func writeTooLarge(w http.ResponseWriter, r *http.Request, max int64) {
+	w.Header().Set("Connection", "close") // the rest of the body is not read
+	writeErrorStatus(w, r, http.StatusRequestEntityTooLarge,
+		domain.BadInput("", "the request body is larger than %d bytes; send fewer events per call", max))
 }
 
 func writeStatus(w http.ResponseWriter, code int, status string) {

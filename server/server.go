@@ -52,6 +52,9 @@ type Config struct {
 	Streams natsx.Streams
 	// RequestTimeout bounds one GraphQL request, SQL included.
 	RequestTimeout time.Duration
+	// MaxRequestBytes bounds a /query request body; default
+	// DefaultMaxRequestBytes.
+	MaxRequestBytes int64
 	// Introspection enables GraphQL schema introspection.
 	Introspection bool
 	// AllowedOrigins are the host patterns of browser pages, other than the
@@ -73,6 +76,10 @@ type Config struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
+
+// DefaultMaxRequestBytes has room for the largest valid recordAuditEvents
+// batch: every event at the largest details allowed, plus its other fields.
+const DefaultMaxRequestBytes = ingest.MaxBatch * (domain.MaxDetailsBytes + 8<<10)
 
 // Garbage collector defaults of auditd. Ingest and projection allocate
 // briskly while the live heap stays small, so collecting less often buys
@@ -131,6 +138,9 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	if cfg.WebsocketWriteTimeout == 0 {
 		cfg.WebsocketWriteTimeout = 10 * time.Second
+	}
+	if cfg.MaxRequestBytes == 0 {
+		cfg.MaxRequestBytes = DefaultMaxRequestBytes
 	}
 	cfg.Streams = cfg.Streams.WithDefaults()
 	if len(cfg.DownloadKey) == 0 {

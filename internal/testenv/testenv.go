@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -228,7 +229,14 @@ func (e GraphQLError) Code() string { s, _ := e.Extensions["code"].(string); ret
 func (e *Env) Do(t testing.TB, token, query string, vars map[string]any) Response {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-	req, _ := http.NewRequest(http.MethodPost, e.URL+"/query", bytes.NewReader(body))
+	return e.Post(t, token, bytes.NewReader(body))
+}
+
+// Post sends body to /query as it is. A body that is not a *bytes.Reader,
+// *bytes.Buffer or *strings.Reader has no declared length and goes chunked.
+func (e *Env) Post(t testing.TB, token string, body io.Reader) Response {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, e.URL+"/query", body)
 	req.Header.Set("Content-Type", "application/json")
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
