@@ -45,16 +45,24 @@ type SettingsReader interface {
 	Get(ctx context.Context, org string) (domain.Settings, error)
 }
 
+// Tally counts what became of recorded events, for metrics.
+type Tally interface {
+	// Count adds n events of one batch that ended with status.
+	Count(status Status, n int)
+}
+
 // Recorder records batches of events.
 type Recorder struct {
 	js       jetstream.JetStream
 	settings SettingsReader
 	now      func() time.Time
+	tally    Tally
 }
 
-// NewRecorder returns a Recorder appending through js.
-func NewRecorder(js jetstream.JetStream, settings SettingsReader, now func() time.Time) *Recorder {
-	return &Recorder{js: js, settings: settings, now: now}
+// NewRecorder returns a Recorder appending through js and counting outcomes
+// in tally, which may be nil.
+func NewRecorder(js jetstream.JetStream, settings SettingsReader, now func() time.Time, tally Tally) *Recorder {
+	return &Recorder{js: js, settings: settings, now: now, tally: tally}
 }
 
 // Record validates and appends events on behalf of p. A bad event rejects
@@ -63,6 +71,20 @@ func NewRecorder(js jetstream.JetStream, settings SettingsReader, now func() tim
 // about the events not yet answered and the caller should retry with the
 // same ids.
 func (r *Recorder) Record(ctx context.Context, p *domain.Principal, events []domain.Event) ([]Result, error) {
+	results, err := r.record(ctx, p, events)
+	if err == nil && r.tally != nil {
+		counts := map[Status]int{}
+		for _, res := range results {
+			counts[res.Status]++
+		}
+		for status, n := range counts {
+			r.tally.Count(status, n)
+		}
+	}
+	return results, err
+}
+
+func (r *Recorder) record(ctx context.Context, p *domain.Principal, events []domain.Event) ([]Result, error) {
 	if len(events) > MaxBatch {
 		return nil, domain.BadInput("events", "at most %d events per call, got %d", MaxBatch, len(events))
 	}

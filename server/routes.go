@@ -16,6 +16,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -62,7 +63,8 @@ func (s *Server) routes(resolver *graph.Resolver) http.Handler {
 		}
 		writeStatus(w, http.StatusOK, "ready")
 	})
-	return requestLog(s.log, mux)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+	return requestLog(s.log, s.metrics, mux)
 }
 
 // limitBody refuses a request body over max bytes with 413, before any of
@@ -118,9 +120,9 @@ func deadline(d time.Duration) graphql.ResponseMiddleware {
 var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 // requestLog gives each request an id (the client's X-Request-Id when it is
-// sane), a logger carrying it, and one access log line. Headers, and so
-// tokens, are never logged.
-func requestLog(log zerolog.Logger, next http.Handler) http.Handler {
+// sane), a logger carrying it, one access log line and its metrics. Headers,
+// and so tokens, are never logged.
+func requestLog(log zerolog.Logger, m *metrics, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Request-Id")
 		if !requestIDPattern.MatchString(id) {
@@ -130,9 +132,12 @@ func requestLog(log zerolog.Logger, next http.Handler) http.Handler {
 		l := log.With().Str("request_id", id).Logger()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		start := time.Now()
-		next.ServeHTTP(rec, r.WithContext(l.WithContext(r.Context())))
+		req := r.WithContext(l.WithContext(r.Context()))
+		next.ServeHTTP(rec, req)
+		took := time.Since(start)
+		m.observe(req.Pattern, rec.status, took) // the mux set the pattern it matched
 		l.Info().Str("method", r.Method).Str("path", r.URL.Path).Int("status", rec.status).
-			Dur("duration", time.Since(start)).Msg("request")
+			Dur("duration", took).Msg("request")
 	})
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/auditlog/auditlog/auth"
@@ -125,6 +126,7 @@ type Server struct {
 	// events read model of each region.
 	controlProjector *projections.Projector
 	eventProjectors  map[domain.Region]*projections.Projector
+	metrics          *metrics
 }
 
 // New connects to (or starts) NATS and Postgres, declares the streams and
@@ -149,7 +151,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 			return nil, fmt.Errorf("download key: %w", err)
 		}
 	}
-	s := &Server{cfg: cfg, log: cfg.Log, events: map[domain.Region]*projections.EventStore{}}
+	s := &Server{cfg: cfg, log: cfg.Log, events: map[domain.Region]*projections.EventStore{}, metrics: newMetrics()}
 	defer func() {
 		if err != nil {
 			s.close()
@@ -200,7 +202,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if s.settings, err = settings.New(ctx, s.js, cfg.Now); err != nil {
 		return nil, err
 	}
-	s.recorder = ingest.NewRecorder(s.js, s.settings, cfg.Now)
+	s.recorder = ingest.NewRecorder(s.js, s.settings, cfg.Now, s.metrics)
 	s.store = projections.NewSettingsStore(s.control, s.recorder, s.log)
 	if err := s.store.Migrate(ctx); err != nil {
 		return nil, err
@@ -219,6 +221,13 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 
 	reader := projections.NewReader(s.store, s.events)
 	s.feed = live.NewFeed(s.js, s.settings, cfg.Live, s.log)
+	s.metrics.registry.MustRegister(
+		newProjectionCollector(s.js, s.events),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "auditlog_live_subscriptions",
+			Help: "Live subscriptions this instance is serving.",
+		}, func() float64 { return float64(s.feed.Active()) }),
+	)
 	if s.jobs, err = export.NewJobs(ctx, s.js, s.settings, s.recorder, cfg.Now); err != nil {
 		return nil, err
 	}
