@@ -92,7 +92,11 @@ func (b *bench) exportRate(ctx context.Context, rep *Report) error {
 	rep.add("export: RSS before", float64(rssBefore)/1024, "MiB", "")
 	rep.add("export: peak RSS during export", float64(peak)/1024, "MiB", note)
 	rep.add("export: RSS growth at peak", float64(peak-rssBefore)/1024, "MiB", "includes garbage awaiting collection (GOGC) and NATS file-store caches")
-	rep.add("export: live heap growth at peak", float64(h.growth)/(1<<20), "MiB", fmt.Sprintf("heap retained after each GC; %d GCs during the export", h.cycles))
+	if h.cycles == 0 { // nothing was measured; a zero would read as a result
+		fmt.Println("export: no collection ran during the export, so the live heap was not read")
+	} else {
+		rep.add("export: live heap growth at peak", float64(h.growth)/(1<<20), "MiB", fmt.Sprintf("heap retained after each GC; %d GCs during the export", h.cycles))
+	}
 	return nil
 }
 
