@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // MaxSearchLen bounds the free-text search term.
@@ -44,8 +43,14 @@ func (f Filter) Validate() error {
 	if len(f.ActorID) > MaxIDLen {
 		return BadInput("filter.actorId", "is longer than %d bytes", MaxIDLen)
 	}
-	if len(f.Search) > MaxSearchLen || !utf8.ValidString(f.Search) {
-		return BadInput("filter.search", "must be valid UTF-8 of at most %d bytes", MaxSearchLen)
+	if err := CheckText("filter.actorId", f.ActorID); err != nil {
+		return err
+	}
+	if len(f.Search) > MaxSearchLen {
+		return BadInput("filter.search", "is longer than %d bytes", MaxSearchLen)
+	}
+	if err := CheckText("filter.search", f.Search); err != nil {
+		return err
 	}
 	if f.From != nil && f.From.Before(EarliestOccurredAt) {
 		return BadInput("filter.from", "is before %s", EarliestOccurredAt.Format(time.RFC3339))

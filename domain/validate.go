@@ -64,7 +64,7 @@ func (e *Event) Validate(now time.Time) error {
 	case !e.Type.Valid():
 		return BadInput("type", "unknown event type %q", e.Type)
 	case e.OccurredAt.IsZero():
-		return BadInput("occurredAt", "is required")
+		return BadInput("occurredAt", "is required: an RFC 3339 time such as 2026-01-02T15:04:05Z (0001-01-01T00:00:00Z is the zero time, which says nothing)")
 	case e.OccurredAt.Before(EarliestOccurredAt):
 		return BadInput("occurredAt", "is before %s", EarliestOccurredAt.Format(time.RFC3339))
 	case e.OccurredAt.After(now.Add(MaxClockSkew)):
@@ -124,6 +124,9 @@ func ValidateDetails(t EventType, details json.RawMessage) error {
 	if len(details) > MaxDetailsBytes {
 		return BadInput("details", "is larger than %d bytes", MaxDetailsBytes)
 	}
+	if !utf8.Valid(details) {
+		return BadInput("details", "is not valid UTF-8")
+	}
 	fields := map[string]json.RawMessage{}
 	if trimmed := bytes.TrimSpace(details); len(trimmed) > 0 && !bytes.Equal(trimmed, []byte("null")) {
 		if trimmed[0] != '{' {
@@ -142,6 +145,9 @@ func ValidateDetails(t EventType, details json.RawMessage) error {
 				return BadInput("details."+f.Name, "is required for %s", t)
 			}
 			continue
+		}
+		if err := CheckJSONText("details."+f.Name, raw); err != nil {
+			return err
 		}
 		if err := checkField(f, raw); err != nil {
 			return err
@@ -208,9 +214,15 @@ func checkField(f Field, raw json.RawMessage) error {
 			if json.Unmarshal(c["field"], &name) != nil || name == "" {
 				return BadInput(p+".field", "is required and must be a string")
 			}
-			for k := range c {
+			if err := checkString(p+".field", name, true, MaxStringLen); err != nil {
+				return err
+			}
+			for k, v := range c {
 				if k != "field" && k != "before" && k != "after" {
 					return BadInput(p+"."+k, "is not a field of a change")
+				}
+				if err := CheckJSONValue(p+"."+k, v); err != nil {
+					return err
 				}
 			}
 		}
@@ -224,13 +236,14 @@ func checkString(field, s string, required bool, max int) error {
 		return BadInput(field, "is required")
 	case len(s) > max:
 		return BadInput(field, "is longer than %d bytes", max)
-	case !utf8.ValidString(s):
-		return BadInput(field, "is not valid UTF-8")
 	}
-	return nil
+	return CheckText(field, s)
 }
 
 func checkEmail(field, s string) error {
+	if err := CheckText(field, s); err != nil {
+		return err
+	}
 	a, err := mail.ParseAddress(s)
 	if err != nil || a.Address != s {
 		return BadInput(field, "must be a plain email address")

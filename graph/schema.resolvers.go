@@ -113,6 +113,9 @@ func (r *queryResolver) AuditEvents(ctx context.Context, filter *model.AuditEven
 
 // AuditEvent is the resolver for the auditEvent field.
 func (r *queryResolver) AuditEvent(ctx context.Context, id string) (model.AuditEvent, error) {
+	if !domain.ValidEventID(id) {
+		return nil, domain.BadInput("id", "must be a ULID or a UUID")
+	}
 	e, err := r.Events.Get(ctx, principal(ctx).OrgID, id)
 	if err != nil || e == nil {
 		return nil, err
@@ -133,6 +136,12 @@ func (r *queryResolver) AuditEventTypes(ctx context.Context) ([]*model.AuditEven
 // ResourceHistory is the resolver for the resourceHistory field.
 func (r *queryResolver) ResourceHistory(ctx context.Context, kind string, id string, first *int, after *string, order *model.SortOrder) (*model.AuditEventConnection, error) {
 	org := principal(ctx).OrgID
+	if err := domain.CheckResourceID("kind", kind); err != nil {
+		return nil, err
+	}
+	if err := domain.CheckResourceID("id", id); err != nil {
+		return nil, err
+	}
 	p, err := toPage(first, after, order != nil && *order == model.SortOrderOldestFirst)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,204 @@
+package domain
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// The read model is PostgreSQL, whose text and jsonb cannot hold a NUL
+// character, invalid UTF-8 or a lone UTF-16 surrogate. An event that carried
+// one would be acknowledged and then stop its region's projection, so ingest
+// refuses them here, naming the field, before anything is appended.
+
+// Limits on free-form JSON values (a policy change's before and after).
+const (
+	maxJSONDepth     = 32
+	maxNumberLiteral = 64
+	// maxNumberExponent keeps numbers inside what float64 and Postgres
+	// numeric both hold.
+	maxNumberExponent = 308
+)
+
+// CheckText reports why s cannot be stored as text, or nil: it must be valid
+// UTF-8 without NUL characters.
+func CheckText(field, s string) error {
+	if !utf8.ValidString(s) {
+		return BadInput(field, "is not valid UTF-8")
+	}
+	if i := strings.IndexByte(s, 0); i >= 0 {
+		return BadInput(field, "contains a NUL character at byte %d", i)
+	}
+	return nil
+}
+
+// CheckResourceID reports why s cannot name a target resource (its kind or
+// id), as a query argument: it must be stored text of at most MaxIDLen bytes.
+func CheckResourceID(field, s string) error {
+	if len(s) > MaxIDLen {
+		return BadInput(field, "is longer than %d bytes", MaxIDLen)
+	}
+	return CheckText(field, s)
+}
+
+// CheckJSONText reports why raw, a syntactically valid JSON text, cannot be
+// stored as jsonb: invalid UTF-8, an escaped NUL (\u0000) or an escaped lone
+// surrogate anywhere in it, keys included. JSON decoders replace the last
+// two silently, so the check reads the bytes as they came.
+func CheckJSONText(field string, raw []byte) error {
+	if !utf8.Valid(raw) {
+		return BadInput(field, "is not valid UTF-8")
+	}
+	if at, problem := badEscape(raw); problem != "" {
+		return BadInput(field, "contains %s at byte %d", problem, at)
+	}
+	return nil
+}
+
+// CheckBody reports whether a request body is text the service can take:
+// valid UTF-8 without escaped lone surrogates. It runs on the raw bytes
+// before any decoder replaces what it cannot represent with U+FFFD.
+func CheckBody(body []byte) error {
+	if !utf8.Valid(body) {
+		return BadInput("", "the request body is not valid UTF-8 (first bad byte at %d)", firstInvalidUTF8(body))
+	}
+	if at, problem := badEscape(body); problem == "a lone UTF-16 surrogate escape" {
+		return BadInput("", "the request body contains %s at byte %d", problem, at)
+	}
+	return nil
+}
+
+func firstInvalidUTF8(b []byte) int {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return i
+		}
+		i += size
+	}
+	return -1
+}
+
+// badEscape finds the first \u escape inside a JSON string of raw that
+// stands for NUL or for half of a surrogate pair.
+func badEscape(raw []byte) (at int, problem string) {
+	inString := false
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if !inString {
+			if c == '"' {
+				inString = true
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = false
+		case '\\':
+			if i+1 >= len(raw) {
+				return i, "an unfinished escape"
+			}
+			if raw[i+1] != 'u' {
+				i++
+				continue
+			}
+			r, ok := hex4(raw, i+2)
+			if !ok {
+				return i, "an invalid \\u escape"
+			}
+			switch {
+			case r == 0:
+				return i, "a NUL character (\\u0000)"
+			case r >= 0xDC00 && r <= 0xDFFF:
+				return i, "a lone UTF-16 surrogate escape"
+			case r >= 0xD800 && r <= 0xDBFF:
+				// A high surrogate must be followed at once by a low one.
+				lo := rune(-1)
+				if i+7 < len(raw) && raw[i+6] == '\\' && raw[i+7] == 'u' {
+					if v, ok := hex4(raw, i+8); ok {
+						lo = v
+					}
+				}
+				if lo < 0xDC00 || lo > 0xDFFF {
+					return i, "a lone UTF-16 surrogate escape"
+				}
+				i += 11
+				continue
+			}
+			i += 5
+		}
+	}
+	return 0, ""
+}
+
+func hex4(b []byte, at int) (rune, bool) {
+	if at+4 > len(b) {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(string(b[at:at+4]), 16, 32)
+	return rune(v), err == nil
+}
+
+// CheckJSONValue bounds a free-form JSON value: nesting at most 32 deep and
+// numbers that both float64 and Postgres numeric hold, besides CheckJSONText.
+func CheckJSONValue(field string, raw json.RawMessage) error {
+	if err := CheckJSONText(field, raw); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return BadInput(field, "is not valid JSON")
+	}
+	return walkJSON(field, v, 0)
+}
+
+var errNumber = errors.New("number out of range")
+
+func walkJSON(field string, v any, depth int) error {
+	if depth > maxJSONDepth {
+		return BadInput(field, "is nested deeper than %d levels", maxJSONDepth)
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if err := walkJSON(field+"."+k, e, depth+1); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for i, e := range x {
+			if err := walkJSON(fmt.Sprintf("%s[%d]", field, i), e, depth+1); err != nil {
+				return err
+			}
+		}
+	case json.Number:
+		if checkNumber(string(x)) != nil {
+			return BadInput(field, "is a number out of range (at most %d characters, magnitude 1e±%d)",
+				maxNumberLiteral, maxNumberExponent)
+		}
+	}
+	return nil
+}
+
+// checkNumber refuses number literals that overflow float64 or whose
+// exponent Postgres numeric would refuse.
+func checkNumber(lit string) error {
+	if len(lit) > maxNumberLiteral {
+		return errNumber
+	}
+	if _, err := strconv.ParseFloat(lit, 64); err != nil {
+		return errNumber
+	}
+	if i := strings.IndexAny(lit, "eE"); i >= 0 {
+		exp, err := strconv.Atoi(strings.TrimPrefix(lit[i+1:], "+"))
+		if err != nil || exp > maxNumberExponent || exp < -maxNumberExponent {
+			return errNumber
+		}
+	}
+	return nil
+}
