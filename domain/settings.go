@@ -1,14 +1,22 @@
 package domain
 
-import "time"
+import (
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+)
 
 // Settings is the audit log configuration of one organization, folded from
 // its settings changes. The zero value is an organization that never opted in.
 type Settings struct {
-	OrgID     string
-	Enabled   bool
-	Region    Region // fixed by the first opt-in; empty before it
-	Version   uint64 // sequence of the last change in the settings stream
+	OrgID   string
+	Enabled bool
+	Region  Region // fixed by the first opt-in; empty before it
+	Version uint64 // sequence of the last change in the settings stream
+	// Changes is the organization's own settings version: how many changes
+	// it has made. Unlike Version it counts nobody else's changes.
+	Changes   uint64
 	UpdatedAt time.Time
 	UpdatedBy *Actor
 }
@@ -20,6 +28,10 @@ type SettingsChange struct {
 	Region Region    `json:"region"`
 	Actor  Actor     `json:"actor"`
 	At     time.Time `json:"at"`
+	// Version is the organization's own settings version this change
+	// creates (1 for its first change). Changes written before it existed
+	// have none.
+	Version uint64 `json:"version,omitempty"`
 }
 
 // Enable decides an opt-in. It returns ok=false when the organization is
@@ -35,7 +47,7 @@ func (s Settings) Enable(region Region, by Actor, at time.Time) (c SettingsChang
 	if s.Enabled {
 		return c, false, nil
 	}
-	return SettingsChange{OrgID: s.OrgID, Type: TypeAuditLogOptIn, Region: region, Actor: by, At: at}, true, nil
+	return SettingsChange{OrgID: s.OrgID, Type: TypeAuditLogOptIn, Region: region, Actor: by, At: at, Version: s.Changes + 1}, true, nil
 }
 
 // Disable decides an opt-out. It returns ok=false when collection is already off.
@@ -43,7 +55,7 @@ func (s Settings) Disable(by Actor, at time.Time) (c SettingsChange, ok bool) {
 	if !s.Enabled {
 		return c, false
 	}
-	return SettingsChange{OrgID: s.OrgID, Type: TypeAuditLogOptOut, Region: s.Region, Actor: by, At: at}, true
+	return SettingsChange{OrgID: s.OrgID, Type: TypeAuditLogOptOut, Region: s.Region, Actor: by, At: at, Version: s.Changes + 1}, true
 }
 
 // Apply folds change c, stored at stream sequence seq, into s.
@@ -54,10 +66,34 @@ func (s Settings) Apply(c SettingsChange, seq uint64) Settings {
 		s.Region = c.Region
 	}
 	s.Version = seq
+	if c.Version > 0 {
+		s.Changes = c.Version
+	} else {
+		s.Changes++ // a change from before versions; the caller may know better
+	}
 	s.UpdatedAt = c.At
 	by := c.Actor
 	s.UpdatedBy = &by
 	return s
+}
+
+// settingsEventNamespace derives the ids of opt-in and opt-out audit events.
+var settingsEventNamespace = uuid.MustParse("6f1c3c52-3a43-4d5e-9a6b-8d1f0b2c7e10")
+
+// SettingsEventID is the id of the audit event that records version of
+// org's settings. It is derived from the organization and its own version,
+// so re-publishing it is a duplicate in that organization only, and nothing
+// another organization does can predict or take it.
+func SettingsEventID(org string, version uint64) string {
+	return uuid.NewSHA1(settingsEventNamespace, []byte("auditctl:"+org+":"+strconv.FormatUint(version, 10))).String()
+}
+
+// ReservedEventID reports whether id is a name-based (version 5) UUID: the
+// audit log derives the ids of its own events that way, so producers may
+// not use them, lest one take the id of an opt-out before it happens.
+func ReservedEventID(id string) bool {
+	u, err := uuid.Parse(id)
+	return err == nil && len(id) == 36 && u.Version() == 5
 }
 
 // AuditEvent is the event c leaves in the organization's own audit log. Its id

@@ -71,7 +71,13 @@ func NewRecorder(js jetstream.JetStream, settings SettingsReader, now func() tim
 // about the events not yet answered and the caller should retry with the
 // same ids.
 func (r *Recorder) Record(ctx context.Context, p *domain.Principal, events []domain.Event) ([]Result, error) {
-	results, err := r.record(ctx, p, events)
+	return r.recordTallied(ctx, p, events, false)
+}
+
+// recordTallied is Record; own says the events are the audit log's own,
+// whose ids may be name-based UUIDs.
+func (r *Recorder) recordTallied(ctx context.Context, p *domain.Principal, events []domain.Event, own bool) ([]Result, error) {
+	results, err := r.record(ctx, p, events, own)
 	if err == nil && r.tally != nil {
 		counts := map[Status]int{}
 		for _, res := range results {
@@ -84,7 +90,7 @@ func (r *Recorder) Record(ctx context.Context, p *domain.Principal, events []dom
 	return results, err
 }
 
-func (r *Recorder) record(ctx context.Context, p *domain.Principal, events []domain.Event) ([]Result, error) {
+func (r *Recorder) record(ctx context.Context, p *domain.Principal, events []domain.Event, own bool) ([]Result, error) {
 	if len(events) > MaxBatch {
 		return nil, domain.BadInput("events", "at most %d events per call, got %d", MaxBatch, len(events))
 	}
@@ -106,6 +112,10 @@ func (r *Recorder) record(ctx context.Context, p *domain.Principal, events []dom
 		}
 		if err := e.Validate(now); err != nil {
 			results[i].reject(err)
+			continue
+		}
+		if !own && domain.ReservedEventID(e.ID) {
+			results[i].reject(domain.BadInput("id", "version-5 (name-based) UUIDs are reserved for events the audit log derives itself; use a ULID or a random UUID"))
 			continue
 		}
 		s, ok := settings[e.OrgID]
@@ -152,9 +162,15 @@ func (r *Recorder) record(ctx context.Context, p *domain.Principal, events []dom
 	return results, nil
 }
 
-// message is e as the append to region's stream: its id is the message id,
-// so JetStream de-duplicates re-sends, and the stream is named so a subject
-// mapped elsewhere fails instead of landing outside the region.
+// MsgID is the JetStream message id of event id of org: identity is
+// (org, id), so the same id in two organizations is two events, and a
+// duplicate tells an organization only about its own ids.
+func MsgID(org, id string) string { return org + ":" + id }
+
+// message is e as the append to region's stream: its org and id make the
+// message id, so JetStream de-duplicates re-sends within the organization,
+// and the stream is named so a subject mapped elsewhere fails instead of
+// landing outside the region.
 func message(region domain.Region, e *domain.Event) (*nats.Msg, error) {
 	data, err := json.Marshal(e)
 	if err != nil {
@@ -162,7 +178,7 @@ func message(region domain.Region, e *domain.Event) (*nats.Msg, error) {
 	}
 	m := nats.NewMsg(natsx.AuditSubject(region, e))
 	m.Data = data
-	m.Header.Set(jetstream.MsgIDHeader, e.ID)
+	m.Header.Set(jetstream.MsgIDHeader, MsgID(e.OrgID, e.ID))
 	m.Header.Set(jetstream.ExpectedStreamHeader, natsx.AuditStream(region))
 	return m, nil
 }
@@ -211,7 +227,7 @@ func (res *Result) reject(err error) {
 func (r *Recorder) RecordOwn(ctx context.Context, e *domain.Event) (Status, error) {
 	self := &domain.Principal{Subject: "auditd", Kind: domain.PrincipalService,
 		Sources: []domain.Source{e.Source}, Orgs: []string{e.OrgID}}
-	results, err := r.Record(ctx, self, []domain.Event{*e})
+	results, err := r.recordTallied(ctx, self, []domain.Event{*e}, true)
 	if err != nil {
 		return "", err
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -95,6 +96,16 @@ func AuditStream(r domain.Region) string { return "AUDIT_" + string(r) }
 // audit.<region>.<org>.<source>.<type>.
 func AuditSubject(r domain.Region, e *domain.Event) string {
 	return "audit." + r.Lower() + "." + e.OrgID + "." + string(e.Source) + "." + string(e.Type)
+}
+
+// IsAuditSubjectOf reports whether subject is where ingest would have
+// appended e in some region: a message whose subject and body disagree on
+// org, source or type was not written by ingest.
+func IsAuditSubjectOf(subject string, e *domain.Event) bool {
+	parts := strings.Split(subject, ".")
+	return len(parts) == 5 && parts[0] == "audit" &&
+		parts[1] == strings.ToLower(parts[1]) && domain.Region(strings.ToUpper(parts[1])).Valid() &&
+		parts[2] == e.OrgID && parts[3] == string(e.Source) && parts[4] == string(e.Type)
 }
 
 // OrgSubjects matches every event of org in region r.

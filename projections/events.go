@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/natsx"
 )
 
 // EventStore is the read model of one region: the sink its projector writes
@@ -80,31 +81,39 @@ func (s *EventStore) Decode(batch []Message) {
 	}
 }
 
-// decode returns m's row, or nil for a message ingest did not write.
-func (s *EventStore) decode(m *Message) []any {
+// decode returns m's row, or why m can never be one: ingest wrote only
+// valid events to subjects naming their own org, source and type, so any
+// other message was not written by it (an older build, a bug, a hand-made
+// publish) and must not reach the read model as if it were an event.
+func (s *EventStore) decode(m *Message) any {
 	var e domain.Event
 	if err := json.Unmarshal(m.Data, &e); err != nil {
-		// Ingest validated every event; a message that does not decode
-		// was not written by it. Skip it rather than stall the region.
-		s.log.Error().Err(err).Uint64("seq", m.Seq).Str("stream", s.stream).Msg("undecodable event skipped")
-		return nil
+		return fmt.Errorf("not an event: %w", err)
+	}
+	if !natsx.IsAuditSubjectOf(m.Subject, &e) {
+		return fmt.Errorf("event of org %q, source %q, type %q stored on subject %q", e.OrgID, e.Source, e.Type, m.Subject)
+	}
+	if !domain.ValidOrgID(e.OrgID) || e.ID == "" || len(e.ID) > domain.MaxIDLen {
+		return fmt.Errorf("event has no valid org or id")
 	}
 	return EventRow(&e, m.Seq)
 }
 
 // Apply inserts the events of batch whose id the org has not seen yet, with
-// the checkpoint, in one transaction.
+// the checkpoint, in one transaction. A message that is not an event is
+// reported as a *PoisonError before anything is written.
 func (s *EventStore) Apply(ctx context.Context, conn *pgx.Conn, batch []Message) error {
 	rows := make([][]any, 0, len(batch))
 	seen := make(map[[2]string]bool, len(batch))
 	for i := range batch {
-		row, ok := batch[i].Decoded.([]any)
-		if !ok {
-			row = s.decode(&batch[i])
+		d := batch[i].Decoded
+		if d == nil {
+			d = s.decode(&batch[i])
 		}
-		if row == nil {
-			continue
+		if err, ok := d.(error); ok {
+			return &PoisonError{Seq: batch[i].Seq, Err: err}
 		}
+		row := d.([]any)
 		key := [2]string{row[0].(string), row[1].(string)}
 		if seen[key] {
 			continue
@@ -121,11 +130,23 @@ func (s *EventStore) Apply(ctx context.Context, conn *pgx.Conn, batch []Message)
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{s.schema, "events"}, EventColumns, pgx.CopyFromRows(fresh)); err != nil {
 			return fmt.Errorf("copy: %w", err)
 		}
-		_, err = tx.Exec(ctx, fmt.Sprintf(`
-			INSERT INTO %s.checkpoint (stream, seq) VALUES ($1, $2)
-			ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq`, s.schema), s.stream, last)
-		return err
+		return writeCheckpoint(ctx, tx, s.schema, s.stream, last)
 	})
+}
+
+// Quarantine keeps m in the quarantine table and moves the checkpoint to it.
+func (s *EventStore) Quarantine(ctx context.Context, conn *pgx.Conn, m Message, reason error) error {
+	return quarantine(ctx, conn, s.schema, s.stream, m, reason)
+}
+
+// Quarantined lists the messages of the store's stream that were set aside.
+func (s *EventStore) Quarantined(ctx context.Context) ([]Quarantined, error) {
+	return quarantinedIn(ctx, s.pool, s.schema, s.stream)
+}
+
+// QuarantineCount counts the messages of the store's stream set aside.
+func (s *EventStore) QuarantineCount(ctx context.Context) (int64, error) {
+	return countQuarantined(ctx, s.pool, s.schema, s.stream)
 }
 
 // claimIDs records the ids of rows in event_ids and returns the rows whose

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -28,9 +30,29 @@ type Sink interface {
 	Prepare(ctx context.Context, conn *pgx.Conn) (checkpoint uint64, err error)
 	// Apply writes batch and its last sequence as the new checkpoint in one
 	// transaction. It must be idempotent: a batch may be applied again after
-	// a crash between commit and ack.
+	// a crash between commit and ack. A message it can never apply is
+	// reported as a *PoisonError, or as a Postgres data error, which the
+	// projector narrows down by splitting the batch.
 	Apply(ctx context.Context, conn *pgx.Conn, batch []Message) error
+	// Quarantine keeps m, which can never be applied, with the reason, and
+	// moves the checkpoint to it, in one transaction.
+	Quarantine(ctx context.Context, conn *pgx.Conn, m Message, reason error) error
 }
+
+// PoisonError names the message of a batch that can never be applied, such
+// as one that does not decode.
+type PoisonError struct {
+	Seq uint64
+	Err error
+}
+
+func (e *PoisonError) Error() string { return fmt.Sprintf("message %d: %v", e.Seq, e.Err) }
+
+func (e *PoisonError) Unwrap() error { return e.Err }
+
+// errResync ends a consumption whose deliveries skipped a sequence the
+// stream holds; the projector resumes from its checkpoint.
+var errResync = errors.New("deliveries skipped a stored sequence")
 
 // applyTimeout bounds one batch's transaction.
 const applyTimeout = 30 * time.Second
@@ -50,9 +72,26 @@ type Projector struct {
 	// Linger is how long a batch waits to fill once its first message is in
 	// (default 5ms): a little latency buys much larger transactions under load.
 	Linger time.Duration
+	// IdleCheck is how long deliveries may pause before the projector asks
+	// the stream whether it holds messages that were never delivered
+	// (default 5s): a lost tail would otherwise wait for the ack timeout.
+	IdleCheck time.Duration
 
-	applied atomic.Uint64
+	applied     atomic.Uint64
+	resyncs     atomic.Uint64
+	quarantined atomic.Uint64
+	// lose, set only by tests, drops deliveries as a network or a slow
+	// client would.
+	lose func(seq uint64) bool
 }
+
+// Resyncs counts the times deliveries skipped a stored sequence and the
+// projector went back to its checkpoint instead of passing over it.
+func (p *Projector) Resyncs() uint64 { return p.resyncs.Load() }
+
+// Quarantined counts the messages this projector set aside because they
+// could never be applied.
+func (p *Projector) Quarantined() uint64 { return p.quarantined.Load() }
 
 // Applied is the last stream sequence this projector committed.
 func (p *Projector) Applied() uint64 { return p.applied.Load() }
@@ -112,11 +151,25 @@ func (p *Projector) run(ctx context.Context, until uint64, reset func(context.Co
 	if until == ^uint64(0) || (until > 0 && checkpoint >= until) {
 		return nil
 	}
-
-	cons, err := p.consumer(ctx, checkpoint)
-	if err != nil {
-		return p.exit(ctx, err)
+	p.Log.Info().Str("stream", p.Stream).Uint64("checkpoint", checkpoint).Msg("projector started")
+	for {
+		cons, err := p.consumer(ctx, p.applied.Load())
+		if err != nil {
+			return p.exit(ctx, err)
+		}
+		err = p.consume(ctx, conn, cons, until)
+		if !errors.Is(err, errResync) {
+			return p.exit(ctx, err)
+		}
+		p.resyncs.Add(1)
+		p.Log.Warn().Str("stream", p.Stream).Uint64("checkpoint", p.applied.Load()).
+			Msg("deliveries skipped stored messages; resuming from the checkpoint")
 	}
+}
+
+// consume applies what cons delivers until ctx ends, the read model holds
+// until, something fails, or deliveries skip a sequence (errResync).
+func (p *Projector) consume(ctx context.Context, conn *pgx.Conn, cons jetstream.Consumer, until uint64) error {
 	batch := p.Batch
 	if batch <= 0 {
 		batch = 1000
@@ -127,10 +180,9 @@ func (p *Projector) run(ctx context.Context, until uint64, reset func(context.Co
 	}
 	iter, err := cons.Messages(jetstream.PullMaxMessages(2 * batch))
 	if err != nil {
-		return p.exit(ctx, fmt.Errorf("projector %s: subscribe: %w", p.Stream, err))
+		return fmt.Errorf("projector %s: subscribe: %w", p.Stream, err)
 	}
 	defer iter.Stop()
-	p.Log.Info().Str("stream", p.Stream).Uint64("checkpoint", checkpoint).Msg("projector started")
 
 	// The next batch is fetched and decoded while the current one is
 	// written: Postgres and the rest of the work run side by side.
@@ -142,39 +194,161 @@ func (p *Projector) run(ctx context.Context, until uint64, reset func(context.Co
 		defer close(batches)
 		fetchErr = p.fetch(fctx, iter, batch, linger, batches)
 	}()
+	stop := func() {
+		stopFetch()
+		for range batches { // let the fetcher finish before the iterator stops
+		}
+	}
 	for b := range batches {
-		buf := b.buf[:0]
-		for _, m := range b.buf {
-			if m.Seq > p.applied.Load() { // else redelivered after a commit whose ack was lost
-				buf = append(buf, m)
-			}
+		buf, contiguous, err := p.contiguous(ctx, b.buf)
+		if err != nil {
+			stop()
+			return err
 		}
 		if len(buf) > 0 {
 			// A batch taken is finished and acked even when shutdown begins
 			// meanwhile; only a stuck database cuts it short.
 			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), applyTimeout)
-			err := p.Sink.Apply(actx, conn, buf)
+			err := p.apply(actx, conn, buf)
 			cancel()
 			if err != nil {
-				stopFetch()
-				for range batches { // let the fetcher finish before the iterator stops
-				}
-				return p.exit(ctx, fmt.Errorf("projector %s: apply: %w", p.Stream, err))
+				stop()
+				return fmt.Errorf("projector %s: apply: %w", p.Stream, err)
 			}
 			p.applied.Store(buf[len(buf)-1].Seq)
+		}
+		if !contiguous {
+			// Never ack past a hole: the consumer is recreated from the
+			// checkpoint, which the holes lie after.
+			stop()
+			return errResync
 		}
 		// AckAll: one ack covers the whole committed batch.
 		if err := b.last.Ack(); err != nil {
 			p.Log.Warn().Err(err).Str("stream", p.Stream).Msg("ack failed; batch will be redelivered and skipped")
 		}
 		if until > 0 && p.applied.Load() >= until {
-			stopFetch()
-			for range batches {
-			}
+			stop()
 			return nil
 		}
 	}
-	return p.exit(ctx, fetchErr)
+	return fetchErr
+}
+
+// contiguous drops what the read model already holds from batch and checks
+// that the rest follows on from the checkpoint with no sequence missing, or
+// only sequences the stream does not hold (JetStream sequences have holes
+// where messages aged out or were removed). It returns the prefix that may
+// be applied, and false when a stored message was skipped: a lost delivery
+// must never be acked over, which would lose the event from the read model
+// for ever.
+func (p *Projector) contiguous(ctx context.Context, batch []Message) ([]Message, bool, error) {
+	next := p.applied.Load() + 1
+	out := batch[:0]
+	for _, m := range batch {
+		switch {
+		case m.Seq < next: // redelivered after a commit whose ack was lost
+			continue
+		case m.Seq > next:
+			hole, err := p.holeUntil(ctx, next, m.Seq)
+			if err != nil {
+				return nil, false, err
+			}
+			if !hole {
+				p.Log.Warn().Str("stream", p.Stream).Uint64("expected", next).Uint64("delivered", m.Seq).
+					Msg("stored messages were not delivered")
+				return out, false, nil
+			}
+		}
+		out = append(out, m)
+		next = m.Seq + 1
+	}
+	return out, true, nil
+}
+
+// holeUntil asks the stream whether it holds no message from seq up to
+// before. Deliveries are in order, so anything it holds there was lost.
+func (p *Projector) holeUntil(ctx context.Context, seq, before uint64) (bool, error) {
+	stream, err := p.JS.Stream(ctx, p.Stream)
+	if err != nil {
+		return false, fmt.Errorf("projector %s: %w", p.Stream, err)
+	}
+	m, err := stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(">"))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, nil // the stream lost what it delivered: start over
+	}
+	if err != nil {
+		return false, fmt.Errorf("projector %s: look up sequence %d: %w", p.Stream, seq, err)
+	}
+	return m.Sequence >= before, nil
+}
+
+// apply applies batch. A message that can never be applied is found, by
+// its error or by splitting the batch, and quarantined; every other
+// message is applied. Failures that may pass (a connection lost, a
+// timeout) are returned, so the batch is tried again.
+func (p *Projector) apply(ctx context.Context, conn *pgx.Conn, batch []Message) error {
+	err := p.Sink.Apply(ctx, conn, batch)
+	if err == nil {
+		return nil
+	}
+	var poison *PoisonError
+	if errors.As(err, &poison) {
+		i := slices.IndexFunc(batch, func(m Message) bool { return m.Seq == poison.Seq })
+		if i < 0 {
+			return err
+		}
+		if i > 0 {
+			if err := p.apply(ctx, conn, batch[:i]); err != nil {
+				return err
+			}
+		}
+		if err := p.quarantine(ctx, conn, batch[i], poison.Err); err != nil {
+			return err
+		}
+		if i+1 < len(batch) {
+			return p.apply(ctx, conn, batch[i+1:])
+		}
+		return nil
+	}
+	if !isDataError(err) || conn.IsClosed() {
+		return err
+	}
+	if len(batch) == 1 {
+		return p.quarantine(ctx, conn, batch[0], err)
+	}
+	mid := len(batch) / 2
+	if err := p.apply(ctx, conn, batch[:mid]); err != nil {
+		return err
+	}
+	return p.apply(ctx, conn, batch[mid:])
+}
+
+func (p *Projector) quarantine(ctx context.Context, conn *pgx.Conn, m Message, reason error) error {
+	if err := p.Sink.Quarantine(ctx, conn, m, reason); err != nil {
+		return fmt.Errorf("quarantine message %d: %w", m.Seq, err)
+	}
+	p.quarantined.Add(1)
+	p.Log.Error().Str("stream", p.Stream).Uint64("seq", m.Seq).Str("subject", m.Subject).
+		Str("reason", reason.Error()).Msg("message quarantined: it can never be applied")
+	return nil
+}
+
+// isDataError tells an error that the same rows will always cause (bad
+// data, a violated constraint, a value over a limit) from one that may
+// pass.
+func isDataError(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || len(pgErr.Code) < 2 {
+		return false
+	}
+	switch pgErr.Code[:2] {
+	case "22", // data exception: bad encoding, NUL, out of range
+		"23", // integrity constraint violation
+		"54": // program limit exceeded: a value too large to index
+		return true
+	}
+	return false
 }
 
 // fetched is one batch taken from the stream, decoded when the sink can.
@@ -194,34 +368,85 @@ type Decoder interface {
 // fails.
 func (p *Projector) fetch(ctx context.Context, iter jetstream.MessagesContext, n int, linger time.Duration, out chan<- fetched) error {
 	msgs := make([]jetstream.Msg, 0, n)
+	delivered := p.applied.Load()
+	idle := p.IdleCheck
+	if idle <= 0 {
+		idle = 5 * time.Second
+	}
 	for {
 		var err error
-		msgs, err = p.fill(ctx, iter, msgs[:0], n, linger)
+		msgs, err = p.fill(ctx, iter, msgs[:0], n, linger, idle)
+		if errors.Is(err, errIdle) {
+			if err := p.checkTail(ctx, delivered); err != nil {
+				return err
+			}
+			continue
+		}
 		if err != nil {
 			return err
 		}
 		buf := make([]Message, 0, len(msgs))
+		var last jetstream.Msg
 		for _, m := range msgs {
 			md, err := m.Metadata()
 			if err != nil {
 				return fmt.Errorf("projector %s: metadata: %w", p.Stream, err)
 			}
+			if p.lose != nil && p.lose(md.Sequence.Stream) {
+				continue
+			}
 			buf = append(buf, Message{Seq: md.Sequence.Stream, Subject: m.Subject(), Data: m.Data()})
+			last = m
+			delivered = max(delivered, md.Sequence.Stream)
+		}
+		if len(buf) == 0 {
+			continue
 		}
 		if d, ok := p.Sink.(Decoder); ok {
 			d.Decode(buf)
 		}
 		select {
-		case out <- fetched{buf: buf, last: msgs[len(msgs)-1]}:
+		case out <- fetched{buf: buf, last: last}:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
 }
 
-// fill blocks for the first message, then takes what arrives within linger.
-func (p *Projector) fill(ctx context.Context, iter jetstream.MessagesContext, msgs []jetstream.Msg, n int, linger time.Duration) ([]jetstream.Msg, error) {
-	m, err := iter.Next(jetstream.NextContext(ctx))
+// errIdle says no message came for a while.
+var errIdle = errors.New("no deliveries")
+
+// checkTail is called when deliveries pause: if the stream holds messages
+// after the last one delivered, they were lost on the way (JetStream would
+// send them at once otherwise), and the projector resumes from its
+// checkpoint.
+func (p *Projector) checkTail(ctx context.Context, delivered uint64) error {
+	stream, err := p.JS.Stream(ctx, p.Stream)
+	if err != nil {
+		return fmt.Errorf("projector %s: %w", p.Stream, err)
+	}
+	last := stream.CachedInfo().State.LastSeq
+	if last <= delivered {
+		return nil
+	}
+	hole, err := p.holeUntil(ctx, delivered+1, last+1)
+	if err != nil || hole {
+		return err
+	}
+	p.Log.Warn().Str("stream", p.Stream).Uint64("delivered", delivered).Uint64("stored", last).
+		Msg("stored messages were not delivered")
+	return errResync
+}
+
+// fill blocks for the first message, up to idle, then takes what arrives
+// within linger.
+func (p *Projector) fill(ctx context.Context, iter jetstream.MessagesContext, msgs []jetstream.Msg, n int, linger, idle time.Duration) ([]jetstream.Msg, error) {
+	ictx, cancel := context.WithTimeout(ctx, idle)
+	m, err := iter.Next(jetstream.NextContext(ictx))
+	cancel()
+	if err != nil && ctx.Err() == nil && ictx.Err() != nil {
+		return nil, errIdle
+	}
 	if err != nil {
 		return nil, fmt.Errorf("projector %s: next: %w", p.Stream, err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/internal/testenv"
+	"github.com/auditlog/auditlog/natsx"
 	"github.com/auditlog/auditlog/projections"
 )
 
@@ -50,7 +51,7 @@ func (m *readModel) apply(t *testing.T, events ...*domain.Event) {
 	for _, e := range events {
 		m.seq++
 		data, _ := json.Marshal(e)
-		batch = append(batch, projections.Message{Seq: m.seq, Data: data})
+		batch = append(batch, projections.Message{Seq: m.seq, Subject: natsx.AuditSubject(domain.RegionUS, e), Data: data})
 	}
 	if err := m.Apply(ctx, conn.Conn(), batch); err != nil {
 		t.Fatal(err)

@@ -20,13 +20,20 @@ type Appender interface {
 	Append(ctx context.Context, region domain.Region, e *domain.Event) error
 }
 
-// settingsEventNamespace derives the ids of opt-in and opt-out audit events
-// from their settings sequence, so re-publishing one is a duplicate.
-var settingsEventNamespace = uuid.MustParse("6f1c3c52-3a43-4d5e-9a6b-8d1f0b2c7e10")
+// legacyEventNamespace derived the ids of opt-in and opt-out audit events
+// from the control stream's sequence, which every organization shares, so
+// one organization could predict another's next ids. Changes written since
+// carry the organization's own version (domain.SettingsEventID); the ids of
+// older changes stay as they were, so a rebuild reproduces them.
+var legacyEventNamespace = uuid.MustParse("6f1c3c52-3a43-4d5e-9a6b-8d1f0b2c7e10")
 
-// SettingsEventID is the id of the audit event for settings change seq.
-func SettingsEventID(seq uint64) string {
-	return uuid.NewSHA1(settingsEventNamespace, []byte("auditctl:"+strconv.FormatUint(seq, 10))).String()
+// SettingsEventID is the id of the audit event for change c, stored at
+// control stream sequence seq.
+func SettingsEventID(c domain.SettingsChange, seq uint64) string {
+	if c.Version > 0 {
+		return domain.SettingsEventID(c.OrgID, c.Version)
+	}
+	return uuid.NewSHA1(legacyEventNamespace, []byte("auditctl:"+strconv.FormatUint(seq, 10))).String()
 }
 
 // SettingsStore is the settings read model. Its projection also writes each
@@ -69,10 +76,12 @@ func (s *SettingsStore) Apply(ctx context.Context, conn *pgx.Conn, batch []Messa
 	for _, m := range batch {
 		var c domain.SettingsChange
 		if err := json.Unmarshal(m.Data, &c); err != nil {
-			s.log.Error().Err(err).Uint64("seq", m.Seq).Msg("undecodable settings change skipped")
-			continue
+			return &PoisonError{Seq: m.Seq, Err: fmt.Errorf("not a settings change: %w", err)}
 		}
-		e := c.AuditEvent(SettingsEventID(m.Seq))
+		if m.Subject != natsx.ControlSubject(c.OrgID) || !domain.ValidOrgID(c.OrgID) || !c.Region.Valid() {
+			return &PoisonError{Seq: m.Seq, Err: fmt.Errorf("settings change of org %q in region %q stored on subject %q", c.OrgID, c.Region, m.Subject)}
+		}
+		e := c.AuditEvent(SettingsEventID(c, m.Seq))
 		if err := s.appender.Append(ctx, c.Region, &e); err != nil {
 			return err
 		}
@@ -93,12 +102,13 @@ func (s *SettingsStore) Apply(ctx context.Context, conn *pgx.Conn, batch []Messa
 				return fmt.Errorf("upsert settings of %s: %w", r.change.OrgID, err)
 			}
 		}
-		_, err := tx.Exec(ctx, `
-			INSERT INTO control.checkpoint (stream, seq) VALUES ($1, $2)
-			ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq`,
-			natsx.ControlStream, int64(batch[len(batch)-1].Seq))
-		return err
+		return writeCheckpoint(ctx, tx, ControlSchema, natsx.ControlStream, int64(batch[len(batch)-1].Seq))
 	})
+}
+
+// Quarantine keeps m in the quarantine table and moves the checkpoint to it.
+func (s *SettingsStore) Quarantine(ctx context.Context, conn *pgx.Conn, m Message, reason error) error {
+	return quarantine(ctx, conn, ControlSchema, natsx.ControlStream, m, reason)
 }
 
 // Region reports where org's audit data lives, and false when the org never

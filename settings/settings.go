@@ -51,7 +51,17 @@ func (s *Service) Get(ctx context.Context, org string) (domain.Settings, error) 
 	if err := json.Unmarshal(msg.Data, &c); err != nil {
 		return domain.Settings{}, fmt.Errorf("decode settings of %s at %d: %w", org, msg.Sequence, err)
 	}
-	return domain.Settings{OrgID: org}.Apply(c, msg.Sequence), nil
+	st := domain.Settings{OrgID: org}.Apply(c, msg.Sequence)
+	if c.Version == 0 {
+		// Written before changes carried the org's own version: the count
+		// of the org's changes is that version (the stream denies deletes).
+		info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(natsx.ControlSubject(org)))
+		if err != nil {
+			return domain.Settings{}, fmt.Errorf("count settings changes of %s: %w", org, err)
+		}
+		st.Changes = info.State.Subjects[natsx.ControlSubject(org)]
+	}
+	return st, nil
 }
 
 // Enable opts p's organization in, in region. Enabling an enabled org is a

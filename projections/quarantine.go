@@ -1,0 +1,81 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// quarantine keeps message m of stream, which can never be applied, in
+// schema's quarantine table with the reason, and moves the checkpoint past
+// it, in one transaction: the projection goes on, and the message stays
+// where an operator (and reconcile) can see it.
+func quarantine(ctx context.Context, conn *pgx.Conn, schema, stream string, m Message, reason error) error {
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, fmt.Sprintf(`
+			INSERT INTO %s.quarantine (stream, seq, subject, data, error)
+			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (stream, seq) DO NOTHING`, schema),
+			stream, int64(m.Seq), storable(m.Subject), m.Data, storable(reason.Error()))
+		if err != nil {
+			return fmt.Errorf("quarantine: %w", err)
+		}
+		return writeCheckpoint(ctx, tx, schema, stream, int64(m.Seq))
+	})
+}
+
+// storable makes s fit a text column whatever it quotes of a hostile
+// message: valid UTF-8 without NUL.
+func storable(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\\u0000")
+}
+
+func writeCheckpoint(ctx context.Context, tx pgx.Tx, schema, stream string, seq int64) error {
+	_, err := tx.Exec(ctx, fmt.Sprintf(`
+		INSERT INTO %s.checkpoint (stream, seq) VALUES ($1, $2)
+		ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq`, schema), stream, seq)
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return nil
+}
+
+// Quarantined is one message set aside because it could never be applied.
+type Quarantined struct {
+	Stream  string
+	Seq     uint64
+	Subject string
+	Data    []byte
+	Error   string
+}
+
+// quarantinedIn lists the messages of stream quarantined in schema.
+func quarantinedIn(ctx context.Context, q pgxQuerier, schema, stream string) ([]Quarantined, error) {
+	rows, err := q.Query(ctx, fmt.Sprintf(
+		`SELECT stream, seq, subject, data, error FROM %s.quarantine WHERE stream = $1 ORDER BY seq`, schema), stream)
+	if err != nil {
+		return nil, fmt.Errorf("list quarantine: %w", err)
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Quarantined, error) {
+		var x Quarantined
+		var seq int64
+		err := row.Scan(&x.Stream, &seq, &x.Subject, &x.Data, &x.Error)
+		x.Seq = uint64(seq)
+		return x, err
+	})
+}
+
+// countQuarantined counts the messages of stream quarantined in schema.
+func countQuarantined(ctx context.Context, q querier, schema, stream string) (int64, error) {
+	var n int64
+	err := q.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM %s.quarantine WHERE stream = $1`, schema), stream).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count quarantine: %w", err)
+	}
+	return n, nil
+}
+
+type pgxQuerier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
