@@ -10,3 +10,14 @@ CREATE TABLE {{.schema}}.quarantine (
     quarantined_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (stream, seq)
 );
+
+-- reconciliation keeps the last comparison of the stream with this read
+-- model, so every instance reports the same gaps whichever one ran it.
+CREATE TABLE {{.schema}}.reconciliation (
+    stream      text        PRIMARY KEY,
+    finished_at timestamptz NOT NULL,
+    through     bigint      NOT NULL,
+    gaps        bigint      NOT NULL,
+    quarantined bigint      NOT NULL,
+    unexplained bigint      NOT NULL
+);

@@ -1,0 +1,366 @@
+package projections
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Reconciliation compares a regional stream with its read model message by
+// message, up to the read model's checkpoint: every message the stream holds
+// there must be an event row, a duplicate of one (the same org and id sent
+// again), or quarantined. Anything else is a gap: an acknowledged event the
+// read model lost, which no lag metric shows.
+
+// OrgReport counts one organization's messages and rows.
+type OrgReport struct {
+	// Messages is how many of the org's messages the stream holds up to
+	// the checkpoint.
+	Messages int64
+	// Stored are the messages whose event row is theirs; Duplicates repeat
+	// an event stored from an earlier message.
+	Stored, Duplicates int64
+	// Missing messages are gaps; Quarantined ones were set aside.
+	Missing, Quarantined int64
+	// Rows is how many rows the read model holds for the org up to the
+	// checkpoint; more rows than Stored are rows no message explains.
+	Rows int64
+}
+
+// Gap is a message of the stream that the read model should hold and does not.
+type Gap struct {
+	Seq   uint64
+	OrgID string
+	ID    string
+}
+
+// Report is what one reconciliation of a stream found.
+type Report struct {
+	Stream string
+	// Through is the checkpoint compared up to; Checked the messages read.
+	Through, Checked uint64
+	Orgs             map[string]*OrgReport
+	Gaps             []Gap
+	Quarantined      []Quarantined
+	// Unexplained counts rows that no message of the stream accounts for.
+	Unexplained int64
+	// Repaired counts the gaps that repair filled.
+	Repaired int
+	Took     time.Duration
+}
+
+// reconcileChunk is how many messages are compared with the read model in
+// one query; it bounds the memory a reconciliation holds.
+const reconcileChunk = 5000
+
+// Reconcile compares the store's stream, read through js, with its read
+// model and, when repair is set, re-applies each missing message without a
+// rebuild. The result is also kept in the read model, where every
+// instance's metrics read it.
+func (s *EventStore) Reconcile(ctx context.Context, js jetstream.JetStream, repair bool) (*Report, error) {
+	start := time.Now()
+	through, err := s.Checkpoint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{Stream: s.stream, Through: through, Orgs: map[string]*OrgReport{}}
+	if rep.Quarantined, err = s.Quarantined(ctx); err != nil {
+		return nil, err
+	}
+	quarantined := make(map[uint64]bool, len(rep.Quarantined))
+	for _, q := range rep.Quarantined {
+		quarantined[q.Seq] = true
+		org := orgOfSubject(q.Subject)
+		rep.org(org).Messages++
+		rep.org(org).Quarantined++
+	}
+	if through > 0 {
+		if err := s.walk(ctx, js, through, func(chunk []streamEvent) error {
+			return s.compare(ctx, rep, chunk, quarantined)
+		}); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.countRows(ctx, rep); err != nil {
+		return nil, err
+	}
+	if repair && len(rep.Gaps) > 0 {
+		if rep.Repaired, err = s.repair(ctx, js, rep.Gaps); err != nil {
+			return rep, err
+		}
+	}
+	rep.Took = time.Since(start)
+	return rep, s.saveReport(ctx, rep)
+}
+
+func (r *Report) org(id string) *OrgReport {
+	o := r.Orgs[id]
+	if o == nil {
+		o = &OrgReport{}
+		r.Orgs[id] = o
+	}
+	return o
+}
+
+// streamEvent is what reconciliation needs of a message: where it is and
+// which event it says it is.
+type streamEvent struct {
+	seq     uint64
+	org, id string
+}
+
+// walk reads the stream from its first message through seq, headers only,
+// and hands it over in chunks.
+func (s *EventStore) walk(ctx context.Context, js jetstream.JetStream, through uint64, fn func([]streamEvent) error) error {
+	stream, err := js.Stream(ctx, s.stream)
+	if err != nil {
+		return fmt.Errorf("reconcile %s: %w", s.stream, err)
+	}
+	state := stream.CachedInfo().State
+	if state.Msgs == 0 || state.FirstSeq > through {
+		return nil
+	}
+	through = min(through, state.LastSeq)
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{HeadersOnly: true})
+	if err != nil {
+		return fmt.Errorf("reconcile %s: %w", s.stream, err)
+	}
+	iter, err := cons.Messages(jetstream.PullMaxMessages(reconcileChunk))
+	if err != nil {
+		return fmt.Errorf("reconcile %s: %w", s.stream, err)
+	}
+	defer iter.Stop()
+	chunk := make([]streamEvent, 0, reconcileChunk)
+	for {
+		nctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		m, err := iter.Next(jetstream.NextContext(nctx))
+		cancel()
+		if err != nil {
+			return fmt.Errorf("reconcile %s: read stream: %w", s.stream, err)
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			return fmt.Errorf("reconcile %s: %w", s.stream, err)
+		}
+		seq := md.Sequence.Stream
+		if seq > through {
+			break
+		}
+		ev := streamEvent{seq: seq, org: orgOfSubject(m.Subject())}
+		if ev.id, err = s.eventID(ctx, stream, ev.org, seq, m.Headers().Get(jetstream.MsgIDHeader)); err != nil {
+			return err
+		}
+		chunk = append(chunk, ev)
+		if len(chunk) == reconcileChunk || seq == through {
+			if err := fn(chunk); err != nil {
+				return err
+			}
+			chunk = chunk[:0]
+		}
+		if seq == through {
+			break
+		}
+	}
+	if len(chunk) > 0 {
+		return fn(chunk)
+	}
+	return nil
+}
+
+// eventID is the event id of a message: its de-duplication id, which is
+// "<org>:<id>" (or the bare id in messages from before identity was per
+// org), else what its body says.
+func (s *EventStore) eventID(ctx context.Context, stream jetstream.Stream, org string, seq uint64, msgID string) (string, error) {
+	if id, ok := strings.CutPrefix(msgID, org+":"); ok {
+		return id, nil
+	}
+	if msgID != "" && !strings.Contains(msgID, ":") {
+		return msgID, nil
+	}
+	raw, err := stream.GetMsg(ctx, seq)
+	if err != nil {
+		return "", fmt.Errorf("reconcile %s: read message %d: %w", s.stream, seq, err)
+	}
+	var e struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal(raw.Data, &e) // an undecodable message has no id: it is missing unless quarantined
+	return e.ID, nil
+}
+
+// orgOfSubject is the org token of audit.<region>.<org>.<source>.<type>.
+func orgOfSubject(subject string) string {
+	parts := strings.Split(subject, ".")
+	if len(parts) < 3 {
+		return ""
+	}
+	return parts[2]
+}
+
+// compare looks up the events of chunk in the read model: each is stored
+// from its own message, from an earlier one (a duplicate), or missing.
+func (s *EventStore) compare(ctx context.Context, rep *Report, chunk []streamEvent, quarantined map[uint64]bool) error {
+	seqs, orgs, ids := make([]int64, 0, len(chunk)), make([]string, 0, len(chunk)), make([]string, 0, len(chunk))
+	for _, e := range chunk {
+		if quarantined[e.seq] {
+			continue
+		}
+		seqs, orgs, ids = append(seqs, int64(e.seq)), append(orgs, e.org), append(ids, e.id)
+	}
+	rows, err := s.pool.Query(ctx, fmt.Sprintf(`
+		SELECT u.seq, u.org, u.id, e.stream_seq
+		FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u(seq, org, id)
+		LEFT JOIN %[1]s.event_ids i ON i.org_id = u.org AND i.id = u.id
+		LEFT JOIN %[1]s.events e ON e.org_id = i.org_id AND e.occurred_at = i.occurred_at AND e.id = i.id`, s.schema),
+		seqs, orgs, ids)
+	if err != nil {
+		return fmt.Errorf("reconcile %s: %w", s.stream, err)
+	}
+	var (
+		seq    int64
+		org    string
+		id     string
+		stored *int64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&seq, &org, &id, &stored}, func() error {
+		o := rep.org(org)
+		o.Messages++
+		rep.Checked++
+		switch {
+		case stored == nil:
+			o.Missing++
+			rep.Gaps = append(rep.Gaps, Gap{Seq: uint64(seq), OrgID: org, ID: id})
+		case *stored == seq:
+			o.Stored++
+		default:
+			o.Duplicates++
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reconcile %s: %w", s.stream, err)
+	}
+	return nil
+}
+
+// countRows counts each org's rows up to the checkpoint, so rows that no
+// message explains show too.
+func (s *EventStore) countRows(ctx context.Context, rep *Report) error {
+	rows, err := s.pool.Query(ctx, fmt.Sprintf(
+		`SELECT org_id, count(*) FROM %s.events WHERE stream_seq <= $1 GROUP BY org_id`, s.schema), int64(rep.Through))
+	if err != nil {
+		return fmt.Errorf("reconcile %s: count rows: %w", s.stream, err)
+	}
+	var (
+		org string
+		n   int64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&org, &n}, func() error {
+		o := rep.org(org)
+		o.Rows = n
+		rep.Unexplained += max(0, n-o.Stored)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reconcile %s: count rows: %w", s.stream, err)
+	}
+	slices.SortFunc(rep.Gaps, func(a, b Gap) int { return int(a.Seq - b.Seq) })
+	return nil
+}
+
+// repair re-applies the messages of gaps to the read model, leaving the
+// checkpoint alone: the rows are written as the projector would have, and
+// an id claimed for a row that is gone is claimed again.
+func (s *EventStore) repair(ctx context.Context, js jetstream.JetStream, gaps []Gap) (int, error) {
+	stream, err := js.Stream(ctx, s.stream)
+	if err != nil {
+		return 0, fmt.Errorf("repair %s: %w", s.stream, err)
+	}
+	repaired := 0
+	for chunk := range slices.Chunk(gaps, 500) {
+		var rows [][]any
+		for _, g := range chunk {
+			raw, err := stream.GetMsg(ctx, g.Seq)
+			if err != nil {
+				return repaired, fmt.Errorf("repair %s: read message %d: %w", s.stream, g.Seq, err)
+			}
+			d := s.decode(&Message{Seq: g.Seq, Subject: raw.Subject, Data: raw.Data})
+			if err, ok := d.(error); ok {
+				return repaired, fmt.Errorf("repair %s: message %d: %w", s.stream, g.Seq, err)
+			}
+			rows = append(rows, d.([]any))
+		}
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			orgs, ids := make([]string, len(rows)), make([]string, len(rows))
+			for i, r := range rows {
+				orgs[i], ids[i] = r[0].(string), r[1].(string)
+			}
+			_, err := tx.Exec(ctx, fmt.Sprintf(`
+				DELETE FROM %[1]s.event_ids i USING unnest($1::text[], $2::text[]) AS u(org, id)
+				WHERE i.org_id = u.org AND i.id = u.id AND NOT EXISTS (
+					SELECT 1 FROM %[1]s.events e
+					WHERE e.org_id = i.org_id AND e.occurred_at = i.occurred_at AND e.id = i.id)`, s.schema), orgs, ids)
+			if err != nil {
+				return fmt.Errorf("release lost claims: %w", err)
+			}
+			fresh, err := s.claimIDs(ctx, tx, rows)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{s.schema, "events"}, EventColumns, pgx.CopyFromRows(fresh)); err != nil {
+				return fmt.Errorf("copy: %w", err)
+			}
+			repaired += len(fresh)
+			return nil
+		})
+		if err != nil {
+			return repaired, fmt.Errorf("repair %s: %w", s.stream, err)
+		}
+	}
+	return repaired, nil
+}
+
+// ReconcileStatus is the last reconciliation of a stream as the read model
+// keeps it.
+type ReconcileStatus struct {
+	At                             time.Time
+	Through                        uint64
+	Gaps, Quarantined, Unexplained int64
+}
+
+func (s *EventStore) saveReport(ctx context.Context, rep *Report) error {
+	_, err := s.pool.Exec(ctx, fmt.Sprintf(`
+		INSERT INTO %s.reconciliation (stream, finished_at, through, gaps, quarantined, unexplained)
+		VALUES ($1, now(), $2, $3, $4, $5)
+		ON CONFLICT (stream) DO UPDATE SET finished_at = excluded.finished_at, through = excluded.through,
+			gaps = excluded.gaps, quarantined = excluded.quarantined, unexplained = excluded.unexplained`, s.schema),
+		s.stream, int64(rep.Through), int64(len(rep.Gaps)-rep.Repaired), int64(len(rep.Quarantined)), rep.Unexplained)
+	if err != nil {
+		return fmt.Errorf("reconcile %s: save result: %w", s.stream, err)
+	}
+	return nil
+}
+
+// LastReconcile is the store's last reconciliation, or nil when none ran.
+func (s *EventStore) LastReconcile(ctx context.Context) (*ReconcileStatus, error) {
+	var st ReconcileStatus
+	var through int64
+	err := s.pool.QueryRow(ctx, fmt.Sprintf(
+		`SELECT finished_at, through, gaps, quarantined, unexplained FROM %s.reconciliation WHERE stream = $1`, s.schema),
+		s.stream).Scan(&st.At, &through, &st.Gaps, &st.Quarantined, &st.Unexplained)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("last reconcile %s: %w", s.stream, err)
+	}
+	st.Through = uint64(through)
+	return &st, nil
+}
