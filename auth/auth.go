@@ -32,25 +32,48 @@ type Verifier struct {
 	keyfunc jwt.Keyfunc
 	methods []string
 	leeway  time.Duration
+	// maxUser and maxService bound how far in the future a token of each
+	// kind may expire: a leaked token must not work for ever.
+	maxUser, maxService time.Duration
+	now                 func() time.Time
 }
+
+// Default maximum token lifetimes. A person signs in every day; a service's
+// credentials are rotated at least monthly.
+const (
+	DefaultMaxUserLifetime    = 24 * time.Hour
+	DefaultMaxServiceLifetime = 30 * 24 * time.Hour
+)
 
 // NewHMACVerifier verifies HS256 tokens signed with secret.
 func NewHMACVerifier(secret []byte) *Verifier {
-	return &Verifier{
-		keyfunc: func(*jwt.Token) (any, error) { return secret, nil },
-		methods: []string{jwt.SigningMethodHS256.Alg()},
-		leeway:  30 * time.Second,
-	}
+	return newVerifier(func(*jwt.Token) (any, error) { return secret, nil }, jwt.SigningMethodHS256.Alg())
 }
 
 // NewKeyfuncVerifier verifies asymmetric tokens (RS256, ES256) with keys from
 // keyfunc, e.g. a JWKS.
 func NewKeyfuncVerifier(keyfunc jwt.Keyfunc) *Verifier {
+	return newVerifier(keyfunc, jwt.SigningMethodRS256.Alg(), jwt.SigningMethodES256.Alg())
+}
+
+func newVerifier(keyfunc jwt.Keyfunc, methods ...string) *Verifier {
 	return &Verifier{
-		keyfunc: keyfunc,
-		methods: []string{jwt.SigningMethodRS256.Alg(), jwt.SigningMethodES256.Alg()},
-		leeway:  30 * time.Second,
+		keyfunc: keyfunc, methods: methods, leeway: 30 * time.Second,
+		maxUser: DefaultMaxUserLifetime, maxService: DefaultMaxServiceLifetime, now: time.Now,
 	}
+}
+
+// WithMaxLifetime returns v refusing user and service tokens that expire
+// more than user or service from now; zero keeps a default.
+func (v *Verifier) WithMaxLifetime(user, service time.Duration) *Verifier {
+	c := *v
+	if user > 0 {
+		c.maxUser = user
+	}
+	if service > 0 {
+		c.maxService = service
+	}
+	return &c
 }
 
 // Verify parses token and returns its principal, or an UNAUTHENTICATED error
@@ -68,6 +91,13 @@ func (v *Verifier) Verify(token string) (*domain.Principal, error) {
 	p := &domain.Principal{
 		Subject: c.Subject, OrgID: c.Org, Name: c.Name, Email: c.Email,
 		Roles: c.Roles, Kind: domain.PrincipalKind(c.Kind), Orgs: c.Orgs,
+	}
+	maxLife := v.maxService
+	if p.Kind == domain.PrincipalUser {
+		maxLife = v.maxUser
+	}
+	if c.ExpiresAt.After(v.now().Add(maxLife + v.leeway)) {
+		return nil, unauthenticated(fmt.Sprintf("token expires more than %s from now, longer than a %s token may live", maxLife, p.Kind))
 	}
 	switch p.Kind {
 	case domain.PrincipalUser:

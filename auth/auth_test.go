@@ -72,6 +72,10 @@ func TestVerifyHMAC(t *testing.T) {
 		{"no sub", sign(valid(noSub), jwt.SigningMethodHS256, secret), "sub"},
 		{"bad kind", sign(valid(badKind), jwt.SigningMethodHS256, secret), "kind"},
 		{"garbage", "not.a.token", "malformed"},
+		{"expires in year 9999", sign(withTimes(admin(), time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), now.Add(-time.Minute)), jwt.SigningMethodHS256, secret), "longer than a user token may live"},
+		{"user token for two days", sign(withTimes(admin(), now.Add(48*time.Hour), now.Add(-time.Minute)), jwt.SigningMethodHS256, secret), "24h0m0s"},
+		{"service token for a year", sign(withTimes(Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: "service:x"}, Kind: "service"},
+			now.Add(365*24*time.Hour), now.Add(-time.Minute)), jwt.SigningMethodHS256, secret), "longer than a service token may live"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -84,6 +88,30 @@ func TestVerifyHMAC(t *testing.T) {
 				t.Fatal("error echoes the token")
 			}
 		})
+	}
+}
+
+func TestVerifyAcceptsLifetimesWithinTheCap(t *testing.T) {
+	secret := []byte("s3cret")
+	now := time.Now()
+	v := NewHMACVerifier(secret).WithMaxLifetime(2*time.Hour, 0)
+	for _, tc := range []struct {
+		name string
+		c    Claims
+		ttl  time.Duration
+		ok   bool
+	}{
+		{"user, 1h of 2h", admin(), time.Hour, true},
+		{"user, 3h of 2h", admin(), 3 * time.Hour, false},
+		{"service, 29 days of 30", Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: "service:x"}, Kind: "service"}, 29 * 24 * time.Hour, true},
+	} {
+		tok, err := Mint(secret, tc.c, tc.ttl, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.Verify(tok); (err == nil) != tc.ok {
+			t.Errorf("%s: %v", tc.name, err)
+		}
 	}
 }
 

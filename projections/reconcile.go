@@ -330,18 +330,21 @@ func (s *EventStore) repair(ctx context.Context, js jetstream.JetStream, gaps []
 // ReconcileStatus is the last reconciliation of a stream as the read model
 // keeps it.
 type ReconcileStatus struct {
-	At                             time.Time
-	Through                        uint64
-	Gaps, Quarantined, Unexplained int64
+	At      time.Time
+	Through uint64
+	// Found is how many gaps the run found; Gaps how many it left.
+	Found, Gaps, Quarantined, Unexplained int64
 }
 
 func (s *EventStore) saveReport(ctx context.Context, rep *Report) error {
 	_, err := s.pool.Exec(ctx, fmt.Sprintf(`
-		INSERT INTO %s.reconciliation (stream, finished_at, through, gaps, quarantined, unexplained)
-		VALUES ($1, now(), $2, $3, $4, $5)
+		INSERT INTO %s.reconciliation (stream, finished_at, through, found, gaps, quarantined, unexplained)
+		VALUES ($1, now(), $2, $3, $4, $5, $6)
 		ON CONFLICT (stream) DO UPDATE SET finished_at = excluded.finished_at, through = excluded.through,
-			gaps = excluded.gaps, quarantined = excluded.quarantined, unexplained = excluded.unexplained`, s.schema),
-		s.stream, int64(rep.Through), int64(len(rep.Gaps)-rep.Repaired), int64(len(rep.Quarantined)), rep.Unexplained)
+			found = excluded.found, gaps = excluded.gaps, quarantined = excluded.quarantined,
+			unexplained = excluded.unexplained`, s.schema),
+		s.stream, int64(rep.Through), int64(len(rep.Gaps)), int64(len(rep.Gaps)-rep.Repaired),
+		int64(len(rep.Quarantined)), rep.Unexplained)
 	if err != nil {
 		return fmt.Errorf("reconcile %s: save result: %w", s.stream, err)
 	}
@@ -353,8 +356,8 @@ func (s *EventStore) LastReconcile(ctx context.Context) (*ReconcileStatus, error
 	var st ReconcileStatus
 	var through int64
 	err := s.pool.QueryRow(ctx, fmt.Sprintf(
-		`SELECT finished_at, through, gaps, quarantined, unexplained FROM %s.reconciliation WHERE stream = $1`, s.schema),
-		s.stream).Scan(&st.At, &through, &st.Gaps, &st.Quarantined, &st.Unexplained)
+		`SELECT finished_at, through, found, gaps, quarantined, unexplained FROM %s.reconciliation WHERE stream = $1`, s.schema),
+		s.stream).Scan(&st.At, &through, &st.Found, &st.Gaps, &st.Quarantined, &st.Unexplained)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}

@@ -106,6 +106,11 @@ func (s *SettingsStore) Apply(ctx context.Context, conn *pgx.Conn, batch []Messa
 	})
 }
 
+// QuarantineCount counts the settings changes set aside.
+func (s *SettingsStore) QuarantineCount(ctx context.Context) (int64, error) {
+	return countQuarantined(ctx, s.pool, ControlSchema, natsx.ControlStream)
+}
+
 // Quarantine keeps m in the quarantine table and moves the checkpoint to it.
 func (s *SettingsStore) Quarantine(ctx context.Context, conn *pgx.Conn, m Message, reason error) error {
 	return quarantine(ctx, conn, ControlSchema, natsx.ControlStream, m, reason)

@@ -48,7 +48,7 @@ func (s *Server) routes(resolver *graph.Resolver) http.Handler {
 	gql.SetRecoverFunc(graph.Recover())
 
 	mux := http.NewServeMux()
-	mux.Handle("/query", limitBody(s.cfg.MaxRequestBytes, s.cfg.Verifier.Middleware(gql)))
+	mux.Handle("/query", limitBody(s.cfg.MaxRequestBytes, textOnly(s.cfg.Verifier.Middleware(gql))))
 	mux.Handle("GET /{$}", playground.Handler("auditlog", "/query"))
 	mux.Handle("GET "+downloadPath+"{id}", s.cfg.Verifier.Middleware(http.HandlerFunc(s.download)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -57,11 +57,16 @@ func (s *Server) routes(resolver *graph.Resolver) http.Handler {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
+		code, status := http.StatusOK, "ready"
 		if err := s.Ready(ctx); err != nil {
-			writeStatus(w, http.StatusServiceUnavailable, err.Error())
-			return
+			code, status = http.StatusServiceUnavailable, err.Error()
 		}
-		writeStatus(w, http.StatusOK, "ready")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(struct {
+			Status      string             `json:"status"`
+			Projections []ProjectionHealth `json:"projections"`
+		}{status, s.Projections()})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
 	return requestLog(s.log, s.metrics, mux)

@@ -72,6 +72,12 @@ type Config struct {
 	// ExportWorkers is how many exports this instance runs at once
 	// (default 2); negative runs none.
 	ExportWorkers int
+	// StallAfter is how long a read model may stay behind its stream with
+	// its checkpoint not moving before /readyz calls it stalled (default 30s).
+	StallAfter time.Duration
+	// ReconcileEvery is how often the regional read models are compared
+	// with their streams and repaired (default 1h; negative never).
+	ReconcileEvery time.Duration
 	// Log is the root logger.
 	Log zerolog.Logger
 	// Now is the clock; nil means time.Now.
@@ -127,6 +133,7 @@ type Server struct {
 	controlProjector *projections.Projector
 	eventProjectors  map[domain.Region]*projections.Projector
 	metrics          *metrics
+	integrity        *integrity
 }
 
 // New connects to (or starts) NATS and Postgres, declares the streams and
@@ -143,6 +150,12 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	if cfg.MaxRequestBytes == 0 {
 		cfg.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if cfg.StallAfter == 0 {
+		cfg.StallAfter = DefaultStallAfter
+	}
+	if cfg.ReconcileEvery == 0 {
+		cfg.ReconcileEvery = DefaultReconcileEvery
 	}
 	cfg.Streams = cfg.Streams.WithDefaults()
 	if len(cfg.DownloadKey) == 0 {
@@ -221,8 +234,10 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 
 	reader := projections.NewReader(s.store, s.events)
 	s.feed = live.NewFeed(s.js, s.settings, cfg.Live, s.log)
+	s.integrity = newIntegrity(s, cfg.StallAfter)
 	s.metrics.registry.MustRegister(
 		newProjectionCollector(s.js, s.events),
+		newIntegrityCollector(s.integrity),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "auditlog_live_subscriptions",
 			Help: "Live subscriptions this instance is serving.",
@@ -316,6 +331,10 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 
 	wg.Go(func() { s.maintainPartitions(pctx) })
+	wg.Go(func() { s.integrity.watch(pctx) })
+	if s.cfg.ReconcileEvery > 0 {
+		wg.Go(func() { s.integrity.reconcileLoop(pctx, s.cfg.ReconcileEvery) })
+	}
 	if s.cfg.ExportWorkers >= 0 {
 		wg.Go(func() {
 			if err := s.worker.Run(pctx); err != nil {
@@ -409,7 +428,9 @@ func stopService(svc micro.Service, log zerolog.Logger) {
 	}
 }
 
-// Ready reports why the server cannot serve, or nil.
+// Ready reports why the server cannot serve, or nil: NATS or Postgres
+// unreachable, a projection stalled, or acknowledged events missing from a
+// read model.
 func (s *Server) Ready(ctx context.Context) error {
 	if s.nc.Status() != nats.CONNECTED {
 		return fmt.Errorf("nats is %s", s.nc.Status())
@@ -419,8 +440,14 @@ func (s *Server) Ready(ctx context.Context) error {
 			return errors.New("postgres does not answer")
 		}
 	}
+	if problem := s.integrity.problem(); problem != "" {
+		return errors.New(problem)
+	}
 	return nil
 }
+
+// Projections is the health of every read model as last read.
+func (s *Server) Projections() []ProjectionHealth { return s.integrity.snapshot() }
 
 // Close releases everything New acquired; Run calls it on return.
 func (s *Server) Close() { s.close() }

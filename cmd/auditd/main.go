@@ -3,6 +3,8 @@
 //	auditd serve                 run API, ingest and projectors
 //	auditd token --org O --role ADMIN|USER|SERVICE [--name N --email E --sources S1,S2]
 //	auditd projections rebuild   drop and rebuild the read models from the log
+//	auditd projections reconcile [--repair]
+//	                             compare each regional stream with its read model
 package main
 
 import (
@@ -11,9 +13,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -24,6 +28,7 @@ import (
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/internal/devpg"
 	"github.com/auditlog/auditlog/natsx"
+	"github.com/auditlog/auditlog/projections"
 	"github.com/auditlog/auditlog/server"
 )
 
@@ -43,7 +48,7 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: auditd serve | token | projections rebuild")
+		return errors.New("usage: auditd serve | token | projections rebuild | projections reconcile [--repair]")
 	}
 	switch args[0] {
 	case "serve":
@@ -51,10 +56,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "token":
 		return token(args[1:], stdout)
 	case "projections":
-		if len(args) < 2 || args[1] != "rebuild" {
-			return errors.New("usage: auditd projections rebuild [flags]")
+		switch {
+		case len(args) >= 2 && args[1] == "rebuild":
+			return rebuild(ctx, args[2:], stderr)
+		case len(args) >= 2 && args[1] == "reconcile":
+			return reconcile(ctx, args[2:], stdout, stderr)
 		}
-		return rebuild(ctx, args[2:], stderr)
+		return errors.New("usage: auditd projections rebuild|reconcile [flags]")
 	}
 	return fmt.Errorf("unknown command %q", args[0])
 }
@@ -296,4 +304,54 @@ func rebuild(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info().Dur("took", time.Since(start)).Msg("read models rebuilt")
 	return nil
+}
+
+// errGaps makes reconcile exit non-zero, for cron jobs and alerts.
+var errGaps = errors.New("acknowledged events are missing from the read model")
+
+func reconcile(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("projections reconcile", flag.ContinueOnError)
+	var c common
+	c.register(fs)
+	repair := fs.Bool("repair", false, "re-apply every missing event from the stream")
+	_, cfg, err := c.setup(ctx, fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	reports, err := srv.Reconcile(ctx, *repair)
+	if err != nil {
+		return err
+	}
+	left := 0
+	for _, rep := range reports {
+		printReport(stdout, rep)
+		left += len(rep.Gaps) - rep.Repaired
+	}
+	if left > 0 {
+		return fmt.Errorf("%w: %d (run with --repair)", errGaps, left)
+	}
+	return nil
+}
+
+func printReport(w io.Writer, rep *projections.Report) {
+	fmt.Fprintf(w, "%s: %d messages checked through sequence %d in %s: %d gaps, %d repaired, %d quarantined, %d unexplained rows\n",
+		rep.Stream, rep.Checked, rep.Through, rep.Took.Round(time.Millisecond), len(rep.Gaps), rep.Repaired,
+		len(rep.Quarantined), rep.Unexplained)
+	orgs := slices.Sorted(maps.Keys(rep.Orgs))
+	for _, org := range orgs {
+		o := rep.Orgs[org]
+		fmt.Fprintf(w, "  org %-20s messages %8d  stored %8d  duplicates %6d  missing %6d  quarantined %4d  rows %8d\n",
+			org, o.Messages, o.Stored, o.Duplicates, o.Missing, o.Quarantined, o.Rows)
+	}
+	for _, g := range rep.Gaps {
+		fmt.Fprintf(w, "  gap: sequence %d, org %s, event %s\n", g.Seq, g.OrgID, g.ID)
+	}
+	for _, q := range rep.Quarantined {
+		fmt.Fprintf(w, "  quarantined: sequence %d, subject %s, %d bytes: %s\n", q.Seq, q.Subject, len(q.Data), q.Error)
+	}
 }

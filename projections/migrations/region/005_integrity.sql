@@ -17,7 +17,8 @@ CREATE TABLE {{.schema}}.reconciliation (
     stream      text        PRIMARY KEY,
     finished_at timestamptz NOT NULL,
     through     bigint      NOT NULL,
-    gaps        bigint      NOT NULL,
+    found       bigint      NOT NULL, -- gaps the run found
+    gaps        bigint      NOT NULL, -- gaps it left (found less repaired)
     quarantined bigint      NOT NULL,
     unexplained bigint      NOT NULL
 );

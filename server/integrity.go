@@ -1,0 +1,292 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/natsx"
+	"github.com/auditlog/auditlog/projections"
+)
+
+// Defaults of the integrity checks.
+const (
+	DefaultStallAfter     = 30 * time.Second
+	DefaultReconcileEvery = time.Hour
+	watchEvery            = 2 * time.Second
+)
+
+// ProjectionHealth is what /readyz tells of one read model.
+type ProjectionHealth struct {
+	Stream     string `json:"stream"`
+	Stored     uint64 `json:"stored"`
+	Checkpoint uint64 `json:"checkpoint"`
+	Lag        uint64 `json:"lag"`
+	// Stalled is set when the read model is behind its stream and its
+	// checkpoint has not moved for the stall timeout.
+	Stalled     bool  `json:"stalled"`
+	Quarantined int64 `json:"quarantined"`
+	// Gaps are acknowledged events the last reconciliation found missing
+	// and could not repair.
+	Gaps          int64      `json:"gaps"`
+	LastReconcile *time.Time `json:"lastReconcile,omitempty"`
+}
+
+// integrity watches every read model against its stream so that a stalled
+// projection, a quarantined message or a gap is visible on /readyz and in
+// the metrics, and reconciles the regional read models periodically.
+type integrity struct {
+	s          *Server
+	stallAfter time.Duration
+
+	mu     sync.Mutex
+	health map[string]*ProjectionHealth
+	moved  map[string]time.Time // when each checkpoint last moved or caught up
+}
+
+func newIntegrity(s *Server, stallAfter time.Duration) *integrity {
+	return &integrity{s: s, stallAfter: stallAfter, health: map[string]*ProjectionHealth{}, moved: map[string]time.Time{}}
+}
+
+// watch refreshes the health of every read model until ctx ends.
+func (in *integrity) watch(ctx context.Context) {
+	t := time.NewTicker(watchEvery)
+	defer t.Stop()
+	for {
+		in.refresh(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// readModel is what the watch needs of a read model.
+type readModel interface {
+	Checkpoint(ctx context.Context) (uint64, error)
+	QuarantineCount(ctx context.Context) (int64, error)
+}
+
+func (in *integrity) refresh(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, scrapeTimeout)
+	defer cancel()
+	models := map[string]readModel{natsx.ControlStream: in.s.store}
+	for r, st := range in.s.events {
+		models[natsx.AuditStream(r)] = st
+	}
+	now := time.Now()
+	for name, rm := range models {
+		h, err := in.read(ctx, name, rm)
+		if err != nil {
+			if ctx.Err() == nil {
+				in.s.log.Warn().Err(err).Str("stream", name).Msg("projection health unknown")
+			}
+			continue
+		}
+		in.mu.Lock()
+		prev := in.health[name]
+		if prev == nil || h.Lag == 0 || h.Checkpoint != prev.Checkpoint {
+			in.moved[name] = now
+		}
+		h.Stalled = h.Lag > 0 && now.Sub(in.moved[name]) > in.stallAfter
+		if h.Stalled && (prev == nil || !prev.Stalled) {
+			in.s.log.Error().Str("stream", name).Uint64("checkpoint", h.Checkpoint).Uint64("lag", h.Lag).
+				Msg("projection stalled: its checkpoint has not moved while the stream is ahead")
+		}
+		in.health[name] = h
+		in.mu.Unlock()
+	}
+}
+
+func (in *integrity) read(ctx context.Context, name string, rm readModel) (*ProjectionHealth, error) {
+	stream, err := in.s.js.Stream(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	h := &ProjectionHealth{Stream: name, Stored: stream.CachedInfo().State.LastSeq}
+	if h.Checkpoint, err = rm.Checkpoint(ctx); err != nil {
+		return nil, err
+	}
+	h.Lag = h.Stored - min(h.Checkpoint, h.Stored)
+	if h.Quarantined, err = rm.QuarantineCount(ctx); err != nil {
+		return nil, err
+	}
+	if st, ok := rm.(*projections.EventStore); ok {
+		last, err := st.LastReconcile(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if last != nil {
+			h.Gaps, h.LastReconcile = last.Gaps, &last.At
+		}
+	}
+	return h, nil
+}
+
+// snapshot is the health of every read model read so far.
+func (in *integrity) snapshot() []ProjectionHealth {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	out := make([]ProjectionHealth, 0, len(in.health))
+	for _, name := range append([]string{natsx.ControlStream}, auditStreams()...) {
+		if h := in.health[name]; h != nil {
+			out = append(out, *h)
+		}
+	}
+	return out
+}
+
+func auditStreams() []string {
+	out := make([]string, len(domain.Regions))
+	for i, r := range domain.Regions {
+		out[i] = natsx.AuditStream(r)
+	}
+	return out
+}
+
+// problem says why the read models cannot be trusted now, or "".
+func (in *integrity) problem() string {
+	for _, h := range in.snapshot() {
+		switch {
+		case h.Stalled:
+			return fmt.Sprintf("projection of %s stalled at %d with %d messages behind", h.Stream, h.Checkpoint, h.Lag)
+		case h.Gaps > 0:
+			return fmt.Sprintf("read model of %s is missing %d acknowledged events (run auditd projections reconcile --repair)", h.Stream, h.Gaps)
+		}
+	}
+	return ""
+}
+
+// reconcileLoop reconciles every regional read model every interval, one
+// instance at a time per region, repairing what it finds.
+func (in *integrity) reconcileLoop(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, r := range domain.Regions {
+			st := in.s.events[r]
+			ran, err := onlyOne(ctx, st.Pool(), "reconcile:"+st.Schema(), func() error {
+				_, err := in.s.reconcileRegion(ctx, r, true)
+				return err
+			})
+			if err != nil && ctx.Err() == nil {
+				in.s.log.Error().Err(err).Str("region", string(r)).Msg("reconciliation failed")
+			}
+			if ran {
+				in.refresh(ctx)
+			}
+		}
+	}
+}
+
+// onlyOne runs fn unless another instance holds lock, and says whether it ran.
+func onlyOne(ctx context.Context, pool *pgxpool.Pool, lock string, fn func() error) (bool, error) {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Release()
+	var got bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtext($1))", lock).Scan(&got); err != nil || !got {
+		return false, err
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(hashtext($1))", lock) //nolint:errcheck // the session ends the lock anyway
+	return true, fn()
+}
+
+// Reconcile compares every regional stream with its read model and, when
+// repair is set, re-applies what is missing. See projections.Reconcile.
+func (s *Server) Reconcile(ctx context.Context, repair bool) ([]*projections.Report, error) {
+	var out []*projections.Report
+	for _, r := range domain.Regions {
+		rep, err := s.reconcileRegion(ctx, r, repair)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, rep)
+	}
+	return out, nil
+}
+
+func (s *Server) reconcileRegion(ctx context.Context, r domain.Region, repair bool) (*projections.Report, error) {
+	rep, err := s.events[r].Reconcile(ctx, s.js, repair)
+	if err != nil {
+		return nil, err
+	}
+	l := s.log.Info()
+	if len(rep.Gaps) > 0 || rep.Unexplained > 0 {
+		l = s.log.Error()
+	}
+	l.Str("stream", rep.Stream).Uint64("through", rep.Through).Uint64("checked", rep.Checked).
+		Int("gaps", len(rep.Gaps)).Int("repaired", rep.Repaired).Int("quarantined", len(rep.Quarantined)).
+		Int64("unexplained_rows", rep.Unexplained).Dur("took", rep.Took).Msg("reconciled")
+	return rep, nil
+}
+
+// integrityCollector serves the integrity of every read model as metrics,
+// as the watch last read it.
+type integrityCollector struct {
+	in                                              *integrity
+	quarantined, gaps, stalled, reconciled, resyncs *prometheus.Desc
+}
+
+func newIntegrityCollector(in *integrity) *integrityCollector {
+	labels := []string{"stream"}
+	return &integrityCollector{
+		in: in,
+		quarantined: prometheus.NewDesc("auditlog_projection_quarantined_messages",
+			"Stream messages set aside because they can never be applied; alert on any.", labels, nil),
+		gaps: prometheus.NewDesc("auditlog_reconcile_gaps",
+			"Acknowledged events the last reconciliation found missing from the read model and left unrepaired; alert on any.", labels, nil),
+		stalled: prometheus.NewDesc("auditlog_projection_stalled",
+			"1 when a read model is behind its stream and its checkpoint has not moved for the stall timeout.", labels, nil),
+		reconciled: prometheus.NewDesc("auditlog_reconcile_last_run_timestamp_seconds",
+			"When the stream was last reconciled with its read model.", labels, nil),
+		resyncs: prometheus.NewDesc("auditlog_projection_resyncs_total",
+			"Times this instance's projector found deliveries skipping stored messages and resumed from its checkpoint.", labels, nil),
+	}
+}
+
+func (c *integrityCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.quarantined, c.gaps, c.stalled, c.reconciled, c.resyncs} {
+		ch <- d
+	}
+}
+
+func (c *integrityCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, h := range c.in.snapshot() {
+		ch <- prometheus.MustNewConstMetric(c.quarantined, prometheus.GaugeValue, float64(h.Quarantined), h.Stream)
+		ch <- prometheus.MustNewConstMetric(c.stalled, prometheus.GaugeValue, boolValue(h.Stalled), h.Stream)
+		if h.Stream != natsx.ControlStream {
+			ch <- prometheus.MustNewConstMetric(c.gaps, prometheus.GaugeValue, float64(h.Gaps), h.Stream)
+		}
+		if h.LastReconcile != nil {
+			ch <- prometheus.MustNewConstMetric(c.reconciled, prometheus.GaugeValue, float64(h.LastReconcile.Unix()), h.Stream)
+		}
+	}
+	projectors := []*projections.Projector{c.in.s.controlProjector}
+	for _, r := range domain.Regions {
+		projectors = append(projectors, c.in.s.eventProjectors[r])
+	}
+	for _, p := range projectors {
+		ch <- prometheus.MustNewConstMetric(c.resyncs, prometheus.CounterValue, float64(p.Resyncs()), p.Stream)
+	}
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
