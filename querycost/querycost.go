@@ -387,7 +387,8 @@ const (
 	LimitWeight      Limit = "weight"
 )
 
-// LimitError reports the first limit a request exceeds. Value is a lower
+// LimitError reports the first limit a request exceeds, in the order of
+// Limits' fields, weight before the other limits of the operation. Value is a lower
 // bound for the limits counted before parsing (bytes, tokens).
 type LimitError struct {
 	Limit Limit
@@ -450,10 +451,10 @@ func (l Limits) exceeded(c Cost) error {
 		limit      Limit
 		value, max int
 	}{
+		{LimitWeight, c.Weight, l.Weight},
 		{LimitFields, c.Fields, l.Fields},
 		{LimitAliases, c.Aliases, l.Aliases},
 		{LimitDepth, c.Depth, l.Depth},
-		{LimitWeight, c.Weight, l.Weight},
 	} {
 		if x.max > 0 && x.value > x.max {
 			return &LimitError{Limit: x.limit, Value: x.value, Max: x.max}

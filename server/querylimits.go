@@ -128,11 +128,11 @@ func limitCode(l querycost.Limit) domain.Code {
 	}
 }
 
-// refusal presents err with code through the error presenter, which keeps
-// the message of a *domain.Error.
+// refusal is err as a *domain.Error with code, presented already: gqlgen's
+// websocket transport sends an operation's refusal as it is.
 func refusal(code domain.Code, err error) *gqlerror.Error {
 	de := domain.Errorf(code, "", "%s", err.Error())
-	return &gqlerror.Error{Message: de.Error(), Err: de}
+	return &gqlerror.Error{Message: de.Error(), Err: de, Extensions: map[string]any{"code": string(code)}}
 }
 
 // responseLimit replaces an answer whose data is larger than max bytes by a
