@@ -23,8 +23,18 @@ const (
 	// reading; it may resubscribe from its last event.
 	CodeSlowConsumer Code = "SLOW_CONSUMER"
 	// CodeExpired answers a download of an export whose file was deleted.
-	CodeExpired  Code = "EXPIRED"
-	CodeInternal Code = "INTERNAL"
+	CodeExpired Code = "EXPIRED"
+	// CodeComplexityLimit refuses a query whose estimated answer is too
+	// large; it is gqlgen's own code for the same refusal.
+	CodeComplexityLimit Code = "COMPLEXITY_LIMIT_EXCEEDED"
+	// CodeQueryTooLarge refuses a query whose text or shape is too large
+	// to process: too long, too many tokens, definitions, fields, aliases
+	// or repeated fields. The message names the limit.
+	CodeQueryTooLarge Code = "QUERY_TOO_LARGE"
+	// CodeResponseTooLarge replaces an answer larger than the server sends;
+	// ask for fewer rows or fields.
+	CodeResponseTooLarge Code = "RESPONSE_TOO_LARGE"
+	CodeInternal         Code = "INTERNAL"
 )
 
 // Error is an error a client can act on: it carries a code, a message safe to

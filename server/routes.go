@@ -19,20 +19,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 	"github.com/vektah/gqlparser/v2/ast"
-	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/graph"
 )
 
-// Query limits: a client cannot make one request cost the server more.
-const (
-	maxComplexity = 10_000
-	maxDepth      = 12
-)
-
 func (s *Server) routes(resolver *graph.Resolver) http.Handler {
-	gql := handler.New(graph.NewSchema(resolver))
+	es := graph.NewSchema(resolver)
+	limits := queryLimits()
+	gql := handler.New(es)
 	gql.AddTransport(getTransport{transport.GET{UseGrapQLResponseJsonByDefault: true}})
 	gql.AddTransport(transport.POST{UseGrapQLResponseJsonByDefault: true})
 	gql.AddTransport(s.websocket())
@@ -40,9 +35,12 @@ func (s *Server) routes(resolver *graph.Resolver) http.Handler {
 	if s.cfg.Introspection {
 		gql.Use(extension.Introspection{})
 	}
+	// First, so that nothing else runs for a request it refuses.
+	gql.Use(costLimit{schema: es.Schema(), limits: limits, weights: graph.CostWeights(), timeout: s.cfg.RequestTimeout})
+	gql.SetParserTokenLimit(limits.Tokens)
 	gql.Use(extension.FixedComplexityLimit(maxComplexity))
-	gql.Use(depthLimit{max: maxDepth})
 	gql.AroundResponses(deadline(s.cfg.RequestTimeout))
+	gql.AroundResponses(responseLimit(s.cfg.MaxResponseBytes, graph.ErrorPresenter()))
 	gql.AroundFields(graph.MarkInternal)
 	gql.SetErrorPresenter(graph.ErrorPresenter())
 	gql.SetRecoverFunc(graph.Recover())
@@ -110,13 +108,22 @@ func writeStatus(w http.ResponseWriter, code int, status string) {
 	_ = json.NewEncoder(w).Encode(map[string]string{"status": status})
 }
 
-// deadline bounds the execution of one query or mutation; the deadline
-// reaches SQL through the context, which cancels the statement. It wraps
-// execution rather than the HTTP request so a late request still gets a
-// GraphQL error, not an empty body.
+// deadline bounds one query or mutation to d from the start of the request,
+// parsing and validation included (costLimit refuses one already late
+// before either); the deadline reaches SQL through the context, which
+// cancels the statement, and the request's context ends the work of a
+// client that disconnects. Each event of a subscription gets d of its own.
+// It wraps execution rather than the HTTP request so a late request still
+// gets a GraphQL error, not an empty body.
 func deadline(d time.Duration) graphql.ResponseMiddleware {
 	return func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
-		ctx, cancel := context.WithTimeout(ctx, d)
+		end := time.Now().Add(d)
+		if graphql.HasOperationContext(ctx) {
+			if op := graphql.GetOperationContext(ctx); op.Operation == nil || op.Operation.Operation != ast.Subscription {
+				end = op.Stats.OperationStart.Add(d)
+			}
+		}
+		ctx, cancel := context.WithDeadline(ctx, end)
 		defer cancel()
 		return next(ctx)
 	}
@@ -174,51 +181,4 @@ func (m *methodNotAllowed) WriteHeader(code int) {
 		code = http.StatusMethodNotAllowed
 	}
 	m.ResponseWriter.WriteHeader(code)
-}
-
-// depthLimit rejects operations nested deeper than max selections.
-type depthLimit struct{ max int }
-
-var _ interface {
-	graphql.HandlerExtension
-	graphql.OperationContextMutator
-} = depthLimit{}
-
-func (depthLimit) ExtensionName() string                   { return "DepthLimit" }
-func (depthLimit) Validate(graphql.ExecutableSchema) error { return nil }
-
-func (d depthLimit) MutateOperationContext(_ context.Context, oc *graphql.OperationContext) *gqlerror.Error {
-	op := oc.Doc.Operations.ForName(oc.OperationName)
-	if op != nil && depth(op.SelectionSet, 0, d.max) > d.max {
-		err := gqlerror.Errorf("operation is nested deeper than %d levels", d.max)
-		err.Extensions = map[string]any{"code": "BAD_USER_INPUT"}
-		return err
-	}
-	return nil
-}
-
-// depth measures set, stopping once past limit so cyclic fragments end.
-func depth(set ast.SelectionSet, at, limit int) int {
-	if at > limit {
-		return at
-	}
-	deepest := at
-	for _, sel := range set {
-		var d int
-		switch s := sel.(type) {
-		case *ast.Field:
-			d = at + 1
-			if len(s.SelectionSet) > 0 {
-				d = depth(s.SelectionSet, at+1, limit)
-			}
-		case *ast.InlineFragment:
-			d = depth(s.SelectionSet, at, limit)
-		case *ast.FragmentSpread:
-			if s.Definition != nil {
-				d = depth(s.Definition.SelectionSet, at, limit)
-			}
-		}
-		deepest = max(deepest, d)
-	}
-	return deepest
 }

@@ -51,11 +51,17 @@ type Config struct {
 	Verifier *auth.Verifier
 	// Streams configures the JetStream streams.
 	Streams natsx.Streams
-	// RequestTimeout bounds one GraphQL request, SQL included.
+	// RequestTimeout bounds one GraphQL request from its arrival, parsing,
+	// validation and SQL included; each event of a subscription gets as
+	// long again.
 	RequestTimeout time.Duration
 	// MaxRequestBytes bounds a /query request body; default
 	// DefaultMaxRequestBytes.
 	MaxRequestBytes int64
+	// MaxResponseBytes bounds the data of one GraphQL answer; a larger one
+	// is replaced by a RESPONSE_TOO_LARGE error. Default
+	// DefaultMaxResponseBytes.
+	MaxResponseBytes int
 	// Introspection enables GraphQL schema introspection.
 	Introspection bool
 	// AllowedOrigins are the host patterns of browser pages, other than the
@@ -83,6 +89,13 @@ type Config struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
+
+// DefaultMaxResponseBytes is far above what a query within the cost limits
+// answers with events of ordinary size (a few KiB each, so a page of 500 is
+// a few MiB at most), yet keeps one answer from holding the memory of many.
+// A page of events that all carry the largest details allowed can exceed
+// it: the client is told to ask for fewer rows.
+const DefaultMaxResponseBytes = 8 << 20
 
 // DefaultMaxRequestBytes has room for the largest valid recordAuditEvents
 // batch: every event at the largest details allowed, plus its other fields.
@@ -156,6 +169,9 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	if cfg.ReconcileEvery == 0 {
 		cfg.ReconcileEvery = DefaultReconcileEvery
+	}
+	if cfg.MaxResponseBytes == 0 {
+		cfg.MaxResponseBytes = DefaultMaxResponseBytes
 	}
 	cfg.Streams = cfg.Streams.WithDefaults()
 	if len(cfg.DownloadKey) == 0 {
