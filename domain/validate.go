@@ -146,8 +146,12 @@ func ValidateDetails(t EventType, details json.RawMessage) error {
 			}
 			continue
 		}
-		if err := CheckJSONText("details."+f.Name, raw); err != nil {
-			return err
+		// A change list checks each value itself, naming where the bad
+		// text is; everything else is checked as one JSON text.
+		if f.Type != FieldChangeList {
+			if err := CheckJSONText("details."+f.Name, raw); err != nil {
+				return err
+			}
 		}
 		if err := checkField(f, raw); err != nil {
 			return err
