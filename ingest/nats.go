@@ -29,11 +29,13 @@ type Reply struct {
 	Error   *ReplyError   `json:"error,omitempty"`
 }
 
-// ReplyResult is Result as JSON.
+// ReplyResult is Result as JSON. Code says why an event was rejected
+// (FORBIDDEN, BAD_USER_INPUT, …).
 type ReplyResult struct {
-	ID     string `json:"id"`
-	Status Status `json:"status"`
-	Reason string `json:"reason,omitempty"`
+	ID     string      `json:"id"`
+	Status Status      `json:"status"`
+	Code   domain.Code `json:"code,omitempty"`
+	Reason string      `json:"reason,omitempty"`
 }
 
 // ReplyError is a failure of the whole request.
@@ -121,7 +123,7 @@ func (r *Recorder) handle(ctx context.Context, v TokenVerifier, subject string, 
 	}
 	out := make([]ReplyResult, len(results))
 	for i, res := range results {
-		out[i] = ReplyResult{ID: res.ID, Status: res.Status, Reason: res.Reason}
+		out[i] = ReplyResult{ID: res.ID, Status: res.Status, Code: res.Code, Reason: res.Reason}
 	}
 	return Reply{Results: out}
 }

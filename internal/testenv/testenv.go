@@ -186,14 +186,16 @@ func WithNATSIngest() Option {
 }
 
 // NATSIngest connects to e's ingest listener as IngestUser, the way an
-// internal service does; e must have been started WithNATSIngest.
-func (e *Env) NATSIngest(t testing.TB) *nats.Conn {
+// internal service does, with opts added; e must have been started
+// WithNATSIngest.
+func (e *Env) NATSIngest(t testing.TB, opts ...nats.Option) *nats.Conn {
 	t.Helper()
 	url := e.NATSIngestURL()
 	if url == "" {
 		t.Fatal("auditd has no NATS ingest listener; start it WithNATSIngest")
 	}
-	nc, err := nats.Connect(url, nats.UserInfo(IngestUser.Name, IngestUser.Password), nats.Name(t.Name()))
+	opts = append([]nats.Option{nats.UserInfo(IngestUser.Name, IngestUser.Password), nats.Name(t.Name())}, opts...)
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		t.Fatalf("connect as ingest user: %v", err)
 	}
