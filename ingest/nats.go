@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/rs/zerolog"
 
+	"github.com/auditlog/auditlog/auth"
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/natsx"
 )
@@ -26,11 +29,13 @@ type Reply struct {
 	Error   *ReplyError   `json:"error,omitempty"`
 }
 
-// ReplyResult is Result as JSON.
+// ReplyResult is Result as JSON. Code says why an event was rejected
+// (FORBIDDEN, BAD_USER_INPUT, …).
 type ReplyResult struct {
-	ID     string `json:"id"`
-	Status Status `json:"status"`
-	Reason string `json:"reason,omitempty"`
+	ID     string      `json:"id"`
+	Status Status      `json:"status"`
+	Code   domain.Code `json:"code,omitempty"`
+	Reason string      `json:"reason,omitempty"`
 }
 
 // ReplyError is a failure of the whole request.
@@ -39,12 +44,22 @@ type ReplyError struct {
 	Message string      `json:"message"`
 }
 
+// TokenVerifier turns a bearer token into the principal it names, or an
+// UNAUTHENTICATED error.
+type TokenVerifier interface {
+	Verify(token string) (*domain.Principal, error)
+}
+
+// AuthorizationHeader carries the caller's service token on an ingest
+// request, as on HTTP: "Authorization: Bearer <jwt>".
+const AuthorizationHeader = "Authorization"
+
 // ServeNATS exposes r as the NATS micro service "auditlog-ingest" on
-// auditlog.ingest.<source>. Connections that reach the subject are trusted
-// internal services: NATS, not a token, authorizes them, and each may record
-// only for the source its subject names. The returned service is stopped by
-// the caller.
-func ServeNATS(ctx context.Context, nc *nats.Conn, r *Recorder, log zerolog.Logger) (micro.Service, error) {
+// auditlog.ingest.<source>. Reaching the subject proves nothing: every
+// request carries a service token in its Authorization header, verified by
+// v, and records only for the source its subject names and the sources and
+// orgs the token allows. The returned service is stopped by the caller.
+func ServeNATS(ctx context.Context, nc *nats.Conn, r *Recorder, v TokenVerifier, log zerolog.Logger) (micro.Service, error) {
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        "auditlog-ingest",
 		Version:     "1.0.0",
@@ -55,7 +70,7 @@ func ServeNATS(ctx context.Context, nc *nats.Conn, r *Recorder, log zerolog.Logg
 		return nil, err
 	}
 	handler := micro.HandlerFunc(func(req micro.Request) {
-		reply := r.handle(ctx, req.Subject(), req.Data(), log)
+		reply := r.handle(ctx, v, req.Subject(), nats.Header(req.Headers()), req.Data(), log)
 		if err := req.RespondJSON(reply); err != nil {
 			log.Warn().Err(err).Msg("ingest reply failed")
 		}
@@ -68,32 +83,67 @@ func ServeNATS(ctx context.Context, nc *nats.Conn, r *Recorder, log zerolog.Logg
 	return svc, nil
 }
 
-func (r *Recorder) handle(ctx context.Context, subject string, data []byte, log zerolog.Logger) Reply {
+// handle answers one ingest request: authenticate, authorize the subject's
+// source, check the body is UTF-8 JSON, then record as the token's
+// principal narrowed to that source.
+func (r *Recorder) handle(ctx context.Context, v TokenVerifier, subject string, hdr nats.Header, data []byte, log zerolog.Logger) Reply {
+	p, err := authenticate(v, hdr)
+	if err != nil {
+		return errorReply(err)
+	}
+	if p.Kind != domain.PrincipalService {
+		return errorReply(domain.Errorf(domain.CodeForbidden, "", "requires a service token"))
+	}
 	source := domain.Source(strings.TrimPrefix(subject, natsx.IngestSubjectPrefix))
 	if !source.Valid() {
-		return Reply{Error: &ReplyError{Code: domain.CodeBadUserInput, Message: "unknown source in subject " + subject}}
+		return errorReply(domain.BadInput("", "unknown source in subject %s", subject))
+	}
+	if !slices.Contains(p.Sources, source) {
+		return errorReply(domain.Errorf(domain.CodeForbidden, "", "token may not record events for source %s", source))
+	}
+	if !utf8.Valid(data) {
+		return errorReply(domain.BadInput("", "body is not valid UTF-8"))
 	}
 	var req Request
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return Reply{Error: &ReplyError{Code: domain.CodeBadUserInput, Message: "body is not a JSON {\"events\": [...]} request: " + err.Error()}}
+		return errorReply(domain.BadInput("", "body is not a JSON {\"events\": [...]} request: %v", err))
 	}
-	p := &domain.Principal{Subject: "nats:" + subject, Kind: domain.PrincipalService, Sources: []domain.Source{source}}
-	results, err := r.Record(ctx, p, req.Events)
+	// The subject names one source: events of any other are forbidden even
+	// when the token allows them.
+	narrowed := *p
+	narrowed.Sources = []domain.Source{source}
+	results, err := r.Record(ctx, &narrowed, req.Events)
 	if err != nil {
-		code := domain.CodeOf(err)
-		msg := "internal error"
-		if code != domain.CodeInternal {
-			msg = err.Error()
-		} else {
-			log.Error().Err(err).Str("subject", subject).Msg("nats ingest failed")
+		if domain.CodeOf(err) == domain.CodeInternal {
+			log.Error().Err(err).Str("subject", subject).Str("principal", p.Subject).Msg("nats ingest failed")
 		}
-		return Reply{Error: &ReplyError{Code: code, Message: msg}}
+		return errorReply(err)
 	}
 	out := make([]ReplyResult, len(results))
 	for i, res := range results {
-		out[i] = ReplyResult{ID: res.ID, Status: res.Status, Reason: res.Reason}
+		out[i] = ReplyResult{ID: res.ID, Status: res.Status, Code: res.Code, Reason: res.Reason}
 	}
 	return Reply{Results: out}
+}
+
+// authenticate verifies the bearer token of hdr.
+func authenticate(v TokenVerifier, hdr nats.Header) (*domain.Principal, error) {
+	token := auth.BearerToken(hdr.Get(AuthorizationHeader))
+	if token == "" {
+		return nil, domain.Errorf(domain.CodeUnauthenticated, "", "no bearer token in the %s header", AuthorizationHeader)
+	}
+	return v.Verify(token)
+}
+
+// errorReply answers a failure of the whole request; internal errors keep
+// their detail to the log.
+func errorReply(err error) Reply {
+	code := domain.CodeOf(err)
+	msg := "internal error"
+	if code != domain.CodeInternal {
+		msg = err.Error()
+	}
+	return Reply{Error: &ReplyError{Code: code, Message: msg}}
 }

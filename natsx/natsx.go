@@ -4,8 +4,12 @@ package natsx
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,29 +20,59 @@ import (
 	"github.com/auditlog/auditlog/domain"
 )
 
-// Embedded configures an in-process NATS server with JetStream.
+// InboxPrefix replaces _INBOX for auditd's own connections. Ingest clients
+// may subscribe to _INBOX.> to get their replies; JetStream API replies and
+// the events auditd's consumers fetch go to this prefix instead, which no
+// ingest client may subscribe to.
+const InboxPrefix = "_AUDITD_INBOX"
+
+// ingestInbox is where ingest clients' replies go: nats.go's default.
+const ingestInbox = "_INBOX.>"
+
+// serviceUser is the embedded server's account for auditd itself.
+const serviceUser = "auditd"
+
+// User is a name and password an ingest client authenticates with.
+type User struct {
+	Name     string
+	Password string
+}
+
+// Embedded configures an in-process NATS server with JetStream. No client
+// connects anonymously: auditd connects in-process as a user with a random
+// password, and the optional listener admits only Ingest users, who may do
+// nothing but request auditlog.ingest.<source>.
 type Embedded struct {
 	// Dir holds JetStream's file storage.
 	Dir string
-	// Host and Port to listen on; Port -1 picks a free port.
-	Host string
-	Port int
+	// Listen is the host:port of a client listener for ingest clients; port
+	// -1 picks a free one. Empty (the default) opens no listener at all.
+	Listen string
+	// Ingest are the users that may connect through Listen.
+	Ingest []User
+}
+
+// Local is a running embedded server and the credentials of its service
+// user, which only connections made in this process can use.
+type Local struct {
+	*server.Server
+	password string
+}
+
+// IngestPermissions is all an ingest client may do: request
+// auditlog.ingest.<source> and receive the replies in its _INBOX.
+func IngestPermissions() *server.Permissions {
+	return &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: []string{IngestSubjectPrefix + ">"}},
+		Subscribe: &server.SubjectPermission{Allow: []string{ingestInbox}},
+	}
 }
 
 // Start starts the embedded server and waits until it accepts connections.
-func (e Embedded) Start() (*server.Server, error) {
-	host := e.Host
-	if host == "" {
-		host = "127.0.0.1"
-	}
-	opts := &server.Options{
-		ServerName: "auditd",
-		Host:       host,
-		Port:       e.Port,
-		JetStream:  true,
-		StoreDir:   e.Dir,
-		NoSigs:     true,
-		NoLog:      true,
+func (e Embedded) Start() (*Local, error) {
+	opts, password, err := e.options()
+	if err != nil {
+		return nil, err
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
@@ -49,14 +83,111 @@ func (e Embedded) Start() (*server.Server, error) {
 		ns.Shutdown()
 		return nil, errors.New("embedded nats: not ready after 10s")
 	}
-	return ns, nil
+	return &Local{Server: ns, password: password}, nil
 }
 
-// Connect dials url with reconnects that never give up, as a long-running
-// service wants.
-func Connect(url, name string) (*nats.Conn, error) {
-	nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
+// options builds the server options: the service user, reachable only in
+// process, and the ingest users, reachable only through the listener.
+func (e Embedded) options() (*server.Options, string, error) {
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, "", fmt.Errorf("embedded nats: service password: %w", err)
+	}
+	password := hex.EncodeToString(secret)
+	opts := &server.Options{
+		ServerName: "auditd",
+		DontListen: true,
+		JetStream:  true,
+		StoreDir:   e.Dir,
+		NoSigs:     true,
+		NoLog:      true,
+		Users: []*server.User{{
+			Username:               serviceUser,
+			Password:               password,
+			AllowedConnectionTypes: map[string]struct{}{"IN_PROCESS": {}},
+		}},
+	}
+	if e.Listen == "" {
+		if len(e.Ingest) > 0 {
+			return nil, "", errors.New("embedded nats: ingest users without a listener")
+		}
+		return opts, password, nil
+	}
+	host, port, err := net.SplitHostPort(e.Listen)
 	if err != nil {
+		return nil, "", fmt.Errorf("embedded nats: listen address %q: %w", e.Listen, err)
+	}
+	if opts.Port, err = strconv.Atoi(port); err != nil {
+		return nil, "", fmt.Errorf("embedded nats: listen address %q: bad port", e.Listen)
+	}
+	if len(e.Ingest) == 0 {
+		return nil, "", errors.New("embedded nats: a listener needs at least one ingest user")
+	}
+	opts.DontListen, opts.Host = false, host
+	for _, u := range e.Ingest {
+		switch {
+		case u.Name == "" || u.Password == "":
+			return nil, "", errors.New("embedded nats: an ingest user needs a name and a password")
+		case u.Name == serviceUser:
+			return nil, "", fmt.Errorf("embedded nats: ingest user may not be named %q", serviceUser)
+		}
+		opts.Users = append(opts.Users, &server.User{
+			Username:               u.Name,
+			Password:               u.Password,
+			Permissions:            IngestPermissions(),
+			AllowedConnectionTypes: map[string]struct{}{"STANDARD": {}},
+		})
+	}
+	return opts, password, nil
+}
+
+// ListenURL is the client URL of the ingest listener, or "" when there is
+// none.
+func (l *Local) ListenURL() string {
+	if l.Addr() == nil {
+		return ""
+	}
+	return l.ClientURL()
+}
+
+// Connect connects in process as the service user, with every right.
+func (l *Local) Connect(name string) (*nats.Conn, error) {
+	return connect("", name, nats.InProcessServer(l.Server), nats.UserInfo(serviceUser, l.password))
+}
+
+// Credentials authenticate auditd to an external NATS server: a user and
+// password, or a credentials file (user JWT and nkey seed). None is
+// anonymous.
+type Credentials struct {
+	User, Password string
+	File           string
+}
+
+func (c Credentials) options() []nats.Option {
+	var opts []nats.Option
+	if c.User != "" {
+		opts = append(opts, nats.UserInfo(c.User, c.Password))
+	}
+	if c.File != "" {
+		opts = append(opts, nats.UserCredentials(c.File))
+	}
+	return opts
+}
+
+// Connect dials an external NATS at url with creds, with reconnects that
+// never give up, as a long-running service wants.
+func Connect(url, name string, creds Credentials) (*nats.Conn, error) {
+	return connect(url, name, creds.options()...)
+}
+
+func connect(url, name string, opts ...nats.Option) (*nats.Conn, error) {
+	opts = append(opts, nats.Name(name), nats.CustomInboxPrefix(InboxPrefix),
+		nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		if url == "" {
+			url = "in process"
+		}
 		return nil, fmt.Errorf("connect nats %s: %w", url, err)
 	}
 	return nc, nil

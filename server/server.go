@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
@@ -43,6 +42,15 @@ type Config struct {
 	DataDir string
 	// NATSURL selects an external NATS; empty starts an embedded server.
 	NATSURL string
+	// NATSCredentials authenticate auditd to the external NATS at NATSURL.
+	NATSCredentials natsx.Credentials
+	// NATSListen opens a client listener on the embedded server (host:port,
+	// port -1 for a free one) for NATS ingest clients; empty opens none,
+	// and auditd connects in process.
+	NATSListen string
+	// NATSIngestUsers may connect through NATSListen, and may only request
+	// auditlog.ingest.<source>; each request still needs a service token.
+	NATSIngestUsers []natsx.User
 	// DatabaseURL holds the control schema and, by default, every region's schema.
 	DatabaseURL string
 	// RegionDatabaseURLs gives a region its own database.
@@ -126,7 +134,7 @@ func TuneGC() {
 type Server struct {
 	cfg      Config
 	log      zerolog.Logger
-	ns       *natsserver.Server // nil with an external NATS
+	ns       *natsx.Local // nil with an external NATS
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	control  *pgxpool.Pool
@@ -187,18 +195,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 	}()
 
-	url := cfg.NATSURL
-	if url == "" {
-		dir := filepath.Join(cfg.DataDir, "nats")
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("data dir: %w", err)
-		}
-		if s.ns, err = (natsx.Embedded{Dir: dir, Port: -1}).Start(); err != nil {
-			return nil, err
-		}
-		url = s.ns.ClientURL()
-	}
-	if s.nc, err = natsx.Connect(url, "auditd"); err != nil {
+	if s.nc, err = s.connectNATS(); err != nil {
 		return nil, err
 	}
 	if s.js, err = jetstream.New(s.nc, jetstream.WithPublishAsyncMaxPending(16384)); err != nil {
@@ -283,6 +280,31 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	return s, nil
 }
 
+// connectNATS connects to the external NATS with the configured
+// credentials, or starts the embedded server and connects in process.
+func (s *Server) connectNATS() (*nats.Conn, error) {
+	cfg := s.cfg
+	if cfg.NATSURL != "" {
+		if cfg.NATSListen != "" || len(cfg.NATSIngestUsers) > 0 {
+			return nil, errors.New("a NATS ingest listener is for the embedded server; configure an external NATS's users there")
+		}
+		return natsx.Connect(cfg.NATSURL, "auditd", cfg.NATSCredentials)
+	}
+	dir := filepath.Join(cfg.DataDir, "nats")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	ns, err := natsx.Embedded{Dir: dir, Listen: cfg.NATSListen, Ingest: cfg.NATSIngestUsers}.Start()
+	if err != nil {
+		return nil, err
+	}
+	s.ns = ns
+	if u := ns.ListenURL(); u != "" {
+		s.log.Info().Str("url", u).Int("users", len(cfg.NATSIngestUsers)).Msg("NATS ingest listener")
+	}
+	return ns.Connect("auditd")
+}
+
 func (s *Server) openPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
@@ -302,8 +324,14 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // JetStream is the server's JetStream context.
 func (s *Server) JetStream() jetstream.JetStream { return s.js }
 
-// NATSURL is the URL of the NATS server in use.
-func (s *Server) NATSURL() string { return s.nc.ConnectedUrl() }
+// NATSIngestURL is the client URL of the embedded server's ingest listener,
+// or "" when it has none (the default) or NATS is external.
+func (s *Server) NATSIngestURL() string {
+	if s.ns == nil {
+		return ""
+	}
+	return s.ns.ListenURL()
+}
 
 // EventStore is region r's read model.
 func (s *Server) EventStore(r domain.Region) *projections.EventStore { return s.events[r] }
@@ -359,7 +387,7 @@ func (s *Server) Run(ctx context.Context) error {
 		})
 	}
 
-	svc, err := ingest.ServeNATS(pctx, s.nc, s.recorder, s.log)
+	svc, err := ingest.ServeNATS(pctx, s.nc, s.recorder, s.cfg.Verifier, s.log)
 	if err != nil {
 		return fmt.Errorf("nats ingest: %w", err)
 	}

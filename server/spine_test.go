@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/oklog/ulid/v2"
 
 	"github.com/auditlog/auditlog/domain"
@@ -292,31 +291,22 @@ func TestIdsAreNeverStoredTwice(t *testing.T) {
 }
 
 func TestNATSIngest(t *testing.T) {
-	env := testenv.Start(t)
+	env := testenv.Start(t, testenv.WithNATSIngest())
 	env.EnableOrg(t, "acme", domain.RegionUS)
-	nc, err := nats.Connect(env.NATSURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc := env.NATSIngest(t)
+	token := "Bearer " + testenv.ServiceToken(t)
 	body, _ := json.Marshal(map[string]any{"events": []map[string]any{
 		userCreated("acme", time.Now().Add(-time.Minute), "nats@example.com"),
 		ev("acme", "USER_LOGOUT", "INSIGHT_IDR", time.Now(), map[string]any{"userId": "u1"}, nil),
 		ev("acme", "USER_LOGOUT", "PLATFORM", time.Now(), map[string]any{}, nil),
 	}})
-	msg, err := nc.Request("auditlog.ingest.PLATFORM", body, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var reply ingest.Reply
-	if err := json.Unmarshal(msg.Data, &reply); err != nil {
-		t.Fatal(err)
-	}
+	reply, _ := natsRecord(t, nc, "auditlog.ingest.PLATFORM", token, body)
 	if reply.Error != nil || len(reply.Results) != 3 {
-		t.Fatalf("reply: %s", msg.Data)
+		t.Fatalf("reply: %+v", reply)
 	}
 	if reply.Results[0].Status != ingest.Recorded ||
 		reply.Results[1].Status != ingest.Rejected || !strings.Contains(reply.Results[1].Reason, "source") ||
+		reply.Results[1].Code != domain.CodeForbidden ||
 		reply.Results[2].Status != ingest.Rejected || !strings.Contains(reply.Results[2].Reason, "details.userId") {
 		t.Fatalf("results: %+v", reply.Results)
 	}
@@ -324,13 +314,9 @@ func TestNATSIngest(t *testing.T) {
 		"auditlog.ingest.PLATFORM": `{"events": "nope"}`,
 		"auditlog.ingest.NOPE":     `{"events": []}`,
 	} {
-		msg, err := nc.Request(subject, []byte(body), 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var r ingest.Reply
-		if err := json.Unmarshal(msg.Data, &r); err != nil || r.Error == nil || r.Error.Code != domain.CodeBadUserInput {
-			t.Fatalf("%s %s: reply %s", subject, body, msg.Data)
+		r, _ := natsRecord(t, nc, subject, token, []byte(body))
+		if r.Error == nil || r.Error.Code != domain.CodeBadUserInput {
+			t.Fatalf("%s %s: reply %+v", subject, body, r)
 		}
 	}
 	env.WaitProjected(t)

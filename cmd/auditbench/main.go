@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -122,9 +123,13 @@ func run(scale float64, out, only string, dedupe time.Duration) error {
 	}
 	defer os.RemoveAll(dataDir)
 	secret := []byte("auditbench")
+	// NATS ingest is measured the way internal services reach it: over the
+	// loopback listener as an ingest user, with a service token.
+	natsUser := natsx.User{Name: "auditbench", Password: rand.Text()}
 	cfg := server.Config{
 		Addr: "127.0.0.1:0", DataDir: dataDir, DatabaseURL: dbURL,
 		Verifier: auth.NewHMACVerifier(secret), Streams: natsx.Streams{DuplicateWindow: dedupe},
+		NATSListen: "127.0.0.1:-1", NATSIngestUsers: []natsx.User{natsUser},
 		Log: zerolog.New(os.Stderr).Level(zerolog.WarnLevel),
 	}
 	srv, err := server.New(ctx, cfg)
@@ -139,7 +144,7 @@ func run(scale float64, out, only string, dedupe time.Duration) error {
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(runCtx) }()
 	defer func() { stop(); <-done }()
-	b.srv, b.url, b.secret = srv, "http://"+addr.String(), secret
+	b.srv, b.url, b.secret, b.natsUser = srv, "http://"+addr.String(), secret, natsUser
 
 	steps := []struct {
 		part string

@@ -38,6 +38,7 @@ type bench struct {
 	srv       *server.Server
 	url       string
 	secret    []byte
+	natsUser  natsx.User
 }
 
 func (b *bench) token(c auth.Claims) string {
@@ -110,12 +111,9 @@ func (b *bench) ceilings(ctx context.Context, rep *Report) error {
 	for i := range evs {
 		payloads[i], _ = json.Marshal(&evs[i])
 	}
-	nc, err := nats.Connect(b.srv.NATSURL())
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(16384))
+	// auditd's own in-process connection: the embedded server has no
+	// listener with JetStream rights.
+	js := b.srv.JetStream()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "BENCH_RAW", Subjects: []string{"bench.raw"}, Storage: jetstream.FileStorage}); err != nil {
 		return err
 	}
@@ -130,7 +128,7 @@ func (b *bench) ceilings(ctx context.Context, rep *Report) error {
 	rep.add("ceiling: JetStream async publish", float64(n)/time.Since(start).Seconds(), "msg/s", fmt.Sprintf("%d msgs, file storage", n))
 
 	pool := b.srv.EventStore(domain.RegionUS).Pool()
-	_, err = pool.Exec(ctx, `CREATE TABLE bench_copy (LIKE audit_us.events);
+	_, err := pool.Exec(ctx, `CREATE TABLE bench_copy (LIKE audit_us.events);
 		CREATE INDEX ON bench_copy (org_id, occurred_at, id);
 		CREATE INDEX ON bench_copy USING gin (search_text gin_trgm_ops)`)
 	if err != nil {
@@ -357,14 +355,17 @@ func (b *bench) steady(ctx context.Context, rep *Report, rate int) error {
 }
 
 func (b *bench) ingestNATS(ctx context.Context, rep *Report) error {
-	nc, err := nats.Connect(b.srv.NATSURL())
+	nc, err := nats.Connect(b.srv.NATSIngestURL(), nats.UserInfo(b.natsUser.Name, b.natsUser.Password))
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
+	token := b.service()
 	return b.ingest(ctx, rep, "NATS", "bench-nats", func(ctx context.Context, evs []domain.Event) (int, error) {
-		body, _ := json.Marshal(ingest.Request{Events: evs})
-		msg, err := nc.RequestWithContext(ctx, natsx.IngestSubjectPrefix+"PLATFORM", body)
+		req := nats.NewMsg(natsx.IngestSubjectPrefix + "PLATFORM")
+		req.Header.Set(ingest.AuthorizationHeader, "Bearer "+token)
+		req.Data, _ = json.Marshal(ingest.Request{Events: evs})
+		msg, err := nc.RequestMsgWithContext(ctx, req)
 		if err != nil {
 			return 0, err
 		}

@@ -77,6 +77,7 @@ func env(name, def string) string {
 // common are the flags every command that touches the stores shares.
 type common struct {
 	databaseURL, natsURL, dataDir, logLevel string
+	natsUser, natsCreds                     string
 	dupWindow                               time.Duration
 	placement                               bool
 }
@@ -84,6 +85,8 @@ type common struct {
 func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.databaseURL, "database-url", env("DATABASE_URL", ""), "Postgres URL (DATABASE_URL); empty finds or starts a local server")
 	fs.StringVar(&c.natsURL, "nats-url", env("NATS_URL", ""), "NATS URL (NATS_URL); empty runs an embedded server")
+	fs.StringVar(&c.natsUser, "nats-user", env("NATS_USER", ""), "user auditd authenticates as on NATS_URL (NATS_USER; password in NATS_PASSWORD)")
+	fs.StringVar(&c.natsCreds, "nats-creds", env("NATS_CREDS", ""), "credentials file (user JWT and nkey seed) for NATS_URL (NATS_CREDS)")
 	fs.StringVar(&c.dataDir, "data-dir", env("AUDITD_DATA_DIR", ".data"), "data directory (AUDITD_DATA_DIR)")
 	fs.StringVar(&c.logLevel, "log-level", env("AUDITD_LOG_LEVEL", "info"), "log level (AUDITD_LOG_LEVEL)")
 	fs.DurationVar(&c.dupWindow, "dedupe-window", 10*time.Minute, "JetStream de-duplication window for event ids")
@@ -145,6 +148,7 @@ func (c *common) config(ctx context.Context, log zerolog.Logger) (server.Config,
 	return server.Config{
 		DataDir:            c.dataDir,
 		NATSURL:            c.natsURL,
+		NATSCredentials:    natsx.Credentials{User: c.natsUser, Password: os.Getenv("NATS_PASSWORD"), File: c.natsCreds},
 		DatabaseURL:        url,
 		RegionDatabaseURLs: regional,
 		Streams:            natsx.Streams{DuplicateWindow: c.dupWindow, Placement: c.placement},
@@ -166,9 +170,22 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		"key signing export download links; default derives it from the JWT secret (AUDITD_DOWNLOAD_KEY)")
 	workers := fs.Int("export-workers", 2, "exports this instance runs at once; 0 runs none")
 	exportTTL := fs.Duration("export-ttl", natsx.DefaultExportTTL, "how long export files are kept")
+	natsListen := fs.String("nats-listen", env("AUDITD_NATS_LISTEN", ""),
+		"embedded NATS: host:port of a listener for NATS ingest clients; empty opens none (AUDITD_NATS_LISTEN)")
+	ingestUser := fs.String("nats-ingest-user", env("AUDITD_NATS_INGEST_USER", ""),
+		"embedded NATS: user ingest clients connect as; password in AUDITD_NATS_INGEST_PASSWORD (AUDITD_NATS_INGEST_USER)")
 	log, cfg, err := c.setup(ctx, fs, args, stderr)
 	if err != nil {
 		return err
+	}
+	if cfg.NATSListen = *natsListen; cfg.NATSListen != "" {
+		// Passwords come from the environment only, never a flag the
+		// process list shows.
+		password := os.Getenv("AUDITD_NATS_INGEST_PASSWORD")
+		if *ingestUser == "" || password == "" {
+			return errors.New("--nats-listen needs AUDITD_NATS_INGEST_USER and AUDITD_NATS_INGEST_PASSWORD")
+		}
+		cfg.NATSIngestUsers = []natsx.User{{Name: *ingestUser, Password: password}}
 	}
 	cfg.Addr = *addr
 	cfg.Introspection = *introspection

@@ -21,6 +21,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -170,6 +171,36 @@ func (e *Env) Stop() error {
 	case <-time.After(30 * time.Second):
 		return fmt.Errorf("auditd did not stop within 30s")
 	}
+}
+
+// IngestUser is the NATS user WithNATSIngest lets connect.
+var IngestUser = natsx.User{Name: "ingest", Password: "testenv-ingest-password"}
+
+// WithNATSIngest opens the embedded NATS's ingest listener on a free
+// loopback port for IngestUser; NATSIngest connects through it.
+func WithNATSIngest() Option {
+	return func(c *server.Config) {
+		c.NATSListen = "127.0.0.1:-1"
+		c.NATSIngestUsers = []natsx.User{IngestUser}
+	}
+}
+
+// NATSIngest connects to e's ingest listener as IngestUser, the way an
+// internal service does, with opts added; e must have been started
+// WithNATSIngest.
+func (e *Env) NATSIngest(t testing.TB, opts ...nats.Option) *nats.Conn {
+	t.Helper()
+	url := e.NATSIngestURL()
+	if url == "" {
+		t.Fatal("auditd has no NATS ingest listener; start it WithNATSIngest")
+	}
+	opts = append([]nats.Option{nats.UserInfo(IngestUser.Name, IngestUser.Password), nats.Name(t.Name())}, opts...)
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		t.Fatalf("connect as ingest user: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
 }
 
 // Token mints a token for claims, valid for an hour.
@@ -334,16 +365,17 @@ func (e *Env) EnableOrg(t testing.TB, org string, region domain.Region) {
 
 func jwtSubject(sub string) jwt.RegisteredClaims { return jwt.RegisteredClaims{Subject: sub} }
 
-// JetStream starts an embedded NATS server for t with the audit streams
-// declared, and returns a JetStream context on it.
+// JetStream starts an embedded NATS server for t, without a listener, with
+// the audit streams declared, and returns an in-process JetStream context
+// on it.
 func JetStream(t testing.TB, streams natsx.Streams) jetstream.JetStream {
 	t.Helper()
-	ns, err := natsx.Embedded{Dir: t.TempDir(), Port: -1}.Start()
+	ns, err := natsx.Embedded{Dir: t.TempDir()}.Start()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(ns.Shutdown)
-	nc, err := natsx.Connect(ns.ClientURL(), "testenv")
+	nc, err := ns.Connect("testenv")
 	if err != nil {
 		t.Fatal(err)
 	}
