@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"io"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 	"time"
 
 	"github.com/auditlog/auditlog/domain"
@@ -77,15 +79,26 @@ func targetText(t *domain.Target) string {
 	return s
 }
 
-// Defuse keeps a spreadsheet from reading a cell as a formula: a cell that
-// starts with =, +, -, @, a tab or a carriage return gets a leading
-// apostrophe, which spreadsheets show as text and do not evaluate (OWASP's
-// advice for CSV injection). Only recorded, client-supplied text needs it.
+// Defuse keeps a spreadsheet from reading a cell as a formula: a cell whose
+// first character other than white space is =, +, -, @ (or their full-width
+// forms, which some spreadsheets fold to them), or that starts with a tab
+// or a carriage return, gets a leading apostrophe, which spreadsheets show
+// as text and do not evaluate (OWASP's advice for CSV injection). Only
+// recorded, client-supplied text needs it.
 func Defuse(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+	if s != "" && (s[0] == '\t' || s[0] == '\r' || isFormulaStart(strings.TrimLeftFunc(s, unicode.IsSpace))) {
 		return "'" + s
 	}
 	return s
+}
+
+func isFormulaStart(s string) bool {
+	r, _ := utf8.DecodeRuneInString(s)
+	switch r {
+	case '=', '+', '-', '@', '＝', '＋', '－', '＠', '﹦', '﹢', '﹣', '﹫':
+		return true
+	}
+	return false
 }
 
 // ndjsonEncoder writes one JSON object per line.

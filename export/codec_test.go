@@ -23,6 +23,13 @@ func TestDefuse(t *testing.T) {
 		{"grace@example.com", "grace@example.com"},
 		{"a=b", "a=b"},
 		{"{\"k\":\"=1\"}", "{\"k\":\"=1\"}"},
+		{" =1+2", "' =1+2"},
+		{"\u00a0\u3000@SUM(A1)", "'\u00a0\u3000@SUM(A1)"},
+		{"\n-1", "'\n-1"},
+		{"＝HYPERLINK(\"x\")", "'＝HYPERLINK(\"x\")"},
+		{"  ＋1", "'  ＋1"},
+		{"   ", "   "},
+		{" plain", " plain"},
 	}
 	for _, tt := range tests {
 		if got := Defuse(tt.in); got != tt.want {
