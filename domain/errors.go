@@ -24,6 +24,9 @@ const (
 	CodeSlowConsumer Code = "SLOW_CONSUMER"
 	// CodeExpired answers a download of an export whose file was deleted.
 	CodeExpired Code = "EXPIRED"
+	// CodeUnavailable says the log could not take the call just now (its
+	// stream or store was unreachable); the same call may be sent again.
+	CodeUnavailable Code = "UNAVAILABLE"
 	// CodeComplexityLimit refuses a query whose estimated answer is too
 	// large; it is gqlgen's own code for the same refusal.
 	CodeComplexityLimit Code = "COMPLEXITY_LIMIT_EXCEEDED"
@@ -43,6 +46,8 @@ type Error struct {
 	Code    Code
 	Field   string
 	Message string
+	// Cause is the failure behind the error, for logs; it is never shown.
+	Cause error
 }
 
 func (e *Error) Error() string {
@@ -52,11 +57,14 @@ func (e *Error) Error() string {
 	return e.Message
 }
 
+// Unwrap is the cause, so errors.Is and errors.As see it.
+func (e *Error) Unwrap() error { return e.Cause }
+
 // Is makes errors.Is match any *Error with the same code, so callers can test
 // against the sentinels below.
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
-	return ok && t.Field == "" && t.Message == "" && t.Code == e.Code
+	return ok && t.Field == "" && t.Message == "" && t.Cause == nil && t.Code == e.Code
 }
 
 // Sentinels for errors.Is; compare by code only.
@@ -79,6 +87,12 @@ func Errorf(code Code, field, format string, args ...any) *Error {
 // BadInput returns a BAD_USER_INPUT error naming field.
 func BadInput(field, format string, args ...any) *Error {
 	return Errorf(CodeBadUserInput, field, format, args...)
+}
+
+// Unavailable is the UNAVAILABLE error for cause: nothing the caller sent
+// was wrong, and sending it again is safe.
+func Unavailable(message string, cause error) *Error {
+	return &Error{Code: CodeUnavailable, Message: message, Cause: cause}
 }
 
 // CodeOf reports the code of the first *Error in err's chain, or INTERNAL.

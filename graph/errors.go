@@ -23,6 +23,10 @@ func ErrorPresenter() graphql.ErrorPresenterFunc {
 		gqlErr := graphql.DefaultErrorPresenter(ctx, err)
 		var de *domain.Error
 		if errors.As(err, &de) {
+			if de.Cause != nil {
+				zerolog.Ctx(ctx).Warn().Err(de.Cause).Str("code", string(de.Code)).
+					Str("path", gqlErr.Path.String()).Msg(de.Message)
+			}
 			gqlErr.Message = de.Error()
 			gqlErr.Extensions = map[string]any{"code": string(de.Code)}
 			if de.Field != "" {

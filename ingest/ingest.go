@@ -78,6 +78,11 @@ func (r *Recorder) Record(ctx context.Context, p *domain.Principal, events []dom
 // whose ids may be name-based UUIDs.
 func (r *Recorder) recordTallied(ctx context.Context, p *domain.Principal, events []domain.Event, own bool) ([]Result, error) {
 	results, err := r.record(ctx, p, events, own)
+	if err != nil && domain.CodeOf(err) == domain.CodeInternal {
+		// The stream or the settings could not be reached: nothing the
+		// caller sent was wrong, and ids make sending it again safe.
+		err = domain.Unavailable("the audit log could not store this batch just now; send the same events again (their ids make that safe)", err)
+	}
 	if err == nil && r.tally != nil {
 		counts := map[Status]int{}
 		for _, res := range results {

@@ -96,6 +96,7 @@ var statusOf = map[domain.Code]int{
 	domain.CodeNotFound:        http.StatusNotFound,
 	domain.CodeConflict:        http.StatusConflict,
 	domain.CodeExpired:         http.StatusGone,
+	domain.CodeUnavailable:     http.StatusServiceUnavailable,
 }
 
 // writeError answers a plain HTTP endpoint in the shape of a GraphQL error,

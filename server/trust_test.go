@@ -14,6 +14,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/ingest"
 	"github.com/auditlog/auditlog/internal/testenv"
 	"github.com/auditlog/auditlog/natsx"
 	"github.com/auditlog/auditlog/projections"
@@ -25,7 +26,7 @@ import (
 // with the field named, alone, while the rest of the batch is recorded and
 // becomes readable.
 func TestHostileTextIsRefusedAndNothingStops(t *testing.T) {
-	env := testenv.Start(t)
+	env := testenv.Start(t, testenv.WithNATSIngest())
 	env.EnableOrg(t, "acme", domain.RegionUS)
 	env.EnableOrg(t, "globex", domain.RegionUS)
 	at := time.Now().Add(-time.Minute)
@@ -69,9 +70,30 @@ func TestHostileTextIsRefusedAndNothingStops(t *testing.T) {
 	if res[len(res)-1].Status != "RECORDED" {
 		t.Fatalf("the good event: %+v", res[len(res)-1])
 	}
-	t.Logf("batch of %d hostile events and one good one answered in %s", len(hostile), took)
+	t.Logf("GraphQL: batch of %d hostile events and one good one answered in %s", len(hostile), took)
+
+	// The same through NATS ingest, with fresh ids.
+	for _, e := range events {
+		e["id"] = ulid.Make().String()
+	}
+	body, _ := json.Marshal(map[string]any{"events": events})
+	reply, took := natsRecord(t, env.NATSIngest(t), natsx.IngestSubjectPrefix+"PLATFORM", "Bearer "+testenv.ServiceToken(t), body)
+	if reply.Error != nil || len(reply.Results) != len(events) {
+		t.Fatalf("NATS reply: %+v", reply)
+	}
+	for i, h := range hostile {
+		r := reply.Results[i]
+		if r.Status != ingest.Rejected || r.Code != domain.CodeBadUserInput || !strings.HasPrefix(r.Reason, h.field+": ") {
+			t.Errorf("NATS %s: %+v", h.field, r)
+		}
+	}
+	if r := reply.Results[len(events)-1]; r.Status != ingest.Recorded {
+		t.Fatalf("NATS, the good event: %+v", r)
+	}
+	t.Logf("NATS: the same batch answered in %s", took)
+
 	env.WaitProjected(t)
-	if c := list(t, env, "globex", map[string]any{"types": []string{"USER_CREATED"}}, 10, ""); c.TotalCount != 1 {
+	if c := list(t, env, "globex", map[string]any{"types": []string{"USER_CREATED"}}, 10, ""); c.TotalCount != 2 {
 		t.Fatalf("globex reads %d events", c.TotalCount)
 	}
 	if c := list(t, env, "acme", map[string]any{"sources": []string{"PLATFORM"}, "types": []string{"USER_LOGOUT", "POLICY_UPDATED"}}, 10, ""); c.TotalCount != 0 {

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -400,3 +402,54 @@ func Pool(t testing.TB) *pgxpool.Pool {
 	t.Cleanup(pool.Close)
 	return pool
 }
+
+// ExternalNATS is a NATS server with JetStream that auditd reaches over
+// loopback TCP, as a deployment's own server, which tests can stop and
+// start again on the same port and storage.
+type ExternalNATS struct {
+	t    testing.TB
+	opts natsserver.Options
+	ns   *natsserver.Server
+}
+
+// StartExternalNATS starts an ExternalNATS for t on a free loopback port.
+func StartExternalNATS(t testing.TB) *ExternalNATS {
+	t.Helper()
+	x := &ExternalNATS{t: t, opts: natsserver.Options{
+		ServerName: "external", Host: "127.0.0.1", Port: natsserver.RANDOM_PORT,
+		JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
+	}}
+	x.start()
+	x.opts.Port = x.ns.Addr().(*net.TCPAddr).Port // a restart comes back on the same port
+	t.Cleanup(x.Stop)
+	return x
+}
+
+func (x *ExternalNATS) start() {
+	x.t.Helper()
+	opts := x.opts
+	ns, err := natsserver.NewServer(&opts)
+	if err != nil {
+		x.t.Fatalf("nats server: %v", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		x.t.Fatal("nats server not ready after 10s")
+	}
+	x.ns = ns
+}
+
+// URL is where clients reach the server.
+func (x *ExternalNATS) URL() string { return fmt.Sprintf("nats://127.0.0.1:%d", x.opts.Port) }
+
+// Stop shuts the server down at once, dropping every connection.
+func (x *ExternalNATS) Stop() {
+	if x.ns != nil {
+		x.ns.Shutdown()
+		x.ns.WaitForShutdown()
+		x.ns = nil
+	}
+}
+
+// Restart starts the stopped server again with the storage it had.
+func (x *ExternalNATS) Restart() { x.start() }
