@@ -6,9 +6,9 @@ import (
 	"encoding/json"
 	"io"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
-	"time"
 
 	"github.com/auditlog/auditlog/domain"
 )
