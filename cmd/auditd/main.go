@@ -170,6 +170,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		"key signing export download links; default derives it from the JWT secret (AUDITD_DOWNLOAD_KEY)")
 	workers := fs.Int("export-workers", 2, "exports this instance runs at once; 0 runs none")
 	exportTTL := fs.Duration("export-ttl", natsx.DefaultExportTTL, "how long export files are kept")
+	userTTL := fs.Duration("max-user-token-lifetime", auth.DefaultMaxUserLifetime, "refuse user tokens that expire later than this from now")
+	serviceTTL := fs.Duration("max-service-token-lifetime", auth.DefaultMaxServiceLifetime, "refuse service tokens that expire later than this from now")
+	reconcileEvery := fs.Duration("reconcile-every", server.DefaultReconcileEvery,
+		"compare each regional stream with its read model and repair gaps this often; 0 never")
+	stallAfter := fs.Duration("stall-after", server.DefaultStallAfter,
+		"call a projection stalled on /readyz when it is behind and has not moved for this long")
 	natsListen := fs.String("nats-listen", env("AUDITD_NATS_LISTEN", ""),
 		"embedded NATS: host:port of a listener for NATS ingest clients; empty opens none (AUDITD_NATS_LISTEN)")
 	ingestUser := fs.String("nats-ingest-user", env("AUDITD_NATS_INGEST_USER", ""),
@@ -197,6 +203,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		cfg.ExportWorkers = -1
 	}
 	cfg.Streams.ExportTTL = *exportTTL
+	cfg.StallAfter = *stallAfter
+	cfg.ReconcileEvery = *reconcileEvery
+	if *reconcileEvery == 0 {
+		cfg.ReconcileEvery = -1
+	}
 	switch {
 	case *jwks != "":
 		if cfg.Verifier, err = auth.NewJWKSVerifier(ctx, *jwks); err != nil {
@@ -209,6 +220,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	default:
 		cfg.Verifier = auth.NewHMACVerifier([]byte(*secret))
 	}
+	cfg.Verifier = cfg.Verifier.WithMaxLifetime(*userTTL, *serviceTTL)
 	switch {
 	case *downloadKey != "":
 		cfg.DownloadKey = []byte(*downloadKey)

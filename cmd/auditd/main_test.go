@@ -3,12 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/oklog/ulid/v2"
 
 	"github.com/auditlog/auditlog/auth"
 	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/internal/testenv"
 )
 
 func TestTokenCommand(t *testing.T) {
@@ -47,5 +54,60 @@ func TestTokenCommand(t *testing.T) {
 		if err := run(context.Background(), bad, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
 			t.Errorf("%v: no error", bad)
 		}
+	}
+}
+
+func TestReconcileCommandFindsAndRepairsGaps(t *testing.T) {
+	env := testenv.Start(t)
+	env.EnableOrg(t, "acme", domain.RegionUS)
+	body := map[string]any{"events": []map[string]any{}}
+	var ids []string
+	for i := range 20 {
+		id := ulid.Make().String()
+		ids = append(ids, id)
+		body["events"] = append(body["events"].([]map[string]any), map[string]any{
+			"id": id, "orgId": "acme", "source": "PLATFORM", "type": "USER_LOGOUT",
+			"occurredAt": time.Now().Add(-time.Minute).UTC().Format(time.RFC3339Nano),
+			"actor":      map[string]any{"kind": "USER", "id": fmt.Sprintf("u%d", i)},
+			"details":    map[string]any{"userId": fmt.Sprintf("u%d", i)},
+		})
+	}
+	r := env.Do(t, testenv.ServiceToken(t), `mutation($events: [AuditEventInput!]!) { recordAuditEvents(events: $events) { results { status } } }`, body)
+	if len(r.Errors) > 0 {
+		t.Fatal(r.Errors)
+	}
+	env.WaitProjected(t)
+	ctx := context.Background()
+	pool := env.EventStore(domain.RegionUS).Pool()
+	if _, err := pool.Exec(ctx, `DELETE FROM audit_us.events WHERE org_id = 'acme' AND id = $1`, ids[4]); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Stop(); err != nil { // the command opens the same embedded NATS storage
+		t.Fatal(err)
+	}
+	args := []string{"projections", "reconcile", "--database-url", env.DBURL, "--data-dir", env.Config.DataDir, "--log-level", "warn"}
+
+	var out bytes.Buffer
+	err := run(ctx, args, &out, &bytes.Buffer{})
+	if !errors.Is(err, errGaps) || !strings.Contains(out.String(), "org acme") ||
+		!strings.Contains(out.String(), "event "+ids[4]) || strings.Count(out.String(), "gap:") != 1 {
+		t.Fatalf("reconcile: %v\n%s", err, out.String())
+	}
+	out.Reset()
+	if err := run(ctx, append(args, "--repair"), &out, &bytes.Buffer{}); err != nil || !strings.Contains(out.String(), "1 repaired") {
+		t.Fatalf("reconcile --repair: %v\n%s", err, out.String())
+	}
+	conn, err := pgx.Connect(ctx, env.DBURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM audit_us.events WHERE org_id = 'acme' AND id = $1`, ids[4]).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("repaired row: %d, %v", n, err)
+	}
+	out.Reset()
+	if err := run(ctx, args, &out, &bytes.Buffer{}); err != nil {
+		t.Fatalf("after repair: %v\n%s", err, out.String())
 	}
 }
