@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,8 +35,9 @@ type OrgReport struct {
 	Rows int64
 }
 
-// Gap is a message of the stream that the read model should hold and does not.
-type Gap struct {
+// EventRef names an event by its org and id, and the stream sequence it
+// was stored at (for a row, the one it claims).
+type EventRef struct {
 	Seq   uint64
 	OrgID string
 	ID    string
@@ -47,8 +49,10 @@ type Report struct {
 	// Through is the checkpoint compared up to; Checked the messages read.
 	Through, Checked uint64
 	Orgs             map[string]*OrgReport
-	Gaps             []Gap
-	Quarantined      []Quarantined
+	// Gaps are messages the read model should hold as events and does
+	// not; Extra are rows no message of the stream accounts for.
+	Gaps, Extra []EventRef
+	Quarantined []Quarantined
 	// Unexplained counts rows that no message of the stream accounts for.
 	Unexplained int64
 	// Repaired counts the gaps that repair filled.
@@ -91,6 +95,14 @@ func (s *EventStore) Reconcile(ctx context.Context, js jetstream.JetStream, repa
 	if err := s.countRows(ctx, rep); err != nil {
 		return nil, err
 	}
+	for org, o := range rep.Orgs {
+		if o.Rows > o.Stored {
+			if err := s.findExtra(ctx, js, rep, org); err != nil {
+				return nil, err
+			}
+		}
+	}
+	slices.SortFunc(rep.Extra, func(a, b EventRef) int { return cmp.Compare(a.Seq, b.Seq) })
 	if repair && len(rep.Gaps) > 0 {
 		if rep.Repaired, err = s.repair(ctx, js, rep.Gaps); err != nil {
 			return rep, err
@@ -236,7 +248,7 @@ func (s *EventStore) compare(ctx context.Context, rep *Report, chunk []streamEve
 		switch {
 		case stored == nil:
 			o.Missing++
-			rep.Gaps = append(rep.Gaps, Gap{Seq: uint64(seq), OrgID: org, ID: id})
+			rep.Gaps = append(rep.Gaps, EventRef{Seq: uint64(seq), OrgID: org, ID: id})
 		case *stored == seq:
 			o.Stored++
 		default:
@@ -271,14 +283,84 @@ func (s *EventStore) countRows(ctx context.Context, rep *Report) error {
 	if err != nil {
 		return fmt.Errorf("reconcile %s: count rows: %w", s.stream, err)
 	}
-	slices.SortFunc(rep.Gaps, func(a, b Gap) int { return int(a.Seq - b.Seq) })
+	slices.SortFunc(rep.Gaps, func(a, b EventRef) int { return cmp.Compare(a.Seq, b.Seq) })
+	return nil
+}
+
+// findExtra names the rows of org that no message accounts for: each of
+// the org's rows up to the checkpoint is matched with the org's messages,
+// read again from the stream. It runs only for an org whose rows outnumber
+// its stored messages, so its memory is one such org's rows.
+func (s *EventStore) findExtra(ctx context.Context, js jetstream.JetStream, rep *Report, org string) error {
+	rows, err := s.pool.Query(ctx, fmt.Sprintf(
+		`SELECT id, stream_seq FROM %s.events WHERE org_id = $1 AND stream_seq <= $2`, s.schema), org, int64(rep.Through))
+	if err != nil {
+		return fmt.Errorf("reconcile %s: rows of %s: %w", s.stream, org, err)
+	}
+	unmatched := map[[2]any]bool{}
+	var (
+		id  string
+		seq int64
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&id, &seq}, func() error {
+		unmatched[[2]any{id, uint64(seq)}] = true
+		return nil
+	}); err != nil {
+		return fmt.Errorf("reconcile %s: rows of %s: %w", s.stream, org, err)
+	}
+	stream, err := js.Stream(ctx, s.stream)
+	if err != nil {
+		return fmt.Errorf("reconcile %s: %w", s.stream, err)
+	}
+	subject := "audit.*." + org + ".>"
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		return fmt.Errorf("reconcile %s: %w", s.stream, err)
+	}
+	if len(info.State.Subjects) > 0 {
+		cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, HeadersOnly: true})
+		if err != nil {
+			return fmt.Errorf("reconcile %s: %w", s.stream, err)
+		}
+		iter, err := cons.Messages(jetstream.PullMaxMessages(reconcileChunk))
+		if err != nil {
+			return fmt.Errorf("reconcile %s: %w", s.stream, err)
+		}
+		defer iter.Stop()
+		for {
+			nctx, cancel := context.WithTimeout(ctx, time.Second)
+			m, err := iter.Next(jetstream.NextContext(nctx))
+			cancel()
+			if err != nil {
+				break // the org's messages are all read
+			}
+			md, err := m.Metadata()
+			if err != nil {
+				return fmt.Errorf("reconcile %s: %w", s.stream, err)
+			}
+			if md.Sequence.Stream > rep.Through {
+				break
+			}
+			id, err := s.eventID(ctx, stream, org, md.Sequence.Stream, m.Headers().Get(jetstream.MsgIDHeader))
+			if err != nil {
+				return err
+			}
+			delete(unmatched, [2]any{id, md.Sequence.Stream})
+			if md.NumPending == 0 {
+				break
+			}
+		}
+	}
+	for k := range unmatched {
+		rep.Extra = append(rep.Extra, EventRef{Seq: k[1].(uint64), OrgID: org, ID: k[0].(string)})
+	}
 	return nil
 }
 
 // repair re-applies the messages of gaps to the read model, leaving the
 // checkpoint alone: the rows are written as the projector would have, and
 // an id claimed for a row that is gone is claimed again.
-func (s *EventStore) repair(ctx context.Context, js jetstream.JetStream, gaps []Gap) (int, error) {
+func (s *EventStore) repair(ctx context.Context, js jetstream.JetStream, gaps []EventRef) (int, error) {
 	stream, err := js.Stream(ctx, s.stream)
 	if err != nil {
 		return 0, fmt.Errorf("repair %s: %w", s.stream, err)

@@ -89,6 +89,9 @@ func TestReconcileFindsAndRepairsExactlyWhatIsMissing(t *testing.T) {
 	if len(rep.Gaps) != 3 || rep.Unexplained != 1 {
 		t.Fatalf("found %d gaps (%+v) and %d unexplained rows, want 3 and 1", len(rep.Gaps), rep.Gaps, rep.Unexplained)
 	}
+	if len(rep.Extra) != 1 || rep.Extra[0].ID != "forged" || rep.Extra[0].Seq != 8 {
+		t.Fatalf("extra rows %+v, want the forged one", rep.Extra)
+	}
 	for i, g := range rep.Gaps {
 		if int64(g.Seq) != lost[i].seq || g.OrgID != lost[i].org || g.ID != lost[i].id {
 			t.Errorf("gap %d is %+v, want %+v", i, g, lost[i])

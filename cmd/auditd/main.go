@@ -380,6 +380,9 @@ func printReport(w io.Writer, rep *projections.Report) {
 	for _, g := range rep.Gaps {
 		fmt.Fprintf(w, "  gap: sequence %d, org %s, event %s\n", g.Seq, g.OrgID, g.ID)
 	}
+	for _, x := range rep.Extra {
+		fmt.Fprintf(w, "  extra: org %s, event %s, claims sequence %d, which holds no such event\n", x.OrgID, x.ID, x.Seq)
+	}
 	for _, q := range rep.Quarantined {
 		fmt.Fprintf(w, "  quarantined: sequence %d, subject %s, %d bytes: %s\n", q.Seq, q.Subject, len(q.Data), q.Error)
 	}
