@@ -49,7 +49,10 @@ func toPage(first *int, after *string, ascending bool) (projections.PageRequest,
 	return p, nil
 }
 
-func toConnection(page *projections.EventPage, count func(ctx context.Context) (int, bool, error)) *model.AuditEventConnection {
+// toConnection presents page, read as p asked. A page read after a cursor
+// has events before it (the one at the cursor at least), which is what
+// hasPreviousPage tells a client paging forward.
+func toConnection(page *projections.EventPage, p projections.PageRequest, count func(ctx context.Context) (int, bool, error)) *model.AuditEventConnection {
 	edges := make([]*model.AuditEventEdge, len(page.Events))
 	for i, e := range page.Events {
 		edges[i] = &model.AuditEventEdge{
@@ -57,7 +60,7 @@ func toConnection(page *projections.EventPage, count func(ctx context.Context) (
 			Node:   model.NewAuditEvent(e),
 		}
 	}
-	info := &model.PageInfo{HasNextPage: page.HasNextPage}
+	info := &model.PageInfo{HasNextPage: page.HasNextPage, HasPreviousPage: p.After != nil}
 	if len(edges) > 0 {
 		info.StartCursor, info.EndCursor = &edges[0].Cursor, &edges[len(edges)-1].Cursor
 	}

@@ -48,7 +48,10 @@ func (r *mutationResolver) RecordAuditEvents(ctx context.Context, events []*mode
 	for i, res := range results {
 		rr := &model.RecordResult{ID: res.ID, Status: model.RecordStatus(res.Status)}
 		if res.Reason != "" {
-			reason := fmt.Sprintf("events[%d].%s", i, res.Reason)
+			reason := fmt.Sprintf("events[%d]: %s", i, res.Reason)
+			if res.Field != "" {
+				reason = fmt.Sprintf("events[%d].%s", i, res.Reason)
+			}
 			rr.Reason = &reason
 		}
 		out.Results[i] = rr
@@ -106,7 +109,7 @@ func (r *queryResolver) AuditEvents(ctx context.Context, filter *model.AuditEven
 	if err != nil {
 		return nil, err
 	}
-	return toConnection(page, func(ctx context.Context) (int, bool, error) {
+	return toConnection(page, p, func(ctx context.Context) (int, bool, error) {
 		return r.Events.Count(ctx, org, f)
 	}), nil
 }
@@ -150,7 +153,7 @@ func (r *queryResolver) ResourceHistory(ctx context.Context, kind string, id str
 	if err != nil {
 		return nil, err
 	}
-	return toConnection(page, func(ctx context.Context) (int, bool, error) {
+	return toConnection(page, p, func(ctx context.Context) (int, bool, error) {
 		return r.Events.CountHistory(ctx, org, kind, id)
 	}), nil
 }

@@ -37,6 +37,9 @@ type Result struct {
 	ID     string
 	Status Status
 	Code   domain.Code // why it was rejected
+	// Field is the input field a rejection concerns, if any; Reason names
+	// it too.
+	Field  string
 	Reason string
 }
 
@@ -133,6 +136,7 @@ func (r *Recorder) record(ctx context.Context, p *domain.Principal, events []dom
 		}
 		if !s.Enabled {
 			results[i].Status = DroppedDisabled
+			results[i].Reason = "audit logging is disabled for org " + e.OrgID + "; the event was not stored"
 			continue
 		}
 		pending = append(pending, i)
@@ -221,7 +225,9 @@ func (res *Result) reject(err error) {
 	var de *domain.Error
 	if !errors.As(err, &de) {
 		res.Code, res.Reason = domain.CodeInternal, "internal error"
+		return
 	}
+	res.Field = de.Field
 }
 
 // RecordOwn records an event the audit log emits about itself through

@@ -2,12 +2,19 @@ package server
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
+	"mime"
 	"net/http"
 	"unicode/utf8"
 
 	"github.com/auditlog/auditlog/domain"
 )
+
+func isJSON(r *http.Request) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && mt == mediaJSON
+}
 
 // textOnly refuses a /query request whose body or query string is not
 // valid UTF-8, before any decoder sees it: JSON decoders replace invalid
@@ -18,7 +25,7 @@ func textOnly(next http.Handler) http.Handler {
 		for _, vs := range r.URL.Query() {
 			for _, v := range vs {
 				if !utf8.ValidString(v) {
-					writeError(w, r, domain.BadInput("", "the query string is not valid UTF-8"))
+					writeRequestError(w, r, domain.BadInput("", "the query string is not valid UTF-8"))
 					return
 				}
 			}
@@ -29,11 +36,16 @@ func textOnly(next http.Handler) http.Handler {
 		}
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
-			writeError(w, r, domain.BadInput("", "could not read the request body: %v", err))
+			writeRequestError(w, r, domain.BadInput("", "could not read the request body: %v", err))
 			return
 		}
 		if err := domain.CheckBody(body); err != nil {
-			writeError(w, r, err)
+			writeRequestError(w, r, err)
+			return
+		}
+		// gqlgen would quote the whole body back in its error.
+		if isJSON(r) && !json.Valid(body) {
+			writeRequestError(w, r, domain.BadInput("", "the request body is not valid JSON"))
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))

@@ -363,13 +363,48 @@ func TestGraphQLOverHTTP(t *testing.T) {
 	env := testenv.Start(t)
 	admin := testenv.AdminToken(t, "acme")
 
-	// A parse error: 400 with the standard error shape.
-	r := env.Do(t, admin, `{ auditEvents( }`, nil)
-	if r.Status != http.StatusBadRequest || r.ErrorCode(t) != "GRAPHQL_PARSE_FAILED" || r.Errors[0].Message == "" {
-		t.Fatalf("parse error: status %d %+v", r.Status, r.Errors)
+	// Requests that never execute: application/json answers are 200, and
+	// neither media type carries a data entry (GraphQL over HTTP).
+	bodies := map[string]string{
+		"JSON parse failure":  `{"query":"{ auditEventTypes { type } }"`,
+		"GraphQL parse error": `{"query":"{ auditEvents( }"}`,
+		"validation failure":  `{"query":"{ nope }"}`,
+		"invalid variables":   `{"query":"query($f: Int!){ auditEvents(first: $f) { totalCount } }","variables":{"f":"x"}}`,
+		"no query":            `{"variables":{}}`,
+		"non-UTF-8 body":      "{\"query\":\"{ auditEventTypes { type } }\",\"operationName\":\"\xff\"}",
 	}
-	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/graphql-response+json") {
-		t.Fatalf("content type %q", ct)
+	for name, body := range bodies {
+		for _, tc := range []struct {
+			accept, media string
+			status        int
+		}{
+			{"application/json", "application/json", http.StatusOK},
+			{"application/graphql-response+json", "application/graphql-response+json", http.StatusBadRequest},
+			{"", "application/graphql-response+json", http.StatusBadRequest},
+		} {
+			req, _ := http.NewRequest(http.MethodPost, env.URL+"/query", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			if tc.accept != "" {
+				req.Header.Set("Accept", tc.accept)
+			}
+			req.Header.Set("Authorization", "Bearer "+admin)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out map[string]json.RawMessage
+			err = json.NewDecoder(resp.Body).Decode(&out)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != tc.status || !strings.HasPrefix(resp.Header.Get("Content-Type"), tc.media) {
+				t.Errorf("%s, Accept %q: %d %s, %v", name, tc.accept, resp.StatusCode, resp.Header.Get("Content-Type"), err)
+			}
+			if _, ok := out["data"]; ok || len(out["errors"]) == 0 {
+				t.Errorf("%s, Accept %q: body %v has data or no errors", name, tc.accept, out)
+			}
+			if len(out["errors"]) > 4096 {
+				t.Errorf("%s: an error of %d bytes", name, len(out["errors"]))
+			}
+		}
 	}
 
 	get := func(query string) *http.Response {

@@ -1,0 +1,124 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/auditlog/auditlog/domain"
+)
+
+// Media types of GraphQL over HTTP.
+const (
+	mediaGraphQLResponse = "application/graphql-response+json"
+	mediaJSON            = "application/json"
+)
+
+// responseMedia is the media type a /query answer takes: the newer
+// application/graphql-response+json unless the client accepts only plain
+// JSON. The two differ in how a request that never executed is answered.
+func responseMedia(r *http.Request) string {
+	accept := r.Header.Get("Accept")
+	if accept == "" {
+		return mediaGraphQLResponse
+	}
+	json := false
+	for _, part := range strings.Split(accept, ",") {
+		mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		switch mt {
+		case mediaGraphQLResponse, "*/*", "application/*":
+			return mediaGraphQLResponse
+		case mediaJSON:
+			json = true
+		}
+	}
+	if json {
+		return mediaJSON
+	}
+	return mediaGraphQLResponse
+}
+
+// requestErrors makes gqlgen's answers to requests it could not execute
+// (unparsable JSON or GraphQL, invalid documents or variables) follow
+// GraphQL over HTTP: application/json answers are 200, since a client
+// of that type reads the status only as a transport outcome, and neither
+// kind carries a data entry, which only an executed request has.
+func requestErrors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			next.ServeHTTP(w, r) // hijacked; nothing to rewrite
+			return
+		}
+		rw := &errorRewriter{ResponseWriter: w}
+		next.ServeHTTP(rw, r)
+		rw.finish()
+	})
+}
+
+// errorRewriter holds back a 4xx answer until it can rewrite it.
+type errorRewriter struct {
+	http.ResponseWriter
+	status int
+	held   bool
+	buf    bytes.Buffer
+}
+
+func (e *errorRewriter) WriteHeader(code int) {
+	// 405 (a mutation over GET) and 413 are about the HTTP request itself.
+	if code >= 400 && code < 500 && code != http.StatusMethodNotAllowed && code != http.StatusRequestEntityTooLarge {
+		e.status, e.held = code, true
+		return
+	}
+	e.ResponseWriter.WriteHeader(code)
+}
+
+func (e *errorRewriter) Write(b []byte) (int, error) {
+	if e.held {
+		return e.buf.Write(b)
+	}
+	return e.ResponseWriter.Write(b)
+}
+
+func (e *errorRewriter) Unwrap() http.ResponseWriter { return e.ResponseWriter }
+
+func (e *errorRewriter) finish() {
+	if !e.held {
+		return
+	}
+	var body struct {
+		Errors json.RawMessage `json:"errors"`
+	}
+	status := e.status
+	if strings.HasPrefix(e.Header().Get("Content-Type"), mediaJSON) {
+		status = http.StatusOK
+	}
+	if err := json.Unmarshal(e.buf.Bytes(), &body); err != nil || len(body.Errors) == 0 {
+		e.ResponseWriter.WriteHeader(e.status)
+		_, _ = e.ResponseWriter.Write(e.buf.Bytes())
+		return
+	}
+	out, _ := json.Marshal(body)
+	e.Header().Del("Content-Length")
+	e.ResponseWriter.WriteHeader(status)
+	_, _ = e.ResponseWriter.Write(append(out, '\n'))
+}
+
+// writeRequestError answers a /query request refused before gqlgen saw it
+// as requestErrors would have.
+func writeRequestError(w http.ResponseWriter, r *http.Request, err error) {
+	media := responseMedia(r)
+	status := http.StatusBadRequest
+	if media == mediaJSON {
+		status = http.StatusOK
+	}
+	w.Header().Set("Content-Type", media)
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"errors": []map[string]any{{
+		"message": err.Error(), "extensions": map[string]string{"code": string(domain.CodeOf(err))},
+	}}})
+}
