@@ -69,7 +69,9 @@ func TestRecordAnswersSayWhy(t *testing.T) {
 	}
 	r = env.Do(t, testenv.ServiceToken(t), recordMutation, map[string]any{"events": []any{
 		ev("acme", "USER_LOGOUT", "PLATFORM", at, map[string]any{"userId": "u"}, map[string]any{"occurredAt": "0001-01-01T00:00:00Z"})}})
-	var out struct{ RecordAuditEvents struct{ Results []recordResult } }
+	var out struct {
+		RecordAuditEvents struct{ Results []recordResult }
+	}
 	r.MustData(t, &out)
 	if reason := deref(out.RecordAuditEvents.Results[0].Reason); !strings.Contains(reason, "occurredAt: is required") || !strings.Contains(reason, "zero time") {
 		t.Fatalf("zero occurredAt: %q", reason)
