@@ -6,6 +6,7 @@ package graph
 import (
 	"context"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -63,6 +64,9 @@ type Resolver struct {
 	// the job id, e.g. "/exports/".
 	Downloads    DownloadSigner
 	DownloadPath string
+	// PublicURL is the base of links the API hands out (scheme, host and
+	// any path prefix); empty means the origin each request came to.
+	PublicURL string
 	// Own records the audit log's events about itself (refused settings
 	// changes); nil records none.
 	Own OwnRecorder
@@ -91,9 +95,28 @@ func NewSchema(r *Resolver) graphql.ExecutableSchema {
 	return NewExecutableSchema(cfg)
 }
 
+type originKey struct{}
+
+// WithOrigin records the scheme and host a request reached the API at, so
+// links the API hands out (download URLs) are absolute and work when pasted
+// into curl, unless a public base URL is configured.
+func WithOrigin(ctx context.Context, origin string) context.Context {
+	return context.WithValue(ctx, originKey{}, origin)
+}
+
+// baseURL is where links point: the configured public URL, else the
+// request's own origin.
+func (r *Resolver) baseURL(ctx context.Context) string {
+	if r.PublicURL != "" {
+		return strings.TrimSuffix(r.PublicURL, "/")
+	}
+	origin, _ := ctx.Value(originKey{}).(string)
+	return origin
+}
+
 // presentJob presents job with a fresh signed download link once its file
 // is ready.
-func (r *Resolver) presentJob(job *domain.ExportJob) (*model.ExportJob, error) {
+func (r *Resolver) presentJob(ctx context.Context, job *domain.ExportJob) (*model.ExportJob, error) {
 	x := model.NewExportJob(job)
 	if job.Status != domain.ExportSucceeded || job.Expired(r.now()) || r.Downloads == nil {
 		return x, nil
@@ -102,7 +125,7 @@ func (r *Resolver) presentJob(job *domain.ExportJob) (*model.ExportJob, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := r.DownloadPath + url.PathEscape(job.ID) + "?" + url.Values{"token": {token}}.Encode()
+	u := r.baseURL(ctx) + r.DownloadPath + url.PathEscape(job.ID) + "?" + url.Values{"token": {token}}.Encode()
 	x.DownloadURL = &u
 	return x, nil
 }

@@ -73,7 +73,7 @@ func (r *mutationResolver) StartAuditExport(ctx context.Context, filter *model.A
 	if err != nil {
 		return nil, err
 	}
-	return r.presentJob(job)
+	return r.presentJob(ctx, job)
 }
 
 // CancelAuditExport is the resolver for the cancelAuditExport field.
@@ -82,7 +82,7 @@ func (r *mutationResolver) CancelAuditExport(ctx context.Context, id string) (*m
 	if err != nil {
 		return nil, err
 	}
-	return r.presentJob(job)
+	return r.presentJob(ctx, job)
 }
 
 // AuditLogSettings is the resolver for the auditLogSettings field.
@@ -167,7 +167,7 @@ func (r *queryResolver) ExportJob(ctx context.Context, id string) (*model.Export
 	if err != nil {
 		return nil, err
 	}
-	return r.presentJob(job)
+	return r.presentJob(ctx, job)
 }
 
 // AuditExports is the resolver for the auditExports field.
@@ -185,7 +185,7 @@ func (r *queryResolver) AuditExports(ctx context.Context, first *int) ([]*model.
 	}
 	out := make([]*model.ExportJob, len(jobs))
 	for i, j := range jobs {
-		if out[i], err = r.presentJob(j); err != nil {
+		if out[i], err = r.presentJob(ctx, j); err != nil {
 			return nil, err
 		}
 	}
@@ -219,7 +219,7 @@ func (r *subscriptionResolver) AuditExportUpdated(ctx context.Context, id string
 	go func() {
 		defer close(out)
 		for job := range updates {
-			x, err := r.presentJob(job)
+			x, err := r.presentJob(ctx, job)
 			if err != nil {
 				endSubscription(ctx, err)
 				return

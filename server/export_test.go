@@ -259,8 +259,12 @@ func TestExport100kCSVEqualsTheQuery(t *testing.T) {
 		t.Errorf("live heap grew by %.1f MB during the export", float64(grown)/(1<<20))
 	}
 
-	// The signed link works without a bearer token, streamed as CSV.
-	resp := get(t, env.URL+*job.DownloadURL, "")
+	// The signed link is absolute and works without a bearer token,
+	// streamed as CSV.
+	if !strings.HasPrefix(*job.DownloadURL, env.URL+"/exports/") {
+		t.Fatalf("download URL %q is not absolute on %s", *job.DownloadURL, env.URL)
+	}
+	resp := get(t, *job.DownloadURL, "")
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/csv; charset=utf-8" ||
 		!strings.HasPrefix(resp.Header.Get("Content-Disposition"), "attachment; filename=audit-log-") ||
 		!strings.HasSuffix(resp.Header.Get("Content-Disposition"), ".csv") {

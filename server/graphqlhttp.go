@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/graph"
 )
 
 // Media types of GraphQL over HTTP.
@@ -121,4 +122,16 @@ func writeRequestError(w http.ResponseWriter, r *http.Request, err error) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"errors": []map[string]any{{
 		"message": err.Error(), "extensions": map[string]string{"code": string(domain.CodeOf(err))},
 	}}})
+}
+
+// withOrigin tells the resolvers the origin the request came to, which
+// makes the links they hand out absolute.
+func withOrigin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scheme := "http"
+		if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
+			scheme = "https"
+		}
+		next.ServeHTTP(w, r.WithContext(graph.WithOrigin(r.Context(), scheme+"://"+r.Host)))
+	})
 }

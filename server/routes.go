@@ -46,7 +46,7 @@ func (s *Server) routes(resolver *graph.Resolver) http.Handler {
 	gql.SetRecoverFunc(graph.Recover())
 
 	mux := http.NewServeMux()
-	mux.Handle("/query", limitBody(s.cfg.MaxRequestBytes, textOnly(s.cfg.Verifier.Middleware(requestErrors(gql)))))
+	mux.Handle("/query", limitBody(s.cfg.MaxRequestBytes, textOnly(s.cfg.Verifier.Middleware(withOrigin(requestErrors(gql))))))
 	mux.Handle("GET /{$}", playground.Handler("auditlog", "/query"))
 	mux.Handle("GET "+downloadPath+"{id}", s.cfg.Verifier.Middleware(http.HandlerFunc(s.download)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

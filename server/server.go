@@ -83,6 +83,10 @@ type Config struct {
 	// DownloadKey signs export download links; empty means a random key,
 	// so links work only on the instance that made them.
 	DownloadKey []byte
+	// PublicURL is the base of the links the API hands out, such as export
+	// download URLs (e.g. https://audit.example.com); empty means the
+	// origin each request came to.
+	PublicURL string
 	// ExportWorkers is how many exports this instance runs at once
 	// (default 2); negative runs none.
 	ExportWorkers int
@@ -273,6 +277,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Exports:      s.jobs,
 		Downloads:    s.signer,
 		DownloadPath: downloadPath,
+		PublicURL:    cfg.PublicURL,
 		Own:          s.recorder,
 		Now:          cfg.Now,
 	}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -166,6 +167,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	introspection := fs.Bool("introspection", env("AUDITD_INTROSPECTION", "true") == "true", "allow GraphQL introspection (AUDITD_INTROSPECTION)")
 	origins := fs.String("allowed-origins", env("AUDITD_ALLOWED_ORIGINS", ""),
 		"comma-separated host patterns of browser pages, besides the API's own origin, that may open websockets (AUDITD_ALLOWED_ORIGINS)")
+	publicURL := fs.String("public-url", env("AUDITD_PUBLIC_URL", ""),
+		"base URL of the links the API hands out, e.g. https://audit.example.com; default the origin of each request (AUDITD_PUBLIC_URL)")
 	downloadKey := fs.String("download-key", env("AUDITD_DOWNLOAD_KEY", ""),
 		"key signing export download links; default derives it from the JWT secret (AUDITD_DOWNLOAD_KEY)")
 	workers := fs.Int("export-workers", 2, "exports this instance runs at once; 0 runs none")
@@ -194,6 +197,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		cfg.NATSIngestUsers = []natsx.User{{Name: *ingestUser, Password: password}}
 	}
 	cfg.Addr = *addr
+	cfg.PublicURL = *publicURL
 	cfg.Introspection = *introspection
 	if *origins != "" {
 		cfg.AllowedOrigins = strings.Split(*origins, ",")
@@ -214,7 +218,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			return err
 		}
 	case *secret == "":
-		log.Warn().Msg("AUDITD_JWT_SECRET not set; using the development secret, which anyone can sign tokens with")
+		// Anyone can sign tokens with the development secret, so it only
+		// ever serves this machine.
+		if cfg.Addr, err = loopbackOnly(cfg.Addr); err != nil {
+			return err
+		}
+		log.Warn().Str("addr", cfg.Addr).Msg("AUDITD_JWT_SECRET not set; using the development secret, which anyone can sign tokens with, on loopback only")
 		*secret = devSecret
 		cfg.Verifier = auth.NewHMACVerifier([]byte(devSecret))
 	default:
@@ -241,6 +250,25 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info().Str("graphql", "http://"+displayAddr(bound.String())+"/query").Msg("GraphQL endpoint")
 	return srv.Run(ctx)
+}
+
+// loopbackOnly keeps addr on a loopback interface: an address with no host
+// (":8080") listens on 127.0.0.1, and any other host must be a loopback one.
+func loopbackOnly(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("listen address %q: %w", addr, err)
+	}
+	if host == "" {
+		return net.JoinHostPort("127.0.0.1", port), nil
+	}
+	if host == "localhost" {
+		return addr, nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return addr, nil
+	}
+	return "", fmt.Errorf("refusing to listen on %s with the development JWT secret, which anyone can sign tokens with: set AUDITD_JWT_SECRET or AUDITD_JWKS, or listen on loopback", addr)
 }
 
 func displayAddr(a string) string {

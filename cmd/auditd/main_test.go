@@ -111,3 +111,20 @@ func TestReconcileCommandFindsAndRepairsGaps(t *testing.T) {
 		t.Fatalf("after repair: %v\n%s", err, out.String())
 	}
 }
+
+func TestDevelopmentSecretMeansLoopbackOnly(t *testing.T) {
+	for addr, want := range map[string]string{
+		":8080":          "127.0.0.1:8080",
+		"127.0.0.1:9000": "127.0.0.1:9000",
+		"[::1]:9000":     "[::1]:9000",
+		"localhost:80":   "localhost:80",
+		"0.0.0.0:8080":   "",
+		"[::]:8080":      "",
+		"10.1.2.3:8080":  "",
+	} {
+		got, err := loopbackOnly(addr)
+		if got != want || (want == "") != (err != nil) {
+			t.Errorf("loopbackOnly(%q) = %q, %v; want %q", addr, got, err, want)
+		}
+	}
+}
