@@ -1,7 +1,10 @@
 package server_test
 
 import (
+	"bytes"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -75,5 +78,30 @@ func TestRecordAnswersSayWhy(t *testing.T) {
 	r.MustData(t, &out)
 	if reason := deref(out.RecordAuditEvents.Results[0].Reason); !strings.Contains(reason, "occurredAt: is required") || !strings.Contains(reason, "zero time") {
 		t.Fatalf("zero occurredAt: %q", reason)
+	}
+}
+
+// The playground is served from the binary and reaches no other host.
+func TestPlaygroundIsSelfContained(t *testing.T) {
+	env := testenv.Start(t)
+	for path, ctype := range map[string]string{"/": "text/html", "/playground.js": "text/javascript", "/playground.css": "text/css"} {
+		resp, err := http.Get(env.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), ctype) {
+			t.Fatalf("%s: %d %s", path, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		if !strings.Contains(resp.Header.Get("Content-Security-Policy"), "default-src 'self'") {
+			t.Fatalf("%s: CSP %q", path, resp.Header.Get("Content-Security-Policy"))
+		}
+		if bytes.Contains(body, []byte("http://")) || bytes.Contains(body, []byte("https://")) || bytes.Contains(body, []byte("//cdn")) {
+			t.Fatalf("%s refers to another host", path)
+		}
+		if path == "/playground.js" && !bytes.Contains(body, []byte("#token=")) && !bytes.Contains(body, []byte("token=")) {
+			t.Fatal("the playground does not take a token from the fragment")
+		}
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
-	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
@@ -47,7 +46,10 @@ func (s *Server) routes(resolver *graph.Resolver) http.Handler {
 
 	mux := http.NewServeMux()
 	mux.Handle("/query", limitBody(s.cfg.MaxRequestBytes, textOnly(s.cfg.Verifier.Middleware(withOrigin(requestErrors(gql))))))
-	mux.Handle("GET /{$}", playground.Handler("auditlog", "/query"))
+	pg := playground()
+	for _, path := range []string{"GET /{$}", "GET /playground.js", "GET /playground.css"} {
+		mux.Handle(path, pg)
+	}
 	mux.Handle("GET "+downloadPath+"{id}", s.cfg.Verifier.Middleware(http.HandlerFunc(s.download)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeStatus(w, http.StatusOK, "ok")
