@@ -2484,7 +2484,8 @@ func newExecutionContext(
 
 var sources = []*ast.Source{
 	{Name: "../schema.graphqls", Input: `# The auditlog GraphQL contract. Names here are relied on by other tools:
-# extend freely, never rename. See DESIGN.md.
+# extend freely, never rename. docs/api.md is its guide: every operation
+# with an example, the error codes and the limits.
 
 """
 Restricts a field to principals with a role. Checked once, by the directive,
