@@ -140,13 +140,9 @@ func (s *EventStore) walk(ctx context.Context, js jetstream.JetStream, through u
 		return nil
 	}
 	through = min(through, state.LastSeq)
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{HeadersOnly: true})
+	iter, err := s.headers(ctx, stream, ">")
 	if err != nil {
-		return fmt.Errorf("reconcile %s: %w", s.stream, err)
-	}
-	iter, err := cons.Messages(jetstream.PullMaxMessages(reconcileChunk))
-	if err != nil {
-		return fmt.Errorf("reconcile %s: %w", s.stream, err)
+		return err
 	}
 	defer iter.Stop()
 	chunk := make([]streamEvent, 0, reconcileChunk)
@@ -184,6 +180,20 @@ func (s *EventStore) walk(ctx context.Context, js jetstream.JetStream, through u
 		return fn(chunk)
 	}
 	return nil
+}
+
+// headers reads the messages of stream on subject from the first, headers
+// only: reconciliation needs their sequence, subject and id, not their body.
+func (s *EventStore) headers(ctx context.Context, stream jetstream.Stream, subject string) (jetstream.MessagesContext, error) {
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, HeadersOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("reconcile %s: %w", s.stream, err)
+	}
+	iter, err := cons.Messages(jetstream.PullMaxMessages(reconcileChunk))
+	if err != nil {
+		return nil, fmt.Errorf("reconcile %s: %w", s.stream, err)
+	}
+	return iter, nil
 }
 
 // eventID is the event id of a message: its de-duplication id, which is
@@ -318,13 +328,9 @@ func (s *EventStore) findExtra(ctx context.Context, js jetstream.JetStream, rep 
 		return fmt.Errorf("reconcile %s: %w", s.stream, err)
 	}
 	if len(info.State.Subjects) > 0 {
-		cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, HeadersOnly: true})
+		iter, err := s.headers(ctx, stream, subject)
 		if err != nil {
-			return fmt.Errorf("reconcile %s: %w", s.stream, err)
-		}
-		iter, err := cons.Messages(jetstream.PullMaxMessages(reconcileChunk))
-		if err != nil {
-			return fmt.Errorf("reconcile %s: %w", s.stream, err)
+			return err
 		}
 		defer iter.Stop()
 		for {

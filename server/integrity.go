@@ -55,16 +55,8 @@ func newIntegrity(s *Server, stallAfter time.Duration) *integrity {
 
 // watch refreshes the health of every read model until ctx ends.
 func (in *integrity) watch(ctx context.Context) {
-	t := time.NewTicker(watchEvery)
-	defer t.Stop()
-	for {
-		in.refresh(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	in.refresh(ctx)
+	every(ctx, watchEvery, func() { in.refresh(ctx) })
 }
 
 // readModel is what the watch needs of a read model.
@@ -165,15 +157,8 @@ func (in *integrity) problem() string {
 
 // reconcileLoop reconciles every regional read model every interval, one
 // instance at a time per region, repairing what it finds.
-func (in *integrity) reconcileLoop(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+func (in *integrity) reconcileLoop(ctx context.Context, period time.Duration) {
+	every(ctx, period, func() {
 		for _, r := range domain.Regions {
 			st := in.s.events[r]
 			ran, err := onlyOne(ctx, st.Pool(), "reconcile:"+st.Schema(), func() error {
@@ -187,7 +172,7 @@ func (in *integrity) reconcileLoop(ctx context.Context, every time.Duration) {
 				in.refresh(ctx)
 			}
 		}
-	}
+	})
 }
 
 // onlyOne runs fn unless another instance holds lock, and says whether it ran.

@@ -455,7 +455,18 @@ const partitionsAhead = 3
 // partition. New partitions are always for future months, which the default
 // partition cannot hold rows of.
 func (s *Server) maintainPartitions(ctx context.Context) {
-	t := time.NewTicker(12 * time.Hour)
+	every(ctx, 12*time.Hour, func() {
+		for _, st := range s.events {
+			if err := st.EnsurePartitions(ctx, partitionsAhead); err != nil && ctx.Err() == nil {
+				s.log.Error().Err(err).Str("schema", st.Schema()).Msg("creating partitions ahead failed")
+			}
+		}
+	})
+}
+
+// every calls fn each period until ctx ends.
+func every(ctx context.Context, period time.Duration, fn func()) {
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
@@ -463,11 +474,7 @@ func (s *Server) maintainPartitions(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		for _, st := range s.events {
-			if err := st.EnsurePartitions(ctx, partitionsAhead); err != nil && ctx.Err() == nil {
-				s.log.Error().Err(err).Str("schema", st.Schema()).Msg("creating partitions ahead failed")
-			}
-		}
+		fn()
 	}
 }
 

@@ -342,8 +342,9 @@ func sourceNames() []string {
 	return out
 }
 
-func rebuild(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("projections rebuild", flag.ContinueOnError)
+// withServer parses args into fs with the common flags, opens the stores
+// (without serving) and runs fn on them.
+func withServer(ctx context.Context, fs *flag.FlagSet, args []string, stderr io.Writer, fn func(zerolog.Logger, *server.Server) error) error {
 	var c common
 	c.register(fs)
 	log, cfg, err := c.setup(ctx, fs, args, stderr)
@@ -355,12 +356,19 @@ func rebuild(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer srv.Close()
-	start := time.Now()
-	if err := srv.Rebuild(ctx); err != nil {
-		return err
-	}
-	log.Info().Dur("took", time.Since(start)).Msg("read models rebuilt")
-	return nil
+	return fn(log, srv)
+}
+
+func rebuild(ctx context.Context, args []string, stderr io.Writer) error {
+	return withServer(ctx, flag.NewFlagSet("projections rebuild", flag.ContinueOnError), args, stderr,
+		func(log zerolog.Logger, srv *server.Server) error {
+			start := time.Now()
+			if err := srv.Rebuild(ctx); err != nil {
+				return err
+			}
+			log.Info().Dur("took", time.Since(start)).Msg("read models rebuilt")
+			return nil
+		})
 }
 
 // errGaps makes reconcile exit non-zero, for cron jobs and alerts.
@@ -368,31 +376,22 @@ var errGaps = errors.New("acknowledged events are missing from the read model")
 
 func reconcile(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("projections reconcile", flag.ContinueOnError)
-	var c common
-	c.register(fs)
 	repair := fs.Bool("repair", false, "re-apply every missing event from the stream")
-	_, cfg, err := c.setup(ctx, fs, args, stderr)
-	if err != nil {
-		return err
-	}
-	srv, err := server.New(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
-	reports, err := srv.Reconcile(ctx, *repair)
-	if err != nil {
-		return err
-	}
-	left := 0
-	for _, rep := range reports {
-		printReport(stdout, rep)
-		left += len(rep.Gaps) - rep.Repaired
-	}
-	if left > 0 {
-		return fmt.Errorf("%w: %d (run with --repair)", errGaps, left)
-	}
-	return nil
+	return withServer(ctx, fs, args, stderr, func(_ zerolog.Logger, srv *server.Server) error {
+		reports, err := srv.Reconcile(ctx, *repair)
+		if err != nil {
+			return err
+		}
+		left := 0
+		for _, rep := range reports {
+			printReport(stdout, rep)
+			left += len(rep.Gaps) - rep.Repaired
+		}
+		if left > 0 {
+			return fmt.Errorf("%w: %d (run with --repair)", errGaps, left)
+		}
+		return nil
+	})
 }
 
 func printReport(w io.Writer, rep *projections.Report) {
