@@ -88,6 +88,9 @@ func (v *Verifier) Verify(token string) (*domain.Principal, error) {
 	if c.Subject == "" {
 		return nil, unauthenticated("token has no sub claim")
 	}
+	if err := storableClaims(&c); err != nil {
+		return nil, err
+	}
 	p := &domain.Principal{
 		Subject: c.Subject, OrgID: c.Org, Name: c.Name, Email: c.Email,
 		Roles: c.Roles, Kind: domain.PrincipalKind(c.Kind), Orgs: c.Orgs,
@@ -113,6 +116,23 @@ func (v *Verifier) Verify(token string) (*domain.Principal, error) {
 		return nil, unauthenticated(`token kind must be "user" or "service"`)
 	}
 	return p, nil
+}
+
+// storableClaims refuses claims that would become an event's actor and
+// that the log cannot store: a NUL, invalid UTF-8, an overlong name or id,
+// or an email that is not a plain address. Such a token is refused at
+// once rather than failing later, in a settings change's own event.
+func storableClaims(c *Claims) error {
+	actor := domain.Actor{Kind: domain.ActorUser, ID: c.Subject, Name: c.Name, Email: c.Email}
+	if err := actor.Validate(); err != nil {
+		var de *domain.Error
+		if errors.As(err, &de) {
+			claim := map[string]string{"actor.id": "sub", "actor.name": "name", "actor.email": "email"}[de.Field]
+			return unauthenticated(fmt.Sprintf("token %s claim %s", claim, de.Message))
+		}
+		return unauthenticated("token claims are not valid")
+	}
+	return nil
 }
 
 func tokenProblem(err error) string {

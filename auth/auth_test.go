@@ -50,6 +50,9 @@ func TestVerifyHMAC(t *testing.T) {
 		return c
 	}
 	valid := func(c Claims) Claims { return withTimes(c, now.Add(time.Hour), now.Add(-time.Minute)) }
+	withName := func(c Claims, v string) Claims { c.Name = v; return c }
+	withSub := func(c Claims, v string) Claims { c.Subject = v; return c }
+	withEmail := func(c Claims, v string) Claims { c.Email = v; return c }
 	noOrg := admin()
 	noOrg.Org = ""
 	badKind := admin()
@@ -72,6 +75,9 @@ func TestVerifyHMAC(t *testing.T) {
 		{"no sub", sign(valid(noSub), jwt.SigningMethodHS256, secret), "sub"},
 		{"bad kind", sign(valid(badKind), jwt.SigningMethodHS256, secret), "kind"},
 		{"garbage", "not.a.token", "malformed"},
+		{"NUL in name", sign(valid(withName(admin(), "nul\x00name")), jwt.SigningMethodHS256, secret), "name claim contains a NUL"},
+		{"overlong sub", sign(valid(withSub(admin(), strings.Repeat("s", 200))), jwt.SigningMethodHS256, secret), "sub claim is longer"},
+		{"email not plain", sign(valid(withEmail(admin(), "Ada <ada@acme.example>")), jwt.SigningMethodHS256, secret), "email claim"},
 		{"expires in year 9999", sign(withTimes(admin(), time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), now.Add(-time.Minute)), jwt.SigningMethodHS256, secret), "longer than a user token may live"},
 		{"user token for two days", sign(withTimes(admin(), now.Add(48*time.Hour), now.Add(-time.Minute)), jwt.SigningMethodHS256, secret), "24h0m0s"},
 		{"service token for a year", sign(withTimes(Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: "service:x"}, Kind: "service"},

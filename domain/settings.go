@@ -37,6 +37,9 @@ type SettingsChange struct {
 // Enable decides an opt-in. It returns ok=false when the organization is
 // already enabled in that region: enabling twice records nothing.
 func (s Settings) Enable(region Region, by Actor, at time.Time) (c SettingsChange, ok bool, err error) {
+	if err := by.Validate(); err != nil {
+		return c, false, err
+	}
 	if !region.Valid() {
 		return c, false, BadInput("region", "unknown region %q", region)
 	}
@@ -50,12 +53,16 @@ func (s Settings) Enable(region Region, by Actor, at time.Time) (c SettingsChang
 	return SettingsChange{OrgID: s.OrgID, Type: TypeAuditLogOptIn, Region: region, Actor: by, At: at, Version: s.Changes + 1}, true, nil
 }
 
-// Disable decides an opt-out. It returns ok=false when collection is already off.
-func (s Settings) Disable(by Actor, at time.Time) (c SettingsChange, ok bool) {
-	if !s.Enabled {
-		return c, false
+// Disable decides an opt-out. It returns ok=false when collection is already
+// off, and an error when by cannot be recorded as the change's actor.
+func (s Settings) Disable(by Actor, at time.Time) (c SettingsChange, ok bool, err error) {
+	if err := by.Validate(); err != nil {
+		return c, false, err
 	}
-	return SettingsChange{OrgID: s.OrgID, Type: TypeAuditLogOptOut, Region: s.Region, Actor: by, At: at, Version: s.Changes + 1}, true
+	if !s.Enabled {
+		return c, false, nil
+	}
+	return SettingsChange{OrgID: s.OrgID, Type: TypeAuditLogOptOut, Region: s.Region, Actor: by, At: at, Version: s.Changes + 1}, true, nil
 }
 
 // Apply folds change c, stored at stream sequence seq, into s.

@@ -6,6 +6,20 @@ import (
 	"time"
 )
 
+// A settings change's actor becomes its event's actor, so an actor the log
+// cannot store is refused before the change is made.
+func TestSettingsChangesNeedAStorableActor(t *testing.T) {
+	at := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+	bad := Actor{Kind: ActorUser, ID: "u1", Name: "nul\x00"}
+	if _, _, err := (Settings{OrgID: "acme"}).Enable(RegionUS, bad, at); !errors.Is(err, ErrBadInput) {
+		t.Fatalf("enable: %v", err)
+	}
+	on := Settings{OrgID: "acme", Enabled: true, Region: RegionUS}
+	if _, _, err := on.Disable(bad, at); !errors.Is(err, ErrBadInput) {
+		t.Fatalf("disable: %v", err)
+	}
+}
+
 func TestSettingsTransitions(t *testing.T) {
 	at := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
 	by := Actor{Kind: ActorUser, ID: "u1"}
@@ -29,7 +43,7 @@ func TestSettingsTransitions(t *testing.T) {
 		t.Fatalf("unknown region: got %v", err)
 	}
 
-	c, ok = on.Disable(by, at)
+	c, ok, _ = on.Disable(by, at)
 	if !ok || c.Type != TypeAuditLogOptOut || c.Region != RegionEU {
 		t.Fatalf("opt-out: %+v %v", c, ok)
 	}
@@ -37,10 +51,10 @@ func TestSettingsTransitions(t *testing.T) {
 	if off.Enabled || off.Region != RegionEU {
 		t.Fatalf("after opt-out: %+v", off)
 	}
-	if _, ok := off.Disable(by, at); ok {
+	if _, ok, _ := off.Disable(by, at); ok {
 		t.Fatal("disabling twice must be a no-op")
 	}
-	if _, ok := never.Disable(by, at); ok {
+	if _, ok, _ := never.Disable(by, at); ok {
 		t.Fatal("disabling a never-enabled org must be a no-op")
 	}
 	if _, _, err := off.Enable(RegionUS, by, at); !errors.Is(err, ErrRegionImmutable) {

@@ -70,7 +70,7 @@ func (e *Event) Validate(now time.Time) error {
 	case e.OccurredAt.After(now.Add(MaxClockSkew)):
 		return BadInput("occurredAt", "is more than %s in the future", MaxClockSkew)
 	}
-	if err := e.Actor.validate(); err != nil {
+	if err := e.Actor.Validate(); err != nil {
 		return err
 	}
 	if e.Target != nil {
@@ -96,7 +96,8 @@ func (e *Event) Validate(now time.Time) error {
 	return ValidateDetails(e.Type, e.Details)
 }
 
-func (a Actor) validate() error {
+// Validate reports the first field of a that an event cannot carry.
+func (a Actor) Validate() error {
 	if !a.Kind.Valid() {
 		return BadInput("actor.kind", "unknown actor kind %q", a.Kind)
 	}

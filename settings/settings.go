@@ -75,8 +75,7 @@ func (s *Service) Enable(ctx context.Context, p *domain.Principal, region domain
 // Disable opts p's organization out. Disabling a disabled org is a no-op.
 func (s *Service) Disable(ctx context.Context, p *domain.Principal) (domain.Settings, error) {
 	return s.change(ctx, p.OrgID, func(cur domain.Settings) (domain.SettingsChange, bool, error) {
-		c, ok := cur.Disable(p.Actor(), s.now())
-		return c, ok, nil
+		return cur.Disable(p.Actor(), s.now())
 	})
 }
 
