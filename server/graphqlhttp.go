@@ -17,31 +17,19 @@ const (
 	mediaJSON            = "application/json"
 )
 
-// responseMedia is the media type a /query answer takes: the newer
-// application/graphql-response+json unless the client accepts only plain
-// JSON. The two differ in how a request that never executed is answered.
+// responseMedia is the media type a /query answer takes:
+// application/graphql-response+json when the client asks for it, else
+// application/json, which every GraphQL client reads (GraphQL over HTTP
+// makes it the default when Accept is missing or is */*). The two differ
+// in how a request that never executed is answered.
 func responseMedia(r *http.Request) string {
-	accept := r.Header.Get("Accept")
-	if accept == "" {
-		return mediaGraphQLResponse
-	}
-	json := false
-	for _, part := range strings.Split(accept, ",") {
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
 		mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
-		if err != nil {
-			continue
-		}
-		switch mt {
-		case mediaGraphQLResponse, "*/*", "application/*":
+		if err == nil && mt == mediaGraphQLResponse {
 			return mediaGraphQLResponse
-		case mediaJSON:
-			json = true
 		}
 	}
-	if json {
-		return mediaJSON
-	}
-	return mediaGraphQLResponse
+	return mediaJSON
 }
 
 // requestErrors makes gqlgen's answers to requests it could not execute
@@ -110,15 +98,11 @@ func (e *errorRewriter) finish() {
 }
 
 // writeRequestError answers a /query request refused before gqlgen saw it
-// as requestErrors would have.
+// because its body is not JSON text at all: that is no GraphQL request, so
+// it is 400 whatever the media type.
 func writeRequestError(w http.ResponseWriter, r *http.Request, err error) {
-	media := responseMedia(r)
-	status := http.StatusBadRequest
-	if media == mediaJSON {
-		status = http.StatusOK
-	}
-	w.Header().Set("Content-Type", media)
-	w.WriteHeader(status)
+	w.Header().Set("Content-Type", responseMedia(r))
+	w.WriteHeader(http.StatusBadRequest)
 	_ = json.NewEncoder(w).Encode(map[string]any{"errors": []map[string]any{{
 		"message": err.Error(), "extensions": map[string]string{"code": string(domain.CodeOf(err))},
 	}}})

@@ -27,8 +27,8 @@ func (s *Server) routes(resolver *graph.Resolver) http.Handler {
 	es := graph.NewSchema(resolver)
 	limits := queryLimits()
 	gql := handler.New(es)
-	gql.AddTransport(getTransport{transport.GET{UseGrapQLResponseJsonByDefault: true}})
-	gql.AddTransport(transport.POST{UseGrapQLResponseJsonByDefault: true})
+	gql.AddTransport(getTransport{transport.GET{}})
+	gql.AddTransport(transport.POST{})
 	gql.AddTransport(s.websocket())
 	gql.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	if s.cfg.Introspection {

@@ -363,26 +363,36 @@ func TestGraphQLOverHTTP(t *testing.T) {
 	env := testenv.Start(t)
 	admin := testenv.AdminToken(t, "acme")
 
-	// Requests that never execute: application/json answers are 200, and
-	// neither media type carries a data entry (GraphQL over HTTP).
-	bodies := map[string]string{
-		"JSON parse failure":  `{"query":"{ auditEventTypes { type } }"`,
-		"GraphQL parse error": `{"query":"{ auditEvents( }"}`,
-		"validation failure":  `{"query":"{ nope }"}`,
-		"invalid variables":   `{"query":"query($f: Int!){ auditEvents(first: $f) { totalCount } }","variables":{"f":"x"}}`,
-		"no query":            `{"variables":{}}`,
-		"non-UTF-8 body":      "{\"query\":\"{ auditEventTypes { type } }\",\"operationName\":\"\xff\"}",
+	// Requests that never execute: application/json (the default) answers
+	// are 200, and neither media type carries a data entry (GraphQL over
+	// HTTP). A body that is not JSON text is no GraphQL request: 400.
+	bodies := map[string]struct {
+		body     string
+		notGraph bool
+	}{
+		"JSON parse failure":  {`{"query":"{ auditEventTypes { type } }"`, true},
+		"non-UTF-8 body":      {"{\"query\":\"{ auditEventTypes { type } }\",\"operationName\":\"\xff\"}", true},
+		"GraphQL parse error": {`{"query":"{ auditEvents( }"}`, false},
+		"validation failure":  {`{"query":"{ nope }"}`, false},
+		"invalid variables":   {`{"query":"query($f: Int!){ auditEvents(first: $f) { totalCount } }","variables":{"f":"x"}}`, false},
+		"no query":            {`{"variables":{}}`, false},
+		"variables not a map": {`{"query":"{ auditEventTypes { type } }","variables":"x"}`, false},
 	}
-	for name, body := range bodies {
+	for name, b := range bodies {
 		for _, tc := range []struct {
 			accept, media string
 			status        int
 		}{
 			{"application/json", "application/json", http.StatusOK},
+			{"", "application/json", http.StatusOK},
+			{"*/*", "application/json", http.StatusOK},
 			{"application/graphql-response+json", "application/graphql-response+json", http.StatusBadRequest},
-			{"", "application/graphql-response+json", http.StatusBadRequest},
+			{"application/graphql-response+json, application/json;q=0.9", "application/graphql-response+json", http.StatusBadRequest},
 		} {
-			req, _ := http.NewRequest(http.MethodPost, env.URL+"/query", strings.NewReader(body))
+			if b.notGraph {
+				tc.status = http.StatusBadRequest
+			}
+			req, _ := http.NewRequest(http.MethodPost, env.URL+"/query", strings.NewReader(b.body))
 			req.Header.Set("Content-Type", "application/json")
 			if tc.accept != "" {
 				req.Header.Set("Accept", tc.accept)
