@@ -77,6 +77,9 @@ const (
 	// TypeAuditLogExported records an administrator taking the log away as
 	// a file: auditors ask who exported what.
 	TypeAuditLogExported EventType = "AUDIT_LOG_EXPORTED"
+	// TypeAuditLogViewed records a read of the log itself: a search, an
+	// event opened, a resource's history, a live feed, a download.
+	TypeAuditLogViewed EventType = "AUDIT_LOG_VIEWED"
 	TypePolicyCreated    EventType = "POLICY_CREATED"
 	TypePolicyUpdated    EventType = "POLICY_UPDATED"
 	TypePolicyDeleted    EventType = "POLICY_DELETED"
@@ -200,6 +203,13 @@ var catalog = []TypeInfo{
 		{Name: "exportId", Type: FieldString, Required: true, Description: "the export job"},
 		{Name: "format", Type: FieldString, Required: true, Description: "CSV or NDJSON"},
 		{Name: "filter", Type: FieldString, Description: "the filter of the export, as JSON"}}},
+	{TypeAuditLogViewed, CategoryAuditLog, "The audit log was read: searched, an event opened, a history or live feed read, or an export downloaded", []Field{
+		{Name: "action", Type: FieldString, Required: true, Description: "search, view, history, live or download"},
+		{Name: "filter", Type: FieldString, Description: "for search and live: the filter, as JSON"},
+		{Name: "eventId", Type: FieldString, Description: "for view: the event opened"},
+		{Name: "resourceKind", Type: FieldString, Description: "for history: the kind of resource"},
+		{Name: "resourceId", Type: FieldString, Description: "for history: the resource"},
+		{Name: "exportId", Type: FieldString, Description: "for download: the export job"}}},
 
 	{TypePolicyCreated, CategoryPolicy, "A policy was created in the Custom Policy Builder", []Field{fPolicyID, fPolicyNameReq}},
 	{TypePolicyUpdated, CategoryPolicy, "A policy was updated in the Custom Policy Builder", []Field{fPolicyID, fPolicyName, fPolicyChanges}},

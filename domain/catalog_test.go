@@ -56,6 +56,7 @@ var catalogExamples = []struct {
 	{"AUDIT_LOG_OPT_OUT", `{"region":"EU"}`, `{"region":1}`, "details.region"},
 	{"AUDIT_LOG_SETTINGS_DENIED", `{"action":"disableAuditLog"}`, `{"action":""}`, "details.action"},
 	{"AUDIT_LOG_EXPORTED", `{"exportId":"01J","format":"CSV","filter":"{}"}`, `{"exportId":"01J"}`, "details.format"},
+	{"AUDIT_LOG_VIEWED", `{"action":"search","filter":"{\"search\":\"ada\"}"}`, `{"filter":"{}"}`, "details.action"},
 	{"POLICY_CREATED", `{"policyId":"p1","policyName":"CIS"}`, `{"policyId":"p1"}`, "details.policyName"},
 	{"POLICY_UPDATED", `{"policyId":"p1","changes":[{"field":"threshold","before":3,"after":5}]}`, `{"policyId":"p1","changes":[]}`, "details.changes"},
 	{"POLICY_DELETED", `{"policyId":"p1","policyName":"CIS"}`, `{"policyId":"p1","changes":[{"field":"x"}]}`, "details.changes"},

@@ -89,25 +89,28 @@ type ComplexityRoot struct {
 	}
 
 	AuditLogEvent struct {
-		Action      func(childComplexity int) int
-		Actor       func(childComplexity int) int
-		Category    func(childComplexity int) int
-		Description func(childComplexity int) int
-		Details     func(childComplexity int) int
-		ExportID    func(childComplexity int) int
-		Filter      func(childComplexity int) int
-		Format      func(childComplexity int) int
-		ID          func(childComplexity int) int
-		IPAddress   func(childComplexity int) int
-		LiveCursor  func(childComplexity int) int
-		OccurredAt  func(childComplexity int) int
-		RecordedAt  func(childComplexity int) int
-		Region      func(childComplexity int) int
-		RequestID   func(childComplexity int) int
-		Source      func(childComplexity int) int
-		Target      func(childComplexity int) int
-		Type        func(childComplexity int) int
-		UserAgent   func(childComplexity int) int
+		Action       func(childComplexity int) int
+		Actor        func(childComplexity int) int
+		Category     func(childComplexity int) int
+		Description  func(childComplexity int) int
+		Details      func(childComplexity int) int
+		EventID      func(childComplexity int) int
+		ExportID     func(childComplexity int) int
+		Filter       func(childComplexity int) int
+		Format       func(childComplexity int) int
+		ID           func(childComplexity int) int
+		IPAddress    func(childComplexity int) int
+		LiveCursor   func(childComplexity int) int
+		OccurredAt   func(childComplexity int) int
+		RecordedAt   func(childComplexity int) int
+		Region       func(childComplexity int) int
+		RequestID    func(childComplexity int) int
+		ResourceID   func(childComplexity int) int
+		ResourceKind func(childComplexity int) int
+		Source       func(childComplexity int) int
+		Target       func(childComplexity int) int
+		Type         func(childComplexity int) int
+		UserAgent    func(childComplexity int) int
 	}
 
 	AuditLogSettings struct {
@@ -707,6 +710,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuditLogEvent.Details(childComplexity), true
+	case "AuditLogEvent.eventId":
+		if e.ComplexityRoot.AuditLogEvent.EventID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditLogEvent.EventID(childComplexity), true
 	case "AuditLogEvent.exportId":
 		if e.ComplexityRoot.AuditLogEvent.ExportID == nil {
 			break
@@ -767,6 +776,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuditLogEvent.RequestID(childComplexity), true
+	case "AuditLogEvent.resourceId":
+		if e.ComplexityRoot.AuditLogEvent.ResourceID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditLogEvent.ResourceID(childComplexity), true
+	case "AuditLogEvent.resourceKind":
+		if e.ComplexityRoot.AuditLogEvent.ResourceKind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditLogEvent.ResourceKind(childComplexity), true
 	case "AuditLogEvent.source":
 		if e.ComplexityRoot.AuditLogEvent.Source == nil {
 			break
@@ -2733,6 +2754,8 @@ enum AuditEventType {
   AUDIT_LOG_SETTINGS_DENIED
   "Audit log events were exported to a file"
   AUDIT_LOG_EXPORTED
+  "The audit log was read: searched, an event opened, a history or live feed read, or an export downloaded"
+  AUDIT_LOG_VIEWED
   "A policy was created in the Custom Policy Builder"
   POLICY_CREATED
   "A policy was updated in the Custom Policy Builder"
@@ -3073,14 +3096,20 @@ type AuditLogEvent implements AuditEvent {
   details: JSON!
   liveCursor: String!
   region: Region
-  "For AUDIT_LOG_SETTINGS_DENIED: the refused operation."
+  "For AUDIT_LOG_SETTINGS_DENIED: the refused operation; for AUDIT_LOG_VIEWED: search, view, history, live or download."
   action: String
-  "For AUDIT_LOG_EXPORTED: the export job."
+  "For AUDIT_LOG_EXPORTED: the export job; for AUDIT_LOG_VIEWED: the export downloaded."
   exportId: ID
   "For AUDIT_LOG_EXPORTED: CSV or NDJSON."
   format: String
-  "For AUDIT_LOG_EXPORTED: the export's filter, as JSON."
+  "For AUDIT_LOG_EXPORTED: the export's filter; for AUDIT_LOG_VIEWED: the filter searched or followed live. As JSON."
   filter: String
+  "For AUDIT_LOG_VIEWED: the event opened."
+  eventId: ID
+  "For AUDIT_LOG_VIEWED: the kind of resource whose history was read."
+  resourceKind: String
+  "For AUDIT_LOG_VIEWED: the resource whose history was read."
+  resourceId: ID
 }
 
 "Custom Policy Builder events."
@@ -5090,6 +5119,75 @@ func (ec *executionContext) _AuditLogEvent_filter(ctx context.Context, field gra
 }
 func (ec *executionContext) fieldContext_AuditLogEvent_filter(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("AuditLogEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditLogEvent_eventId(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditLogEvent_eventId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EventID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditLogEvent_eventId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditLogEvent", field, false, false, "ID")
+}
+
+func (ec *executionContext) _AuditLogEvent_resourceKind(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditLogEvent_resourceKind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ResourceKind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditLogEvent_resourceKind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditLogEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditLogEvent_resourceId(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditLogEvent_resourceId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ResourceID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditLogEvent_resourceId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditLogEvent", field, false, false, "ID")
 }
 
 func (ec *executionContext) _AuditLogSettings_enabled(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogSettings) (ret graphql.Marshaler) {
@@ -13674,6 +13772,21 @@ func (ec *executionContext) _AuditLogEvent(ctx context.Context, sel ast.Selectio
 			}
 		case "filter":
 			out.Values[i] = ec._AuditLogEvent_filter(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "eventId":
+			out.Values[i] = ec._AuditLogEvent_eventId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "resourceKind":
+			out.Values[i] = ec._AuditLogEvent_resourceKind(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "resourceId":
+			out.Values[i] = ec._AuditLogEvent_resourceId(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}

@@ -145,12 +145,13 @@ type (
 		PreviousName, NewName, FromCustomerID, ToCustomerID *string
 	}
 	// AuditLogEvent is an event of the audit log itself: opt-in, opt-out,
-	// a refused settings change, an export.
+	// a refused settings change, an export, a read.
 	AuditLogEvent struct {
 		eventFields
-		Region                   *Region
-		Action                   *string
-		ExportID, Format, Filter *string
+		Region                            *Region
+		Action                            *string
+		ExportID, Format, Filter          *string
+		EventID, ResourceKind, ResourceID *string
 	}
 	// PolicyEvent is a Custom Policy Builder event.
 	PolicyEvent struct {

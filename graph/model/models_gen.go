@@ -360,6 +360,8 @@ const (
 	AuditEventTypeAuditLogSettingsDenied AuditEventType = "AUDIT_LOG_SETTINGS_DENIED"
 	// Audit log events were exported to a file
 	AuditEventTypeAuditLogExported AuditEventType = "AUDIT_LOG_EXPORTED"
+	// The audit log was read: searched, an event opened, a history or live feed read, or an export downloaded
+	AuditEventTypeAuditLogViewed AuditEventType = "AUDIT_LOG_VIEWED"
 	// A policy was created in the Custom Policy Builder
 	AuditEventTypePolicyCreated AuditEventType = "POLICY_CREATED"
 	// A policy was updated in the Custom Policy Builder
@@ -410,6 +412,7 @@ var AllAuditEventType = []AuditEventType{
 	AuditEventTypeAuditLogOptOut,
 	AuditEventTypeAuditLogSettingsDenied,
 	AuditEventTypeAuditLogExported,
+	AuditEventTypeAuditLogViewed,
 	AuditEventTypePolicyCreated,
 	AuditEventTypePolicyUpdated,
 	AuditEventTypePolicyDeleted,
@@ -417,7 +420,7 @@ var AllAuditEventType = []AuditEventType{
 
 func (e AuditEventType) IsValid() bool {
 	switch e {
-	case AuditEventTypeAPIKeyCreated, AuditEventTypeAPIKeyDeleted, AuditEventTypeAPIKeyMoved, AuditEventTypeEidpEnabled, AuditEventTypeEidpDisabled, AuditEventTypeEidpX509CertUploaded, AuditEventTypeEidpUpdated, AuditEventTypeEidpDeleted, AuditEventTypeJitProfileUpdated, AuditEventTypeKeyContactAdded, AuditEventTypeKeyContactRemoved, AuditEventTypeMfaUpdated, AuditEventTypeOrgNameUpdated, AuditEventTypeOrganizationMoved, AuditEventTypePasswordPolicyUpdated, AuditEventTypeOrgProductCreated, AuditEventTypeProductTrialEvent, AuditEventTypeUserAccountReset, AuditEventTypeUserCreated, AuditEventTypeUserDeleted, AuditEventTypeUserMfaReset, AuditEventTypeUserUpdated, AuditEventTypeUserActivated, AuditEventTypeUserChangedPassword, AuditEventTypeUserChangedSecurityQuestion, AuditEventTypeUserActivationResent, AuditEventTypeUserForgottenPassword, AuditEventTypeUserMoved, AuditEventTypeUserLogout, AuditEventTypeUserRoleSet, AuditEventTypeUserToOrgProductCreated, AuditEventTypeUserToOrgProductDeleted, AuditEventTypeUserToProductNavigation, AuditEventTypeUserSwitchedCustomer, AuditEventTypeUserCustomerMoved, AuditEventTypeCustomerNameUpdated, AuditEventTypeCustomerMerged, AuditEventTypeAuditLogOptIn, AuditEventTypeAuditLogOptOut, AuditEventTypeAuditLogSettingsDenied, AuditEventTypeAuditLogExported, AuditEventTypePolicyCreated, AuditEventTypePolicyUpdated, AuditEventTypePolicyDeleted:
+	case AuditEventTypeAPIKeyCreated, AuditEventTypeAPIKeyDeleted, AuditEventTypeAPIKeyMoved, AuditEventTypeEidpEnabled, AuditEventTypeEidpDisabled, AuditEventTypeEidpX509CertUploaded, AuditEventTypeEidpUpdated, AuditEventTypeEidpDeleted, AuditEventTypeJitProfileUpdated, AuditEventTypeKeyContactAdded, AuditEventTypeKeyContactRemoved, AuditEventTypeMfaUpdated, AuditEventTypeOrgNameUpdated, AuditEventTypeOrganizationMoved, AuditEventTypePasswordPolicyUpdated, AuditEventTypeOrgProductCreated, AuditEventTypeProductTrialEvent, AuditEventTypeUserAccountReset, AuditEventTypeUserCreated, AuditEventTypeUserDeleted, AuditEventTypeUserMfaReset, AuditEventTypeUserUpdated, AuditEventTypeUserActivated, AuditEventTypeUserChangedPassword, AuditEventTypeUserChangedSecurityQuestion, AuditEventTypeUserActivationResent, AuditEventTypeUserForgottenPassword, AuditEventTypeUserMoved, AuditEventTypeUserLogout, AuditEventTypeUserRoleSet, AuditEventTypeUserToOrgProductCreated, AuditEventTypeUserToOrgProductDeleted, AuditEventTypeUserToProductNavigation, AuditEventTypeUserSwitchedCustomer, AuditEventTypeUserCustomerMoved, AuditEventTypeCustomerNameUpdated, AuditEventTypeCustomerMerged, AuditEventTypeAuditLogOptIn, AuditEventTypeAuditLogOptOut, AuditEventTypeAuditLogSettingsDenied, AuditEventTypeAuditLogExported, AuditEventTypeAuditLogViewed, AuditEventTypePolicyCreated, AuditEventTypePolicyUpdated, AuditEventTypePolicyDeleted:
 		return true
 	}
 	return false
