@@ -1,6 +1,10 @@
 # auditlog — see README.md.
 GO ?= go
-export AUDITD_DATA_DIR ?= .data
+# Absolute: auditd and the private Postgres cluster's tools must not depend
+# on the directory they run in.
+export AUDITD_DATA_DIR ?= $(CURDIR)/.data
+# Packages make test runs; CI's fresh-clone check narrows it.
+TEST_PKGS ?= ./...
 
 .PHONY: run test generate lint build bench bench-quick pg-stop
 
@@ -11,12 +15,18 @@ run:
 	@./bin/auditd token --org acme --role ADMIN --name "Dev Admin" --email admin@acme.example
 	@echo "Dev service token (may record for any org):"
 	@./bin/auditd token --role SERVICE --name dev-service
-	@echo "GraphQL at http://localhost:8080/query (or AUDITD_ADDR), playground at /"
+	@addr="$${AUDITD_ADDR:-:8080}"; \
+	  case "$$addr" in \
+	    :*) addr="localhost$$addr" ;; \
+	    0.0.0.0:*) addr="localhost:$${addr#0.0.0.0:}" ;; \
+	    "[::]:"*) addr="localhost:$${addr#\[::\]:}" ;; \
+	  esac; \
+	  echo "GraphQL at http://$$addr/query, playground at http://$$addr/ (auditd logs the address it bound)"
 	./bin/auditd serve
 
 ## test: every test, against real Postgres and embedded NATS JetStream
 test:
-	$(GO) test -count=1 -p 2 -timeout 20m ./...
+	$(GO) test -count=1 -p 2 -timeout 20m $(TEST_PKGS)
 
 ## generate: regenerate gqlgen code
 generate:
@@ -38,8 +48,6 @@ bench-quick:
 build:
 	$(GO) build -o bin/auditd ./cmd/auditd
 
-## pg-stop: stop the private Postgres cluster make run may have started
+## pg-stop: stop the private Postgres cluster make run or make test may have started
 pg-stop:
-	@test -f $(AUDITD_DATA_DIR)/pg/data/postmaster.pid && \
-	  (if [ "$$(id -u)" = 0 ]; then runuser -u postgres -- pg_ctl -D $(AUDITD_DATA_DIR)/pg/data stop; \
-	   else pg_ctl -D $(AUDITD_DATA_DIR)/pg/data stop; fi) || echo "no private cluster running"
+	@$(GO) run ./internal/devpg/cmd/devpg stop "$(AUDITD_DATA_DIR)/pg"

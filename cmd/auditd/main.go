@@ -100,6 +100,13 @@ func (c *common) setup(ctx context.Context, fs *flag.FlagSet, args []string, std
 	if err := fs.Parse(args); err != nil {
 		return zerolog.Nop(), server.Config{}, err
 	}
+	// Absolute, so that nothing depends on the directory a child process
+	// (initdb, pg_ctl) runs in.
+	dataDir, err := filepath.Abs(c.dataDir)
+	if err != nil {
+		return zerolog.Nop(), server.Config{}, fmt.Errorf("data directory: %w", err)
+	}
+	c.dataDir = dataDir
 	log, err := c.logger(stderr)
 	if err != nil {
 		return log, server.Config{}, err
@@ -116,21 +123,34 @@ func (c *common) logger(w io.Writer) (zerolog.Logger, error) {
 	return zerolog.New(w).Level(level).With().Timestamp().Str("service", "auditd").Logger(), nil
 }
 
-// database resolves the Postgres URL: the configured one, else a local or
+// database resolves the Postgres URL: the configured one, its database
+// created if the server answers that it does not exist yet, else a local or
 // private development server with an "auditlog" database.
 func (c *common) database(ctx context.Context, log zerolog.Logger) (string, error) {
 	if c.databaseURL != "" {
+		created, err := devpg.CreateMissingDatabase(ctx, c.databaseURL)
+		if err != nil {
+			return "", fmt.Errorf("database: %w", err)
+		}
+		if created {
+			log.Warn().Msg("the database DATABASE_URL names did not exist; created it")
+		}
 		return c.databaseURL, nil
 	}
-	admin, err := devpg.Ensure(ctx, filepath.Join(c.dataDir, "pg"))
+	pg, err := devpg.Find(ctx, filepath.Join(c.dataDir, "pg"))
 	if err != nil {
 		return "", err
 	}
-	url, err := devpg.EnsureDatabase(ctx, admin, "auditlog")
+	url, err := devpg.EnsureDatabase(ctx, pg.URL, "auditlog")
 	if err != nil {
 		return "", err
 	}
-	log.Warn().Msg("DATABASE_URL not set; using a local development Postgres")
+	if pg.Private {
+		log.Warn().Str("dir", pg.Dir).Bool("started", pg.Started).
+			Msg("DATABASE_URL not set and no server answers at the well-known URL; using a private development Postgres cluster (make pg-stop stops it)")
+	} else {
+		log.Warn().Msg("DATABASE_URL not set; using the local development Postgres")
+	}
 	return url, nil
 }
 

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"flag"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/auditlog/auditlog/internal/devpg"
+	"github.com/auditlog/auditlog/internal/testenv"
+)
+
+// A first run against a fresh server names a database that does not exist
+// yet; auditd creates it, and resolves a relative --data-dir once, before
+// anything runs in another directory.
+func TestSetupCreatesMissingDatabaseAndAbsoluteDataDir(t *testing.T) {
+	ctx := context.Background()
+	admin := testenv.AdminURL(t)
+	name := "auditd_first_run_" + strings.ToLower(rand.Text()[:8])
+	url, err := devpg.WithDatabase(admin, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(ctx, admin)
+		if err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+	})
+	t.Chdir(t.TempDir())
+
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	var c common
+	c.register(fs)
+	_, cfg, err := c.setup(ctx, fs, []string{"--database-url", url, "--data-dir", "rel/.data"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DatabaseURL != url {
+		t.Fatalf("database url %q, want %q", cfg.DatabaseURL, url)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("database %s was not created: %v", name, err)
+	}
+	conn.Close(ctx)
+	if !filepath.IsAbs(cfg.DataDir) || !strings.HasSuffix(cfg.DataDir, "/rel/.data") {
+		t.Fatalf("data dir %q, want an absolute path ending in rel/.data", cfg.DataDir)
+	}
+}
