@@ -80,9 +80,9 @@ const (
 	// TypeAuditLogViewed records a read of the log itself: a search, an
 	// event opened, a resource's history, a live feed, a download.
 	TypeAuditLogViewed EventType = "AUDIT_LOG_VIEWED"
-	TypePolicyCreated    EventType = "POLICY_CREATED"
-	TypePolicyUpdated    EventType = "POLICY_UPDATED"
-	TypePolicyDeleted    EventType = "POLICY_DELETED"
+	TypePolicyCreated  EventType = "POLICY_CREATED"
+	TypePolicyUpdated  EventType = "POLICY_UPDATED"
+	TypePolicyDeleted  EventType = "POLICY_DELETED"
 )
 
 // Info returns the catalog entry of t.
