@@ -11,17 +11,18 @@ TEST_PKGS ?= ./...
 ## run: start auditd with embedded NATS and a local Postgres, print a dev admin token
 run:
 	@$(GO) build -o bin/auditd ./cmd/auditd
-	@echo "Dev admin token for org 'acme' (send as 'Authorization: Bearer <token>'):"
-	@./bin/auditd token --org acme --role ADMIN --name "Dev Admin" --email admin@acme.example
-	@echo "Dev service token (may record for any org):"
-	@./bin/auditd token --role SERVICE --name dev-service
-	@addr="$${AUDITD_ADDR:-:8080}"; \
+	@admin="$$(./bin/auditd token --org acme --role ADMIN --name "Dev Admin" --email admin@acme.example | tail -n 1)"; \
+	  service="$$(./bin/auditd token --role SERVICE --name dev-service | tail -n 1)"; \
+	  addr="$${AUDITD_ADDR:-:8080}"; \
 	  case "$$addr" in \
 	    :*) addr="localhost$$addr" ;; \
 	    0.0.0.0:*) addr="localhost:$${addr#0.0.0.0:}" ;; \
 	    "[::]:"*) addr="localhost:$${addr#\[::\]:}" ;; \
 	  esac; \
-	  echo "GraphQL at http://$$addr/query, playground at http://$$addr/ (auditd logs the address it bound)"
+	  echo "Dev admin token for org 'acme' (send as 'Authorization: Bearer <token>'):"; echo "$$admin"; \
+	  echo "Dev service token (may record for any org):"; echo "$$service"; \
+	  echo "GraphQL at http://$$addr/query (auditd logs the address it bound)"; \
+	  echo "Playground, signed in as the admin: http://$$addr/#token=$$admin"
 	./bin/auditd serve
 
 ## test: every test, against real Postgres and embedded NATS JetStream
