@@ -16,6 +16,7 @@ import (
 	"github.com/auditlog/auditlog/ingest"
 	"github.com/auditlog/auditlog/live"
 	"github.com/auditlog/auditlog/projections"
+	"github.com/auditlog/auditlog/reads"
 )
 
 // Recorder records batches of events.
@@ -48,6 +49,11 @@ type Exports interface {
 	Watch(ctx context.Context, org, id string) (<-chan *domain.ExportJob, error)
 }
 
+// Reads records reads of an organization's log in that log.
+type Reads interface {
+	Record(ctx context.Context, org string, actor domain.Actor, r reads.Read) error
+}
+
 // DownloadSigner signs the short-lived links of export files.
 type DownloadSigner interface {
 	Sign(org, id string) (token string, expires time.Time, err error)
@@ -70,6 +76,9 @@ type Resolver struct {
 	// Own records the audit log's events about itself (refused settings
 	// changes); nil records none.
 	Own OwnRecorder
+	// Reads records searches, views, histories and live feeds; nil records
+	// none.
+	Reads Reads
 	Now func() time.Time
 }
 
@@ -128,6 +137,15 @@ func (r *Resolver) presentJob(ctx context.Context, job *domain.ExportJob) (*mode
 	u := r.baseURL(ctx) + r.DownloadPath + url.PathEscape(job.ID) + "?" + url.Values{"token": {token}}.Encode()
 	x.DownloadURL = &u
 	return x, nil
+}
+
+// recordRead records that the caller read its organization's log as rd.
+func (r *Resolver) recordRead(ctx context.Context, rd reads.Read) error {
+	if r.Reads == nil {
+		return nil
+	}
+	p := principal(ctx)
+	return r.Reads.Record(ctx, p.OrgID, p.Actor(), rd)
 }
 
 func (r *Resolver) now() time.Time {

@@ -14,6 +14,7 @@ import (
 	"github.com/auditlog/auditlog/export"
 	"github.com/auditlog/auditlog/graph/model"
 	"github.com/auditlog/auditlog/live"
+	"github.com/auditlog/auditlog/reads"
 )
 
 // EnableAuditLog is the resolver for the enableAuditLog field.
@@ -105,6 +106,9 @@ func (r *queryResolver) AuditEvents(ctx context.Context, filter *model.AuditEven
 	if err != nil {
 		return nil, err
 	}
+	if err := r.recordRead(ctx, reads.Read{Action: reads.Search, Filter: &f}); err != nil {
+		return nil, err
+	}
 	page, err := r.Events.List(ctx, org, f, p)
 	if err != nil {
 		return nil, err
@@ -118,6 +122,9 @@ func (r *queryResolver) AuditEvents(ctx context.Context, filter *model.AuditEven
 func (r *queryResolver) AuditEvent(ctx context.Context, id string) (model.AuditEvent, error) {
 	if !domain.ValidEventID(id) {
 		return nil, domain.BadInput("id", "must be a ULID or a UUID")
+	}
+	if err := r.recordRead(ctx, reads.Read{Action: reads.View, EventID: id}); err != nil {
+		return nil, err
 	}
 	e, err := r.Events.Get(ctx, principal(ctx).OrgID, id)
 	if err != nil || e == nil {
@@ -147,6 +154,9 @@ func (r *queryResolver) ResourceHistory(ctx context.Context, kind string, id str
 	}
 	p, err := toPage(first, after, order != nil && *order == model.SortOrderOldestFirst)
 	if err != nil {
+		return nil, err
+	}
+	if err := r.recordRead(ctx, reads.Read{Action: reads.History, ResourceKind: kind, ResourceID: id}); err != nil {
 		return nil, err
 	}
 	page, err := r.Events.History(ctx, org, kind, id, p)
@@ -203,6 +213,9 @@ func (r *subscriptionResolver) AuditEventRecorded(ctx context.Context, filter *m
 		if seq, err = model.ParseLiveCursor(*after); err != nil {
 			return nil, err
 		}
+	}
+	if err := r.recordRead(ctx, reads.Read{Action: reads.Live, Filter: &f}); err != nil {
+		return nil, err
 	}
 	return live.Subscribe(ctx, r.Live, principal(ctx).OrgID, f, seq, model.NewAuditEvent, func(err error) {
 		endSubscription(ctx, err)

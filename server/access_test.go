@@ -159,7 +159,7 @@ func TestOptInOptOutLifecycle(t *testing.T) {
 		}
 	}
 	// The opt events read in order, oldest first, as a consistent history.
-	h := list(t, env, "acme", map[string]any{"categories": []string{"AUDIT_LOG"}}, 50, "")
+	h := list(t, env, "acme", map[string]any{"types": []string{"AUDIT_LOG_OPT_IN", "AUDIT_LOG_OPT_OUT"}}, 50, "")
 	if h.Edges[0].Node.Type != "AUDIT_LOG_OPT_IN" || h.Edges[1].Node.Type != "AUDIT_LOG_OPT_OUT" || h.Edges[2].Node.Type != "AUDIT_LOG_OPT_IN" {
 		t.Fatalf("opt history out of order: %+v", h.ids())
 	}
@@ -215,7 +215,7 @@ func TestConcurrentTogglesStayConsistent(t *testing.T) {
 		}
 	}
 	// The org's log shows the same sequence, and the settings agree with it.
-	h := list(t, env, "acme", map[string]any{"categories": []string{"AUDIT_LOG"}}, 50, "")
+	h := list(t, env, "acme", map[string]any{"types": []string{"AUDIT_LOG_OPT_IN", "AUDIT_LOG_OPT_OUT"}}, 50, "")
 	if len(h.Edges) != len(changes) {
 		t.Fatalf("log has %d opt events, stream %d", len(h.Edges), len(changes))
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/auditlog/auditlog/auth"
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/natsx"
+	"github.com/auditlog/auditlog/reads"
 )
 
 // downloadPath is where export files are served: GET /exports/{id}.
@@ -24,7 +25,7 @@ const downloadPath = "/exports/"
 func (s *Server) download(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id := r.PathValue("id")
-	org, err := s.downloader(r, id)
+	org, reader, err := s.downloader(r, id)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -40,6 +41,10 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request) {
 		return
 	case job.Expired(s.cfg.Now()):
 		writeError(w, r, domain.Errorf(domain.CodeExpired, "", "the file of export %s expired at %s", id, job.ExpiresAt))
+		return
+	}
+	if err := s.reads.Record(ctx, org, reader, reads.Read{Action: reads.Download, ExportID: job.ID}); err != nil {
+		writeError(w, r, err)
 		return
 	}
 	files, err := s.js.ObjectStore(ctx, natsx.ExportFilesBucket(job.Region))
@@ -73,20 +78,24 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// downloader returns the organization whose file id the request may read:
-// a signed link's token names it; a bearer token must be an administrator's.
-func (s *Server) downloader(r *http.Request, id string) (string, error) {
+// downloader returns the organization whose file id the request may read,
+// and who reads it: a signed link's token names the organization (its
+// holder is known only as the link); a bearer token must be an
+// administrator's.
+func (s *Server) downloader(r *http.Request, id string) (string, domain.Actor, error) {
 	if token := r.URL.Query().Get("token"); token != "" {
-		return s.signer.Verify(token, id)
+		org, err := s.signer.Verify(token, id)
+		link := domain.Actor{Kind: domain.ActorSystem, ID: "download-link:" + id, Name: "signed download link"}
+		return org, link, err
 	}
 	p, err := auth.FromContext(r.Context())
 	if err != nil {
-		return "", err
+		return "", domain.Actor{}, err
 	}
 	if !p.IsAdmin() {
-		return "", domain.Errorf(domain.CodeForbidden, "", "requires an administrator of the organization")
+		return "", domain.Actor{}, domain.Errorf(domain.CodeForbidden, "", "requires an administrator of the organization")
 	}
-	return p.OrgID, nil
+	return p.OrgID, p.Actor(), nil
 }
 
 var statusOf = map[domain.Code]int{

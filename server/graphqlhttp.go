@@ -9,6 +9,7 @@ import (
 
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/graph"
+	"github.com/auditlog/auditlog/reads"
 )
 
 // Media types of GraphQL over HTTP.
@@ -108,14 +109,17 @@ func writeRequestError(w http.ResponseWriter, r *http.Request, err error) {
 	}}})
 }
 
-// withOrigin tells the resolvers the origin the request came to, which
-// makes the links they hand out absolute.
-func withOrigin(next http.Handler) http.Handler {
+// withRequest tells the resolvers the origin the request came to, which
+// makes the links they hand out absolute, and who sent it, which read
+// events record.
+func withRequest(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		scheme := "http"
 		if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
 			scheme = "https"
 		}
-		next.ServeHTTP(w, r.WithContext(graph.WithOrigin(r.Context(), scheme+"://"+r.Host)))
+		ctx := graph.WithOrigin(r.Context(), scheme+"://"+r.Host)
+		ctx = reads.WithClient(ctx, r.RemoteAddr, r.UserAgent(), w.Header().Get("X-Request-Id"))
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }

@@ -45,12 +45,12 @@ func (s *Server) routes(resolver *graph.Resolver) http.Handler {
 	gql.SetRecoverFunc(graph.Recover())
 
 	mux := http.NewServeMux()
-	mux.Handle("/query", limitBody(s.cfg.MaxRequestBytes, textOnly(s.cfg.Verifier.Middleware(withOrigin(requestErrors(gql))))))
+	mux.Handle("/query", limitBody(s.cfg.MaxRequestBytes, textOnly(s.cfg.Verifier.Middleware(withRequest(requestErrors(gql))))))
 	pg := playground()
 	for _, path := range []string{"GET /{$}", "GET /playground.js", "GET /playground.css"} {
 		mux.Handle(path, pg)
 	}
-	mux.Handle("GET "+downloadPath+"{id}", s.cfg.Verifier.Middleware(http.HandlerFunc(s.download)))
+	mux.Handle("GET "+downloadPath+"{id}", s.cfg.Verifier.Middleware(withRequest(http.HandlerFunc(s.download))))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeStatus(w, http.StatusOK, "ok")
 	})

@@ -31,6 +31,7 @@ import (
 	"github.com/auditlog/auditlog/live"
 	"github.com/auditlog/auditlog/natsx"
 	"github.com/auditlog/auditlog/projections"
+	"github.com/auditlog/auditlog/reads"
 	"github.com/auditlog/auditlog/settings"
 )
 
@@ -96,6 +97,9 @@ type Config struct {
 	// ReconcileEvery is how often the regional read models are compared
 	// with their streams and repaired (default 1h; negative never).
 	ReconcileEvery time.Duration
+	// ReadWindow is how long one reader's same read of the log is recorded
+	// once (default 10 minutes).
+	ReadWindow time.Duration
 	// Log is the root logger.
 	Log zerolog.Logger
 	// Now is the clock; nil means time.Now.
@@ -159,6 +163,7 @@ type Server struct {
 	eventProjectors  map[domain.Region]*projections.Projector
 	metrics          *metrics
 	integrity        *integrity
+	reads            *reads.Log
 }
 
 // New connects to (or starts) NATS and Postgres, declares the streams and
@@ -268,6 +273,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		AckWait: cfg.Streams.ExportAckWait, FileTTL: cfg.Streams.ExportTTL, Log: s.log, Now: cfg.Now,
 	}
 	s.signer = auth.NewDownloadSigner(cfg.DownloadKey, cfg.Now)
+	s.reads = reads.New(s.recorder, cfg.Now, cfg.ReadWindow)
 
 	resolver := &graph.Resolver{
 		Recorder:     s.recorder,
@@ -279,6 +285,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		DownloadPath: downloadPath,
 		PublicURL:    cfg.PublicURL,
 		Own:          s.recorder,
+		Reads:        s.reads,
 		Now:          cfg.Now,
 	}
 	s.handler = s.routes(resolver)

@@ -108,9 +108,35 @@ const listQuery = `query($f: AuditEventFilter, $first: Int, $after: String) {
     totalCount totalCountCapped pageInfo { hasNextPage endCursor }
     edges { cursor node { ` + nodeFields + ` } } } }`
 
+// withoutReads narrows filter to every type but AUDIT_LOG_VIEWED unless it
+// names types or categories: a test's own queries are reads, recorded in
+// the log it is looking at.
+func withoutReads(filter map[string]any) map[string]any {
+	if filter["types"] != nil || filter["categories"] != nil {
+		return filter
+	}
+	out := map[string]any{"types": readlessTypes()}
+	for k, v := range filter {
+		out[k] = v
+	}
+	return out
+}
+
+func readlessTypes() []string {
+	var types []string
+	for _, info := range domain.Catalog() {
+		if info.Type != domain.TypeAuditLogViewed {
+			types = append(types, string(info.Type))
+		}
+	}
+	return types
+}
+
+// list reads a page of org's log as its administrator, leaving out read
+// events unless filter names types or categories.
 func list(t *testing.T, env *testenv.Env, org string, filter map[string]any, first int, after string) connection {
 	t.Helper()
-	vars := map[string]any{"f": filter, "first": first}
+	vars := map[string]any{"f": withoutReads(filter), "first": first}
 	if after != "" {
 		vars["after"] = after
 	}

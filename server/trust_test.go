@@ -220,7 +220,7 @@ func TestSettingsEventsCannotBePreempted(t *testing.T) {
 	settingsMutation(t, env, admin, disable, nil)
 	settingsMutation(t, env, admin, enable, map[string]any{"r": "US"})
 	env.WaitProjected(t)
-	c := list(t, env, "globex", map[string]any{"categories": []string{"AUDIT_LOG"}}, 10, "")
+	c := list(t, env, "globex", map[string]any{"types": []string{"AUDIT_LOG_OPT_IN", "AUDIT_LOG_OPT_OUT"}}, 10, "")
 	if c.TotalCount != 3 {
 		t.Fatalf("globex's log holds %d settings events, want 3: %v", c.TotalCount, c.ids())
 	}
@@ -272,7 +272,7 @@ func TestUpgradeKeepsExistingStreamsWorking(t *testing.T) {
 	}
 	env.WaitProjected(t)
 
-	c := list(t, env, "old", map[string]any{"categories": []string{"AUDIT_LOG"}}, 10, "")
+	c := list(t, env, "old", map[string]any{"types": []string{"AUDIT_LOG_OPT_IN", "AUDIT_LOG_OPT_OUT"}}, 10, "")
 	want := map[string]bool{
 		projections.SettingsEventID(domain.SettingsChange{}, ack.Sequence): true, // the legacy derivation
 		domain.SettingsEventID("old", 2):                                   true,
