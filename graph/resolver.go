@@ -79,7 +79,7 @@ type Resolver struct {
 	// Reads records searches, views, histories and live feeds; nil records
 	// none.
 	Reads Reads
-	Now func() time.Time
+	Now   func() time.Time
 }
 
 // NewSchema returns the executable schema over r, with the @hasRole
