@@ -70,7 +70,10 @@ type Resolver struct {
 	// Own records the audit log's events about itself (refused settings
 	// changes); nil records none.
 	Own OwnRecorder
-	Now func() time.Time
+	// Retention is how long region r keeps its events, which the
+	// settings show so a console can tell users; nil keeps them for ever.
+	Retention func(r domain.Region) domain.Retention
+	Now       func() time.Time
 }
 
 // NewSchema returns the executable schema over r, with the @hasRole

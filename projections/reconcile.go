@@ -59,7 +59,7 @@ type Report struct {
 	// aged out (the stream's maximum age), and rows from them are not
 	// compared.
 	From uint64
-	Orgs             map[string]*OrgReport
+	Orgs map[string]*OrgReport
 	// Gaps are messages the read model should hold as events and does
 	// not; Extra are rows no message of the stream accounts for.
 	Gaps, Extra []EventRef

@@ -135,7 +135,7 @@ func (s *EventStore) dropMonth(ctx context.Context, month time.Time) (*Retention
 		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+retentionLockTimeout+"'"); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext($1))", "retention:"+s.schema); err != nil {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext($1))", "retention-drop:"+s.schema); err != nil {
 			return err
 		}
 		// Row deletes first, the partition last: detaching locks the

@@ -96,6 +96,17 @@ type Config struct {
 	// ReconcileEvery is how often the regional read models are compared
 	// with their streams and repaired (default 1h; negative never).
 	ReconcileEvery time.Duration
+	// Retention is how long each region keeps its events after they
+	// occurred (see ParseRetention); a region absent or 0 keeps them for
+	// ever. Its stream keeps messages natsx.RetentionMargin longer.
+	Retention map[domain.Region]time.Duration
+	// RetentionFloor is the shortest retention New accepts; zero means
+	// DefaultRetentionFloor and a negative value no floor at all, which
+	// only tests want.
+	RetentionFloor time.Duration
+	// RetentionEvery is how often expired months are dropped, besides once
+	// at start (default DefaultRetentionEvery; negative never).
+	RetentionEvery time.Duration
 	// Log is the root logger.
 	Log zerolog.Logger
 	// Now is the clock; nil means time.Now.
@@ -185,6 +196,13 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.MaxResponseBytes == 0 {
 		cfg.MaxResponseBytes = DefaultMaxResponseBytes
 	}
+	if cfg.RetentionEvery == 0 {
+		cfg.RetentionEvery = DefaultRetentionEvery
+	}
+	if err := checkRetention(cfg); err != nil {
+		return nil, err
+	}
+	cfg.Streams.Retention = cfg.Retention
 	cfg.Streams = cfg.Streams.WithDefaults()
 	if len(cfg.DownloadKey) == 0 {
 		cfg.DownloadKey = make([]byte, 32)
@@ -255,6 +273,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.metrics.registry.MustRegister(
 		newProjectionCollector(s.js, s.events),
 		newIntegrityCollector(s.integrity),
+		newRetentionCollector(s.events),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "auditlog_live_subscriptions",
 			Help: "Live subscriptions this instance is serving.",
@@ -279,6 +298,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		DownloadPath: downloadPath,
 		PublicURL:    cfg.PublicURL,
 		Own:          s.recorder,
+		Retention:    s.Retention,
 		Now:          cfg.Now,
 	}
 	s.handler = s.routes(resolver)
@@ -381,6 +401,9 @@ func (s *Server) Run(ctx context.Context) error {
 
 	wg.Go(func() { s.maintainPartitions(pctx) })
 	wg.Go(func() { s.integrity.watch(pctx) })
+	if s.cfg.RetentionEvery > 0 {
+		wg.Go(func() { s.retentionLoop(pctx, s.cfg.RetentionEvery) })
+	}
 	if s.cfg.ReconcileEvery > 0 {
 		wg.Go(func() { s.integrity.reconcileLoop(pctx, s.cfg.ReconcileEvery) })
 	}
