@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"time"
 
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/graph/model"
@@ -89,11 +90,17 @@ func toEvent(in *model.AuditEventInput) domain.Event {
 	return e
 }
 
-func toSettings(s domain.Settings) *model.AuditLogSettings {
+// toSettings presents s, with the retention of its region as of now.
+func (r *Resolver) toSettings(s domain.Settings) *model.AuditLogSettings {
 	out := &model.AuditLogSettings{Enabled: s.Enabled, Version: int(s.Version)}
 	if s.Region != "" {
-		r := model.Region(s.Region)
-		out.Region = &r
+		region := model.Region(s.Region)
+		out.Region = &region
+		var ret domain.Retention
+		if r.Retention != nil {
+			ret = r.Retention(s.Region)
+		}
+		out.Retention = toRetention(ret, r.now())
 	}
 	if s.UpdatedBy != nil {
 		out.UpdatedBy = model.NewActor(s.UpdatedBy)
@@ -113,4 +120,14 @@ func toTypeInfo(t domain.TypeInfo) *model.AuditEventTypeInfo {
 		Type: model.AuditEventType(t.Type), Category: model.AuditEventCategory(t.Category),
 		Description: t.Description, Fields: fields,
 	}
+}
+
+func toRetention(r domain.Retention, now time.Time) *model.AuditLogRetention {
+	out := &model.AuditLogRetention{FloorDays: int(max(r.Floor, 0) / domain.Day)}
+	if !r.Forever() {
+		days := int(r.Period / domain.Day)
+		oldest := r.Horizon(now)
+		out.Days, out.OldestKept = &days, &oldest
+	}
+	return out
 }

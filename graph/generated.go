@@ -113,9 +113,16 @@ type ComplexityRoot struct {
 		UserAgent    func(childComplexity int) int
 	}
 
+	AuditLogRetention struct {
+		Days       func(childComplexity int) int
+		FloorDays  func(childComplexity int) int
+		OldestKept func(childComplexity int) int
+	}
+
 	AuditLogSettings struct {
 		Enabled   func(childComplexity int) int
 		Region    func(childComplexity int) int
+		Retention func(childComplexity int) int
 		UpdatedAt func(childComplexity int) int
 		UpdatedBy func(childComplexity int) int
 		Version   func(childComplexity int) int
@@ -813,6 +820,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.AuditLogEvent.UserAgent(childComplexity), true
 
+	case "AuditLogRetention.days":
+		if e.ComplexityRoot.AuditLogRetention.Days == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditLogRetention.Days(childComplexity), true
+	case "AuditLogRetention.floorDays":
+		if e.ComplexityRoot.AuditLogRetention.FloorDays == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditLogRetention.FloorDays(childComplexity), true
+	case "AuditLogRetention.oldestKept":
+		if e.ComplexityRoot.AuditLogRetention.OldestKept == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditLogRetention.OldestKept(childComplexity), true
+
 	case "AuditLogSettings.enabled":
 		if e.ComplexityRoot.AuditLogSettings.Enabled == nil {
 			break
@@ -825,6 +851,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuditLogSettings.Region(childComplexity), true
+	case "AuditLogSettings.retention":
+		if e.ComplexityRoot.AuditLogSettings.Retention == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditLogSettings.Retention(childComplexity), true
 	case "AuditLogSettings.updatedAt":
 		if e.ComplexityRoot.AuditLogSettings.UpdatedAt == nil {
 			break
@@ -2773,6 +2805,30 @@ type AuditLogSettings {
   updatedAt: Time
   "Increases with every change."
   version: Int!
+  """
+  How long the organization's region keeps its events; null until the first
+  opt-in, when the organization has no region yet.
+  """
+  retention: AuditLogRetention
+}
+
+"""
+How long a region keeps audit events. Events are removed only a whole
+calendar month (UTC) at a time, once the entire month is older than the
+retention: an event is kept at least days after it occurred, and at most a
+month and a day longer.
+"""
+type AuditLogRetention {
+  "Whole days an event is kept after it occurred; null keeps events for ever."
+  days: Int
+  "The shortest retention the service accepts, in whole days; 0 when it has no floor."
+  floorDays: Int!
+  """
+  Events that occurred at or after this instant are kept; older ones are
+  removed (within a day of it passing). Null when events are kept for ever.
+  It moves forward a month at a time.
+  """
+  oldestKept: Time
 }
 
 input AuditEventFilter {
@@ -3263,6 +3319,18 @@ func (ec *executionContext) childFields_AuditEventTypeInfo(ctx context.Context, 
 	return nil, fmt.Errorf("no field named %q was found under type AuditEventTypeInfo", field.Name)
 }
 
+func (ec *executionContext) childFields_AuditLogRetention(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "days":
+		return ec.fieldContext_AuditLogRetention_days(ctx, field)
+	case "floorDays":
+		return ec.fieldContext_AuditLogRetention_floorDays(ctx, field)
+	case "oldestKept":
+		return ec.fieldContext_AuditLogRetention_oldestKept(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AuditLogRetention", field.Name)
+}
+
 func (ec *executionContext) childFields_AuditLogSettings(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "enabled":
@@ -3275,6 +3343,8 @@ func (ec *executionContext) childFields_AuditLogSettings(ctx context.Context, fi
 		return ec.fieldContext_AuditLogSettings_updatedAt(ctx, field)
 	case "version":
 		return ec.fieldContext_AuditLogSettings_version(ctx, field)
+	case "retention":
+		return ec.fieldContext_AuditLogSettings_retention(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AuditLogSettings", field.Name)
 }
@@ -5190,6 +5260,75 @@ func (ec *executionContext) fieldContext_AuditLogEvent_resourceId(_ context.Cont
 	return graphql.NewScalarFieldContext("AuditLogEvent", field, false, false, "ID")
 }
 
+func (ec *executionContext) _AuditLogRetention_days(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogRetention) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditLogRetention_days(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Days, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditLogRetention_days(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditLogRetention", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AuditLogRetention_floorDays(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogRetention) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditLogRetention_floorDays(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FloorDays, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditLogRetention_floorDays(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditLogRetention", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AuditLogRetention_oldestKept(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogRetention) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditLogRetention_oldestKept(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OldestKept, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditLogRetention_oldestKept(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditLogRetention", field, false, false, "Time")
+}
+
 func (ec *executionContext) _AuditLogSettings_enabled(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogSettings) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5312,6 +5451,38 @@ func (ec *executionContext) _AuditLogSettings_version(ctx context.Context, field
 }
 func (ec *executionContext) fieldContext_AuditLogSettings_version(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("AuditLogSettings", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AuditLogSettings_retention(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogSettings) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditLogSettings_retention(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Retention, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AuditLogRetention) graphql.Marshaler {
+			return ec.marshalOAuditLogRetention2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐAuditLogRetention(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditLogSettings_retention(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AuditLogSettings",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditLogRetention(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _CustomerEvent_id(ctx context.Context, field graphql.CollectedField, obj *model.CustomerEvent) (ret graphql.Marshaler) {
@@ -13807,6 +13978,49 @@ func (ec *executionContext) _AuditLogEvent(ctx context.Context, sel ast.Selectio
 	return out
 }
 
+var auditLogRetentionImplementors = []string{"AuditLogRetention"}
+
+func (ec *executionContext) _AuditLogRetention(ctx context.Context, sel ast.SelectionSet, obj *model.AuditLogRetention) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, auditLogRetentionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AuditLogRetention")
+		case "days":
+			out.Values[i] = ec._AuditLogRetention_days(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "floorDays":
+			out.Values[i] = ec._AuditLogRetention_floorDays(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "oldestKept":
+			out.Values[i] = ec._AuditLogRetention_oldestKept(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var auditLogSettingsImplementors = []string{"AuditLogSettings"}
 
 func (ec *executionContext) _AuditLogSettings(ctx context.Context, sel ast.SelectionSet, obj *model.AuditLogSettings) graphql.Marshaler {
@@ -13841,6 +14055,11 @@ func (ec *executionContext) _AuditLogSettings(ctx context.Context, sel ast.Selec
 		case "version":
 			out.Values[i] = ec._AuditLogSettings_version(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "retention":
+			out.Values[i] = ec._AuditLogSettings_retention(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -16839,6 +17058,13 @@ func (ec *executionContext) marshalOAuditEventType2ᚕgithubᚗcomᚋauditlogᚋ
 	}
 
 	return ret
+}
+
+func (ec *executionContext) marshalOAuditLogRetention2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐAuditLogRetention(ctx context.Context, sel ast.SelectionSet, v *model.AuditLogRetention) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._AuditLogRetention(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOAuditSource2ᚕgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐAuditSourceᚄ(ctx context.Context, v any) ([]model.AuditSource, error) {

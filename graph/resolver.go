@@ -79,7 +79,10 @@ type Resolver struct {
 	// Reads records searches, views, histories and live feeds; nil records
 	// none.
 	Reads Reads
-	Now   func() time.Time
+	// Retention is how long region r keeps its events, which the
+	// settings show so a console can tell users; nil keeps them for ever.
+	Retention func(r domain.Region) domain.Retention
+	Now       func() time.Time
 }
 
 // NewSchema returns the executable schema over r, with the @hasRole

@@ -23,7 +23,7 @@ func (r *mutationResolver) EnableAuditLog(ctx context.Context, region model.Regi
 	if err != nil {
 		return nil, err
 	}
-	return toSettings(s), nil
+	return r.toSettings(s), nil
 }
 
 // DisableAuditLog is the resolver for the disableAuditLog field.
@@ -32,7 +32,7 @@ func (r *mutationResolver) DisableAuditLog(ctx context.Context) (*model.AuditLog
 	if err != nil {
 		return nil, err
 	}
-	return toSettings(s), nil
+	return r.toSettings(s), nil
 }
 
 // RecordAuditEvents is the resolver for the recordAuditEvents field.
@@ -92,7 +92,7 @@ func (r *queryResolver) AuditLogSettings(ctx context.Context) (*model.AuditLogSe
 	if err != nil {
 		return nil, err
 	}
-	return toSettings(s), nil
+	return r.toSettings(s), nil
 }
 
 // AuditEvents is the resolver for the auditEvents field.

@@ -251,8 +251,13 @@ func ControlSubject(org string) string { return controlSubject + org }
 type Streams struct {
 	// DuplicateWindow is how long JetStream remembers event ids.
 	DuplicateWindow time.Duration
-	// MaxAge is the retention of audit events; 0 keeps them forever.
+	// MaxAge is how long a regional stream keeps a message when Retention
+	// names no period for its region; 0 keeps them forever.
 	MaxAge time.Duration
+	// Retention is how long each region's read model keeps events. A
+	// region's stream keeps its messages RetentionMargin longer (see
+	// MaxAgeOf); a region absent or 0 uses MaxAge.
+	Retention map[domain.Region]time.Duration
 	// Replicas per stream (1 for a single server).
 	Replicas int
 	// Placement pins each regional stream to servers tagged region:<r>; only
@@ -265,6 +270,26 @@ type Streams struct {
 	// ExportAckWait is how long a job may go without a heartbeat from the
 	// instance running it before another instance takes it over.
 	ExportAckWait time.Duration
+}
+
+// RetentionMargin is how much longer a regional stream keeps a message than
+// the read model keeps its event, so the stream always holds at least what
+// the read model shows. JetStream ages a message by when it was stored; the
+// read model drops an event by when it occurred, and only with its whole
+// month, once the month's last instant is past retention. An event occurs at
+// most domain.MaxClockSkew after it is stored, its month ends at most 31 days
+// after it occurred, and enforcement runs daily, so its row can outlive the
+// retention by 32 days and 5 minutes after it was stored. 33 days covers
+// that with room to spare.
+const RetentionMargin = 33 * 24 * time.Hour
+
+// MaxAgeOf is the maximum age of region r's stream: its retention plus
+// RetentionMargin, or MaxAge when the region keeps events forever.
+func (s Streams) MaxAgeOf(r domain.Region) time.Duration {
+	if p := s.Retention[r]; p > 0 {
+		return p + RetentionMargin
+	}
+	return s.MaxAge
 }
 
 // MaxLiveConsumers bounds the consumers of one regional stream, nearly all
@@ -294,7 +319,8 @@ func (s Streams) WithDefaults() Streams {
 }
 
 // Ensure creates or updates the regional audit streams and the control
-// stream. Audit streams deny delete and purge: only MaxAge removes events.
+// stream. Audit streams deny delete and purge: only MaxAge removes events,
+// and an existing stream gets the MaxAge of the current retention.
 func (s Streams) Ensure(ctx context.Context, js jetstream.JetStream) error {
 	s = s.WithDefaults()
 	replicas := s.Replicas
@@ -306,7 +332,7 @@ func (s Streams) Ensure(ctx context.Context, js jetstream.JetStream) error {
 			Storage:     jetstream.FileStorage,
 			Retention:   jetstream.LimitsPolicy,
 			Duplicates:  s.DuplicateWindow,
-			MaxAge:      s.MaxAge,
+			MaxAge:      s.MaxAgeOf(r),
 			Replicas:    replicas,
 			DenyDelete:  true,
 			DenyPurge:   true,

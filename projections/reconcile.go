@@ -12,13 +12,18 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/auditlog/auditlog/domain"
 )
 
 // Reconciliation compares a regional stream with its read model message by
 // message, up to the read model's checkpoint: every message the stream holds
 // there must be an event row, a duplicate of one (the same org and id sent
-// again), or quarantined. Anything else is a gap: an acknowledged event the
-// read model lost, which no lag metric shows.
+// again), quarantined, or an event that retention removed with its month.
+// Anything else is a gap: an acknowledged event the read model lost, which
+// no lag metric shows. Under retention the stream no longer holds its
+// oldest messages; rows older than the stream's first message cannot be
+// compared with anything, and are neither counted nor reported.
 
 // OrgReport counts one organization's messages and rows.
 type OrgReport struct {
@@ -28,10 +33,12 @@ type OrgReport struct {
 	// Stored are the messages whose event row is theirs; Duplicates repeat
 	// an event stored from an earlier message.
 	Stored, Duplicates int64
-	// Missing messages are gaps; Quarantined ones were set aside.
-	Missing, Quarantined int64
-	// Rows is how many rows the read model holds for the org up to the
-	// checkpoint; more rows than Stored are rows no message explains.
+	// Missing messages are gaps; Quarantined ones were set aside; Expired
+	// ones are events retention removed with their month.
+	Missing, Quarantined, Expired int64
+	// Rows is how many rows the read model holds for the org from the
+	// stream's first message up to the checkpoint; more rows than Stored
+	// are rows no message explains.
 	Rows int64
 }
 
@@ -48,13 +55,20 @@ type Report struct {
 	Stream string
 	// Through is the checkpoint compared up to; Checked the messages read.
 	Through, Checked uint64
-	Orgs             map[string]*OrgReport
+	// From is the first sequence the stream still holds: earlier messages
+	// aged out (the stream's maximum age), and rows from them are not
+	// compared.
+	From uint64
+	Orgs map[string]*OrgReport
 	// Gaps are messages the read model should hold as events and does
 	// not; Extra are rows no message of the stream accounts for.
 	Gaps, Extra []EventRef
 	Quarantined []Quarantined
 	// Unexplained counts rows that no message of the stream accounts for.
 	Unexplained int64
+	// Expired counts messages whose event retention removed from the read
+	// model with its month: not gaps, and never repaired.
+	Expired int64
 	// Repaired counts the gaps that repair filled.
 	Repaired int
 	Took     time.Duration
@@ -75,6 +89,10 @@ func (s *EventStore) Reconcile(ctx context.Context, js jetstream.JetStream, repa
 		return nil, err
 	}
 	rep := &Report{Stream: s.stream, Through: through, Orgs: map[string]*OrgReport{}}
+	retained, err := s.RetentionTotals(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if rep.Quarantined, err = s.Quarantined(ctx); err != nil {
 		return nil, err
 	}
@@ -86,8 +104,8 @@ func (s *EventStore) Reconcile(ctx context.Context, js jetstream.JetStream, repa
 		rep.org(org).Quarantined++
 	}
 	if through > 0 {
-		if err := s.walk(ctx, js, through, func(chunk []streamEvent) error {
-			return s.compare(ctx, rep, chunk, quarantined)
+		if err := s.walk(ctx, js, rep, func(stream jetstream.Stream, chunk []streamEvent) error {
+			return s.compare(ctx, rep, chunk, quarantined, s.expired(stream, retained.Through))
 		}); err != nil {
 			return nil, err
 		}
@@ -121,21 +139,24 @@ func (r *Report) org(id string) *OrgReport {
 	return o
 }
 
-// streamEvent is what reconciliation needs of a message: where it is and
-// which event it says it is.
+// streamEvent is what reconciliation needs of a message: where it is, when
+// it was stored and which event it says it is.
 type streamEvent struct {
 	seq     uint64
+	stored  time.Time
 	org, id string
 }
 
-// walk reads the stream from its first message through seq, headers only,
-// and hands it over in chunks.
-func (s *EventStore) walk(ctx context.Context, js jetstream.JetStream, through uint64, fn func([]streamEvent) error) error {
+// walk reads the stream from its first message through rep.Through,
+// headers only, and hands it over in chunks. It sets rep.From.
+func (s *EventStore) walk(ctx context.Context, js jetstream.JetStream, rep *Report, fn func(jetstream.Stream, []streamEvent) error) error {
 	stream, err := js.Stream(ctx, s.stream)
 	if err != nil {
 		return fmt.Errorf("reconcile %s: %w", s.stream, err)
 	}
 	state := stream.CachedInfo().State
+	rep.From = state.FirstSeq
+	through := rep.Through
 	if state.Msgs == 0 || state.FirstSeq > through {
 		return nil
 	}
@@ -161,13 +182,13 @@ func (s *EventStore) walk(ctx context.Context, js jetstream.JetStream, through u
 		if seq > through {
 			break
 		}
-		ev := streamEvent{seq: seq, org: orgOfSubject(m.Subject())}
+		ev := streamEvent{seq: seq, stored: md.Timestamp, org: orgOfSubject(m.Subject())}
 		if ev.id, err = s.eventID(ctx, stream, ev.org, seq, m.Headers().Get(jetstream.MsgIDHeader)); err != nil {
 			return err
 		}
 		chunk = append(chunk, ev)
 		if len(chunk) == reconcileChunk || seq == through {
-			if err := fn(chunk); err != nil {
+			if err := fn(stream, chunk); err != nil {
 				return err
 			}
 			chunk = chunk[:0]
@@ -177,7 +198,7 @@ func (s *EventStore) walk(ctx context.Context, js jetstream.JetStream, through u
 		}
 	}
 	if len(chunk) > 0 {
-		return fn(chunk)
+		return fn(stream, chunk)
 	}
 	return nil
 }
@@ -226,15 +247,46 @@ func orgOfSubject(subject string) string {
 	return parts[2]
 }
 
+// expired reports whether the event of a message is one retention removed:
+// it occurred before through, the end of the latest month dropped, before
+// which every month is gone. An event occurs at most domain.MaxClockSkew
+// after it is stored, so a message stored well before through needs no
+// look at its body; only recent messages of old events (backfills) are read.
+func (s *EventStore) expired(stream jetstream.Stream, through time.Time) func(context.Context, streamEvent) (bool, error) {
+	return func(ctx context.Context, e streamEvent) (bool, error) {
+		switch {
+		case through.IsZero():
+			return false, nil
+		case e.stored.Add(domain.MaxClockSkew).Before(through):
+			return true, nil
+		}
+		raw, err := stream.GetMsg(ctx, e.seq)
+		if err != nil {
+			return false, fmt.Errorf("reconcile %s: read message %d: %w", s.stream, e.seq, err)
+		}
+		var ev struct {
+			OccurredAt time.Time `json:"occurredAt"`
+		}
+		if json.Unmarshal(raw.Data, &ev) != nil || ev.OccurredAt.IsZero() {
+			return false, nil
+		}
+		return ev.OccurredAt.Before(through), nil
+	}
+}
+
 // compare looks up the events of chunk in the read model: each is stored
-// from its own message, from an earlier one (a duplicate), or missing.
-func (s *EventStore) compare(ctx context.Context, rep *Report, chunk []streamEvent, quarantined map[uint64]bool) error {
+// from its own message, from an earlier one (a duplicate), removed by
+// retention, or missing.
+func (s *EventStore) compare(ctx context.Context, rep *Report, chunk []streamEvent, quarantined map[uint64]bool,
+	expired func(context.Context, streamEvent) (bool, error)) error {
 	seqs, orgs, ids := make([]int64, 0, len(chunk)), make([]string, 0, len(chunk)), make([]string, 0, len(chunk))
+	bySeq := make(map[uint64]streamEvent, len(chunk))
 	for _, e := range chunk {
 		if quarantined[e.seq] {
 			continue
 		}
 		seqs, orgs, ids = append(seqs, int64(e.seq)), append(orgs, e.org), append(ids, e.id)
+		bySeq[e.seq] = e
 	}
 	rows, err := s.pool.Query(ctx, fmt.Sprintf(`
 		SELECT u.seq, u.org, u.id, e.stream_seq
@@ -246,10 +298,11 @@ func (s *EventStore) compare(ctx context.Context, rep *Report, chunk []streamEve
 		return fmt.Errorf("reconcile %s: %w", s.stream, err)
 	}
 	var (
-		seq    int64
-		org    string
-		id     string
-		stored *int64
+		seq     int64
+		org     string
+		id      string
+		stored  *int64
+		missing []EventRef
 	)
 	_, err = pgx.ForEachRow(rows, []any{&seq, &org, &id, &stored}, func() error {
 		o := rep.org(org)
@@ -257,8 +310,7 @@ func (s *EventStore) compare(ctx context.Context, rep *Report, chunk []streamEve
 		rep.Checked++
 		switch {
 		case stored == nil:
-			o.Missing++
-			rep.Gaps = append(rep.Gaps, EventRef{Seq: uint64(seq), OrgID: org, ID: id})
+			missing = append(missing, EventRef{Seq: uint64(seq), OrgID: org, ID: id})
 		case *stored == seq:
 			o.Stored++
 		default:
@@ -269,14 +321,30 @@ func (s *EventStore) compare(ctx context.Context, rep *Report, chunk []streamEve
 	if err != nil {
 		return fmt.Errorf("reconcile %s: %w", s.stream, err)
 	}
+	for _, m := range missing {
+		gone, err := expired(ctx, bySeq[m.Seq])
+		if err != nil {
+			return err
+		}
+		o := rep.org(m.OrgID)
+		if gone {
+			o.Expired++
+			rep.Expired++
+			continue
+		}
+		o.Missing++
+		rep.Gaps = append(rep.Gaps, m)
+	}
 	return nil
 }
 
-// countRows counts each org's rows up to the checkpoint, so rows that no
-// message explains show too.
+// countRows counts each org's rows from the stream's first message up to
+// the checkpoint, so rows that no message explains show too. Rows from
+// messages that aged out of the stream have nothing to be compared with.
 func (s *EventStore) countRows(ctx context.Context, rep *Report) error {
 	rows, err := s.pool.Query(ctx, fmt.Sprintf(
-		`SELECT org_id, count(*) FROM %s.events WHERE stream_seq <= $1 GROUP BY org_id`, s.schema), int64(rep.Through))
+		`SELECT org_id, count(*) FROM %s.events WHERE stream_seq >= $2 AND stream_seq <= $1 GROUP BY org_id`, s.schema),
+		int64(rep.Through), int64(rep.From))
 	if err != nil {
 		return fmt.Errorf("reconcile %s: count rows: %w", s.stream, err)
 	}
@@ -298,12 +366,14 @@ func (s *EventStore) countRows(ctx context.Context, rep *Report) error {
 }
 
 // findExtra names the rows of org that no message accounts for: each of
-// the org's rows up to the checkpoint is matched with the org's messages,
+// the org's rows from the stream's first message up to the checkpoint is
+// matched with the org's messages,
 // read again from the stream. It runs only for an org whose rows outnumber
 // its stored messages, so its memory is one such org's rows.
 func (s *EventStore) findExtra(ctx context.Context, js jetstream.JetStream, rep *Report, org string) error {
 	rows, err := s.pool.Query(ctx, fmt.Sprintf(
-		`SELECT id, stream_seq FROM %s.events WHERE org_id = $1 AND stream_seq <= $2`, s.schema), org, int64(rep.Through))
+		`SELECT id, stream_seq FROM %s.events WHERE org_id = $1 AND stream_seq >= $3 AND stream_seq <= $2`, s.schema),
+		org, int64(rep.Through), int64(rep.From))
 	if err != nil {
 		return fmt.Errorf("reconcile %s: rows of %s: %w", s.stream, org, err)
 	}

@@ -215,7 +215,8 @@ func (s *Server) reconcileRegion(ctx context.Context, r domain.Region, repair bo
 	}
 	l.Str("stream", rep.Stream).Uint64("through", rep.Through).Uint64("checked", rep.Checked).
 		Int("gaps", len(rep.Gaps)).Int("repaired", rep.Repaired).Int("quarantined", len(rep.Quarantined)).
-		Int64("unexplained_rows", rep.Unexplained).Dur("took", rep.Took).Msg("reconciled")
+		Int64("unexplained_rows", rep.Unexplained).Int64("expired", rep.Expired).Uint64("from", rep.From).
+		Dur("took", rep.Took).Msg("reconciled")
 	return rep, nil
 }
 

@@ -100,6 +100,17 @@ type Config struct {
 	// ReadWindow is how long one reader's same read of the log is recorded
 	// once (default 10 minutes).
 	ReadWindow time.Duration
+	// Retention is how long each region keeps its events after they
+	// occurred (see ParseRetention); a region absent or 0 keeps them for
+	// ever. Its stream keeps messages natsx.RetentionMargin longer.
+	Retention map[domain.Region]time.Duration
+	// RetentionFloor is the shortest retention New accepts; zero means
+	// DefaultRetentionFloor and a negative value no floor at all, which
+	// only tests want.
+	RetentionFloor time.Duration
+	// RetentionEvery is how often expired months are dropped, besides once
+	// at start (default DefaultRetentionEvery; negative never).
+	RetentionEvery time.Duration
 	// Log is the root logger.
 	Log zerolog.Logger
 	// Now is the clock; nil means time.Now.
@@ -190,6 +201,13 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.MaxResponseBytes == 0 {
 		cfg.MaxResponseBytes = DefaultMaxResponseBytes
 	}
+	if cfg.RetentionEvery == 0 {
+		cfg.RetentionEvery = DefaultRetentionEvery
+	}
+	if err := checkRetention(cfg); err != nil {
+		return nil, err
+	}
+	cfg.Streams.Retention = cfg.Retention
 	cfg.Streams = cfg.Streams.WithDefaults()
 	if len(cfg.DownloadKey) == 0 {
 		cfg.DownloadKey = make([]byte, 32)
@@ -260,6 +278,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.metrics.registry.MustRegister(
 		newProjectionCollector(s.js, s.events),
 		newIntegrityCollector(s.integrity),
+		newRetentionCollector(s.events),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "auditlog_live_subscriptions",
 			Help: "Live subscriptions this instance is serving.",
@@ -286,6 +305,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		PublicURL:    cfg.PublicURL,
 		Own:          s.recorder,
 		Reads:        s.reads,
+		Retention:    s.Retention,
 		Now:          cfg.Now,
 	}
 	s.handler = s.routes(resolver)
@@ -388,6 +408,9 @@ func (s *Server) Run(ctx context.Context) error {
 
 	wg.Go(func() { s.maintainPartitions(pctx) })
 	wg.Go(func() { s.integrity.watch(pctx) })
+	if s.cfg.RetentionEvery > 0 {
+		wg.Go(func() { s.retentionLoop(pctx, s.cfg.RetentionEvery) })
+	}
 	if s.cfg.ReconcileEvery > 0 {
 		wg.Go(func() { s.integrity.reconcileLoop(pctx, s.cfg.ReconcileEvery) })
 	}

@@ -81,6 +81,7 @@ type common struct {
 	natsUser, natsCreds                     string
 	dupWindow                               time.Duration
 	placement                               bool
+	retention, retentionFloor               string
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -93,6 +94,33 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.dupWindow, "dedupe-window", 10*time.Minute, "JetStream de-duplication window for event ids")
 	fs.BoolVar(&c.placement, "region-placement", env("AUDITD_REGION_PLACEMENT", "") == "true",
 		"place each regional stream on servers tagged region:<r> (clusters only; AUDITD_REGION_PLACEMENT)")
+	fs.StringVar(&c.retention, "retention", env("AUDITD_RETENTION", ""),
+		"how long each region keeps events after they occurred: 400d for all, US=400d,EU=730d per region, or 400d,EU=730d; empty keeps them for ever (AUDITD_RETENTION)")
+	fs.StringVar(&c.retentionFloor, "retention-floor", env("AUDITD_RETENTION_FLOOR", domain.FormatPeriod(server.DefaultRetentionFloor)),
+		"refuse to start with a retention shorter than this (AUDITD_RETENTION_FLOOR)")
+}
+
+// retentionConfig reads the retention flags and checks them against the
+// floor, so a mistake stops the command before it touches anything.
+func (c *common) retentionConfig() (map[domain.Region]time.Duration, time.Duration, error) {
+	floor, err := domain.ParsePeriod(c.retentionFloor)
+	if err != nil {
+		return nil, 0, fmt.Errorf("--retention-floor: %w", err)
+	}
+	if floor <= 0 {
+		return nil, 0, errors.New("--retention-floor must be positive: without a floor, a typo in --retention could remove most of the log")
+	}
+	periods, err := server.ParseRetention(c.retention)
+	if err != nil {
+		return nil, 0, fmt.Errorf("--retention: %w", err)
+	}
+	for _, r := range domain.Regions {
+		ret := domain.Retention{Period: periods[r], Floor: floor}
+		if err := ret.Check(); err != nil {
+			return nil, 0, fmt.Errorf("--retention of %s: %w (see --retention-floor)", r, err)
+		}
+	}
+	return periods, floor, nil
 }
 
 // setup parses args into fs and resolves the logger and server config.
@@ -155,6 +183,10 @@ func (c *common) database(ctx context.Context, log zerolog.Logger) (string, erro
 }
 
 func (c *common) config(ctx context.Context, log zerolog.Logger) (server.Config, error) {
+	retention, floor, err := c.retentionConfig()
+	if err != nil {
+		return server.Config{}, err
+	}
 	url, err := c.database(ctx, log)
 	if err != nil {
 		return server.Config{}, err
@@ -173,6 +205,8 @@ func (c *common) config(ctx context.Context, log zerolog.Logger) (server.Config,
 		DatabaseURL:        url,
 		RegionDatabaseURLs: regional,
 		Streams:            natsx.Streams{DuplicateWindow: c.dupWindow, Placement: c.placement},
+		Retention:          retention,
+		RetentionFloor:     floor,
 		Log:                log,
 	}, nil
 }
@@ -415,14 +449,14 @@ func reconcile(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func printReport(w io.Writer, rep *projections.Report) {
-	fmt.Fprintf(w, "%s: %d messages checked through sequence %d in %s: %d gaps, %d repaired, %d quarantined, %d unexplained rows\n",
-		rep.Stream, rep.Checked, rep.Through, rep.Took.Round(time.Millisecond), len(rep.Gaps), rep.Repaired,
-		len(rep.Quarantined), rep.Unexplained)
+	fmt.Fprintf(w, "%s: %d messages checked from sequence %d through %d in %s: %d gaps, %d repaired, %d quarantined, %d expired, %d unexplained rows\n",
+		rep.Stream, rep.Checked, rep.From, rep.Through, rep.Took.Round(time.Millisecond), len(rep.Gaps), rep.Repaired,
+		len(rep.Quarantined), rep.Expired, rep.Unexplained)
 	orgs := slices.Sorted(maps.Keys(rep.Orgs))
 	for _, org := range orgs {
 		o := rep.Orgs[org]
-		fmt.Fprintf(w, "  org %-20s messages %8d  stored %8d  duplicates %6d  missing %6d  quarantined %4d  rows %8d\n",
-			org, o.Messages, o.Stored, o.Duplicates, o.Missing, o.Quarantined, o.Rows)
+		fmt.Fprintf(w, "  org %-20s messages %8d  stored %8d  duplicates %6d  missing %6d  quarantined %4d  expired %8d  rows %8d\n",
+			org, o.Messages, o.Stored, o.Duplicates, o.Missing, o.Quarantined, o.Expired, o.Rows)
 	}
 	for _, g := range rep.Gaps {
 		fmt.Fprintf(w, "  gap: sequence %d, org %s, event %s\n", g.Seq, g.OrgID, g.ID)

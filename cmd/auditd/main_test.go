@@ -128,3 +128,26 @@ func TestDevelopmentSecretMeansLoopbackOnly(t *testing.T) {
 		}
 	}
 }
+
+// A retention below the floor, or no floor, stops every command before it
+// opens a store.
+func TestRetentionFlagsAreCheckedFirst(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--retention", "30d"}, "--retention of US: retention 30d is below the floor of 365d"},
+		{[]string{"--retention", "US=400d,EU=400h"}, "--retention of EU: retention 400h0m0s is below the floor of 365d"},
+		{[]string{"--retention", "400d", "--retention-floor", "500d"}, "below the floor of 500d"},
+		{[]string{"--retention", "400d", "--retention-floor", "0"}, "--retention-floor must be positive"},
+		{[]string{"--retention", "US=forever,XX=400d"}, "unknown region"},
+	}
+	for _, tc := range tests {
+		// An unreachable database: the command must fail before it is used.
+		args := append([]string{"projections", "reconcile", "--database-url", "postgres://nobody@127.0.0.1:1/none"}, tc.args...)
+		err := run(context.Background(), args, &bytes.Buffer{}, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}

@@ -68,6 +68,21 @@ type AuditEventTypeInfo struct {
 	Fields      []*PayloadField    `json:"fields"`
 }
 
+// How long a region keeps audit events. Events are removed only a whole
+// calendar month (UTC) at a time, once the entire month is older than the
+// retention: an event is kept at least days after it occurred, and at most a
+// month and a day longer.
+type AuditLogRetention struct {
+	// Whole days an event is kept after it occurred; null keeps events for ever.
+	Days *int `json:"days,omitempty"`
+	// The shortest retention the service accepts, in whole days; 0 when it has no floor.
+	FloorDays int `json:"floorDays"`
+	// Events that occurred at or after this instant are kept; older ones are
+	// removed (within a day of it passing). Null when events are kept for ever.
+	// It moves forward a month at a time.
+	OldestKept *time.Time `json:"oldestKept,omitempty"`
+}
+
 type AuditLogSettings struct {
 	Enabled bool `json:"enabled"`
 	// Where the organization's audit data is stored; null until the first opt-in.
@@ -77,6 +92,9 @@ type AuditLogSettings struct {
 	UpdatedAt *time.Time `json:"updatedAt,omitempty"`
 	// Increases with every change.
 	Version int `json:"version"`
+	// How long the organization's region keeps its events; null until the first
+	// opt-in, when the organization has no region yet.
+	Retention *AuditLogRetention `json:"retention,omitempty"`
 }
 
 // The filter an export applies, as it was given.

@@ -1,0 +1,210 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/natsx"
+	"github.com/auditlog/auditlog/projections"
+)
+
+// DefaultRetentionFloor is the shortest retention auditd accepts unless
+// told otherwise. A year is the shortest retention common audit
+// requirements ask of audit logs (PCI DSS keeps them 12 months; SOC 2 and
+// ISO 27001 audits look back a year), so anything shorter is far more
+// likely a typo ("40d", "400h") than a decision, and what it would remove
+// nothing can bring back.
+const DefaultRetentionFloor = 365 * domain.Day
+
+// DefaultRetentionEvery is how often expired months are dropped. Months
+// expire once a month; a daily run removes each within a day, which the
+// stream's retention margin allows for.
+const DefaultRetentionEvery = 24 * time.Hour
+
+// ParseRetention reads the retention setting: comma-separated entries,
+// each REGION=period, plus at most one bare period for every region not
+// named. A period is whole days ("400d"), a Go duration, or 0 / forever.
+// "400d" keeps every region's events 400 days; "US=400d,EU=730d" two
+// regions' and the rest for ever; "400d,EU=730d" EU's 730 days and the
+// others' 400. Empty keeps everything for ever.
+func ParseRetention(spec string) (map[domain.Region]time.Duration, error) {
+	out := map[domain.Region]time.Duration{}
+	if strings.TrimSpace(spec) == "" {
+		return out, nil
+	}
+	var def *time.Duration
+	named := map[domain.Region]bool{}
+	for entry := range strings.SplitSeq(spec, ",") {
+		region, period, ok := strings.Cut(strings.TrimSpace(entry), "=")
+		if !ok {
+			if def != nil {
+				return nil, fmt.Errorf("retention %q: more than one period for every region", spec)
+			}
+			d, err := domain.ParsePeriod(region)
+			if err != nil {
+				return nil, err
+			}
+			def = &d
+			continue
+		}
+		r := domain.Region(strings.ToUpper(strings.TrimSpace(region)))
+		if !r.Valid() {
+			return nil, fmt.Errorf("retention %q: unknown region %q", spec, region)
+		}
+		if named[r] {
+			return nil, fmt.Errorf("retention %q: region %s given twice", spec, r)
+		}
+		d, err := domain.ParsePeriod(period)
+		if err != nil {
+			return nil, err
+		}
+		named[r], out[r] = true, d
+	}
+	if def != nil {
+		for _, r := range domain.Regions {
+			if !named[r] {
+				out[r] = *def
+			}
+		}
+	}
+	return out, nil
+}
+
+// checkRetention refuses a configuration that names an unknown region or
+// keeps a region's events for less than the floor, before anything starts.
+func checkRetention(cfg Config) error {
+	for r, p := range cfg.Retention {
+		if !r.Valid() {
+			return fmt.Errorf("retention: unknown region %q", r)
+		}
+		ret := domain.Retention{Period: p, Floor: retentionFloor(cfg)}
+		if err := ret.Check(); err != nil {
+			return fmt.Errorf("retention of %s: %w (the floor is --retention-floor)", r, err)
+		}
+	}
+	return nil
+}
+
+func retentionFloor(cfg Config) time.Duration {
+	if cfg.RetentionFloor < 0 {
+		return 0
+	}
+	if cfg.RetentionFloor == 0 {
+		return DefaultRetentionFloor
+	}
+	return cfg.RetentionFloor
+}
+
+// Retention is how long region r keeps its events.
+func (s *Server) Retention(r domain.Region) domain.Retention {
+	return domain.Retention{Period: s.cfg.Retention[r], Floor: retentionFloor(s.cfg)}
+}
+
+// retentionLoop drops expired months once at start, then every period,
+// each region by one instance at a time.
+func (s *Server) retentionLoop(ctx context.Context, period time.Duration) {
+	run := func() {
+		for _, r := range domain.Regions {
+			if s.Retention(r).Forever() {
+				continue
+			}
+			st := s.events[r]
+			_, err := onlyOne(ctx, st.Pool(), "retention:"+st.Schema(), func() error {
+				_, err := s.enforceRetention(ctx, r)
+				return err
+			})
+			if err != nil && ctx.Err() == nil {
+				s.log.Error().Err(err).Str("region", string(r)).Msg("retention enforcement failed")
+			}
+		}
+	}
+	run()
+	every(ctx, period, run)
+}
+
+// EnforceRetention drops the expired months of every region now, whatever
+// the schedule, and returns them by region. Another instance enforcing at
+// the same time removes each month once between them.
+func (s *Server) EnforceRetention(ctx context.Context) (map[domain.Region][]projections.RetentionDrop, error) {
+	out := map[domain.Region][]projections.RetentionDrop{}
+	for _, r := range domain.Regions {
+		drops, err := s.enforceRetention(ctx, r)
+		if len(drops) > 0 {
+			out[r] = drops
+		}
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// enforceRetention drops region r's expired months and logs each drop and
+// the run.
+func (s *Server) enforceRetention(ctx context.Context, r domain.Region) ([]projections.RetentionDrop, error) {
+	ret := s.Retention(r)
+	if ret.Forever() {
+		return nil, nil
+	}
+	now := s.cfg.Now()
+	drops, err := s.events[r].EnforceRetention(ctx, ret, now)
+	var events int64
+	for _, d := range drops {
+		events += d.Events
+		s.log.Info().Str("region", string(r)).Str("stream", natsx.AuditStream(r)).
+			Str("partition", d.Partition).Time("from", d.Month).Time("to", d.End()).
+			Int64("events", d.Events).Int64("event_ids", d.IDs).Str("retention", domain.FormatPeriod(ret.Period)).
+			Msg("retention dropped an expired month")
+	}
+	if err != nil {
+		return drops, err
+	}
+	s.log.Info().Str("region", string(r)).Str("retention", domain.FormatPeriod(ret.Period)).
+		Time("oldest_kept", ret.Horizon(now)).Int("months", len(drops)).Int64("events", events).
+		Msg("retention enforced")
+	return drops, nil
+}
+
+// retentionCollector serves what retention has removed from each regional
+// read model, read from the read model itself so every instance reports
+// the same whichever one dropped the months.
+type retentionCollector struct {
+	stores             map[domain.Region]*projections.EventStore
+	partitions, events *prometheus.Desc
+}
+
+func newRetentionCollector(stores map[domain.Region]*projections.EventStore) *retentionCollector {
+	labels := []string{"stream"}
+	return &retentionCollector{
+		stores: stores,
+		partitions: prometheus.NewDesc("auditlog_retention_partitions_dropped_total",
+			"Month partitions of the read model dropped because the whole month was past retention.", labels, nil),
+		events: prometheus.NewDesc("auditlog_retention_events_dropped_total",
+			"Events removed from the read model with their expired month.", labels, nil),
+	}
+}
+
+func (c *retentionCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.partitions
+	ch <- c.events
+}
+
+// Collect leaves out a region it cannot read rather than report a guess.
+func (c *retentionCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
+	defer cancel()
+	for r, st := range c.stores {
+		t, err := st.RetentionTotals(ctx)
+		if err != nil {
+			continue
+		}
+		name := natsx.AuditStream(r)
+		ch <- prometheus.MustNewConstMetric(c.partitions, prometheus.CounterValue, float64(t.Partitions), name)
+		ch <- prometheus.MustNewConstMetric(c.events, prometheus.CounterValue, float64(t.Events), name)
+	}
+}
