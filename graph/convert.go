@@ -114,3 +114,10 @@ func toTypeInfo(t domain.TypeInfo) *model.AuditEventTypeInfo {
 		Description: t.Description, Fields: fields,
 	}
 }
+
+func optionalString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}

@@ -10,12 +10,14 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/graph/model"
 	"github.com/auditlog/auditlog/ingest"
 	"github.com/auditlog/auditlog/live"
 	"github.com/auditlog/auditlog/projections"
+	"github.com/auditlog/auditlog/treelog"
 )
 
 // Recorder records batches of events.
@@ -53,6 +55,15 @@ type DownloadSigner interface {
 	Sign(org, id string) (token string, expires time.Time, err error)
 }
 
+// Tree issues and proves the checkpoints of each organization's Merkle tree.
+type Tree interface {
+	VerifierKey() string
+	Checkpoint(ctx context.Context, org string) (*projections.SignedCheckpoint, treelog.Checkpoint, error)
+	ProveEvent(ctx context.Context, org, id string, treeSize *int64) (leaf, size int64, proof []tlog.Hash, err error)
+	ProveConsistency(ctx context.Context, org string, from, to int64) ([]tlog.Hash, error)
+	Verify(ctx context.Context, org string, from, to int64) (*projections.Verification, error)
+}
+
 // Resolver is the root resolver; its dependencies are set by the server.
 type Resolver struct {
 	Recorder Recorder
@@ -70,7 +81,9 @@ type Resolver struct {
 	// Own records the audit log's events about itself (refused settings
 	// changes); nil records none.
 	Own OwnRecorder
-	Now func() time.Time
+	// Tree answers the transparency queries.
+	Tree Tree
+	Now  func() time.Time
 }
 
 // NewSchema returns the executable schema over r, with the @hasRole

@@ -84,7 +84,7 @@ func (s *EventStore) VerifyTree(ctx context.Context, js jetstream.JetStream, org
 
 	// Rows come in leaf order from one query and are merged with the leaves
 	// as the stream yields them.
-	rows, err := s.pool.Query(ctx, fmt.Sprintf(`SELECT leaf_index, %s, record FROM %s.events
+	rows, err := s.pool.Query(ctx, fmt.Sprintf(`SELECT %s FROM %s.events
 		WHERE org_id = $1 AND leaf_index >= $2 AND leaf_index < $3 ORDER BY leaf_index, id`, selectColumns, s.schema), org, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("verify %s: %w", org, err)
@@ -94,7 +94,11 @@ func (s *EventStore) VerifyTree(ctx context.Context, js jetstream.JetStream, org
 		if !rows.Next() {
 			return nil, rows.Err()
 		}
-		return scanStoredRow(rows)
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, err
+		}
+		return &storedRow{leaf: *e.LeafIndex, e: e, record: e.Record}, nil
 	}
 	cur, err := next()
 	if err != nil {
@@ -181,29 +185,6 @@ type storedRow struct {
 	record []byte
 }
 
-func scanStoredRow(rows pgx.Rows) (*storedRow, error) {
-	var (
-		r          storedRow
-		e          domain.Event
-		tkind, tid *string
-		tname      string
-		details    []byte
-		seq        int64
-	)
-	err := rows.Scan(&r.leaf, &e.ID, &e.OrgID, &e.Source, &e.Type, &e.OccurredAt, &e.RecordedAt,
-		&e.Actor.Kind, &e.Actor.ID, &e.Actor.Name, &e.Actor.Email, &tkind, &tid, &tname,
-		&e.IPAddress, &e.UserAgent, &e.RequestID, &details, &seq, &r.record)
-	if err != nil {
-		return nil, err
-	}
-	if tkind != nil && tid != nil {
-		e.Target = &domain.Target{Kind: *tkind, ID: *tid, Name: tname}
-	}
-	e.Details, e.Seq = details, uint64(seq)
-	r.e = &e
-	return &r, nil
-}
-
 // compareRow compares the row stored for l with the event l's message is,
 // field by field, in the order of EventColumns.
 func compareRow(l leaf, r *storedRow) *Divergence {
@@ -220,8 +201,9 @@ func compareRow(l leaf, r *storedRow) *Divergence {
 		}
 		return nil
 	}
+	// Postgres keeps times to the microsecond.
 	at := func(field string, a, b time.Time) *Divergence {
-		if !a.Equal(b) {
+		if !a.Truncate(time.Microsecond).Equal(b.Truncate(time.Microsecond)) {
 			return div(field, a.UTC().Format(time.RFC3339Nano), b.UTC().Format(time.RFC3339Nano))
 		}
 		return nil

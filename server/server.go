@@ -96,6 +96,15 @@ type Config struct {
 	// ReconcileEvery is how often the regional read models are compared
 	// with their streams and repaired (default 1h; negative never).
 	ReconcileEvery time.Duration
+	// SigningKey is the note signer key (golang.org/x/mod/sumdb/note,
+	// Ed25519) that signs the checkpoints of every organization's tree. It
+	// is secret and never logged. Empty uses a development key kept in
+	// DataDir, generated the first time.
+	SigningKey string
+	// CheckpointEvery is how often an organization whose tree has grown
+	// gets a new signed checkpoint (default 1m; negative never: checkpoints
+	// are then issued only when asked for).
+	CheckpointEvery time.Duration
 	// Log is the root logger.
 	Log zerolog.Logger
 	// Now is the clock; nil means time.Now.
@@ -159,6 +168,7 @@ type Server struct {
 	eventProjectors  map[domain.Region]*projections.Projector
 	metrics          *metrics
 	integrity        *integrity
+	trees            *trees
 }
 
 // New connects to (or starts) NATS and Postgres, declares the streams and
@@ -185,6 +195,9 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.MaxResponseBytes == 0 {
 		cfg.MaxResponseBytes = DefaultMaxResponseBytes
 	}
+	if cfg.CheckpointEvery == 0 {
+		cfg.CheckpointEvery = DefaultCheckpointEvery
+	}
 	cfg.Streams = cfg.Streams.WithDefaults()
 	if len(cfg.DownloadKey) == 0 {
 		cfg.DownloadKey = make([]byte, 32)
@@ -198,6 +211,20 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 			s.close()
 		}
 	}()
+
+	if cfg.SigningKey == "" {
+		skey, created, err := DevSigningKey(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		cfg.SigningKey, s.cfg.SigningKey = skey, skey
+		v, _ := verifierOf(skey)
+		s.log.Warn().Str("path", filepath.Join(cfg.DataDir, signingKeyFile)).Bool("generated", created).Str("verifier_key", v).
+			Msg("AUDITD_SIGNING_KEY not set; checkpoints are signed with a development key kept in the data directory")
+	}
+	if s.trees, err = newTrees(s, cfg.SigningKey); err != nil {
+		return nil, err
+	}
 
 	if s.nc, err = s.connectNATS(); err != nil {
 		return nil, err
@@ -279,6 +306,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		DownloadPath: downloadPath,
 		PublicURL:    cfg.PublicURL,
 		Own:          s.recorder,
+		Tree:         s.trees,
 		Now:          cfg.Now,
 	}
 	s.handler = s.routes(resolver)
@@ -341,6 +369,13 @@ func (s *Server) NATSIngestURL() string {
 // EventStore is region r's read model.
 func (s *Server) EventStore(r domain.Region) *projections.EventStore { return s.events[r] }
 
+// VerifierKey is the note verifier key of the checkpoints the server signs.
+func (s *Server) VerifierKey() string { return s.trees.VerifierKey() }
+
+// IssueCheckpoints gives every organization whose tree has grown a signed
+// checkpoint now, as the periodic issuer does.
+func (s *Server) IssueCheckpoints(ctx context.Context) { s.trees.issueAll(ctx) }
+
 // Feed is the live event feed.
 func (s *Server) Feed() *live.Feed { return s.feed }
 
@@ -383,6 +418,9 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Go(func() { s.integrity.watch(pctx) })
 	if s.cfg.ReconcileEvery > 0 {
 		wg.Go(func() { s.integrity.reconcileLoop(pctx, s.cfg.ReconcileEvery) })
+	}
+	if s.cfg.CheckpointEvery > 0 {
+		wg.Go(func() { every(pctx, s.cfg.CheckpointEvery, func() { s.trees.issueAll(pctx) }) })
 	}
 	if s.cfg.ExportWorkers >= 0 {
 		wg.Go(func() {
