@@ -293,6 +293,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.worker = &export.Worker{
 		JS: s.js, Jobs: s.jobs, Source: reader, Concurrency: cfg.ExportWorkers,
 		AckWait: cfg.Streams.ExportAckWait, FileTTL: cfg.Streams.ExportTTL, Log: s.log, Now: cfg.Now,
+		Proofs: exportProver{s.trees},
 	}
 	s.signer = auth.NewDownloadSigner(cfg.DownloadKey, cfg.Now)
 

@@ -324,3 +324,36 @@ func (t *trees) Verify(ctx context.Context, org string, from, to int64) (*projec
 	}
 	return st.VerifyTree(ctx, t.s.js, org, from, to, t.open)
 }
+
+// exportProver lends exports the trees' checkpoints, proofs and key.
+type exportProver struct{ t *trees }
+
+// Checkpoint is org's latest checkpoint, issued now if the tree grew.
+func (p exportProver) Checkpoint(ctx context.Context, org string) (string, treelog.Checkpoint, error) {
+	c, cp, err := p.t.Checkpoint(ctx, org)
+	if err != nil {
+		return "", cp, err
+	}
+	return c.Note, cp, nil
+}
+
+// ProveRecord is the inclusion proof of leaf in org's tree of size.
+func (p exportProver) ProveRecord(ctx context.Context, org string, size, leaf int64) ([]tlog.Hash, error) {
+	_, st, err := p.t.store(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		return nil, projections.ErrNoLeaf
+	}
+	return st.ProveRecord(ctx, org, size, leaf)
+}
+
+// SignManifest signs an export's manifest with the log's key.
+func (p exportProver) SignManifest(text string) (string, error) {
+	msg, err := note.Sign(&note.Note{Text: text}, p.t.signer)
+	if err != nil {
+		return "", fmt.Errorf("sign manifest: %w", err)
+	}
+	return string(msg), nil
+}

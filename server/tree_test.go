@@ -5,8 +5,11 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +20,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/export"
 	"github.com/auditlog/auditlog/internal/testenv"
 	"github.com/auditlog/auditlog/server"
 	"github.com/auditlog/auditlog/treelog"
@@ -385,5 +389,71 @@ func TestRebuildGivesTheSameRoots(t *testing.T) {
 		if v := verifyLog(t, after, org); !v.Ok {
 			t.Fatalf("%s does not verify after rebuild: %+v", org, v.FirstDivergence)
 		}
+	}
+}
+
+// An NDJSON export proves itself offline with the verifier key: a changed
+// byte, a dropped line, a changed checkpoint or a lost manifest are each
+// found and the line named.
+func TestExportProvesItself(t *testing.T) {
+	env := testenv.Start(t)
+	env.EnableOrg(t, "acme", domain.RegionUS)
+	seed(t, env, "acme", 12)
+	env.WaitProjected(t)
+	admin := testenv.AdminToken(t, "acme")
+	job := waitExport(t, env, admin, startExport(t, env, admin, nil, "NDJSON").ID)
+	if job.Status != "SUCCEEDED" || job.RowCount != 13 {
+		t.Fatalf("job: %+v", job)
+	}
+	resp := get(t, env.URL+"/exports/"+job.ID, admin)
+	file, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vkey := env.VerifierKey()
+	got, err := export.VerifyNDJSON(bytes.NewReader(file), vkey)
+	if err != nil || got.Events != 13 || got.Checkpoint.Origin != "auditlog/us/acme" {
+		t.Fatalf("the export as made: %+v, %v", got, err)
+	}
+	lines := bytes.SplitAfter(file, []byte("\n"))
+	lines = lines[:len(lines)-1] // after the last newline
+	join := func(ls [][]byte) []byte { return bytes.Join(ls, nil) }
+	replaced := func(i int, old, new string) []byte {
+		ls := slices.Clone(lines)
+		ls[i] = bytes.Replace(ls[i], []byte(old), []byte(new), 1)
+		if bytes.Equal(ls[i], lines[i]) {
+			t.Fatalf("line %d has no %q", i+1, old)
+		}
+		return join(ls)
+	}
+	tests := []struct {
+		name   string
+		file   []byte
+		line   int
+		reason string
+	}{
+		{"a byte of a field changed", replaced(3, "Grace Hopper", "Grace Hoppor"), 4, "field actor differs"},
+		{"a byte of a record changed", replaced(5, `"record":"ey`, `"record":"eX`), 6, "record"},
+		{"a line dropped", join(slices.Delete(slices.Clone(lines), 4, 5)), 5, "where event 4 should be"},
+		{"two lines swapped", join(append(append(slices.Clone(lines[:2]), lines[3], lines[2]), lines[4:]...)), 3, "where event 2 should be"},
+		{"the checkpoint changed", replaced(0, `auditlog/us/acme`, `auditlog/us/acmf`), 1, "checkpoint"},
+		{"the manifest dropped", join(lines[:len(lines)-1]), len(lines), "ends without its manifest"},
+		{"the last event dropped", join(append(slices.Clone(lines[:len(lines)-2]), lines[len(lines)-1])), len(lines) - 1, "lines were changed, added or removed"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := export.VerifyNDJSON(bytes.NewReader(tc.file), vkey)
+			var le *export.LineError
+			if !errors.As(err, &le) || le.Line != tc.line || !strings.Contains(le.Reason, tc.reason) {
+				t.Fatalf("got %v, want line %d: …%s…", err, tc.line, tc.reason)
+			}
+			t.Log(err)
+		})
+	}
+	// Another key does not verify it.
+	_, other, _ := note.GenerateKey(nil, "someone-else")
+	if _, err := export.VerifyNDJSON(bytes.NewReader(file), other); err == nil {
+		t.Fatal("verifies with another key")
 	}
 }

@@ -133,3 +133,17 @@ func CheckConsistency(older, newer Checkpoint, proof []tlog.Hash) error {
 	}
 	return nil
 }
+
+// OpenNote checks the signature of any note the log signs with verifierKey
+// and returns its text.
+func OpenNote(signed, verifierKey string) (string, error) {
+	v, err := note.NewVerifier(verifierKey)
+	if err != nil {
+		return "", fmt.Errorf("verifier key: %w", err)
+	}
+	n, err := note.Open([]byte(signed), note.VerifierList(v))
+	if err != nil {
+		return "", fmt.Errorf("signature: %w", err)
+	}
+	return n.Text, nil
+}
