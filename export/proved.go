@@ -268,4 +268,3 @@ func deref(n *int64) any {
 	}
 	return *n
 }
-
