@@ -94,6 +94,12 @@ type Event struct {
 	// Seq is the event's position in its region's stream, known once it is
 	// stored there; it is where a live subscription resumes.
 	Seq uint64 `json:"-"`
+	// Record is the event's leaf in its organization's Merkle tree: the
+	// message data exactly as the stream holds it.
+	Record []byte `json:"-"`
+	// LeafIndex is the event's leaf index in that tree, nil until the event
+	// is projected.
+	LeafIndex *int64 `json:"-"`
 }
 
 // Category is the event's category from the catalog.

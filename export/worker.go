@@ -59,6 +59,9 @@ type Worker struct {
 	MaxAttempts int
 	// FileTTL is how long the object store keeps a file.
 	FileTTL time.Duration
+	// Proofs, when set, makes NDJSON exports prove themselves: a signed
+	// checkpoint, a record and inclusion proof per event, a signed manifest.
+	Proofs Prover
 	// ProgressEvery is how often a run publishes its progress.
 	ProgressEvery time.Duration
 	Log           zerolog.Logger
@@ -281,7 +284,17 @@ func (w *Worker) run(ctx context.Context, job *domain.ExportJob) (rows, size int
 // stopping when the job is cancelled.
 func (w *Worker) write(ctx context.Context, job *domain.ExportJob, pw io.Writer, rows *int64) error {
 	buf := bufio.NewWriterSize(pw, chunkSize)
-	enc, err := newEncoder(job.Format, buf)
+	var (
+		enc    encoder
+		proved *provedEncoder
+		err    error
+	)
+	if job.Format == domain.ExportNDJSON && w.Proofs != nil {
+		proved, err = newProvedEncoder(ctx, buf, w.Proofs, job.OrgID)
+		enc = proved
+	} else {
+		enc, err = newEncoder(job.Format, buf)
+	}
 	if err != nil {
 		return err
 	}
@@ -298,6 +311,9 @@ func (w *Worker) write(ctx context.Context, job *domain.ExportJob, pw io.Writer,
 	}
 	var total int64
 	err = w.Source.Export(ctx, job.OrgID, job.Filter, func(n int64) { total = n }, func(e *domain.Event) error {
+		if proved != nil && !proved.covers(e) {
+			return nil // projected after the checkpoint the file proves against
+		}
 		if *rows == 0 {
 			// The first row: publish the total so a UI can show progress.
 			if err := progress(func(j *domain.ExportJob) { j.TotalRows = total }); err != nil {

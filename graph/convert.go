@@ -131,3 +131,10 @@ func toRetention(r domain.Retention, now time.Time) *model.AuditLogRetention {
 	}
 	return out
 }
+
+func optionalString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}

@@ -58,8 +58,10 @@ type ComplexityRoot struct {
 		ID             func(childComplexity int) int
 		IPAddress      func(childComplexity int) int
 		KeyType        func(childComplexity int) int
+		LeafIndex      func(childComplexity int) int
 		LiveCursor     func(childComplexity int) int
 		OccurredAt     func(childComplexity int) int
+		Record         func(childComplexity int) int
 		RecordedAt     func(childComplexity int) int
 		RequestID      func(childComplexity int) int
 		Source         func(childComplexity int) int
@@ -88,6 +90,14 @@ type ComplexityRoot struct {
 		Type        func(childComplexity int) int
 	}
 
+	AuditLogDivergence struct {
+		EventID   func(childComplexity int) int
+		Expected  func(childComplexity int) int
+		Field     func(childComplexity int) int
+		Found     func(childComplexity int) int
+		LeafIndex func(childComplexity int) int
+	}
+
 	AuditLogEvent struct {
 		Action       func(childComplexity int) int
 		Actor        func(childComplexity int) int
@@ -100,8 +110,10 @@ type ComplexityRoot struct {
 		Format       func(childComplexity int) int
 		ID           func(childComplexity int) int
 		IPAddress    func(childComplexity int) int
+		LeafIndex    func(childComplexity int) int
 		LiveCursor   func(childComplexity int) int
 		OccurredAt   func(childComplexity int) int
+		Record       func(childComplexity int) int
 		RecordedAt   func(childComplexity int) int
 		Region       func(childComplexity int) int
 		RequestID    func(childComplexity int) int
@@ -128,6 +140,20 @@ type ComplexityRoot struct {
 		Version   func(childComplexity int) int
 	}
 
+	AuditLogVerification struct {
+		Checked         func(childComplexity int) int
+		FirstDivergence func(childComplexity int) int
+		Ok              func(childComplexity int) int
+		TreeSize        func(childComplexity int) int
+	}
+
+	Checkpoint struct {
+		Note     func(childComplexity int) int
+		Origin   func(childComplexity int) int
+		RootHash func(childComplexity int) int
+		TreeSize func(childComplexity int) int
+	}
+
 	CustomerEvent struct {
 		Actor          func(childComplexity int) int
 		Category       func(childComplexity int) int
@@ -136,10 +162,12 @@ type ComplexityRoot struct {
 		FromCustomerID func(childComplexity int) int
 		ID             func(childComplexity int) int
 		IPAddress      func(childComplexity int) int
+		LeafIndex      func(childComplexity int) int
 		LiveCursor     func(childComplexity int) int
 		NewName        func(childComplexity int) int
 		OccurredAt     func(childComplexity int) int
 		PreviousName   func(childComplexity int) int
+		Record         func(childComplexity int) int
 		RecordedAt     func(childComplexity int) int
 		RequestID      func(childComplexity int) int
 		Source         func(childComplexity int) int
@@ -189,14 +217,22 @@ type ComplexityRoot struct {
 		ID                     func(childComplexity int) int
 		IPAddress              func(childComplexity int) int
 		IdpName                func(childComplexity int) int
+		LeafIndex              func(childComplexity int) int
 		LiveCursor             func(childComplexity int) int
 		OccurredAt             func(childComplexity int) int
+		Record                 func(childComplexity int) int
 		RecordedAt             func(childComplexity int) int
 		RequestID              func(childComplexity int) int
 		Source                 func(childComplexity int) int
 		Target                 func(childComplexity int) int
 		Type                   func(childComplexity int) int
 		UserAgent              func(childComplexity int) int
+	}
+
+	InclusionProof struct {
+		Hashes    func(childComplexity int) int
+		LeafIndex func(childComplexity int) int
+		TreeSize  func(childComplexity int) int
 	}
 
 	KeyContactEvent struct {
@@ -208,8 +244,10 @@ type ComplexityRoot struct {
 		Details      func(childComplexity int) int
 		ID           func(childComplexity int) int
 		IPAddress    func(childComplexity int) int
+		LeafIndex    func(childComplexity int) int
 		LiveCursor   func(childComplexity int) int
 		OccurredAt   func(childComplexity int) int
+		Record       func(childComplexity int) int
 		RecordedAt   func(childComplexity int) int
 		RequestID    func(childComplexity int) int
 		Source       func(childComplexity int) int
@@ -226,9 +264,11 @@ type ComplexityRoot struct {
 		Details       func(childComplexity int) int
 		ID            func(childComplexity int) int
 		IPAddress     func(childComplexity int) int
+		LeafIndex     func(childComplexity int) int
 		LiveCursor    func(childComplexity int) int
 		MfaRequired   func(childComplexity int) int
 		OccurredAt    func(childComplexity int) int
+		Record        func(childComplexity int) int
 		RecordedAt    func(childComplexity int) int
 		RequestID     func(childComplexity int) int
 		Source        func(childComplexity int) int
@@ -253,10 +293,12 @@ type ComplexityRoot struct {
 		FromCustomerID func(childComplexity int) int
 		ID             func(childComplexity int) int
 		IPAddress      func(childComplexity int) int
+		LeafIndex      func(childComplexity int) int
 		LiveCursor     func(childComplexity int) int
 		NewName        func(childComplexity int) int
 		OccurredAt     func(childComplexity int) int
 		PreviousName   func(childComplexity int) int
+		Record         func(childComplexity int) int
 		RecordedAt     func(childComplexity int) int
 		RequestID      func(childComplexity int) int
 		Source         func(childComplexity int) int
@@ -273,10 +315,12 @@ type ComplexityRoot struct {
 		Details     func(childComplexity int) int
 		ID          func(childComplexity int) int
 		IPAddress   func(childComplexity int) int
+		LeafIndex   func(childComplexity int) int
 		LicenseType func(childComplexity int) int
 		LiveCursor  func(childComplexity int) int
 		OccurredAt  func(childComplexity int) int
 		ProductCode func(childComplexity int) int
+		Record      func(childComplexity int) int
 		RecordedAt  func(childComplexity int) int
 		RequestID   func(childComplexity int) int
 		Source      func(childComplexity int) int
@@ -301,9 +345,11 @@ type ComplexityRoot struct {
 		Details       func(childComplexity int) int
 		ID            func(childComplexity int) int
 		IPAddress     func(childComplexity int) int
+		LeafIndex     func(childComplexity int) int
 		LiveCursor    func(childComplexity int) int
 		MinLength     func(childComplexity int) int
 		OccurredAt    func(childComplexity int) int
+		Record        func(childComplexity int) int
 		RecordedAt    func(childComplexity int) int
 		RequestID     func(childComplexity int) int
 		Source        func(childComplexity int) int
@@ -333,10 +379,12 @@ type ComplexityRoot struct {
 		Details     func(childComplexity int) int
 		ID          func(childComplexity int) int
 		IPAddress   func(childComplexity int) int
+		LeafIndex   func(childComplexity int) int
 		LiveCursor  func(childComplexity int) int
 		OccurredAt  func(childComplexity int) int
 		PolicyID    func(childComplexity int) int
 		PolicyName  func(childComplexity int) int
+		Record      func(childComplexity int) int
 		RecordedAt  func(childComplexity int) int
 		RequestID   func(childComplexity int) int
 		Source      func(childComplexity int) int
@@ -346,13 +394,18 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		AuditEvent       func(childComplexity int, id string) int
-		AuditEventTypes  func(childComplexity int) int
-		AuditEvents      func(childComplexity int, filter *model.AuditEventFilter, first *int, after *string) int
-		AuditExports     func(childComplexity int, first *int) int
-		AuditLogSettings func(childComplexity int) int
-		ExportJob        func(childComplexity int, id string) int
-		ResourceHistory  func(childComplexity int, kind string, id string, first *int, after *string, order *model.SortOrder) int
+		AuditEvent               func(childComplexity int, id string) int
+		AuditEventProof          func(childComplexity int, id string, treeSize *int) int
+		AuditEventTypes          func(childComplexity int) int
+		AuditEvents              func(childComplexity int, filter *model.AuditEventFilter, first *int, after *string) int
+		AuditExports             func(childComplexity int, first *int) int
+		AuditLogCheckpoint       func(childComplexity int) int
+		AuditLogConsistencyProof func(childComplexity int, from int, to int) int
+		AuditLogSettings         func(childComplexity int) int
+		AuditLogVerifierKey      func(childComplexity int) int
+		ExportJob                func(childComplexity int, id string) int
+		ResourceHistory          func(childComplexity int, kind string, id string, first *int, after *string, order *model.SortOrder) int
+		VerifyAuditLog           func(childComplexity int, from *int, to *int) int
 	}
 
 	RecordAuditEventsPayload struct {
@@ -384,9 +437,11 @@ type ComplexityRoot struct {
 		FromCustomerID func(childComplexity int) int
 		ID             func(childComplexity int) int
 		IPAddress      func(childComplexity int) int
+		LeafIndex      func(childComplexity int) int
 		LiveCursor     func(childComplexity int) int
 		OccurredAt     func(childComplexity int) int
 		ProductCode    func(childComplexity int) int
+		Record         func(childComplexity int) int
 		RecordedAt     func(childComplexity int) int
 		RequestID      func(childComplexity int) int
 		Source         func(childComplexity int) int
@@ -406,8 +461,10 @@ type ComplexityRoot struct {
 		FromCustomerID func(childComplexity int) int
 		ID             func(childComplexity int) int
 		IPAddress      func(childComplexity int) int
+		LeafIndex      func(childComplexity int) int
 		LiveCursor     func(childComplexity int) int
 		OccurredAt     func(childComplexity int) int
+		Record         func(childComplexity int) int
 		RecordedAt     func(childComplexity int) int
 		RequestID      func(childComplexity int) int
 		Source         func(childComplexity int) int
@@ -427,9 +484,11 @@ type ComplexityRoot struct {
 		Details      func(childComplexity int) int
 		ID           func(childComplexity int) int
 		IPAddress    func(childComplexity int) int
+		LeafIndex    func(childComplexity int) int
 		LiveCursor   func(childComplexity int) int
 		OccurredAt   func(childComplexity int) int
 		PreviousRole func(childComplexity int) int
+		Record       func(childComplexity int) int
 		RecordedAt   func(childComplexity int) int
 		RequestID    func(childComplexity int) int
 		Role         func(childComplexity int) int
@@ -460,6 +519,11 @@ type QueryResolver interface {
 	ResourceHistory(ctx context.Context, kind string, id string, first *int, after *string, order *model.SortOrder) (*model.AuditEventConnection, error)
 	ExportJob(ctx context.Context, id string) (*model.ExportJob, error)
 	AuditExports(ctx context.Context, first *int) ([]*model.ExportJob, error)
+	AuditLogVerifierKey(ctx context.Context) (string, error)
+	AuditLogCheckpoint(ctx context.Context) (*model.Checkpoint, error)
+	AuditEventProof(ctx context.Context, id string, treeSize *int) (*model.InclusionProof, error)
+	AuditLogConsistencyProof(ctx context.Context, from int, to int) ([]string, error)
+	VerifyAuditLog(ctx context.Context, from *int, to *int) (*model.AuditLogVerification, error)
 }
 type SubscriptionResolver interface {
 	AuditEventRecorded(ctx context.Context, filter *model.AuditEventFilter, after *string) (<-chan model.AuditEvent, error)
@@ -569,6 +633,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ApiKeyEvent.KeyType(childComplexity), true
+	case "ApiKeyEvent.leafIndex":
+		if e.ComplexityRoot.ApiKeyEvent.LeafIndex == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ApiKeyEvent.LeafIndex(childComplexity), true
 	case "ApiKeyEvent.liveCursor":
 		if e.ComplexityRoot.ApiKeyEvent.LiveCursor == nil {
 			break
@@ -581,6 +651,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ApiKeyEvent.OccurredAt(childComplexity), true
+	case "ApiKeyEvent.record":
+		if e.ComplexityRoot.ApiKeyEvent.Record == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ApiKeyEvent.Record(childComplexity), true
 	case "ApiKeyEvent.recordedAt":
 		if e.ComplexityRoot.ApiKeyEvent.RecordedAt == nil {
 			break
@@ -687,6 +763,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.AuditEventTypeInfo.Type(childComplexity), true
 
+	case "AuditLogDivergence.eventId":
+		if e.ComplexityRoot.AuditLogDivergence.EventID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditLogDivergence.EventID(childComplexity), true
+	case "AuditLogDivergence.expected":
+		if e.ComplexityRoot.AuditLogDivergence.Expected == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditLogDivergence.Expected(childComplexity), true
+	case "AuditLogDivergence.field":
+		if e.ComplexityRoot.AuditLogDivergence.Field == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditLogDivergence.Field(childComplexity), true
+	case "AuditLogDivergence.found":
+		if e.ComplexityRoot.AuditLogDivergence.Found == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditLogDivergence.Found(childComplexity), true
+	case "AuditLogDivergence.leafIndex":
+		if e.ComplexityRoot.AuditLogDivergence.LeafIndex == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditLogDivergence.LeafIndex(childComplexity), true
+
 	case "AuditLogEvent.action":
 		if e.ComplexityRoot.AuditLogEvent.Action == nil {
 			break
@@ -753,6 +860,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuditLogEvent.IPAddress(childComplexity), true
+	case "AuditLogEvent.leafIndex":
+		if e.ComplexityRoot.AuditLogEvent.LeafIndex == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditLogEvent.LeafIndex(childComplexity), true
 	case "AuditLogEvent.liveCursor":
 		if e.ComplexityRoot.AuditLogEvent.LiveCursor == nil {
 			break
@@ -765,6 +878,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuditLogEvent.OccurredAt(childComplexity), true
+	case "AuditLogEvent.record":
+		if e.ComplexityRoot.AuditLogEvent.Record == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditLogEvent.Record(childComplexity), true
 	case "AuditLogEvent.recordedAt":
 		if e.ComplexityRoot.AuditLogEvent.RecordedAt == nil {
 			break
@@ -876,6 +995,56 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.AuditLogSettings.Version(childComplexity), true
 
+	case "AuditLogVerification.checked":
+		if e.ComplexityRoot.AuditLogVerification.Checked == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditLogVerification.Checked(childComplexity), true
+	case "AuditLogVerification.firstDivergence":
+		if e.ComplexityRoot.AuditLogVerification.FirstDivergence == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditLogVerification.FirstDivergence(childComplexity), true
+	case "AuditLogVerification.ok":
+		if e.ComplexityRoot.AuditLogVerification.Ok == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditLogVerification.Ok(childComplexity), true
+	case "AuditLogVerification.treeSize":
+		if e.ComplexityRoot.AuditLogVerification.TreeSize == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditLogVerification.TreeSize(childComplexity), true
+
+	case "Checkpoint.note":
+		if e.ComplexityRoot.Checkpoint.Note == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Checkpoint.Note(childComplexity), true
+	case "Checkpoint.origin":
+		if e.ComplexityRoot.Checkpoint.Origin == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Checkpoint.Origin(childComplexity), true
+	case "Checkpoint.rootHash":
+		if e.ComplexityRoot.Checkpoint.RootHash == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Checkpoint.RootHash(childComplexity), true
+	case "Checkpoint.treeSize":
+		if e.ComplexityRoot.Checkpoint.TreeSize == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Checkpoint.TreeSize(childComplexity), true
+
 	case "CustomerEvent.actor":
 		if e.ComplexityRoot.CustomerEvent.Actor == nil {
 			break
@@ -918,6 +1087,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CustomerEvent.IPAddress(childComplexity), true
+	case "CustomerEvent.leafIndex":
+		if e.ComplexityRoot.CustomerEvent.LeafIndex == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerEvent.LeafIndex(childComplexity), true
 	case "CustomerEvent.liveCursor":
 		if e.ComplexityRoot.CustomerEvent.LiveCursor == nil {
 			break
@@ -942,6 +1117,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CustomerEvent.PreviousName(childComplexity), true
+	case "CustomerEvent.record":
+		if e.ComplexityRoot.CustomerEvent.Record == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerEvent.Record(childComplexity), true
 	case "CustomerEvent.recordedAt":
 		if e.ComplexityRoot.CustomerEvent.RecordedAt == nil {
 			break
@@ -1185,6 +1366,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ExternalIdpEvent.IdpName(childComplexity), true
+	case "ExternalIdpEvent.leafIndex":
+		if e.ComplexityRoot.ExternalIdpEvent.LeafIndex == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExternalIdpEvent.LeafIndex(childComplexity), true
 	case "ExternalIdpEvent.liveCursor":
 		if e.ComplexityRoot.ExternalIdpEvent.LiveCursor == nil {
 			break
@@ -1197,6 +1384,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ExternalIdpEvent.OccurredAt(childComplexity), true
+	case "ExternalIdpEvent.record":
+		if e.ComplexityRoot.ExternalIdpEvent.Record == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExternalIdpEvent.Record(childComplexity), true
 	case "ExternalIdpEvent.recordedAt":
 		if e.ComplexityRoot.ExternalIdpEvent.RecordedAt == nil {
 			break
@@ -1233,6 +1426,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ExternalIdpEvent.UserAgent(childComplexity), true
+
+	case "InclusionProof.hashes":
+		if e.ComplexityRoot.InclusionProof.Hashes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InclusionProof.Hashes(childComplexity), true
+	case "InclusionProof.leafIndex":
+		if e.ComplexityRoot.InclusionProof.LeafIndex == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InclusionProof.LeafIndex(childComplexity), true
+	case "InclusionProof.treeSize":
+		if e.ComplexityRoot.InclusionProof.TreeSize == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InclusionProof.TreeSize(childComplexity), true
 
 	case "KeyContactEvent.actor":
 		if e.ComplexityRoot.KeyContactEvent.Actor == nil {
@@ -1282,6 +1494,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.KeyContactEvent.IPAddress(childComplexity), true
+	case "KeyContactEvent.leafIndex":
+		if e.ComplexityRoot.KeyContactEvent.LeafIndex == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KeyContactEvent.LeafIndex(childComplexity), true
 	case "KeyContactEvent.liveCursor":
 		if e.ComplexityRoot.KeyContactEvent.LiveCursor == nil {
 			break
@@ -1294,6 +1512,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.KeyContactEvent.OccurredAt(childComplexity), true
+	case "KeyContactEvent.record":
+		if e.ComplexityRoot.KeyContactEvent.Record == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KeyContactEvent.Record(childComplexity), true
 	case "KeyContactEvent.recordedAt":
 		if e.ComplexityRoot.KeyContactEvent.RecordedAt == nil {
 			break
@@ -1373,6 +1597,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.MfaEvent.IPAddress(childComplexity), true
+	case "MfaEvent.leafIndex":
+		if e.ComplexityRoot.MfaEvent.LeafIndex == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MfaEvent.LeafIndex(childComplexity), true
 	case "MfaEvent.liveCursor":
 		if e.ComplexityRoot.MfaEvent.LiveCursor == nil {
 			break
@@ -1391,6 +1621,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.MfaEvent.OccurredAt(childComplexity), true
+	case "MfaEvent.record":
+		if e.ComplexityRoot.MfaEvent.Record == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MfaEvent.Record(childComplexity), true
 	case "MfaEvent.recordedAt":
 		if e.ComplexityRoot.MfaEvent.RecordedAt == nil {
 			break
@@ -1521,6 +1757,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.OrganizationEvent.IPAddress(childComplexity), true
+	case "OrganizationEvent.leafIndex":
+		if e.ComplexityRoot.OrganizationEvent.LeafIndex == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrganizationEvent.LeafIndex(childComplexity), true
 	case "OrganizationEvent.liveCursor":
 		if e.ComplexityRoot.OrganizationEvent.LiveCursor == nil {
 			break
@@ -1545,6 +1787,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.OrganizationEvent.PreviousName(childComplexity), true
+	case "OrganizationEvent.record":
+		if e.ComplexityRoot.OrganizationEvent.Record == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrganizationEvent.Record(childComplexity), true
 	case "OrganizationEvent.recordedAt":
 		if e.ComplexityRoot.OrganizationEvent.RecordedAt == nil {
 			break
@@ -1624,6 +1872,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.OrganizationProductEvent.IPAddress(childComplexity), true
+	case "OrganizationProductEvent.leafIndex":
+		if e.ComplexityRoot.OrganizationProductEvent.LeafIndex == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrganizationProductEvent.LeafIndex(childComplexity), true
 	case "OrganizationProductEvent.licenseType":
 		if e.ComplexityRoot.OrganizationProductEvent.LicenseType == nil {
 			break
@@ -1648,6 +1902,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.OrganizationProductEvent.ProductCode(childComplexity), true
+	case "OrganizationProductEvent.record":
+		if e.ComplexityRoot.OrganizationProductEvent.Record == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrganizationProductEvent.Record(childComplexity), true
 	case "OrganizationProductEvent.recordedAt":
 		if e.ComplexityRoot.OrganizationProductEvent.RecordedAt == nil {
 			break
@@ -1758,6 +2018,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.PasswordPolicyEvent.IPAddress(childComplexity), true
+	case "PasswordPolicyEvent.leafIndex":
+		if e.ComplexityRoot.PasswordPolicyEvent.LeafIndex == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PasswordPolicyEvent.LeafIndex(childComplexity), true
 	case "PasswordPolicyEvent.liveCursor":
 		if e.ComplexityRoot.PasswordPolicyEvent.LiveCursor == nil {
 			break
@@ -1776,6 +2042,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.PasswordPolicyEvent.OccurredAt(childComplexity), true
+	case "PasswordPolicyEvent.record":
+		if e.ComplexityRoot.PasswordPolicyEvent.Record == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PasswordPolicyEvent.Record(childComplexity), true
 	case "PasswordPolicyEvent.recordedAt":
 		if e.ComplexityRoot.PasswordPolicyEvent.RecordedAt == nil {
 			break
@@ -1899,6 +2171,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.PolicyEvent.IPAddress(childComplexity), true
+	case "PolicyEvent.leafIndex":
+		if e.ComplexityRoot.PolicyEvent.LeafIndex == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PolicyEvent.LeafIndex(childComplexity), true
 	case "PolicyEvent.liveCursor":
 		if e.ComplexityRoot.PolicyEvent.LiveCursor == nil {
 			break
@@ -1923,6 +2201,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.PolicyEvent.PolicyName(childComplexity), true
+	case "PolicyEvent.record":
+		if e.ComplexityRoot.PolicyEvent.Record == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PolicyEvent.Record(childComplexity), true
 	case "PolicyEvent.recordedAt":
 		if e.ComplexityRoot.PolicyEvent.RecordedAt == nil {
 			break
@@ -1971,6 +2255,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.AuditEvent(childComplexity, args["id"].(string)), true
+	case "Query.auditEventProof":
+		if e.ComplexityRoot.Query.AuditEventProof == nil {
+			break
+		}
+
+		args, err := ec.field_Query_auditEventProof_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.AuditEventProof(childComplexity, args["id"].(string), args["treeSize"].(*int)), true
 	case "Query.auditEventTypes":
 		if e.ComplexityRoot.Query.AuditEventTypes == nil {
 			break
@@ -1999,12 +2294,35 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.AuditExports(childComplexity, args["first"].(*int)), true
+	case "Query.auditLogCheckpoint":
+		if e.ComplexityRoot.Query.AuditLogCheckpoint == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.AuditLogCheckpoint(childComplexity), true
+	case "Query.auditLogConsistencyProof":
+		if e.ComplexityRoot.Query.AuditLogConsistencyProof == nil {
+			break
+		}
+
+		args, err := ec.field_Query_auditLogConsistencyProof_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.AuditLogConsistencyProof(childComplexity, args["from"].(int), args["to"].(int)), true
 	case "Query.auditLogSettings":
 		if e.ComplexityRoot.Query.AuditLogSettings == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Query.AuditLogSettings(childComplexity), true
+	case "Query.auditLogVerifierKey":
+		if e.ComplexityRoot.Query.AuditLogVerifierKey == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.AuditLogVerifierKey(childComplexity), true
 	case "Query.exportJob":
 		if e.ComplexityRoot.Query.ExportJob == nil {
 			break
@@ -2028,6 +2346,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.ResourceHistory(childComplexity, args["kind"].(string), args["id"].(string), args["first"].(*int), args["after"].(*string), args["order"].(*model.SortOrder)), true
+	case "Query.verifyAuditLog":
+		if e.ComplexityRoot.Query.VerifyAuditLog == nil {
+			break
+		}
+
+		args, err := ec.field_Query_verifyAuditLog_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.VerifyAuditLog(childComplexity, args["from"].(*int), args["to"].(*int)), true
 
 	case "RecordAuditEventsPayload.results":
 		if e.ComplexityRoot.RecordAuditEventsPayload.Results == nil {
@@ -2139,6 +2468,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.UserAccessEvent.IPAddress(childComplexity), true
+	case "UserAccessEvent.leafIndex":
+		if e.ComplexityRoot.UserAccessEvent.LeafIndex == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserAccessEvent.LeafIndex(childComplexity), true
 	case "UserAccessEvent.liveCursor":
 		if e.ComplexityRoot.UserAccessEvent.LiveCursor == nil {
 			break
@@ -2157,6 +2492,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.UserAccessEvent.ProductCode(childComplexity), true
+	case "UserAccessEvent.record":
+		if e.ComplexityRoot.UserAccessEvent.Record == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserAccessEvent.Record(childComplexity), true
 	case "UserAccessEvent.recordedAt":
 		if e.ComplexityRoot.UserAccessEvent.RecordedAt == nil {
 			break
@@ -2254,6 +2595,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.UserEvent.IPAddress(childComplexity), true
+	case "UserEvent.leafIndex":
+		if e.ComplexityRoot.UserEvent.LeafIndex == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserEvent.LeafIndex(childComplexity), true
 	case "UserEvent.liveCursor":
 		if e.ComplexityRoot.UserEvent.LiveCursor == nil {
 			break
@@ -2266,6 +2613,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.UserEvent.OccurredAt(childComplexity), true
+	case "UserEvent.record":
+		if e.ComplexityRoot.UserEvent.Record == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserEvent.Record(childComplexity), true
 	case "UserEvent.recordedAt":
 		if e.ComplexityRoot.UserEvent.RecordedAt == nil {
 			break
@@ -2363,6 +2716,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.UserRoleEvent.IPAddress(childComplexity), true
+	case "UserRoleEvent.leafIndex":
+		if e.ComplexityRoot.UserRoleEvent.LeafIndex == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserRoleEvent.LeafIndex(childComplexity), true
 	case "UserRoleEvent.liveCursor":
 		if e.ComplexityRoot.UserRoleEvent.LiveCursor == nil {
 			break
@@ -2381,6 +2740,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.UserRoleEvent.PreviousRole(childComplexity), true
+	case "UserRoleEvent.record":
+		if e.ComplexityRoot.UserRoleEvent.Record == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserRoleEvent.Record(childComplexity), true
 	case "UserRoleEvent.recordedAt":
 		if e.ComplexityRoot.UserRoleEvent.RecordedAt == nil {
 			break
@@ -2573,6 +2938,88 @@ type Query {
   exportJob(id: ID!): ExportJob @hasRole(role: ADMIN)
   "The organization's most recent export jobs, newest first (at most 100)."
   auditExports(first: Int = 20): [ExportJob!]! @hasRole(role: ADMIN)
+  """
+  The note verifier key (golang.org/x/mod/sumdb/note, Ed25519) that checks
+  every checkpoint and export manifest the log signs, e.g.
+  auditlog+1a2b3c4d+AQ…. Keep it apart from the service to check it offline.
+  """
+  auditLogVerifierKey: String! @hasRole(role: ADMIN)
+  """
+  The latest signed checkpoint of the organization's Merkle tree. When the
+  tree has grown since the last one, or has none, one is issued now, so it
+  covers every event the log has projected.
+  """
+  auditLogCheckpoint: Checkpoint! @hasRole(role: ADMIN)
+  """
+  The inclusion proof of an event in the organization's tree of treeSize
+  leaves (default: the latest checkpoint's, issued now if the tree grew).
+  NOT_FOUND when the organization has no event with this id.
+  """
+  auditEventProof(id: ID!, treeSize: Int): InclusionProof! @hasRole(role: ADMIN)
+  """
+  The consistency proof (RFC 9162, base64 hashes) that the tree of from
+  leaves is a prefix of the tree of to leaves: the log only grew between them.
+  """
+  auditLogConsistencyProof(from: Int!, to: Int!): [String!]! @hasRole(role: ADMIN)
+  """
+  Recomputes the organization's tree from the event stream and compares the
+  read model's rows of the leaves in [from, to) (default: all), the stored
+  tree hashes and every stored checkpoint with it. Reports the first
+  divergence. Reads the organization's whole stream: slow on large logs.
+  """
+  verifyAuditLog(from: Int = 0, to: Int): AuditLogVerification! @hasRole(role: ADMIN)
+}
+
+"""
+A signed tree head of the organization's log, in the C2SP tlog-checkpoint
+format: note holds the origin line, the tree size and the base64 root hash,
+then a blank line and the signature (golang.org/x/mod/sumdb/note).
+"""
+type Checkpoint {
+  "The signed note, as text."
+  note: String!
+  "auditlog/<region in lower case>/<org>, e.g. auditlog/us/acme."
+  origin: String!
+  treeSize: Int!
+  "The RFC 6962 root hash of the tree's first treeSize leaves, base64."
+  rootHash: String!
+}
+
+"The proof that one leaf is in a tree of treeSize leaves."
+type InclusionProof {
+  leafIndex: Int!
+  treeSize: Int!
+  "Base64 SHA-256 hashes in RFC 9162 order, from the leaf's sibling up."
+  hashes: [String!]!
+}
+
+"The result of verifyAuditLog."
+type AuditLogVerification {
+  "True when the read model and the checkpoints agree with the stream."
+  ok: Boolean!
+  "How many leaves' rows were compared."
+  checked: Int!
+  "The size of the tree recomputed from the stream."
+  treeSize: Int!
+  "The divergence at the lowest leaf, or null."
+  firstDivergence: AuditLogDivergence
+}
+
+"""
+Where the read model departs from the stream. field is an event field
+(e.g. actor.name, details, record), row (a row missing or extra), leafIndex
+(two rows on one leaf), treeHash, treeSize, or checkpoint[<size>].rootHash,
+.treeSize or .note for a stored checkpoint.
+"""
+type AuditLogDivergence {
+  leafIndex: Int!
+  "The event the stream has at the leaf, when the divergence is in a row."
+  eventId: ID
+  field: String!
+  "What the stream says."
+  expected: String
+  "What the read model holds."
+  found: String
 }
 
 type Mutation {
@@ -2896,6 +3343,10 @@ interface AuditEvent {
   details: JSON!
   "The event's position in the organization's live feed: pass it as auditEventRecorded's after to resume right after this event."
   liveCursor: String!
+  "The event's leaf in the organization's Merkle tree, base64: the message exactly as the stream stores it. Its leaf hash is SHA-256(0x00 || record)."
+  record: String!
+  "The leaf's index in the organization's tree; null until the event is projected (auditEventRecorded delivers it before)."
+  leafIndex: Int
 }
 
 "API key events."
@@ -2914,6 +3365,8 @@ type ApiKeyEvent implements AuditEvent {
   requestId: String
   details: JSON!
   liveCursor: String!
+  record: String!
+  leafIndex: Int
   apiKeyId: String
   apiKeyName: String
   keyType: String
@@ -2937,6 +3390,8 @@ type ExternalIdpEvent implements AuditEvent {
   requestId: String
   details: JSON!
   liveCursor: String!
+  record: String!
+  leafIndex: Int
   idpName: String
   certificateFingerprint: String
   certificateExpiresAt: Time
@@ -2959,6 +3414,8 @@ type KeyContactEvent implements AuditEvent {
   requestId: String
   details: JSON!
   liveCursor: String!
+  record: String!
+  leafIndex: Int
   contactEmail: String
   contactName: String
 }
@@ -2979,6 +3436,8 @@ type MfaEvent implements AuditEvent {
   requestId: String
   details: JSON!
   liveCursor: String!
+  record: String!
+  leafIndex: Int
   mfaRequired: Boolean
   changedFields: [String!]
 }
@@ -2999,6 +3458,8 @@ type OrganizationEvent implements AuditEvent {
   requestId: String
   details: JSON!
   liveCursor: String!
+  record: String!
+  leafIndex: Int
   previousName: String
   newName: String
   fromCustomerId: String
@@ -3021,6 +3482,8 @@ type PasswordPolicyEvent implements AuditEvent {
   requestId: String
   details: JSON!
   liveCursor: String!
+  record: String!
+  leafIndex: Int
   changedFields: [String!]
   minLength: Int
 }
@@ -3041,6 +3504,8 @@ type OrganizationProductEvent implements AuditEvent {
   requestId: String
   details: JSON!
   liveCursor: String!
+  record: String!
+  leafIndex: Int
   productCode: String
   licenseType: String
   trialEndsAt: Time
@@ -3062,6 +3527,8 @@ type UserEvent implements AuditEvent {
   requestId: String
   details: JSON!
   liveCursor: String!
+  record: String!
+  leafIndex: Int
   userId: String
   userEmail: String
   userName: String
@@ -3086,6 +3553,8 @@ type UserRoleEvent implements AuditEvent {
   requestId: String
   details: JSON!
   liveCursor: String!
+  record: String!
+  leafIndex: Int
   userId: String
   role: String
   previousRole: String
@@ -3107,6 +3576,8 @@ type UserAccessEvent implements AuditEvent {
   requestId: String
   details: JSON!
   liveCursor: String!
+  record: String!
+  leafIndex: Int
   userId: String
   productCode: String
   fromCustomerId: String
@@ -3129,6 +3600,8 @@ type CustomerEvent implements AuditEvent {
   requestId: String
   details: JSON!
   liveCursor: String!
+  record: String!
+  leafIndex: Int
   previousName: String
   newName: String
   fromCustomerId: String
@@ -3151,6 +3624,8 @@ type AuditLogEvent implements AuditEvent {
   requestId: String
   details: JSON!
   liveCursor: String!
+  record: String!
+  leafIndex: Int
   region: Region
   "For AUDIT_LOG_SETTINGS_DENIED: the refused operation; for AUDIT_LOG_VIEWED: search, view, history, live or download."
   action: String
@@ -3184,6 +3659,8 @@ type PolicyEvent implements AuditEvent {
   requestId: String
   details: JSON!
   liveCursor: String!
+  record: String!
+  leafIndex: Int
   policyId: String
   policyName: String
   "For POLICY_UPDATED: each changed field with its value before and after."
@@ -3319,6 +3796,22 @@ func (ec *executionContext) childFields_AuditEventTypeInfo(ctx context.Context, 
 	return nil, fmt.Errorf("no field named %q was found under type AuditEventTypeInfo", field.Name)
 }
 
+func (ec *executionContext) childFields_AuditLogDivergence(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "leafIndex":
+		return ec.fieldContext_AuditLogDivergence_leafIndex(ctx, field)
+	case "eventId":
+		return ec.fieldContext_AuditLogDivergence_eventId(ctx, field)
+	case "field":
+		return ec.fieldContext_AuditLogDivergence_field(ctx, field)
+	case "expected":
+		return ec.fieldContext_AuditLogDivergence_expected(ctx, field)
+	case "found":
+		return ec.fieldContext_AuditLogDivergence_found(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AuditLogDivergence", field.Name)
+}
+
 func (ec *executionContext) childFields_AuditLogRetention(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "days":
@@ -3347,6 +3840,34 @@ func (ec *executionContext) childFields_AuditLogSettings(ctx context.Context, fi
 		return ec.fieldContext_AuditLogSettings_retention(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AuditLogSettings", field.Name)
+}
+
+func (ec *executionContext) childFields_AuditLogVerification(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "ok":
+		return ec.fieldContext_AuditLogVerification_ok(ctx, field)
+	case "checked":
+		return ec.fieldContext_AuditLogVerification_checked(ctx, field)
+	case "treeSize":
+		return ec.fieldContext_AuditLogVerification_treeSize(ctx, field)
+	case "firstDivergence":
+		return ec.fieldContext_AuditLogVerification_firstDivergence(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AuditLogVerification", field.Name)
+}
+
+func (ec *executionContext) childFields_Checkpoint(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "note":
+		return ec.fieldContext_Checkpoint_note(ctx, field)
+	case "origin":
+		return ec.fieldContext_Checkpoint_origin(ctx, field)
+	case "treeSize":
+		return ec.fieldContext_Checkpoint_treeSize(ctx, field)
+	case "rootHash":
+		return ec.fieldContext_Checkpoint_rootHash(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Checkpoint", field.Name)
 }
 
 func (ec *executionContext) childFields_ExportFilter(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3405,6 +3926,18 @@ func (ec *executionContext) childFields_ExportJob(ctx context.Context, field gra
 		return ec.fieldContext_ExportJob_expiresAt(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ExportJob", field.Name)
+}
+
+func (ec *executionContext) childFields_InclusionProof(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "leafIndex":
+		return ec.fieldContext_InclusionProof_leafIndex(ctx, field)
+	case "treeSize":
+		return ec.fieldContext_InclusionProof_treeSize(ctx, field)
+	case "hashes":
+		return ec.fieldContext_InclusionProof_hashes(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type InclusionProof", field.Name)
 }
 
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3695,6 +4228,28 @@ func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_auditEventProof_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "treeSize",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["treeSize"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_auditEvent_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3750,6 +4305,28 @@ func (ec *executionContext) field_Query_auditExports_args(ctx context.Context, r
 		return nil, err
 	}
 	args["first"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_auditLogConsistencyProof_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "from",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNInt2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["from"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "to",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNInt2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["to"] = arg1
 	return args, nil
 }
 
@@ -3810,6 +4387,28 @@ func (ec *executionContext) field_Query_resourceHistory_args(ctx context.Context
 		return nil, err
 	}
 	args["order"] = arg4
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_verifyAuditLog_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "from",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["from"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "to",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["to"] = arg1
 	return args, nil
 }
 
@@ -4355,6 +4954,52 @@ func (ec *executionContext) fieldContext_ApiKeyEvent_liveCursor(_ context.Contex
 	return graphql.NewScalarFieldContext("ApiKeyEvent", field, true, false, "String")
 }
 
+func (ec *executionContext) _ApiKeyEvent_record(ctx context.Context, field graphql.CollectedField, obj *model.ApiKeyEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ApiKeyEvent_record(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Record(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ApiKeyEvent_record(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ApiKeyEvent", field, true, false, "String")
+}
+
+func (ec *executionContext) _ApiKeyEvent_leafIndex(ctx context.Context, field graphql.CollectedField, obj *model.ApiKeyEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ApiKeyEvent_leafIndex(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LeafIndex(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ApiKeyEvent_leafIndex(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ApiKeyEvent", field, true, false, "Int")
+}
+
 func (ec *executionContext) _ApiKeyEvent_apiKeyId(ctx context.Context, field graphql.CollectedField, obj *model.ApiKeyEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4736,6 +5381,121 @@ func (ec *executionContext) fieldContext_AuditEventTypeInfo_fields(_ context.Con
 	return fc, nil
 }
 
+func (ec *executionContext) _AuditLogDivergence_leafIndex(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogDivergence) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditLogDivergence_leafIndex(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LeafIndex, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditLogDivergence_leafIndex(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditLogDivergence", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AuditLogDivergence_eventId(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogDivergence) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditLogDivergence_eventId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EventID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditLogDivergence_eventId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditLogDivergence", field, false, false, "ID")
+}
+
+func (ec *executionContext) _AuditLogDivergence_field(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogDivergence) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditLogDivergence_field(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Field, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditLogDivergence_field(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditLogDivergence", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditLogDivergence_expected(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogDivergence) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditLogDivergence_expected(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Expected, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditLogDivergence_expected(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditLogDivergence", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditLogDivergence_found(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogDivergence) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditLogDivergence_found(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Found, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditLogDivergence_found(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditLogDivergence", field, false, false, "String")
+}
+
 func (ec *executionContext) _AuditLogEvent_id(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5074,6 +5834,52 @@ func (ec *executionContext) _AuditLogEvent_liveCursor(ctx context.Context, field
 }
 func (ec *executionContext) fieldContext_AuditLogEvent_liveCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("AuditLogEvent", field, true, false, "String")
+}
+
+func (ec *executionContext) _AuditLogEvent_record(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditLogEvent_record(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Record(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditLogEvent_record(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditLogEvent", field, true, false, "String")
+}
+
+func (ec *executionContext) _AuditLogEvent_leafIndex(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditLogEvent_leafIndex(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LeafIndex(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditLogEvent_leafIndex(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditLogEvent", field, true, false, "Int")
 }
 
 func (ec *executionContext) _AuditLogEvent_region(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogEvent) (ret graphql.Marshaler) {
@@ -5485,6 +6291,199 @@ func (ec *executionContext) fieldContext_AuditLogSettings_retention(_ context.Co
 	return fc, nil
 }
 
+func (ec *executionContext) _AuditLogVerification_ok(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogVerification) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditLogVerification_ok(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Ok, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditLogVerification_ok(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditLogVerification", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _AuditLogVerification_checked(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogVerification) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditLogVerification_checked(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Checked, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditLogVerification_checked(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditLogVerification", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AuditLogVerification_treeSize(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogVerification) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditLogVerification_treeSize(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TreeSize, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditLogVerification_treeSize(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditLogVerification", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AuditLogVerification_firstDivergence(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogVerification) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditLogVerification_firstDivergence(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FirstDivergence, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AuditLogDivergence) graphql.Marshaler {
+			return ec.marshalOAuditLogDivergence2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐAuditLogDivergence(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditLogVerification_firstDivergence(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AuditLogVerification",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditLogDivergence(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Checkpoint_note(ctx context.Context, field graphql.CollectedField, obj *model.Checkpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Checkpoint_note(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Note, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Checkpoint_note(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Checkpoint", field, false, false, "String")
+}
+
+func (ec *executionContext) _Checkpoint_origin(ctx context.Context, field graphql.CollectedField, obj *model.Checkpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Checkpoint_origin(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Origin, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Checkpoint_origin(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Checkpoint", field, false, false, "String")
+}
+
+func (ec *executionContext) _Checkpoint_treeSize(ctx context.Context, field graphql.CollectedField, obj *model.Checkpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Checkpoint_treeSize(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TreeSize, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Checkpoint_treeSize(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Checkpoint", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Checkpoint_rootHash(ctx context.Context, field graphql.CollectedField, obj *model.Checkpoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Checkpoint_rootHash(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RootHash, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Checkpoint_rootHash(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Checkpoint", field, false, false, "String")
+}
+
 func (ec *executionContext) _CustomerEvent_id(ctx context.Context, field graphql.CollectedField, obj *model.CustomerEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5823,6 +6822,52 @@ func (ec *executionContext) _CustomerEvent_liveCursor(ctx context.Context, field
 }
 func (ec *executionContext) fieldContext_CustomerEvent_liveCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("CustomerEvent", field, true, false, "String")
+}
+
+func (ec *executionContext) _CustomerEvent_record(ctx context.Context, field graphql.CollectedField, obj *model.CustomerEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerEvent_record(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Record(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerEvent_record(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CustomerEvent", field, true, false, "String")
+}
+
+func (ec *executionContext) _CustomerEvent_leafIndex(ctx context.Context, field graphql.CollectedField, obj *model.CustomerEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerEvent_leafIndex(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LeafIndex(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerEvent_leafIndex(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CustomerEvent", field, true, false, "Int")
 }
 
 func (ec *executionContext) _CustomerEvent_previousName(ctx context.Context, field graphql.CollectedField, obj *model.CustomerEvent) (ret graphql.Marshaler) {
@@ -6804,6 +7849,52 @@ func (ec *executionContext) fieldContext_ExternalIdpEvent_liveCursor(_ context.C
 	return graphql.NewScalarFieldContext("ExternalIdpEvent", field, true, false, "String")
 }
 
+func (ec *executionContext) _ExternalIdpEvent_record(ctx context.Context, field graphql.CollectedField, obj *model.ExternalIdpEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExternalIdpEvent_record(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Record(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExternalIdpEvent_record(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExternalIdpEvent", field, true, false, "String")
+}
+
+func (ec *executionContext) _ExternalIdpEvent_leafIndex(ctx context.Context, field graphql.CollectedField, obj *model.ExternalIdpEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExternalIdpEvent_leafIndex(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LeafIndex(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ExternalIdpEvent_leafIndex(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExternalIdpEvent", field, true, false, "Int")
+}
+
 func (ec *executionContext) _ExternalIdpEvent_idpName(ctx context.Context, field graphql.CollectedField, obj *model.ExternalIdpEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6894,6 +7985,75 @@ func (ec *executionContext) _ExternalIdpEvent_changedFields(ctx context.Context,
 }
 func (ec *executionContext) fieldContext_ExternalIdpEvent_changedFields(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("ExternalIdpEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _InclusionProof_leafIndex(ctx context.Context, field graphql.CollectedField, obj *model.InclusionProof) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InclusionProof_leafIndex(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LeafIndex, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InclusionProof_leafIndex(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InclusionProof", field, false, false, "Int")
+}
+
+func (ec *executionContext) _InclusionProof_treeSize(ctx context.Context, field graphql.CollectedField, obj *model.InclusionProof) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InclusionProof_treeSize(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TreeSize, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InclusionProof_treeSize(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InclusionProof", field, false, false, "Int")
+}
+
+func (ec *executionContext) _InclusionProof_hashes(ctx context.Context, field graphql.CollectedField, obj *model.InclusionProof) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InclusionProof_hashes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Hashes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InclusionProof_hashes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InclusionProof", field, false, false, "String")
 }
 
 func (ec *executionContext) _KeyContactEvent_id(ctx context.Context, field graphql.CollectedField, obj *model.KeyContactEvent) (ret graphql.Marshaler) {
@@ -7234,6 +8394,52 @@ func (ec *executionContext) _KeyContactEvent_liveCursor(ctx context.Context, fie
 }
 func (ec *executionContext) fieldContext_KeyContactEvent_liveCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("KeyContactEvent", field, true, false, "String")
+}
+
+func (ec *executionContext) _KeyContactEvent_record(ctx context.Context, field graphql.CollectedField, obj *model.KeyContactEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KeyContactEvent_record(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Record(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KeyContactEvent_record(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KeyContactEvent", field, true, false, "String")
+}
+
+func (ec *executionContext) _KeyContactEvent_leafIndex(ctx context.Context, field graphql.CollectedField, obj *model.KeyContactEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KeyContactEvent_leafIndex(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LeafIndex(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_KeyContactEvent_leafIndex(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KeyContactEvent", field, true, false, "Int")
 }
 
 func (ec *executionContext) _KeyContactEvent_contactEmail(ctx context.Context, field graphql.CollectedField, obj *model.KeyContactEvent) (ret graphql.Marshaler) {
@@ -7620,6 +8826,52 @@ func (ec *executionContext) _MfaEvent_liveCursor(ctx context.Context, field grap
 }
 func (ec *executionContext) fieldContext_MfaEvent_liveCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("MfaEvent", field, true, false, "String")
+}
+
+func (ec *executionContext) _MfaEvent_record(ctx context.Context, field graphql.CollectedField, obj *model.MfaEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MfaEvent_record(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Record(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MfaEvent_record(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MfaEvent", field, true, false, "String")
+}
+
+func (ec *executionContext) _MfaEvent_leafIndex(ctx context.Context, field graphql.CollectedField, obj *model.MfaEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MfaEvent_leafIndex(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LeafIndex(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_MfaEvent_leafIndex(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MfaEvent", field, true, false, "Int")
 }
 
 func (ec *executionContext) _MfaEvent_mfaRequired(ctx context.Context, field graphql.CollectedField, obj *model.MfaEvent) (ret graphql.Marshaler) {
@@ -8331,6 +9583,52 @@ func (ec *executionContext) fieldContext_OrganizationEvent_liveCursor(_ context.
 	return graphql.NewScalarFieldContext("OrganizationEvent", field, true, false, "String")
 }
 
+func (ec *executionContext) _OrganizationEvent_record(ctx context.Context, field graphql.CollectedField, obj *model.OrganizationEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrganizationEvent_record(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Record(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrganizationEvent_record(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrganizationEvent", field, true, false, "String")
+}
+
+func (ec *executionContext) _OrganizationEvent_leafIndex(ctx context.Context, field graphql.CollectedField, obj *model.OrganizationEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrganizationEvent_leafIndex(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LeafIndex(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_OrganizationEvent_leafIndex(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrganizationEvent", field, true, false, "Int")
+}
+
 func (ec *executionContext) _OrganizationEvent_previousName(ctx context.Context, field graphql.CollectedField, obj *model.OrganizationEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8761,6 +10059,52 @@ func (ec *executionContext) _OrganizationProductEvent_liveCursor(ctx context.Con
 }
 func (ec *executionContext) fieldContext_OrganizationProductEvent_liveCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("OrganizationProductEvent", field, true, false, "String")
+}
+
+func (ec *executionContext) _OrganizationProductEvent_record(ctx context.Context, field graphql.CollectedField, obj *model.OrganizationProductEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrganizationProductEvent_record(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Record(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrganizationProductEvent_record(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrganizationProductEvent", field, true, false, "String")
+}
+
+func (ec *executionContext) _OrganizationProductEvent_leafIndex(ctx context.Context, field graphql.CollectedField, obj *model.OrganizationProductEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrganizationProductEvent_leafIndex(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LeafIndex(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_OrganizationProductEvent_leafIndex(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrganizationProductEvent", field, true, false, "Int")
 }
 
 func (ec *executionContext) _OrganizationProductEvent_productCode(ctx context.Context, field graphql.CollectedField, obj *model.OrganizationProductEvent) (ret graphql.Marshaler) {
@@ -9262,6 +10606,52 @@ func (ec *executionContext) _PasswordPolicyEvent_liveCursor(ctx context.Context,
 }
 func (ec *executionContext) fieldContext_PasswordPolicyEvent_liveCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("PasswordPolicyEvent", field, true, false, "String")
+}
+
+func (ec *executionContext) _PasswordPolicyEvent_record(ctx context.Context, field graphql.CollectedField, obj *model.PasswordPolicyEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PasswordPolicyEvent_record(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Record(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PasswordPolicyEvent_record(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PasswordPolicyEvent", field, true, false, "String")
+}
+
+func (ec *executionContext) _PasswordPolicyEvent_leafIndex(ctx context.Context, field graphql.CollectedField, obj *model.PasswordPolicyEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PasswordPolicyEvent_leafIndex(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LeafIndex(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PasswordPolicyEvent_leafIndex(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PasswordPolicyEvent", field, true, false, "Int")
 }
 
 func (ec *executionContext) _PasswordPolicyEvent_changedFields(ctx context.Context, field graphql.CollectedField, obj *model.PasswordPolicyEvent) (ret graphql.Marshaler) {
@@ -9811,6 +11201,52 @@ func (ec *executionContext) fieldContext_PolicyEvent_liveCursor(_ context.Contex
 	return graphql.NewScalarFieldContext("PolicyEvent", field, true, false, "String")
 }
 
+func (ec *executionContext) _PolicyEvent_record(ctx context.Context, field graphql.CollectedField, obj *model.PolicyEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PolicyEvent_record(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Record(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PolicyEvent_record(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PolicyEvent", field, true, false, "String")
+}
+
+func (ec *executionContext) _PolicyEvent_leafIndex(ctx context.Context, field graphql.CollectedField, obj *model.PolicyEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PolicyEvent_leafIndex(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LeafIndex(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PolicyEvent_leafIndex(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PolicyEvent", field, true, false, "Int")
+}
+
 func (ec *executionContext) _PolicyEvent_policyId(ctx context.Context, field graphql.CollectedField, obj *model.PolicyEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -10328,6 +11764,308 @@ func (ec *executionContext) fieldContext_Query_auditExports(ctx context.Context,
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_auditExports_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_auditLogVerifierKey(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_auditLogVerifierKey(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().AuditLogVerifierKey(ctx)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal string
+					return zeroVal, err
+				}
+				recordDenial, err := ec.unmarshalOBoolean2ᚖbool(ctx, false)
+				if err != nil {
+					var zeroVal string
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal string
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role, recordDenial)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_auditLogVerifierKey(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Query", field, true, true, "String")
+}
+
+func (ec *executionContext) _Query_auditLogCheckpoint(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_auditLogCheckpoint(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().AuditLogCheckpoint(ctx)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal *model.Checkpoint
+					return zeroVal, err
+				}
+				recordDenial, err := ec.unmarshalOBoolean2ᚖbool(ctx, false)
+				if err != nil {
+					var zeroVal *model.Checkpoint
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.Checkpoint
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role, recordDenial)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Checkpoint) graphql.Marshaler {
+			return ec.marshalNCheckpoint2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐCheckpoint(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_auditLogCheckpoint(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Checkpoint(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_auditEventProof(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_auditEventProof(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().AuditEventProof(ctx, fc.Args["id"].(string), fc.Args["treeSize"].(*int))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal *model.InclusionProof
+					return zeroVal, err
+				}
+				recordDenial, err := ec.unmarshalOBoolean2ᚖbool(ctx, false)
+				if err != nil {
+					var zeroVal *model.InclusionProof
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.InclusionProof
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role, recordDenial)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.InclusionProof) graphql.Marshaler {
+			return ec.marshalNInclusionProof2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐInclusionProof(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_auditEventProof(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_InclusionProof(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_auditEventProof_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_auditLogConsistencyProof(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_auditLogConsistencyProof(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().AuditLogConsistencyProof(ctx, fc.Args["from"].(int), fc.Args["to"].(int))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal []string
+					return zeroVal, err
+				}
+				recordDenial, err := ec.unmarshalOBoolean2ᚖbool(ctx, false)
+				if err != nil {
+					var zeroVal []string
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal []string
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role, recordDenial)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_auditLogConsistencyProof(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_auditLogConsistencyProof_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_verifyAuditLog(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_verifyAuditLog(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().VerifyAuditLog(ctx, fc.Args["from"].(*int), fc.Args["to"].(*int))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal *model.AuditLogVerification
+					return zeroVal, err
+				}
+				recordDenial, err := ec.unmarshalOBoolean2ᚖbool(ctx, false)
+				if err != nil {
+					var zeroVal *model.AuditLogVerification
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.AuditLogVerification
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role, recordDenial)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AuditLogVerification) graphql.Marshaler {
+			return ec.marshalNAuditLogVerification2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐAuditLogVerification(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_verifyAuditLog(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditLogVerification(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_verifyAuditLog_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -11054,6 +12792,52 @@ func (ec *executionContext) fieldContext_UserAccessEvent_liveCursor(_ context.Co
 	return graphql.NewScalarFieldContext("UserAccessEvent", field, true, false, "String")
 }
 
+func (ec *executionContext) _UserAccessEvent_record(ctx context.Context, field graphql.CollectedField, obj *model.UserAccessEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UserAccessEvent_record(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Record(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UserAccessEvent_record(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UserAccessEvent", field, true, false, "String")
+}
+
+func (ec *executionContext) _UserAccessEvent_leafIndex(ctx context.Context, field graphql.CollectedField, obj *model.UserAccessEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UserAccessEvent_leafIndex(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LeafIndex(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_UserAccessEvent_leafIndex(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UserAccessEvent", field, true, false, "Int")
+}
+
 func (ec *executionContext) _UserAccessEvent_userId(ctx context.Context, field graphql.CollectedField, obj *model.UserAccessEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -11484,6 +13268,52 @@ func (ec *executionContext) _UserEvent_liveCursor(ctx context.Context, field gra
 }
 func (ec *executionContext) fieldContext_UserEvent_liveCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("UserEvent", field, true, false, "String")
+}
+
+func (ec *executionContext) _UserEvent_record(ctx context.Context, field graphql.CollectedField, obj *model.UserEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UserEvent_record(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Record(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UserEvent_record(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UserEvent", field, true, false, "String")
+}
+
+func (ec *executionContext) _UserEvent_leafIndex(ctx context.Context, field graphql.CollectedField, obj *model.UserEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UserEvent_leafIndex(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LeafIndex(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_UserEvent_leafIndex(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UserEvent", field, true, false, "Int")
 }
 
 func (ec *executionContext) _UserEvent_userId(ctx context.Context, field graphql.CollectedField, obj *model.UserEvent) (ret graphql.Marshaler) {
@@ -11962,6 +13792,52 @@ func (ec *executionContext) _UserRoleEvent_liveCursor(ctx context.Context, field
 }
 func (ec *executionContext) fieldContext_UserRoleEvent_liveCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("UserRoleEvent", field, true, false, "String")
+}
+
+func (ec *executionContext) _UserRoleEvent_record(ctx context.Context, field graphql.CollectedField, obj *model.UserRoleEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UserRoleEvent_record(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Record(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UserRoleEvent_record(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UserRoleEvent", field, true, false, "String")
+}
+
+func (ec *executionContext) _UserRoleEvent_leafIndex(ctx context.Context, field graphql.CollectedField, obj *model.UserRoleEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UserRoleEvent_leafIndex(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LeafIndex(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_UserRoleEvent_leafIndex(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UserRoleEvent", field, true, false, "Int")
 }
 
 func (ec *executionContext) _UserRoleEvent_userId(ctx context.Context, field graphql.CollectedField, obj *model.UserRoleEvent) (ret graphql.Marshaler) {
@@ -13662,6 +15538,16 @@ func (ec *executionContext) _ApiKeyEvent(ctx context.Context, sel ast.SelectionS
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "record":
+			out.Values[i] = ec._ApiKeyEvent_record(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "leafIndex":
+			out.Values[i] = ec._ApiKeyEvent_leafIndex(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		case "apiKeyId":
 			out.Values[i] = ec._ApiKeyEvent_apiKeyId(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -13840,6 +15726,59 @@ func (ec *executionContext) _AuditEventTypeInfo(ctx context.Context, sel ast.Sel
 	return out
 }
 
+var auditLogDivergenceImplementors = []string{"AuditLogDivergence"}
+
+func (ec *executionContext) _AuditLogDivergence(ctx context.Context, sel ast.SelectionSet, obj *model.AuditLogDivergence) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, auditLogDivergenceImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AuditLogDivergence")
+		case "leafIndex":
+			out.Values[i] = ec._AuditLogDivergence_leafIndex(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "eventId":
+			out.Values[i] = ec._AuditLogDivergence_eventId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "field":
+			out.Values[i] = ec._AuditLogDivergence_field(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "expected":
+			out.Values[i] = ec._AuditLogDivergence_expected(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "found":
+			out.Values[i] = ec._AuditLogDivergence_found(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var auditLogEventImplementors = []string{"AuditLogEvent", "AuditEvent"}
 
 func (ec *executionContext) _AuditLogEvent(ctx context.Context, sel ast.SelectionSet, obj *model.AuditLogEvent) graphql.Marshaler {
@@ -13919,6 +15858,16 @@ func (ec *executionContext) _AuditLogEvent(ctx context.Context, sel ast.Selectio
 		case "liveCursor":
 			out.Values[i] = ec._AuditLogEvent_liveCursor(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "record":
+			out.Values[i] = ec._AuditLogEvent_record(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "leafIndex":
+			out.Values[i] = ec._AuditLogEvent_leafIndex(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "region":
@@ -14079,6 +16028,102 @@ func (ec *executionContext) _AuditLogSettings(ctx context.Context, sel ast.Selec
 	return out
 }
 
+var auditLogVerificationImplementors = []string{"AuditLogVerification"}
+
+func (ec *executionContext) _AuditLogVerification(ctx context.Context, sel ast.SelectionSet, obj *model.AuditLogVerification) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, auditLogVerificationImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AuditLogVerification")
+		case "ok":
+			out.Values[i] = ec._AuditLogVerification_ok(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "checked":
+			out.Values[i] = ec._AuditLogVerification_checked(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "treeSize":
+			out.Values[i] = ec._AuditLogVerification_treeSize(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "firstDivergence":
+			out.Values[i] = ec._AuditLogVerification_firstDivergence(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var checkpointImplementors = []string{"Checkpoint"}
+
+func (ec *executionContext) _Checkpoint(ctx context.Context, sel ast.SelectionSet, obj *model.Checkpoint) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, checkpointImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Checkpoint")
+		case "note":
+			out.Values[i] = ec._Checkpoint_note(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "origin":
+			out.Values[i] = ec._Checkpoint_origin(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "treeSize":
+			out.Values[i] = ec._Checkpoint_treeSize(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "rootHash":
+			out.Values[i] = ec._Checkpoint_rootHash(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var customerEventImplementors = []string{"CustomerEvent", "AuditEvent"}
 
 func (ec *executionContext) _CustomerEvent(ctx context.Context, sel ast.SelectionSet, obj *model.CustomerEvent) graphql.Marshaler {
@@ -14158,6 +16203,16 @@ func (ec *executionContext) _CustomerEvent(ctx context.Context, sel ast.Selectio
 		case "liveCursor":
 			out.Values[i] = ec._CustomerEvent_liveCursor(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "record":
+			out.Values[i] = ec._CustomerEvent_record(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "leafIndex":
+			out.Values[i] = ec._CustomerEvent_leafIndex(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "previousName":
@@ -14449,6 +16504,16 @@ func (ec *executionContext) _ExternalIdpEvent(ctx context.Context, sel ast.Selec
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "record":
+			out.Values[i] = ec._ExternalIdpEvent_record(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "leafIndex":
+			out.Values[i] = ec._ExternalIdpEvent_leafIndex(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		case "idpName":
 			out.Values[i] = ec._ExternalIdpEvent_idpName(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -14467,6 +16532,49 @@ func (ec *executionContext) _ExternalIdpEvent(ctx context.Context, sel ast.Selec
 		case "changedFields":
 			out.Values[i] = ec._ExternalIdpEvent_changedFields(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var inclusionProofImplementors = []string{"InclusionProof"}
+
+func (ec *executionContext) _InclusionProof(ctx context.Context, sel ast.SelectionSet, obj *model.InclusionProof) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, inclusionProofImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("InclusionProof")
+		case "leafIndex":
+			out.Values[i] = ec._InclusionProof_leafIndex(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "treeSize":
+			out.Values[i] = ec._InclusionProof_treeSize(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "hashes":
+			out.Values[i] = ec._InclusionProof_hashes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
 		default:
@@ -14565,6 +16673,16 @@ func (ec *executionContext) _KeyContactEvent(ctx context.Context, sel ast.Select
 		case "liveCursor":
 			out.Values[i] = ec._KeyContactEvent_liveCursor(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "record":
+			out.Values[i] = ec._KeyContactEvent_record(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "leafIndex":
+			out.Values[i] = ec._KeyContactEvent_leafIndex(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "contactEmail":
@@ -14673,6 +16791,16 @@ func (ec *executionContext) _MfaEvent(ctx context.Context, sel ast.SelectionSet,
 		case "liveCursor":
 			out.Values[i] = ec._MfaEvent_liveCursor(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "record":
+			out.Values[i] = ec._MfaEvent_record(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "leafIndex":
+			out.Values[i] = ec._MfaEvent_leafIndex(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "mfaRequired":
@@ -14854,6 +16982,16 @@ func (ec *executionContext) _OrganizationEvent(ctx context.Context, sel ast.Sele
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "record":
+			out.Values[i] = ec._OrganizationEvent_record(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "leafIndex":
+			out.Values[i] = ec._OrganizationEvent_leafIndex(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		case "previousName":
 			out.Values[i] = ec._OrganizationEvent_previousName(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -14970,6 +17108,16 @@ func (ec *executionContext) _OrganizationProductEvent(ctx context.Context, sel a
 		case "liveCursor":
 			out.Values[i] = ec._OrganizationProductEvent_liveCursor(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "record":
+			out.Values[i] = ec._OrganizationProductEvent_record(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "leafIndex":
+			out.Values[i] = ec._OrganizationProductEvent_leafIndex(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "productCode":
@@ -15131,6 +17279,16 @@ func (ec *executionContext) _PasswordPolicyEvent(ctx context.Context, sel ast.Se
 		case "liveCursor":
 			out.Values[i] = ec._PasswordPolicyEvent_liveCursor(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "record":
+			out.Values[i] = ec._PasswordPolicyEvent_record(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "leafIndex":
+			out.Values[i] = ec._PasswordPolicyEvent_leafIndex(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "changedFields":
@@ -15332,6 +17490,16 @@ func (ec *executionContext) _PolicyEvent(ctx context.Context, sel ast.SelectionS
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "record":
+			out.Values[i] = ec._PolicyEvent_record(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "leafIndex":
+			out.Values[i] = ec._PolicyEvent_leafIndex(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		case "policyId":
 			out.Values[i] = ec._PolicyEvent_policyId(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -15424,6 +17592,36 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_auditExports(ctx, field)
+				})
+		case "auditLogVerifierKey":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_auditLogVerifierKey(ctx, field)
+				})
+		case "auditLogCheckpoint":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_auditLogCheckpoint(ctx, field)
+				})
+		case "auditEventProof":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_auditEventProof(ctx, field)
+				})
+		case "auditLogConsistencyProof":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_auditLogConsistencyProof(ctx, field)
+				})
+		case "verifyAuditLog":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_verifyAuditLog(ctx, field)
 				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
@@ -15678,6 +17876,16 @@ func (ec *executionContext) _UserAccessEvent(ctx context.Context, sel ast.Select
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "record":
+			out.Values[i] = ec._UserAccessEvent_record(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "leafIndex":
+			out.Values[i] = ec._UserAccessEvent_leafIndex(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		case "userId":
 			out.Values[i] = ec._UserAccessEvent_userId(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -15794,6 +18002,16 @@ func (ec *executionContext) _UserEvent(ctx context.Context, sel ast.SelectionSet
 		case "liveCursor":
 			out.Values[i] = ec._UserEvent_liveCursor(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "record":
+			out.Values[i] = ec._UserEvent_record(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "leafIndex":
+			out.Values[i] = ec._UserEvent_leafIndex(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "userId":
@@ -15922,6 +18140,16 @@ func (ec *executionContext) _UserRoleEvent(ctx context.Context, sel ast.Selectio
 		case "liveCursor":
 			out.Values[i] = ec._UserRoleEvent_liveCursor(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "record":
+			out.Values[i] = ec._UserRoleEvent_record(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "leafIndex":
+			out.Values[i] = ec._UserRoleEvent_leafIndex(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "userId":
@@ -16512,6 +18740,14 @@ func (ec *executionContext) marshalNAuditLogSettings2ᚖgithubᚗcomᚋauditlog�
 	return ec._AuditLogSettings(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNAuditLogVerification2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐAuditLogVerification(ctx context.Context, sel ast.SelectionSet, v *model.AuditLogVerification) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "AuditLogVerification!")
+		return graphql.Null
+	}
+	return ec._AuditLogVerification(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNAuditSource2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐAuditSource(ctx context.Context, v any) (model.AuditSource, error) {
 	var res model.AuditSource
 	err := res.UnmarshalGQL(v)
@@ -16564,6 +18800,14 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 		graphql.AddInvalidNullFromMarshaler(ctx, "Boolean!")
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNCheckpoint2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐCheckpoint(ctx context.Context, sel ast.SelectionSet, v *model.Checkpoint) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Checkpoint!")
+		return graphql.Null
+	}
+	return ec._Checkpoint(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNExportFilter2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐExportFilter(ctx context.Context, sel ast.SelectionSet, v *model.ExportFilter) graphql.Marshaler {
@@ -16644,6 +18888,14 @@ func (ec *executionContext) marshalNID2string(ctx context.Context, sel ast.Selec
 		graphql.AddInvalidNullFromMarshaler(ctx, "ID!")
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNInclusionProof2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐInclusionProof(ctx context.Context, sel ast.SelectionSet, v *model.InclusionProof) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "InclusionProof!")
+		return graphql.Null
+	}
+	return ec._InclusionProof(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNInt2int(ctx context.Context, v any) (int, error) {
@@ -16808,6 +19060,35 @@ func (ec *executionContext) marshalNString2string(ctx context.Context, sel ast.S
 		graphql.AddInvalidNullFromMarshaler(ctx, "String!")
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNString2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNString2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNString2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalNTime2timeᚐTime(ctx context.Context, v any) (time.Time, error) {
@@ -17058,6 +19339,13 @@ func (ec *executionContext) marshalOAuditEventType2ᚕgithubᚗcomᚋauditlogᚋ
 	}
 
 	return ret
+}
+
+func (ec *executionContext) marshalOAuditLogDivergence2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐAuditLogDivergence(ctx context.Context, sel ast.SelectionSet, v *model.AuditLogDivergence) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._AuditLogDivergence(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalOAuditLogRetention2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐAuditLogRetention(ctx context.Context, sel ast.SelectionSet, v *model.AuditLogRetention) graphql.Marshaler {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/graph/model"
@@ -17,6 +18,7 @@ import (
 	"github.com/auditlog/auditlog/live"
 	"github.com/auditlog/auditlog/projections"
 	"github.com/auditlog/auditlog/reads"
+	"github.com/auditlog/auditlog/treelog"
 )
 
 // Recorder records batches of events.
@@ -59,6 +61,15 @@ type DownloadSigner interface {
 	Sign(org, id string) (token string, expires time.Time, err error)
 }
 
+// Tree issues and proves the checkpoints of each organization's Merkle tree.
+type Tree interface {
+	VerifierKey() string
+	Checkpoint(ctx context.Context, org string) (*projections.SignedCheckpoint, treelog.Checkpoint, error)
+	ProveEvent(ctx context.Context, org, id string, treeSize *int64) (leaf, size int64, proof []tlog.Hash, err error)
+	ProveConsistency(ctx context.Context, org string, from, to int64) ([]tlog.Hash, error)
+	Verify(ctx context.Context, org string, from, to int64) (*projections.Verification, error)
+}
+
 // Resolver is the root resolver; its dependencies are set by the server.
 type Resolver struct {
 	Recorder Recorder
@@ -82,7 +93,9 @@ type Resolver struct {
 	// Retention is how long region r keeps its events, which the
 	// settings show so a console can tell users; nil keeps them for ever.
 	Retention func(r domain.Region) domain.Retention
-	Now       func() time.Time
+	// Tree answers the transparency queries.
+	Tree Tree
+	Now  func() time.Time
 }
 
 // NewSchema returns the executable schema over r, with the @hasRole

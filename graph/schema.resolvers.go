@@ -7,6 +7,7 @@ package graph
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/auditlog/auditlog/graph/model"
 	"github.com/auditlog/auditlog/live"
 	"github.com/auditlog/auditlog/reads"
+	"github.com/auditlog/auditlog/treelog"
 )
 
 // EnableAuditLog is the resolver for the enableAuditLog field.
@@ -198,6 +200,70 @@ func (r *queryResolver) AuditExports(ctx context.Context, first *int) ([]*model.
 		if out[i], err = r.presentJob(ctx, j); err != nil {
 			return nil, err
 		}
+	}
+	return out, nil
+}
+
+// AuditLogVerifierKey is the resolver for the auditLogVerifierKey field.
+func (r *queryResolver) AuditLogVerifierKey(ctx context.Context) (string, error) {
+	return r.Tree.VerifierKey(), nil
+}
+
+// AuditLogCheckpoint is the resolver for the auditLogCheckpoint field.
+func (r *queryResolver) AuditLogCheckpoint(ctx context.Context) (*model.Checkpoint, error) {
+	c, cp, err := r.Tree.Checkpoint(ctx, principal(ctx).OrgID)
+	if err != nil {
+		return nil, err
+	}
+	return &model.Checkpoint{Note: c.Note, Origin: cp.Origin, TreeSize: int(cp.Size), RootHash: base64.StdEncoding.EncodeToString(cp.Hash[:])}, nil
+}
+
+// AuditEventProof is the resolver for the auditEventProof field.
+func (r *queryResolver) AuditEventProof(ctx context.Context, id string, treeSize *int) (*model.InclusionProof, error) {
+	if !domain.ValidEventID(id) {
+		return nil, domain.BadInput("id", "must be a ULID or a UUID")
+	}
+	var size *int64
+	if treeSize != nil {
+		n := int64(*treeSize)
+		size = &n
+	}
+	leaf, n, proof, err := r.Tree.ProveEvent(ctx, principal(ctx).OrgID, id, size)
+	if err != nil {
+		return nil, err
+	}
+	return &model.InclusionProof{LeafIndex: int(leaf), TreeSize: int(n), Hashes: treelog.EncodeHashes(proof)}, nil
+}
+
+// AuditLogConsistencyProof is the resolver for the auditLogConsistencyProof field.
+func (r *queryResolver) AuditLogConsistencyProof(ctx context.Context, from int, to int) ([]string, error) {
+	proof, err := r.Tree.ProveConsistency(ctx, principal(ctx).OrgID, int64(from), int64(to))
+	if err != nil {
+		return nil, err
+	}
+	return treelog.EncodeHashes(proof), nil
+}
+
+// VerifyAuditLog is the resolver for the verifyAuditLog field.
+func (r *queryResolver) VerifyAuditLog(ctx context.Context, from *int, to *int) (*model.AuditLogVerification, error) {
+	lo, hi := int64(0), int64(-1)
+	if from != nil {
+		lo = int64(*from)
+	}
+	if to != nil {
+		hi = int64(*to)
+	}
+	if lo < 0 || (to != nil && hi < lo) {
+		return nil, domain.BadInput("from", "must be at least 0 and at most to")
+	}
+	v, err := r.Tree.Verify(ctx, principal(ctx).OrgID, lo, hi)
+	if err != nil {
+		return nil, err
+	}
+	out := &model.AuditLogVerification{Ok: v.OK, Checked: int(v.Checked), TreeSize: int(v.TreeSize)}
+	if d := v.First; d != nil {
+		out.FirstDivergence = &model.AuditLogDivergence{LeafIndex: int(d.LeafIndex), Field: d.Field,
+			EventID: optionalString(d.EventID), Expected: &d.Expected, Found: &d.Found}
 	}
 	return out, nil
 }

@@ -248,7 +248,7 @@ func decode(msg jetstream.Msg) (*domain.Event, bool) {
 	if err != nil {
 		return nil, false
 	}
-	e.Seq = md.Sequence.Stream
+	e.Seq, e.Record = md.Sequence.Stream, msg.Data()
 	return &e, true
 }
 

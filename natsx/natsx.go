@@ -202,6 +202,23 @@ const (
 	IngestSubjectPrefix = "auditlog.ingest."
 )
 
+// CheckpointStream keeps every signed checkpoint of every organization's
+// Merkle tree, immutably: a checkpoint once issued is evidence of what the
+// log held, so the stream denies delete and purge and has no age limit.
+const (
+	CheckpointStream  = "AUDITLOG_CHECKPOINTS"
+	checkpointSubject = "auditlog.checkpoint."
+)
+
+// CheckpointSubject is where the checkpoints of org, stored in region r, go:
+// auditlog.checkpoint.<region>.<org>.
+func CheckpointSubject(r domain.Region, org string) string {
+	return checkpointSubject + r.Lower() + "." + org
+}
+
+// CheckpointSubjects matches the checkpoints of every org of region r.
+func CheckpointSubjects(r domain.Region) string { return checkpointSubject + r.Lower() + ".>" }
+
 // Export job names: jobs live in a key-value bucket keyed <org>.<job>; the
 // work queue holds one message per job to run; finished files go to the
 // object store bucket of the organization's region.
@@ -359,6 +376,19 @@ func (s Streams) Ensure(ctx context.Context, js jetstream.JetStream) error {
 	})
 	if err != nil {
 		return fmt.Errorf("ensure stream %s: %w", ControlStream, err)
+	}
+	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        CheckpointStream,
+		Description: "signed checkpoints of each organization's Merkle tree",
+		Subjects:    []string{checkpointSubject + ">"},
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+		AllowDirect: true,
+		DenyDelete:  true,
+		DenyPurge:   true,
+	})
+	if err != nil {
+		return fmt.Errorf("ensure stream %s: %w", CheckpointStream, err)
 	}
 	return s.ensureExports(ctx, js)
 }

@@ -45,6 +45,7 @@ var EventColumns = []string{
 	"actor_kind", "actor_id", "actor_name", "actor_email",
 	"target_kind", "target_id", "target_name",
 	"ip_address", "user_agent", "request_id", "details", "search_text", "stream_seq",
+	"leaf_index", "record",
 }
 
 // Prepare reads the checkpoint.
@@ -96,7 +97,9 @@ func (s *EventStore) decode(m *Message) any {
 	if !domain.ValidOrgID(e.OrgID) || e.ID == "" || len(e.ID) > domain.MaxIDLen {
 		return fmt.Errorf("event has no valid org or id")
 	}
-	return EventRow(&e, m.Seq)
+	row := EventRow(&e, m.Seq)
+	row[colRecord] = m.Data
+	return row
 }
 
 // Apply inserts the events of batch whose id the org has not seen yet, with
@@ -125,6 +128,10 @@ func (s *EventStore) Apply(ctx context.Context, conn *pgx.Conn, batch []Message)
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		fresh, err := s.claimIDs(ctx, tx, rows)
 		if err != nil {
+			return err
+		}
+		// Only new events are leaves, in stream order.
+		if err := s.appendLeaves(ctx, tx, fresh); err != nil {
 			return err
 		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{s.schema, "events"}, EventColumns, pgx.CopyFromRows(fresh)); err != nil {
@@ -187,7 +194,8 @@ func (s *EventStore) claimIDs(ctx context.Context, tx pgx.Tx, rows [][]any) ([][
 	return fresh, nil
 }
 
-// EventRow is e as a row of EventColumns, stored at stream sequence seq.
+// EventRow is e as a row of EventColumns, stored at stream sequence seq,
+// with no leaf index or record yet: the projector sets them.
 func EventRow(e *domain.Event, seq uint64) []any {
 	var tk, ti, tn *string
 	if e.Target != nil {
@@ -203,6 +211,7 @@ func EventRow(e *domain.Event, seq uint64) []any {
 		tk, ti, tn,
 		nullable(e.IPAddress), nullable(e.UserAgent), nullable(e.RequestID),
 		string(details), domain.SearchText(e), int64(seq),
+		nil, nil,
 	}
 }
 

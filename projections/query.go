@@ -253,7 +253,8 @@ func escapeLike(s string) string {
 const selectColumns = `id, org_id, source, type, occurred_at, recorded_at,
 	actor_kind, actor_id, coalesce(actor_name, ''), coalesce(actor_email, ''),
 	target_kind, target_id, coalesce(target_name, ''),
-	coalesce(ip_address, ''), coalesce(user_agent, ''), coalesce(request_id, ''), details, stream_seq`
+	coalesce(ip_address, ''), coalesce(user_agent, ''), coalesce(request_id, ''), details, stream_seq,
+	leaf_index, record`
 
 func scanEvent(row pgx.CollectableRow) (*domain.Event, error) {
 	var (
@@ -266,7 +267,7 @@ func scanEvent(row pgx.CollectableRow) (*domain.Event, error) {
 	err := row.Scan(&e.ID, &e.OrgID, &e.Source, &e.Type, &e.OccurredAt, &e.RecordedAt,
 		&e.Actor.Kind, &e.Actor.ID, &e.Actor.Name, &e.Actor.Email,
 		&tkind, &tid, &tname,
-		&e.IPAddress, &e.UserAgent, &e.RequestID, &details, &seq)
+		&e.IPAddress, &e.UserAgent, &e.RequestID, &details, &seq, &e.LeafIndex, &e.Record)
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditlog/auditlog/domain"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // Reconciliation compares a regional stream with its read model message by
@@ -435,7 +436,8 @@ func (s *EventStore) findExtra(ctx context.Context, js jetstream.JetStream, rep 
 
 // repair re-applies the messages of gaps to the read model, leaving the
 // checkpoint alone: the rows are written as the projector would have, and
-// an id claimed for a row that is gone is claimed again.
+// an id claimed for a row that is gone is claimed again. A row that is gone
+// was a leaf, and the tree still has it, so it gets its leaf index back.
 func (s *EventStore) repair(ctx context.Context, js jetstream.JetStream, gaps []EventRef) (int, error) {
 	stream, err := js.Stream(ctx, s.stream)
 	if err != nil {
@@ -470,6 +472,9 @@ func (s *EventStore) repair(ctx context.Context, js jetstream.JetStream, gaps []
 			}
 			fresh, err := s.claimIDs(ctx, tx, rows)
 			if err != nil {
+				return err
+			}
+			if err := s.restoreLeaves(ctx, tx, fresh); err != nil {
 				return err
 			}
 			if _, err := tx.CopyFrom(ctx, pgx.Identifier{s.schema, "events"}, EventColumns, pgx.CopyFromRows(fresh)); err != nil {
@@ -524,4 +529,38 @@ func (s *EventStore) LastReconcile(ctx context.Context) (*ReconcileStatus, error
 	}
 	st.Through = uint64(through)
 	return &st, nil
+}
+
+// restoreLeaves gives each repaired row the leaf its record already is in
+// its organization's tree: a lost row does not change the tree, which the
+// stream determines. A message that never became a leaf (which the
+// projector's checks make impossible) is appended as a new one, and logged,
+// since a rebuild will place it at its stream position instead.
+func (s *EventStore) restoreLeaves(ctx context.Context, tx pgx.Tx, rows [][]any) error {
+	var appended [][]any
+	for _, row := range rows {
+		org := row[0].(string)
+		h := tlog.RecordHash(row[colRecord].([]byte))
+		res, err := tx.Query(ctx, fmt.Sprintf(`SELECT idx FROM %s.tree_hashes WHERE org_id = $1 AND hash = $2`, s.schema), org, h[:])
+		if err != nil {
+			return fmt.Errorf("find leaf: %w", err)
+		}
+		idxs, err := pgx.CollectRows(res, pgx.RowTo[int64])
+		if err != nil {
+			return fmt.Errorf("find leaf: %w", err)
+		}
+		found := false
+		for _, idx := range idxs {
+			if level, n := tlog.SplitStoredHashIndex(idx); level == 0 {
+				row[colLeafIndex], found = n, true
+				break
+			}
+		}
+		if !found {
+			s.log.Warn().Str("org_id", org).Str("id", row[1].(string)).
+				Msg("repaired event was never a leaf; appended to its tree (a rebuild places it at its stream position)")
+			appended = append(appended, row)
+		}
+	}
+	return s.appendLeaves(ctx, tx, appended)
 }

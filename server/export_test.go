@@ -129,6 +129,7 @@ type exportedNode struct {
 	Target                                  *struct{ Kind, ID, Name string }
 	IPAddress                               *string
 	Details                                 json.RawMessage
+	Manifest                                string
 }
 
 // queryAll pages through auditEvents with filter, 400 at a time (the
@@ -356,20 +357,32 @@ func TestExportNDJSONWithFilter(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/x-ndjson" {
 		t.Fatalf("download: %d %v", resp.StatusCode, resp.Header)
 	}
+	// Lines are decoded from each event's record, which has the time to the
+	// nanosecond; the read model keeps microseconds.
 	dec := json.NewDecoder(resp.Body)
+	var header struct{ Checkpoint string }
+	if err := dec.Decode(&header); err != nil || header.Checkpoint == "" {
+		t.Fatalf("no header with a checkpoint: %v", err)
+	}
 	for i := 0; ; i++ {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			t.Fatal(err)
+		}
 		var line exportedNode
-		err := dec.Decode(&line)
-		if errors.Is(err, io.EOF) {
+		if err := json.Unmarshal(raw, &line); err != nil {
+			t.Fatal(err)
+		}
+		if line.Manifest != "" {
 			if i != len(want) {
 				t.Fatalf("%d lines, query %d", i, len(want))
 			}
+			if err := dec.Decode(&raw); !errors.Is(err, io.EOF) {
+				t.Fatalf("a line after the manifest: %v", err)
+			}
 			break
 		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if line.ID != want[i].ID || line.Source != "INSIGHT_IDR" || line.Category != "USER" || !line.OccurredAt.Equal(want[i].OccurredAt) {
+		if line.ID != want[i].ID || line.Source != "INSIGHT_IDR" || line.Category != "USER" || !line.OccurredAt.Truncate(time.Microsecond).Equal(want[i].OccurredAt) {
 			t.Fatalf("line %d: %+v, query %+v", i, line, want[i])
 		}
 	}

@@ -8,7 +8,8 @@ import (
 	"github.com/auditlog/auditlog/projections"
 )
 
-// Rebuild drops every read model and projects it again from its stream. Each
+// Rebuild drops every read model and projects it again from its stream, the
+// trees of every organization included, and reloads the checkpoints. Each
 // projector's lock is held throughout, so a running auditd's projector
 // waits (or, while it holds the lock, Rebuild does): stop auditd first.
 func (s *Server) Rebuild(ctx context.Context) error {
@@ -33,6 +34,11 @@ func (s *Server) Rebuild(ctx context.Context) error {
 			return st.EnsurePartitions(ctx, partitionsAhead)
 		})
 		if err != nil {
+			return err
+		}
+		// Checkpoints are evidence, not derived data: they come back from
+		// their stream, and the rebuilt trees must have the same roots.
+		if err := s.trees.sync(ctx, r); err != nil {
 			return err
 		}
 	}

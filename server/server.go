@@ -111,6 +111,15 @@ type Config struct {
 	// RetentionEvery is how often expired months are dropped, besides once
 	// at start (default DefaultRetentionEvery; negative never).
 	RetentionEvery time.Duration
+	// SigningKey is the note signer key (golang.org/x/mod/sumdb/note,
+	// Ed25519) that signs the checkpoints of every organization's tree. It
+	// is secret and never logged. Empty uses a development key kept in
+	// DataDir, generated the first time.
+	SigningKey string
+	// CheckpointEvery is how often an organization whose tree has grown
+	// gets a new signed checkpoint (default 1m; negative never: checkpoints
+	// are then issued only when asked for).
+	CheckpointEvery time.Duration
 	// Log is the root logger.
 	Log zerolog.Logger
 	// Now is the clock; nil means time.Now.
@@ -175,6 +184,7 @@ type Server struct {
 	metrics          *metrics
 	integrity        *integrity
 	reads            *reads.Log
+	trees            *trees
 }
 
 // New connects to (or starts) NATS and Postgres, declares the streams and
@@ -208,6 +218,9 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	cfg.Streams.Retention = cfg.Retention
+	if cfg.CheckpointEvery == 0 {
+		cfg.CheckpointEvery = DefaultCheckpointEvery
+	}
 	cfg.Streams = cfg.Streams.WithDefaults()
 	if len(cfg.DownloadKey) == 0 {
 		cfg.DownloadKey = make([]byte, 32)
@@ -221,6 +234,20 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 			s.close()
 		}
 	}()
+
+	if cfg.SigningKey == "" {
+		skey, created, err := DevSigningKey(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		cfg.SigningKey, s.cfg.SigningKey = skey, skey
+		v, _ := verifierOf(skey)
+		s.log.Warn().Str("path", filepath.Join(cfg.DataDir, signingKeyFile)).Bool("generated", created).Str("verifier_key", v).
+			Msg("AUDITD_SIGNING_KEY not set; checkpoints are signed with a development key kept in the data directory")
+	}
+	if s.trees, err = newTrees(s, cfg.SigningKey); err != nil {
+		return nil, err
+	}
 
 	if s.nc, err = s.connectNATS(); err != nil {
 		return nil, err
@@ -290,6 +317,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.worker = &export.Worker{
 		JS: s.js, Jobs: s.jobs, Source: reader, Concurrency: cfg.ExportWorkers,
 		AckWait: cfg.Streams.ExportAckWait, FileTTL: cfg.Streams.ExportTTL, Log: s.log, Now: cfg.Now,
+		Proofs: exportProver{s.trees},
 	}
 	s.signer = auth.NewDownloadSigner(cfg.DownloadKey, cfg.Now)
 	s.reads = reads.New(s.recorder, cfg.Now, cfg.ReadWindow)
@@ -306,6 +334,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Own:          s.recorder,
 		Reads:        s.reads,
 		Retention:    s.Retention,
+		Tree:         s.trees,
 		Now:          cfg.Now,
 	}
 	s.handler = s.routes(resolver)
@@ -368,6 +397,13 @@ func (s *Server) NATSIngestURL() string {
 // EventStore is region r's read model.
 func (s *Server) EventStore(r domain.Region) *projections.EventStore { return s.events[r] }
 
+// VerifierKey is the note verifier key of the checkpoints the server signs.
+func (s *Server) VerifierKey() string { return s.trees.VerifierKey() }
+
+// IssueCheckpoints gives every organization whose tree has grown a signed
+// checkpoint now, as the periodic issuer does.
+func (s *Server) IssueCheckpoints(ctx context.Context) { s.trees.issueAll(ctx) }
+
 // Feed is the live event feed.
 func (s *Server) Feed() *live.Feed { return s.feed }
 
@@ -413,6 +449,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if s.cfg.ReconcileEvery > 0 {
 		wg.Go(func() { s.integrity.reconcileLoop(pctx, s.cfg.ReconcileEvery) })
+	}
+	if s.cfg.CheckpointEvery > 0 {
+		wg.Go(func() { every(pctx, s.cfg.CheckpointEvery, func() { s.trees.issueAll(pctx) }) })
 	}
 	if s.cfg.ExportWorkers >= 0 {
 		wg.Go(func() {

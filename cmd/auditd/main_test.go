@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/oklog/ulid/v2"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/auditlog/auditlog/auth"
 	"github.com/auditlog/auditlog/domain"
@@ -149,5 +152,36 @@ func TestRetentionFlagsAreCheckedFirst(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// keygen makes a signer key and prints its verifier key; verify refuses a
+// file that is not a proved export, naming the line, with a non-zero exit.
+func TestKeygenAndVerifyCommands(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"keygen", "--name", "audit.example.com"}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	skey := strings.TrimSpace(out.String())
+	vkey := strings.TrimPrefix(strings.TrimSpace(errOut.String()), "verifier key (public): ")
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatalf("signer key %q: %v", skey, err)
+	}
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		t.Fatalf("verifier key %q: %v", vkey, err)
+	}
+	msg, _ := note.Sign(&note.Note{Text: "x\n"}, signer)
+	if _, err := note.Open(msg, note.VerifierList(v)); err != nil {
+		t.Fatalf("the keys do not match: %v", err)
+	}
+	file := filepath.Join(t.TempDir(), "export.ndjson")
+	if err := os.WriteFile(file, []byte(`{"id":"x"}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = run(context.Background(), []string{"verify", "--key", vkey, file}, &out, &out)
+	if !errors.Is(err, errUnverified) || !strings.Contains(err.Error(), "line 1:") {
+		t.Fatalf("verify: %v", err)
 	}
 }

@@ -4,6 +4,7 @@
 package model
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"time"
 
@@ -208,3 +209,15 @@ func NewAuditEvent(e *domain.Event) AuditEvent {
 
 // LiveCursor is the event's position in its organization's live feed.
 func (f eventFields) LiveCursor() string { return LiveCursor(f.e.Seq) }
+
+// Record is the event's leaf bytes, base64.
+func (f eventFields) Record() string { return base64.StdEncoding.EncodeToString(f.e.Record) }
+
+// LeafIndex is the event's leaf in its organization's tree, once projected.
+func (f eventFields) LeafIndex() *int {
+	if f.e.LeafIndex == nil {
+		return nil
+	}
+	n := int(*f.e.LeafIndex)
+	return &n
+}

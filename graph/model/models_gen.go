@@ -68,6 +68,21 @@ type AuditEventTypeInfo struct {
 	Fields      []*PayloadField    `json:"fields"`
 }
 
+// Where the read model departs from the stream. field is an event field
+// (e.g. actor.name, details, record), row (a row missing or extra), leafIndex
+// (two rows on one leaf), treeHash, treeSize, or checkpoint[<size>].rootHash,
+// .treeSize or .note for a stored checkpoint.
+type AuditLogDivergence struct {
+	LeafIndex int `json:"leafIndex"`
+	// The event the stream has at the leaf, when the divergence is in a row.
+	EventID *string `json:"eventId,omitempty"`
+	Field   string  `json:"field"`
+	// What the stream says.
+	Expected *string `json:"expected,omitempty"`
+	// What the read model holds.
+	Found *string `json:"found,omitempty"`
+}
+
 // How long a region keeps audit events. Events are removed only a whole
 // calendar month (UTC) at a time, once the entire month is older than the
 // retention: an event is kept at least days after it occurred, and at most a
@@ -97,6 +112,31 @@ type AuditLogSettings struct {
 	Retention *AuditLogRetention `json:"retention,omitempty"`
 }
 
+// The result of verifyAuditLog.
+type AuditLogVerification struct {
+	// True when the read model and the checkpoints agree with the stream.
+	Ok bool `json:"ok"`
+	// How many leaves' rows were compared.
+	Checked int `json:"checked"`
+	// The size of the tree recomputed from the stream.
+	TreeSize int `json:"treeSize"`
+	// The divergence at the lowest leaf, or null.
+	FirstDivergence *AuditLogDivergence `json:"firstDivergence,omitempty"`
+}
+
+// A signed tree head of the organization's log, in the C2SP tlog-checkpoint
+// format: note holds the origin line, the tree size and the base64 root hash,
+// then a blank line and the signature (golang.org/x/mod/sumdb/note).
+type Checkpoint struct {
+	// The signed note, as text.
+	Note string `json:"note"`
+	// auditlog/<region in lower case>/<org>, e.g. auditlog/us/acme.
+	Origin   string `json:"origin"`
+	TreeSize int    `json:"treeSize"`
+	// The RFC 6962 root hash of the tree's first treeSize leaves, base64.
+	RootHash string `json:"rootHash"`
+}
+
 // The filter an export applies, as it was given.
 type ExportFilter struct {
 	Sources    []AuditSource        `json:"sources"`
@@ -106,6 +146,14 @@ type ExportFilter struct {
 	Search     *string              `json:"search,omitempty"`
 	From       *time.Time           `json:"from,omitempty"`
 	To         *time.Time           `json:"to,omitempty"`
+}
+
+// The proof that one leaf is in a tree of treeSize leaves.
+type InclusionProof struct {
+	LeafIndex int `json:"leafIndex"`
+	TreeSize  int `json:"treeSize"`
+	// Base64 SHA-256 hashes in RFC 9162 order, from the leaf's sibling up.
+	Hashes []string `json:"hashes"`
 }
 
 type Mutation struct {

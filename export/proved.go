@@ -1,0 +1,270 @@
+package export
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"hash"
+	"io"
+	"strings"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/treelog"
+)
+
+// An NDJSON export proves itself: its first line holds a signed checkpoint
+// of the organization's tree, every event line its record (the leaf), leaf
+// index and inclusion proof against that checkpoint, and its last line a
+// signed manifest of the lines in between. VerifyNDJSON checks a file with
+// the verifier key alone.
+
+// Prover gives an NDJSON export the checkpoint, proofs and signature that
+// let it be checked offline.
+type Prover interface {
+	// Checkpoint is a signed checkpoint of org's tree covering every event
+	// projected so far.
+	Checkpoint(ctx context.Context, org string) (note string, cp treelog.Checkpoint, err error)
+	// ProveRecord is the inclusion proof of leaf in org's tree of size.
+	ProveRecord(ctx context.Context, org string, size, leaf int64) ([]tlog.Hash, error)
+	// SignManifest signs text with the log's key.
+	SignManifest(text string) (string, error)
+}
+
+// ManifestHeader is the first line of a manifest's text; it can never be a
+// checkpoint's origin, so a manifest cannot pass for a checkpoint.
+const ManifestHeader = "auditlog export manifest v1"
+
+// exportHeader is the first line of an NDJSON export.
+type exportHeader struct {
+	AuditlogExport int    `json:"auditlogExport"`
+	Checkpoint     string `json:"checkpoint"`
+}
+
+// exportTrailer is the last line of an NDJSON export.
+type exportTrailer struct {
+	Manifest string `json:"manifest"`
+}
+
+// provedLine is an event line: the event as the API shows it, decoded from
+// its record, with the record, its leaf and proof, and its position n
+// (1-based) among the file's events.
+type provedLine struct {
+	ndjsonEvent
+	N         int64    `json:"n"`
+	LeafIndex int64    `json:"leafIndex"`
+	Record    []byte   `json:"record"`
+	Proof     []string `json:"proof"`
+}
+
+// encodeLine is the one encoding of an event line, shared by the writer and
+// the verifier, so a verifier can rebuild a line byte for byte.
+func encodeLine(w io.Writer, n, leaf int64, record []byte, proof []string) error {
+	var e domain.Event
+	if err := json.Unmarshal(record, &e); err != nil {
+		return fmt.Errorf("record is not an event: %w", err)
+	}
+	details := e.Details
+	if len(details) == 0 {
+		details = json.RawMessage("{}")
+	}
+	return json.NewEncoder(w).Encode(provedLine{
+		ndjsonEvent: ndjsonEvent{
+			ID: e.ID, Type: e.Type, Category: e.Category(), Description: e.Description(), Source: e.Source,
+			OccurredAt: e.OccurredAt.UTC(), RecordedAt: e.RecordedAt.UTC(), Actor: e.Actor, Target: e.Target,
+			IPAddress: e.IPAddress, UserAgent: e.UserAgent, RequestID: e.RequestID, Details: details,
+		},
+		N: n, LeafIndex: leaf, Record: record, Proof: proof,
+	})
+}
+
+// provedEncoder writes an NDJSON export with proofs.
+type provedEncoder struct {
+	ctx    context.Context
+	w      *bufio.Writer
+	prover Prover
+	org    string
+	cp     treelog.Checkpoint
+	n      int64
+	digest hash.Hash
+	line   bytes.Buffer
+}
+
+func newProvedEncoder(ctx context.Context, w io.Writer, p Prover, org string) (*provedEncoder, error) {
+	note, cp, err := p.Checkpoint(ctx, org)
+	if err != nil {
+		return nil, fmt.Errorf("export checkpoint: %w", err)
+	}
+	e := &provedEncoder{ctx: ctx, w: bufio.NewWriterSize(w, 64<<10), prover: p, org: org, cp: cp, digest: sha256.New()}
+	return e, json.NewEncoder(e.w).Encode(exportHeader{AuditlogExport: 1, Checkpoint: note})
+}
+
+// covers says whether e is in the checkpoint's tree: events projected after
+// it was issued are left out of the file.
+func (p *provedEncoder) covers(e *domain.Event) bool {
+	return e.LeafIndex != nil && *e.LeafIndex < p.cp.Size && e.Record != nil
+}
+
+func (p *provedEncoder) Encode(e *domain.Event) error {
+	proof, err := p.prover.ProveRecord(p.ctx, p.org, p.cp.Size, *e.LeafIndex)
+	if err != nil {
+		return fmt.Errorf("prove event %s: %w", e.ID, err)
+	}
+	p.n++
+	p.line.Reset()
+	if err := encodeLine(&p.line, p.n, *e.LeafIndex, e.Record, treelog.EncodeHashes(proof)); err != nil {
+		return fmt.Errorf("event %s: %w", e.ID, err)
+	}
+	p.digest.Write(p.line.Bytes())
+	_, err = p.w.Write(p.line.Bytes())
+	return err
+}
+
+// manifestText is what the manifest signs: the log and tree the proofs are
+// against, how many event lines follow the header, and their SHA-256.
+func manifestText(cp treelog.Checkpoint, n int64, digest []byte) string {
+	return fmt.Sprintf("%s\n%s\n%d\n%d\n%s\n", ManifestHeader, cp.Origin, cp.Size, n, base64.StdEncoding.EncodeToString(digest))
+}
+
+func (p *provedEncoder) Flush() error {
+	m, err := p.prover.SignManifest(manifestText(p.cp, p.n, p.digest.Sum(nil)))
+	if err != nil {
+		return err
+	}
+	if err := json.NewEncoder(p.w).Encode(exportTrailer{Manifest: m}); err != nil {
+		return err
+	}
+	return p.w.Flush()
+}
+
+// LineError names the first line of an export that does not verify.
+type LineError struct {
+	Line   int
+	Reason string
+}
+
+func (e *LineError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Reason) }
+
+// Verified is what VerifyNDJSON checked.
+type Verified struct {
+	Checkpoint treelog.Checkpoint
+	Events     int64
+}
+
+// VerifyNDJSON checks an NDJSON export offline with the log's verifier key:
+// the checkpoint's signature, every line against its record and its record
+// against the checkpoint, and the signed manifest against the lines, so a
+// changed byte, a line dropped, added or moved is found. It returns a
+// *LineError naming the first bad line.
+func VerifyNDJSON(r io.Reader, verifierKey string) (*Verified, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
+	bad := func(line int, format string, args ...any) error {
+		return &LineError{Line: line, Reason: fmt.Sprintf(format, args...)}
+	}
+	if !sc.Scan() {
+		return nil, bad(1, "the file is empty")
+	}
+	var head exportHeader
+	if err := json.Unmarshal(sc.Bytes(), &head); err != nil || head.AuditlogExport != 1 {
+		return nil, bad(1, "not the header of an auditlog NDJSON export")
+	}
+	cp, err := treelog.Open(head.Checkpoint, verifierKey)
+	if err != nil {
+		return nil, bad(1, "checkpoint: %v", err)
+	}
+	org := cp.Origin[strings.LastIndexByte(cp.Origin, '/')+1:]
+	digest := sha256.New()
+	var n int64
+	var buf bytes.Buffer
+	line := 1
+	for sc.Scan() {
+		line++
+		raw := append(sc.Bytes(), '\n')
+		var l struct {
+			N         *int64   `json:"n"`
+			LeafIndex int64    `json:"leafIndex"`
+			Record    []byte   `json:"record"`
+			Proof     []string `json:"proof"`
+			Manifest  *string  `json:"manifest"`
+		}
+		if err := json.Unmarshal(raw, &l); err != nil {
+			return nil, bad(line, "not JSON: %v", err)
+		}
+		if l.Manifest != nil {
+			if sc.Scan() {
+				return nil, bad(line+1, "a line after the manifest")
+			}
+			return &Verified{Checkpoint: cp, Events: n}, checkManifest(*l.Manifest, verifierKey, cp, n, digest.Sum(nil), line)
+		}
+		n++
+		if l.N == nil || *l.N != n {
+			return nil, bad(line, "is event %v of the export where event %d should be: a line is missing, added or moved before it", deref(l.N), n)
+		}
+		var e struct{ OrgID string }
+		if json.Unmarshal(l.Record, &e) != nil || e.OrgID != org {
+			return nil, bad(line, "record is not an event of %s", cp.Origin)
+		}
+		buf.Reset()
+		if err := encodeLine(&buf, n, l.LeafIndex, l.Record, l.Proof); err != nil {
+			return nil, bad(line, "%v", err)
+		}
+		if !bytes.Equal(buf.Bytes(), raw) {
+			return nil, bad(line, "field %s differs from the event's record", firstDifference(buf.Bytes(), raw))
+		}
+		proof, err := treelog.ParseHashes(l.Proof)
+		if err != nil {
+			return nil, bad(line, "proof: %v", err)
+		}
+		if err := tlog.CheckRecord(proof, cp.Size, cp.Hash, l.LeafIndex, tlog.RecordHash(l.Record)); err != nil {
+			return nil, bad(line, "record is not leaf %d of the checkpoint's tree of %d: %v", l.LeafIndex, cp.Size, err)
+		}
+		digest.Write(raw)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, bad(line+1, "%v", err)
+	}
+	return nil, bad(line+1, "the file ends without its manifest: lines are missing at its end")
+}
+
+func checkManifest(msg, verifierKey string, cp treelog.Checkpoint, n int64, digest []byte, line int) error {
+	m, err := treelog.OpenNote(msg, verifierKey)
+	if err != nil {
+		return &LineError{Line: line, Reason: "manifest: " + err.Error()}
+	}
+	if want := manifestText(cp, n, digest); m != want {
+		return &LineError{Line: line, Reason: fmt.Sprintf("the manifest signed %q, the file has %q: lines were changed, added or removed", m, want)}
+	}
+	return nil
+}
+
+// firstDifference names the first top-level field in which two event lines
+// differ.
+func firstDifference(want, got []byte) string {
+	var a, b map[string]json.RawMessage
+	if json.Unmarshal(want, &a) != nil || json.Unmarshal(got, &b) != nil {
+		return "(the line)"
+	}
+	for _, k := range []string{"id", "type", "category", "description", "source", "occurredAt", "recordedAt",
+		"actor", "target", "ipAddress", "userAgent", "requestId", "details", "n", "leafIndex", "record", "proof"} {
+		if !bytes.Equal(a[k], b[k]) {
+			return k
+		}
+	}
+	if len(a) != len(b) {
+		return "(an extra field)"
+	}
+	return "(the encoding)"
+}
+
+func deref(n *int64) any {
+	if n == nil {
+		return "<none>"
+	}
+	return *n
+}

@@ -1,0 +1,406 @@
+package projections
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/auditlog/auditlog/domain"
+)
+
+// Divergence is where the read model first departs from the stream: the
+// leaf, the event the stream has there (if any), the field that differs,
+// and what the stream says it should be against what the read model holds.
+type Divergence struct {
+	LeafIndex int64
+	EventID   string
+	Field     string
+	Expected  string
+	Found     string
+}
+
+// Verification is the result of recomputing an organization's tree from
+// the stream and comparing the read model with it.
+type Verification struct {
+	// OK is set when nothing diverged.
+	OK bool
+	// Checked counts the leaves whose rows were compared.
+	Checked int64
+	// TreeSize is the size of the tree recomputed from the stream.
+	TreeSize int64
+	// First is the divergence of the lowest leaf, or nil.
+	First *Divergence
+}
+
+// OpenFunc checks a signed checkpoint note and returns its tree size and
+// root hash.
+type OpenFunc func(note string) (size int64, root tlog.Hash, err error)
+
+// leaf is one leaf recomputed from the stream.
+type leaf struct {
+	index int64
+	seq   uint64
+	row   []any
+}
+
+// VerifyTree recomputes org's tree from the stream up to the read model's
+// checkpoint and compares, for the leaves in [from, to) (to < 0: all), the
+// event rows, then the stored tree hashes, then every stored checkpoint
+// (whose signature open checks) with it. It reports the divergence of the
+// lowest leaf. Memory holds the tree's hashes (64 bytes a leaf) and the ids
+// seen, to tell duplicates from leaves, not the events.
+func (s *EventStore) VerifyTree(ctx context.Context, js jetstream.JetStream, org string, from, to int64, open OpenFunc) (*Verification, error) {
+	through, err := s.Checkpoint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	quarantined, err := s.Quarantined(ctx)
+	if err != nil {
+		return nil, err
+	}
+	skip := map[uint64]bool{}
+	for _, q := range quarantined {
+		skip[q.Seq] = true
+	}
+	if to < 0 {
+		to = 1<<63 - 1
+	}
+	res := &Verification{}
+	var first *Divergence
+	found := func(d *Divergence) {
+		if first == nil || d.LeafIndex < first.LeafIndex {
+			first = d
+		}
+	}
+
+	// Rows come in leaf order from one query and are merged with the leaves
+	// as the stream yields them.
+	rows, err := s.pool.Query(ctx, fmt.Sprintf(`SELECT %s FROM %s.events
+		WHERE org_id = $1 AND leaf_index >= $2 AND leaf_index < $3 ORDER BY leaf_index, id`, selectColumns, s.schema), org, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("verify %s: %w", org, err)
+	}
+	defer rows.Close()
+	next := func() (*storedRow, error) {
+		if !rows.Next() {
+			return nil, rows.Err()
+		}
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, err
+		}
+		return &storedRow{leaf: *e.LeafIndex, e: e, record: e.Record}, nil
+	}
+	cur, err := next()
+	if err != nil {
+		return nil, fmt.Errorf("verify %s: %w", org, err)
+	}
+	var stored []tlog.Hash
+	reader := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(idx))
+		for i, x := range idx {
+			out[i] = stored[x]
+		}
+		return out, nil
+	})
+	seen := map[string]bool{}
+	compareLeaf := func(l leaf) error {
+		if l.index < from || l.index >= to || first != nil {
+			return nil
+		}
+		res.Checked++
+		for cur != nil && cur.leaf < l.index { // a second row on an earlier leaf
+			found(&Divergence{LeafIndex: cur.leaf, EventID: cur.e.ID, Field: "leafIndex",
+				Expected: "one row per leaf", Found: "another row, event " + cur.e.ID})
+			return nil
+		}
+		if cur == nil || cur.leaf > l.index {
+			found(&Divergence{LeafIndex: l.index, EventID: l.row[1].(string), Field: "row", Expected: "event " + l.row[1].(string), Found: "no row"})
+			return nil
+		}
+		if d := compareRow(l, cur); d != nil {
+			found(d)
+			return nil
+		}
+		cur, err = next()
+		return err
+	}
+
+	err = s.walkOrg(ctx, js, org, through, func(seq uint64, subject string, data []byte) error {
+		if skip[seq] {
+			return nil
+		}
+		d := s.decode(&Message{Seq: seq, Subject: subject, Data: data})
+		row, ok := d.([]any)
+		if !ok {
+			return nil // not an event, quarantined or about to be
+		}
+		if id := row[1].(string); seen[id] {
+			return nil // a duplicate: not a leaf
+		} else {
+			seen[id] = true
+		}
+		n := res.TreeSize
+		hashes, err := tlog.StoredHashes(n, data, reader)
+		if err != nil {
+			return err
+		}
+		stored = append(stored, hashes...)
+		res.TreeSize++
+		return compareLeaf(leaf{index: n, seq: seq, row: row})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("verify %s: %w", org, err)
+	}
+	if first == nil && cur != nil {
+		found(&Divergence{LeafIndex: cur.leaf, EventID: cur.e.ID, Field: "row", Expected: "no row: the stream has no such leaf", Found: "event " + cur.e.ID})
+	}
+	rows.Close()
+	if err := s.verifyHashes(ctx, org, from, min(to, res.TreeSize), stored, found); err != nil {
+		return nil, err
+	}
+	if err := s.verifySize(ctx, org, res.TreeSize, found); err != nil {
+		return nil, err
+	}
+	if err := s.verifyCheckpoints(ctx, org, res.TreeSize, reader, open, found); err != nil {
+		return nil, err
+	}
+	res.First, res.OK = first, first == nil
+	return res, nil
+}
+
+// storedRow is an event row with its leaf and record.
+type storedRow struct {
+	leaf   int64
+	e      *domain.Event
+	record []byte
+}
+
+// compareRow compares the row stored for l with the event l's message is,
+// field by field, in the order of EventColumns.
+func compareRow(l leaf, r *storedRow) *Divergence {
+	var want domain.Event
+	record := l.row[colRecord].([]byte)
+	_ = json.Unmarshal(record, &want) // it decoded before
+	got := r.e
+	div := func(field, expected, found string) *Divergence {
+		return &Divergence{LeafIndex: l.index, EventID: want.ID, Field: field, Expected: expected, Found: found}
+	}
+	str := func(field, a, b string) *Divergence {
+		if a != b {
+			return div(field, a, b)
+		}
+		return nil
+	}
+	// Postgres keeps times to the microsecond.
+	at := func(field string, a, b time.Time) *Divergence {
+		if !a.Truncate(time.Microsecond).Equal(b.Truncate(time.Microsecond)) {
+			return div(field, a.UTC().Format(time.RFC3339Nano), b.UTC().Format(time.RFC3339Nano))
+		}
+		return nil
+	}
+	var wt, gt domain.Target
+	if want.Target != nil {
+		wt = *want.Target
+	}
+	if got.Target != nil {
+		gt = *got.Target
+	}
+	for _, d := range []*Divergence{
+		str("id", want.ID, got.ID),
+		str("orgId", want.OrgID, got.OrgID),
+		str("source", string(want.Source), string(got.Source)),
+		str("type", string(want.Type), string(got.Type)),
+		at("occurredAt", want.OccurredAt, got.OccurredAt),
+		at("recordedAt", want.RecordedAt, got.RecordedAt),
+		str("actor.kind", string(want.Actor.Kind), string(got.Actor.Kind)),
+		str("actor.id", want.Actor.ID, got.Actor.ID),
+		str("actor.name", want.Actor.Name, got.Actor.Name),
+		str("actor.email", want.Actor.Email, got.Actor.Email),
+		str("target.kind", wt.Kind, gt.Kind),
+		str("target.id", wt.ID, gt.ID),
+		str("target.name", wt.Name, gt.Name),
+		str("ipAddress", want.IPAddress, got.IPAddress),
+		str("userAgent", want.UserAgent, got.UserAgent),
+		str("requestId", want.RequestID, got.RequestID),
+		sameJSON(div, want.Details, got.Details),
+		str("streamSeq", strconv.FormatUint(l.seq, 10), strconv.FormatUint(got.Seq, 10)),
+	} {
+		if d != nil {
+			return d
+		}
+	}
+	if !bytes.Equal(record, r.record) {
+		return div("record", base64.StdEncoding.EncodeToString(record), base64.StdEncoding.EncodeToString(r.record))
+	}
+	return nil
+}
+
+// sameJSON compares details as values: Postgres keeps them as jsonb, which
+// does not keep the message's spacing or key order.
+func sameJSON(div func(field, expected, found string) *Divergence, want, got json.RawMessage) *Divergence {
+	if len(want) == 0 {
+		want = json.RawMessage("{}")
+	}
+	var a, b any
+	da, db := json.NewDecoder(bytes.NewReader(want)), json.NewDecoder(bytes.NewReader(got))
+	da.UseNumber()
+	db.UseNumber()
+	if da.Decode(&a) != nil || db.Decode(&b) != nil || !reflect.DeepEqual(a, b) {
+		return div("details", string(want), string(got))
+	}
+	return nil
+}
+
+// verifyHashes compares the stored hashes of the leaves in [from, to) with
+// the ones recomputed.
+func (s *EventStore) verifyHashes(ctx context.Context, org string, from, to int64, stored []tlog.Hash, found func(*Divergence)) error {
+	if from >= to {
+		return nil
+	}
+	lo, hi := tlog.StoredHashIndex(0, from), tlog.StoredHashIndex(0, to)
+	rows, err := s.pool.Query(ctx, fmt.Sprintf(`SELECT idx, hash FROM %s.tree_hashes WHERE org_id = $1 AND idx >= $2 AND idx < $3 ORDER BY idx`, s.schema), org, lo, hi)
+	if err != nil {
+		return fmt.Errorf("verify %s: tree hashes: %w", org, err)
+	}
+	want := lo
+	var (
+		idx  int64
+		hash []byte
+	)
+	leafOf := func(i int64) int64 {
+		level, n := tlog.SplitStoredHashIndex(i)
+		return n << level
+	}
+	done := false
+	_, err = pgx.ForEachRow(rows, []any{&idx, &hash}, func() error {
+		if done {
+			return nil
+		}
+		if idx != want {
+			found(&Divergence{LeafIndex: leafOf(want), Field: "treeHash", Expected: fmt.Sprintf("stored hash %d", want), Found: "none"})
+			done = true
+			return nil
+		}
+		if !bytes.Equal(hash, stored[idx][:]) {
+			found(&Divergence{LeafIndex: leafOf(idx), Field: "treeHash",
+				Expected: base64.StdEncoding.EncodeToString(stored[idx][:]), Found: base64.StdEncoding.EncodeToString(hash)})
+			done = true
+		}
+		want++
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("verify %s: tree hashes: %w", org, err)
+	}
+	if !done && want < hi {
+		found(&Divergence{LeafIndex: leafOf(want), Field: "treeHash", Expected: fmt.Sprintf("stored hash %d", want), Found: "none"})
+	}
+	return nil
+}
+
+// verifySize compares the tree size the read model keeps with the one
+// recomputed.
+func (s *EventStore) verifySize(ctx context.Context, org string, size int64, found func(*Divergence)) error {
+	got, err := s.TreeSize(ctx, org)
+	if err != nil {
+		return err
+	}
+	if got != size {
+		found(&Divergence{LeafIndex: min(got, size), Field: "treeSize", Expected: strconv.FormatInt(size, 10), Found: strconv.FormatInt(got, 10)})
+	}
+	return nil
+}
+
+// verifyCheckpoints checks every stored checkpoint of org: its signature,
+// that its columns are what its note says, and that its root is the root
+// of the recomputed tree at its size. A bad checkpoint is located at its
+// tree's last leaf.
+func (s *EventStore) verifyCheckpoints(ctx context.Context, org string, size int64, r tlog.HashReader, open OpenFunc, found func(*Divergence)) error {
+	cps, err := s.Checkpoints(ctx, org)
+	if err != nil {
+		return err
+	}
+	b64 := func(h tlog.Hash) string { return base64.StdEncoding.EncodeToString(h[:]) }
+	for _, c := range cps {
+		at := max(c.Size-1, 0)
+		field := "checkpoint[" + strconv.FormatInt(c.Size, 10) + "]"
+		n, root, err := open(c.Note)
+		switch {
+		case err != nil:
+			found(&Divergence{LeafIndex: at, Field: field + ".note", Expected: "a note signed by the log's key", Found: err.Error()})
+		case n != c.Size || root != c.Root:
+			found(&Divergence{LeafIndex: at, Field: field + ".note", Expected: fmt.Sprintf("%d %s", c.Size, b64(c.Root)), Found: fmt.Sprintf("%d %s", n, b64(root))})
+		case c.Size > size:
+			found(&Divergence{LeafIndex: at, Field: field + ".treeSize", Expected: "at most " + strconv.FormatInt(size, 10), Found: strconv.FormatInt(c.Size, 10)})
+		default:
+			want, err := tlog.TreeHash(c.Size, r)
+			if err != nil {
+				return err
+			}
+			if want != c.Root {
+				found(&Divergence{LeafIndex: at, Field: field + ".rootHash", Expected: b64(want), Found: b64(c.Root)})
+			}
+		}
+	}
+	return nil
+}
+
+// walkOrg hands fn every message of org the stream holds up to through, in
+// order, with its data.
+func (s *EventStore) walkOrg(ctx context.Context, js jetstream.JetStream, org string, through uint64, fn func(seq uint64, subject string, data []byte) error) error {
+	if through == 0 {
+		return nil
+	}
+	stream, err := js.Stream(ctx, s.stream)
+	if err != nil {
+		return err
+	}
+	subject := "audit.*." + org + ".>"
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		return err
+	}
+	if len(info.State.Subjects) == 0 {
+		return nil
+	}
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	if err != nil {
+		return err
+	}
+	iter, err := cons.Messages(jetstream.PullMaxMessages(reconcileChunk))
+	if err != nil {
+		return err
+	}
+	defer iter.Stop()
+	for {
+		nctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		m, err := iter.Next(jetstream.NextContext(nctx))
+		cancel()
+		if err != nil {
+			return fmt.Errorf("read stream: %w", err)
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			return err
+		}
+		if md.Sequence.Stream > through {
+			return nil
+		}
+		if err := fn(md.Sequence.Stream, m.Subject(), m.Data()); err != nil {
+			return err
+		}
+		if md.NumPending == 0 {
+			return nil
+		}
+	}
+}

@@ -1,0 +1,359 @@
+package server
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/natsx"
+	"github.com/auditlog/auditlog/projections"
+	"github.com/auditlog/auditlog/treelog"
+)
+
+// DefaultCheckpointEvery is how often grown trees get a new checkpoint.
+const DefaultCheckpointEvery = time.Minute
+
+// signingKeyFile is where development mode keeps its generated key.
+const signingKeyFile = "signing.key"
+
+// DevSigningKey reads the signing key kept in dir, generating one (0600)
+// the first time; created says it was just made. It is for development:
+// a deployment configures its key (auditd keygen makes one).
+func DevSigningKey(dir string) (skey string, created bool, err error) {
+	path := filepath.Join(dir, signingKeyFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return strings.TrimSpace(string(b)), false, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", false, fmt.Errorf("signing key: %w", err)
+	}
+	skey, _, err = note.GenerateKey(rand.Reader, "auditlog-development")
+	if err != nil {
+		return "", false, fmt.Errorf("signing key: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", false, fmt.Errorf("signing key: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(skey+"\n"), 0o600); err != nil {
+		return "", false, fmt.Errorf("signing key: %w", err)
+	}
+	return skey, true, nil
+}
+
+// trees issues, keeps and proves the checkpoints of every organization's
+// Merkle tree.
+type trees struct {
+	s        *Server
+	signer   note.Signer
+	verifier string
+}
+
+func newTrees(s *Server, skey string) (*trees, error) {
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		return nil, errors.New("signing key: not a note signer key (make one with auditd keygen)")
+	}
+	v, err := verifierOf(skey)
+	if err != nil {
+		return nil, err
+	}
+	return &trees{s: s, signer: signer, verifier: v}, nil
+}
+
+// verifierOf derives the verifier key of a signer key: "PRIVATE+KEY+name+hash+key"
+// holds the name and hash the verifier key repeats, and the Ed25519 seed.
+func verifierOf(skey string) (string, error) {
+	parts := strings.SplitN(skey, "+", 5)
+	if len(parts) != 5 || parts[0] != "PRIVATE" || parts[1] != "KEY" {
+		return "", errors.New("signing key: not a note signer key")
+	}
+	key, err := base64.StdEncoding.DecodeString(parts[4])
+	if err != nil || len(key) != 1+ed25519.SeedSize || key[0] != algEd25519 {
+		return "", errors.New("signing key: not an Ed25519 note signer key")
+	}
+	pub := ed25519.NewKeyFromSeed(key[1:]).Public().(ed25519.PublicKey)
+	return parts[2] + "+" + parts[3] + "+" + base64.StdEncoding.EncodeToString(append([]byte{algEd25519}, pub...)), nil
+}
+
+// algEd25519 is the note format's algorithm byte of Ed25519 keys.
+const algEd25519 = 1
+
+// VerifierKey is the note verifier key of every checkpoint.
+func (t *trees) VerifierKey() string { return t.verifier }
+
+// open checks a checkpoint note against the log's own key.
+func (t *trees) open(msg string) (int64, tlog.Hash, error) {
+	c, err := treelog.Open(msg, t.verifier)
+	return c.Size, c.Hash, err
+}
+
+// store is the read model of org's region, or a NOT_FOUND-free empty
+// answer's nil when the org never opted in.
+func (t *trees) store(ctx context.Context, org string) (domain.Region, *projections.EventStore, error) {
+	region, ok, err := t.s.store.Region(ctx, org)
+	if err != nil || !ok {
+		return "", nil, err
+	}
+	return region, t.s.events[region], nil
+}
+
+// Checkpoint is org's latest checkpoint; when the tree has grown past it,
+// or has none, one is issued now, so it covers every projected event.
+func (t *trees) Checkpoint(ctx context.Context, org string) (*projections.SignedCheckpoint, treelog.Checkpoint, error) {
+	region, st, err := t.store(ctx, org)
+	if err != nil {
+		return nil, treelog.Checkpoint{}, err
+	}
+	if st == nil {
+		return t.empty(org, "")
+	}
+	c, err := t.issue(ctx, region, st, org)
+	if err != nil {
+		return nil, treelog.Checkpoint{}, err
+	}
+	if c == nil {
+		return t.empty(org, region.Lower())
+	}
+	return c, treelog.Checkpoint{Origin: treelog.Origin(region.Lower(), org), Size: c.Size, Hash: c.Root}, nil
+}
+
+// empty signs the checkpoint of an org with no events (kept nowhere:
+// it commits to nothing).
+func (t *trees) empty(org, region string) (*projections.SignedCheckpoint, treelog.Checkpoint, error) {
+	if region == "" {
+		region = "none"
+	}
+	cp := treelog.Checkpoint{Origin: treelog.Origin(region, org)}
+	cp.Hash, _ = tlog.TreeHash(0, nil)
+	msg, err := treelog.Sign(cp, t.signer)
+	if err != nil {
+		return nil, cp, err
+	}
+	return &projections.SignedCheckpoint{OrgID: org, Note: msg, Root: cp.Hash}, cp, nil
+}
+
+// issue returns org's latest checkpoint, issuing one first when the tree
+// has grown past it; nil when the tree is empty. An issued checkpoint is
+// appended to the checkpoint stream, which keeps it for ever, then to the
+// read model.
+func (t *trees) issue(ctx context.Context, region domain.Region, st *projections.EventStore, org string) (*projections.SignedCheckpoint, error) {
+	latest, err := st.LatestCheckpoint(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	size, err := st.TreeSize(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	if size == 0 || (latest != nil && latest.Size >= size) {
+		return latest, nil
+	}
+	root, err := st.TreeHash(ctx, org, size)
+	if err != nil {
+		return nil, err
+	}
+	msg, err := treelog.Sign(treelog.Checkpoint{Origin: treelog.Origin(region.Lower(), org), Size: size, Hash: root}, t.signer)
+	if err != nil {
+		return nil, err
+	}
+	// Instances issuing the same size sign the same bytes (Ed25519 is
+	// deterministic), and the message id makes the second a duplicate.
+	ack, err := t.s.js.Publish(ctx, natsx.CheckpointSubject(region, org), []byte(msg),
+		jetstream.WithMsgID(fmt.Sprintf("%s:%d", org, size)), jetstream.WithExpectStream(natsx.CheckpointStream))
+	if err != nil {
+		return nil, fmt.Errorf("publish checkpoint of %s: %w", org, err)
+	}
+	c := projections.SignedCheckpoint{OrgID: org, Size: size, Root: root, Note: msg, IssuedAt: t.s.cfg.Now().UTC(), Seq: ack.Sequence}
+	if err := st.SaveCheckpoint(ctx, c); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// issueAll gives every grown tree of every region a checkpoint, one
+// instance at a time per region.
+func (t *trees) issueAll(ctx context.Context) {
+	for _, r := range domain.Regions {
+		st := t.s.events[r]
+		_, err := onlyOne(ctx, st.Pool(), "checkpoints:"+st.Schema(), func() error {
+			if err := t.sync(ctx, r); err != nil {
+				return err
+			}
+			orgs, err := st.GrownTrees(ctx)
+			if err != nil {
+				return err
+			}
+			for _, org := range orgs {
+				if _, err := t.issue(ctx, r, st, org); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil && ctx.Err() == nil {
+			t.s.log.Error().Err(err).Str("region", string(r)).Msg("issuing checkpoints failed")
+		}
+	}
+}
+
+// sync copies the checkpoints of region the stream holds and the read model
+// does not (after a rebuild, or a crash between publish and save) into it.
+func (t *trees) sync(ctx context.Context, r domain.Region) error {
+	st := t.s.events[r]
+	after, err := st.LastCheckpointSeq(ctx)
+	if err != nil {
+		return err
+	}
+	stream, err := t.s.js.Stream(ctx, natsx.CheckpointStream)
+	if err != nil {
+		return fmt.Errorf("sync checkpoints: %w", err)
+	}
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(natsx.CheckpointSubjects(r)))
+	if err != nil {
+		return fmt.Errorf("sync checkpoints: %w", err)
+	}
+	if len(info.State.Subjects) == 0 || info.State.LastSeq <= after {
+		return nil
+	}
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{natsx.CheckpointSubjects(r)},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy, OptStartSeq: after + 1,
+	})
+	if err != nil {
+		return fmt.Errorf("sync checkpoints: %w", err)
+	}
+	for {
+		m, err := cons.Next(jetstream.FetchMaxWait(2 * time.Second))
+		if errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("sync checkpoints: %w", err)
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			return fmt.Errorf("sync checkpoints: %w", err)
+		}
+		org := m.Subject()[strings.LastIndexByte(m.Subject(), '.')+1:]
+		size, root, err := t.open(string(m.Data()))
+		if err != nil {
+			t.s.log.Error().Err(err).Uint64("seq", md.Sequence.Stream).Msg("checkpoint in the stream does not open with the configured key; skipped")
+		} else if err := st.SaveCheckpoint(ctx, projections.SignedCheckpoint{
+			OrgID: org, Size: size, Root: root, Note: string(m.Data()), IssuedAt: md.Timestamp.UTC(), Seq: md.Sequence.Stream,
+		}); err != nil {
+			return err
+		}
+		if md.NumPending == 0 {
+			return nil
+		}
+	}
+}
+
+// ProveEvent is the inclusion proof of org's event id in the tree of size
+// treeSize (nil: the latest checkpoint's, issued now if the tree grew).
+func (t *trees) ProveEvent(ctx context.Context, org, id string, treeSize *int64) (leaf, size int64, proof []tlog.Hash, err error) {
+	region, st, err := t.store(ctx, org)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	if st == nil {
+		return 0, 0, nil, domain.Errorf(domain.CodeNotFound, "id", "the organization has no event with this id")
+	}
+	e, err := st.Get(ctx, org, id)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	if e == nil || e.LeafIndex == nil {
+		return 0, 0, nil, domain.Errorf(domain.CodeNotFound, "id", "the organization has no event with this id")
+	}
+	if treeSize != nil {
+		size = *treeSize
+	} else {
+		c, err := t.issue(ctx, region, st, org)
+		if err != nil {
+			return 0, 0, nil, err
+		}
+		size = c.Size
+	}
+	p, err := st.ProveRecord(ctx, org, size, *e.LeafIndex)
+	if errors.Is(err, projections.ErrNoLeaf) {
+		return 0, 0, nil, domain.BadInput("treeSize", "must be larger than the event's leaf index %d and at most the tree's size", *e.LeafIndex)
+	}
+	return *e.LeafIndex, size, p, err
+}
+
+// ProveConsistency is the consistency proof of org's tree of size from
+// with its tree of size to.
+func (t *trees) ProveConsistency(ctx context.Context, org string, from, to int64) ([]tlog.Hash, error) {
+	_, st, err := t.store(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		return nil, domain.BadInput("to", "the organization's log is empty")
+	}
+	p, err := st.ProveTree(ctx, org, from, to)
+	if errors.Is(err, projections.ErrNoLeaf) {
+		return nil, domain.BadInput("from", "must be between 1 and to, and to at most the tree's size")
+	}
+	return p, err
+}
+
+// Verify recomputes org's tree from the stream and compares the read model
+// and the stored checkpoints with it.
+func (t *trees) Verify(ctx context.Context, org string, from, to int64) (*projections.Verification, error) {
+	_, st, err := t.store(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		return &projections.Verification{OK: true}, nil
+	}
+	return st.VerifyTree(ctx, t.s.js, org, from, to, t.open)
+}
+
+// exportProver lends exports the trees' checkpoints, proofs and key.
+type exportProver struct{ t *trees }
+
+// Checkpoint is org's latest checkpoint, issued now if the tree grew.
+func (p exportProver) Checkpoint(ctx context.Context, org string) (string, treelog.Checkpoint, error) {
+	c, cp, err := p.t.Checkpoint(ctx, org)
+	if err != nil {
+		return "", cp, err
+	}
+	return c.Note, cp, nil
+}
+
+// ProveRecord is the inclusion proof of leaf in org's tree of size.
+func (p exportProver) ProveRecord(ctx context.Context, org string, size, leaf int64) ([]tlog.Hash, error) {
+	_, st, err := p.t.store(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		return nil, projections.ErrNoLeaf
+	}
+	return st.ProveRecord(ctx, org, size, leaf)
+}
+
+// SignManifest signs an export's manifest with the log's key.
+func (p exportProver) SignManifest(text string) (string, error) {
+	msg, err := note.Sign(&note.Note{Text: text}, p.t.signer)
+	if err != nil {
+		return "", fmt.Errorf("sign manifest: %w", err)
+	}
+	return string(msg), nil
+}

@@ -1,0 +1,459 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/export"
+	"github.com/auditlog/auditlog/internal/testenv"
+	"github.com/auditlog/auditlog/server"
+	"github.com/auditlog/auditlog/treelog"
+)
+
+type checkpointView struct {
+	Note, Origin, RootHash string
+	TreeSize               int64
+}
+
+func checkpointOf(t *testing.T, env *testenv.Env, org string) checkpointView {
+	t.Helper()
+	var out struct{ AuditLogCheckpoint checkpointView }
+	env.Do(t, testenv.AdminToken(t, org), `{ auditLogCheckpoint { note origin treeSize rootHash } }`, nil).MustData(t, &out)
+	return out.AuditLogCheckpoint
+}
+
+// outsideCheckpoint checks a checkpoint as a verifier outside the service
+// would: with the verifier key, the note format and nothing of auditlog.
+func outsideCheckpoint(t *testing.T, vkey, msg string) (origin string, size int64, root tlog.Hash) {
+	t.Helper()
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := note.Open([]byte(msg), note.VerifierList(v))
+	if err != nil {
+		t.Fatalf("checkpoint does not verify: %v", err)
+	}
+	lines := strings.Split(n.Text, "\n")
+	if len(lines) != 4 || lines[3] != "" {
+		t.Fatalf("not a tlog-checkpoint body: %q", n.Text)
+	}
+	size, err = strconv.ParseInt(lines[1], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := base64.StdEncoding.DecodeString(lines[2])
+	if err != nil || len(h) != tlog.HashSize {
+		t.Fatalf("root hash %q: %v", lines[2], err)
+	}
+	return lines[0], size, tlog.Hash(h)
+}
+
+func decodeHashes(t *testing.T, ss []string) []tlog.Hash {
+	t.Helper()
+	out := make([]tlog.Hash, len(ss))
+	for i, s := range ss {
+		b, err := base64.StdEncoding.DecodeString(s)
+		if err != nil || len(b) != tlog.HashSize {
+			t.Fatalf("proof hash %q: %v", s, err)
+		}
+		out[i] = tlog.Hash(b)
+	}
+	return out
+}
+
+// An outside verifier needs only the verifier key, the note format and
+// tlog to check the checkpoint, that an event's record is in the tree, and
+// that a later checkpoint extends an earlier one.
+func TestOutsideVerifierChecksCheckpointRecordAndProof(t *testing.T) {
+	env := testenv.Start(t)
+	env.EnableOrg(t, "acme", domain.RegionUS)
+	env.EnableOrg(t, "globex", domain.RegionUS)
+	seed(t, env, "acme", 11)
+	seed(t, env, "globex", 3)
+	env.WaitProjected(t)
+	admin := testenv.AdminToken(t, "acme")
+
+	var key struct{ AuditLogVerifierKey string }
+	env.Do(t, admin, `{ auditLogVerifierKey }`, nil).MustData(t, &key)
+	vkey := key.AuditLogVerifierKey
+	cp := checkpointOf(t, env, "acme")
+	origin, size, root := outsideCheckpoint(t, vkey, cp.Note)
+	if origin != "auditlog/us/acme" || size != 12 || cp.TreeSize != size || cp.Origin != origin ||
+		cp.RootHash != base64.StdEncoding.EncodeToString(root[:]) {
+		t.Fatalf("checkpoint %+v: note says %s %d", cp, origin, size)
+	}
+
+	var events struct {
+		AuditEvents struct {
+			Edges []struct {
+				Node struct {
+					ID, Record string
+					LeafIndex  *int64
+				}
+			}
+		}
+	}
+	env.Do(t, admin, `{ auditEvents(first: 50) { edges { node { id record leafIndex } } } }`, nil).MustData(t, &events)
+	if len(events.AuditEvents.Edges) != 12 {
+		t.Fatalf("%d events", len(events.AuditEvents.Edges))
+	}
+	leaves := map[int64]bool{}
+	for _, e := range events.AuditEvents.Edges {
+		n := e.Node
+		record, err := base64.StdEncoding.DecodeString(n.Record)
+		if err != nil || n.LeafIndex == nil {
+			t.Fatalf("event %s: record %v, leaf %v", n.ID, err, n.LeafIndex)
+		}
+		var body struct{ ID, OrgID string }
+		if err := json.Unmarshal(record, &body); err != nil || body.ID != n.ID || body.OrgID != "acme" {
+			t.Fatalf("record of %s is %s", n.ID, record)
+		}
+		var proof struct {
+			AuditEventProof struct {
+				LeafIndex, TreeSize int64
+				Hashes              []string
+			}
+		}
+		env.Do(t, admin, `query($id: ID!) { auditEventProof(id: $id) { leafIndex treeSize hashes } }`,
+			map[string]any{"id": n.ID}).MustData(t, &proof)
+		p := proof.AuditEventProof
+		if p.LeafIndex != *n.LeafIndex || p.TreeSize != size {
+			t.Fatalf("proof of %s: %+v", n.ID, p)
+		}
+		if err := tlog.CheckRecord(decodeHashes(t, p.Hashes), size, root, p.LeafIndex, tlog.RecordHash(record)); err != nil {
+			t.Fatalf("event %s at leaf %d: %v", n.ID, p.LeafIndex, err)
+		}
+		// A record changed by one byte is not in the tree.
+		bad := bytes.Clone(record)
+		bad[len(bad)/2] ^= 1
+		if tlog.CheckRecord(decodeHashes(t, p.Hashes), size, root, p.LeafIndex, tlog.RecordHash(bad)) == nil {
+			t.Fatalf("a changed record of %s verifies", n.ID)
+		}
+		leaves[p.LeafIndex] = true
+	}
+	if len(leaves) != 12 {
+		t.Fatalf("leaves %v, want 0..11 once each", leaves)
+	}
+
+	// The log grows; the new checkpoint extends the old one.
+	seed(t, env, "acme", 5)
+	env.WaitProjected(t)
+	next := checkpointOf(t, env, "acme")
+	_, nsize, nroot := outsideCheckpoint(t, vkey, next.Note)
+	if nsize != 17 {
+		t.Fatalf("new checkpoint has %d leaves", nsize)
+	}
+	var cons struct{ AuditLogConsistencyProof []string }
+	env.Do(t, admin, `query($f: Int!, $t: Int!) { auditLogConsistencyProof(from: $f, to: $t) }`,
+		map[string]any{"f": size, "t": nsize}).MustData(t, &cons)
+	proof := decodeHashes(t, cons.AuditLogConsistencyProof)
+	if err := tlog.CheckTree(proof, nsize, nroot, size, root); err != nil {
+		t.Fatalf("consistency of %d with %d: %v", size, nsize, err)
+	}
+
+	// An older checkpoint and a newer one that are not consistent: a
+	// forked log, signed with the right key, is caught and the sizes named.
+	skey, err := os.ReadFile(filepath.Join(env.Config.DataDir, "signing.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := note.NewSigner(strings.TrimSpace(string(skey)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	forkRoot := root
+	forkRoot[0] ^= 0xff
+	forked, err := treelog.Sign(treelog.Checkpoint{Origin: origin, Size: size, Hash: forkRoot}, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	older, err := treelog.Open(forked, vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer, err := treelog.Open(next.Note, vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = treelog.CheckConsistency(older, newer, proof)
+	if err == nil || !strings.Contains(err.Error(), "tree of 12 leaves is not a prefix of the tree of 17") {
+		t.Fatalf("inconsistent checkpoints: %v", err)
+	}
+	if tlog.CheckTree(proof, nsize, nroot, size, forkRoot) == nil {
+		t.Fatal("tlog accepts the forked checkpoint")
+	}
+
+	// A user who is not an administrator gets none of it.
+	r := env.Do(t, testenv.UserToken(t, "acme"), `{ auditLogCheckpoint { note } }`, nil)
+	if r.ErrorCode(t) != "FORBIDDEN" {
+		t.Fatalf("user: %+v", r.Errors)
+	}
+}
+
+type verification struct {
+	Ok              bool
+	Checked         int64
+	TreeSize        int64
+	FirstDivergence *struct {
+		LeafIndex              int64
+		EventID                *string
+		Field, Expected, Found string
+	}
+}
+
+func verifyLog(t *testing.T, env *testenv.Env, org string) verification {
+	t.Helper()
+	var out struct{ VerifyAuditLog verification }
+	env.Do(t, testenv.AdminToken(t, org), `{ verifyAuditLog { ok checked treeSize firstDivergence { leafIndex eventId field expected found } } }`, nil).MustData(t, &out)
+	return out.VerifyAuditLog
+}
+
+// Every kind of tampering with the read model is found by verifyAuditLog
+// and located by leaf, event and field; undoing it makes the log verify.
+func TestVerifyAuditLogLocatesTampering(t *testing.T) {
+	env := testenv.Start(t)
+	env.EnableOrg(t, "acme", domain.RegionUS)
+	seed(t, env, "acme", 9)
+	env.WaitProjected(t)
+	ctx := context.Background()
+	env.IssueCheckpoints(ctx)
+	pool := env.EventStore(domain.RegionUS).Pool()
+	if v := verifyLog(t, env, "acme"); !v.Ok || v.Checked != 10 || v.TreeSize != 10 {
+		t.Fatalf("untouched log: %+v", v)
+	}
+	idAt := func(leaf int) string {
+		var id string
+		if err := pool.QueryRow(ctx, `SELECT id FROM audit_us.events WHERE org_id = 'acme' AND leaf_index = $1`, leaf).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	id3, id4, id2, id6 := idAt(3), idAt(4), idAt(2), idAt(6)
+	var hash7 []byte
+	if err := pool.QueryRow(ctx, `SELECT hash FROM audit_us.tree_hashes WHERE org_id = 'acme' AND idx = $1`, tlog.StoredHashIndex(0, 7)).Scan(&hash7); err != nil {
+		t.Fatal(err)
+	}
+	skey, _ := os.ReadFile(filepath.Join(env.Config.DataDir, "signing.key"))
+	signer, err := note.NewSigner(strings.TrimSpace(string(skey)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, _ := treelog.Sign(treelog.Checkpoint{Origin: "auditlog/us/acme", Size: 5, Hash: tlog.Hash{1}}, signer)
+
+	tests := []struct {
+		name            string
+		tamper, undo    func()
+		leaf            int64
+		id, field       string
+		expected, found string
+	}{
+		{
+			name:   "a field changed",
+			tamper: func() { mustExec(t, pool, `UPDATE audit_us.events SET actor_name = 'Mallory' WHERE id = $1`, id3) },
+			undo:   func() { mustExec(t, pool, `UPDATE audit_us.events SET actor_name = 'Grace Hopper' WHERE id = $1`, id3) },
+			leaf:   3, id: id3, field: "actor.name", expected: "Grace Hopper", found: "Mallory",
+		},
+		{
+			name:   "a row deleted",
+			tamper: func() { mustExec(t, pool, `DELETE FROM audit_us.events WHERE id = $1`, id4) },
+			// Repair puts the row back on its own leaf.
+			undo: func() {
+				if _, err := env.Reconcile(ctx, true); err != nil {
+					t.Fatal(err)
+				}
+			},
+			leaf: 4, id: id4, field: "row", expected: "event " + id4, found: "no row",
+		},
+		{
+			name: "two rows swapped",
+			tamper: func() {
+				mustExec(t, pool, `UPDATE audit_us.events SET leaf_index = CASE leaf_index WHEN 2 THEN 6 ELSE 2 END WHERE org_id = 'acme' AND leaf_index IN (2, 6)`)
+			},
+			undo: func() {
+				mustExec(t, pool, `UPDATE audit_us.events SET leaf_index = CASE leaf_index WHEN 2 THEN 6 ELSE 2 END WHERE org_id = 'acme' AND leaf_index IN (2, 6)`)
+			},
+			leaf: 2, id: id2, field: "id", expected: id2, found: id6,
+		},
+		{
+			name: "a tree hash changed",
+			tamper: func() {
+				mustExec(t, pool, `UPDATE audit_us.tree_hashes SET hash = $1 WHERE org_id = 'acme' AND idx = $2`, make([]byte, 32), tlog.StoredHashIndex(0, 7))
+			},
+			undo: func() {
+				mustExec(t, pool, `UPDATE audit_us.tree_hashes SET hash = $1 WHERE org_id = 'acme' AND idx = $2`, hash7, tlog.StoredHashIndex(0, 7))
+			},
+			leaf: 7, field: "treeHash", expected: base64.StdEncoding.EncodeToString(hash7), found: base64.StdEncoding.EncodeToString(make([]byte, 32)),
+		},
+		{
+			name: "a checkpoint inconsistent with the log",
+			tamper: func() {
+				mustExec(t, pool, `INSERT INTO audit_us.checkpoints VALUES ('acme', 5, $1, $2, now(), 0)`, tlog.Hash{1}.String(), forged)
+				mustExec(t, pool, `UPDATE audit_us.checkpoints SET root_hash = $1 WHERE tree_size = 5`, (&tlog.Hash{1})[:])
+			},
+			undo: func() { mustExec(t, pool, `DELETE FROM audit_us.checkpoints WHERE tree_size = 5`) },
+			leaf: 4, field: "checkpoint[5].rootHash", found: base64.StdEncoding.EncodeToString((&tlog.Hash{1})[:]),
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.tamper()
+			v := verifyLog(t, env, "acme")
+			d := v.FirstDivergence
+			if v.Ok || d == nil {
+				t.Fatalf("not detected: %+v", v)
+			}
+			if d.LeafIndex != tc.leaf || d.Field != tc.field || (tc.id != "" && (d.EventID == nil || *d.EventID != tc.id)) ||
+				(tc.expected != "" && d.Expected != tc.expected) || (tc.found != "" && d.Found != tc.found) {
+				t.Fatalf("located at leaf %d, event %v, field %s, expected %q, found %q; want leaf %d, event %s, field %s",
+					d.LeafIndex, deref(d.EventID), d.Field, d.Expected, d.Found, tc.leaf, tc.id, tc.field)
+			}
+			t.Logf("leaf %d, event %s, %s: expected %q, found %q", d.LeafIndex, deref(d.EventID), d.Field, d.Expected, d.Found)
+			tc.undo()
+			if v := verifyLog(t, env, "acme"); !v.Ok {
+				t.Fatalf("after undoing: %+v", v.FirstDivergence)
+			}
+		})
+	}
+}
+
+func mustExec(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) {
+	t.Helper()
+	if _, err := pool.Exec(context.Background(), sql, args...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// A rebuild projects every tree again from the stream: the same roots, the
+// same leaves, and the checkpoints back from their stream, still verifying.
+func TestRebuildGivesTheSameRoots(t *testing.T) {
+	env := testenv.Start(t)
+	env.EnableOrg(t, "acme", domain.RegionUS)
+	env.EnableOrg(t, "globex", domain.RegionEU)
+	seed(t, env, "acme", 700)
+	seed(t, env, "globex", 33)
+	// A duplicate past the de-duplication layer of JetStream is not a leaf.
+	env.WaitProjected(t)
+	before := map[string]checkpointView{"acme": checkpointOf(t, env, "acme"), "globex": checkpointOf(t, env, "globex")}
+	if err := env.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv, err := server.New(ctx, env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Rebuild(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	after := testenv.StartConfig(t, env.Config)
+	for org, cp := range before {
+		for _, r := range []domain.Region{domain.RegionUS, domain.RegionEU} {
+			st := after.EventStore(r)
+			size, err := st.TreeSize(ctx, org)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if size == 0 {
+				continue
+			}
+			root, err := st.TreeHash(ctx, org, cp.TreeSize)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if size != cp.TreeSize || base64.StdEncoding.EncodeToString(root[:]) != cp.RootHash {
+				t.Fatalf("%s after rebuild: %d leaves, root %x; before %d, %s", org, size, root, cp.TreeSize, cp.RootHash)
+			}
+		}
+		if got := checkpointOf(t, after, org); got != cp {
+			t.Fatalf("%s: checkpoint after rebuild\n%+v\nbefore\n%+v", org, got, cp)
+		}
+		if v := verifyLog(t, after, org); !v.Ok {
+			t.Fatalf("%s does not verify after rebuild: %+v", org, v.FirstDivergence)
+		}
+	}
+}
+
+// An NDJSON export proves itself offline with the verifier key: a changed
+// byte, a dropped line, a changed checkpoint or a lost manifest are each
+// found and the line named.
+func TestExportProvesItself(t *testing.T) {
+	env := testenv.Start(t)
+	env.EnableOrg(t, "acme", domain.RegionUS)
+	seed(t, env, "acme", 12)
+	env.WaitProjected(t)
+	admin := testenv.AdminToken(t, "acme")
+	job := waitExport(t, env, admin, startExport(t, env, admin, nil, "NDJSON").ID)
+	if job.Status != "SUCCEEDED" || job.RowCount != 13 {
+		t.Fatalf("job: %+v", job)
+	}
+	resp := get(t, env.URL+"/exports/"+job.ID, admin)
+	file, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vkey := env.VerifierKey()
+	got, err := export.VerifyNDJSON(bytes.NewReader(file), vkey)
+	if err != nil || got.Events != 13 || got.Checkpoint.Origin != "auditlog/us/acme" {
+		t.Fatalf("the export as made: %+v, %v", got, err)
+	}
+	lines := bytes.SplitAfter(file, []byte("\n"))
+	lines = lines[:len(lines)-1] // after the last newline
+	join := func(ls [][]byte) []byte { return bytes.Join(ls, nil) }
+	replaced := func(i int, old, new string) []byte {
+		ls := slices.Clone(lines)
+		ls[i] = bytes.Replace(ls[i], []byte(old), []byte(new), 1)
+		if bytes.Equal(ls[i], lines[i]) {
+			t.Fatalf("line %d has no %q", i+1, old)
+		}
+		return join(ls)
+	}
+	tests := []struct {
+		name   string
+		file   []byte
+		line   int
+		reason string
+	}{
+		{"a byte of a field changed", replaced(3, "Grace Hopper", "Grace Hoppor"), 4, "field actor differs"},
+		{"a byte of a record changed", replaced(5, `"record":"ey`, `"record":"eX`), 6, "record"},
+		{"a line dropped", join(slices.Delete(slices.Clone(lines), 4, 5)), 5, "where event 4 should be"},
+		{"two lines swapped", join(append(append(slices.Clone(lines[:2]), lines[3], lines[2]), lines[4:]...)), 3, "where event 2 should be"},
+		{"the checkpoint changed", replaced(0, `auditlog/us/acme`, `auditlog/us/acmf`), 1, "checkpoint"},
+		{"the manifest dropped", join(lines[:len(lines)-1]), len(lines), "ends without its manifest"},
+		{"the last event dropped", join(append(slices.Clone(lines[:len(lines)-2]), lines[len(lines)-1])), len(lines) - 1, "lines were changed, added or removed"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := export.VerifyNDJSON(bytes.NewReader(tc.file), vkey)
+			var le *export.LineError
+			if !errors.As(err, &le) || le.Line != tc.line || !strings.Contains(le.Reason, tc.reason) {
+				t.Fatalf("got %v, want line %d: …%s…", err, tc.line, tc.reason)
+			}
+			t.Log(err)
+		})
+	}
+	// Another key does not verify it.
+	_, other, _ := note.GenerateKey(nil, "someone-else")
+	if _, err := export.VerifyNDJSON(bytes.NewReader(file), other); err == nil {
+		t.Fatal("verifies with another key")
+	}
+}
