@@ -142,6 +142,7 @@ type ComplexityRoot struct {
 
 	AuditLogVerification struct {
 		Checked         func(childComplexity int) int
+		Expired         func(childComplexity int) int
 		FirstDivergence func(childComplexity int) int
 		Ok              func(childComplexity int) int
 		TreeSize        func(childComplexity int) int
@@ -1001,6 +1002,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuditLogVerification.Checked(childComplexity), true
+	case "AuditLogVerification.expired":
+		if e.ComplexityRoot.AuditLogVerification.Expired == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditLogVerification.Expired(childComplexity), true
 	case "AuditLogVerification.firstDivergence":
 		if e.ComplexityRoot.AuditLogVerification.FirstDivergence == nil {
 			break
@@ -3001,6 +3008,12 @@ type AuditLogVerification {
   checked: Int!
   "The size of the tree recomputed from the stream."
   treeSize: Int!
+  """
+  The first leaves whose messages aged out of the stream (retention). The
+  tree keeps their hashes, on which the rest is recomputed; any row still
+  held for them is checked against its kept leaf hash.
+  """
+  expired: Int!
   "The divergence at the lowest leaf, or null."
   firstDivergence: AuditLogDivergence
 }
@@ -3850,6 +3863,8 @@ func (ec *executionContext) childFields_AuditLogVerification(ctx context.Context
 		return ec.fieldContext_AuditLogVerification_checked(ctx, field)
 	case "treeSize":
 		return ec.fieldContext_AuditLogVerification_treeSize(ctx, field)
+	case "expired":
+		return ec.fieldContext_AuditLogVerification_expired(ctx, field)
 	case "firstDivergence":
 		return ec.fieldContext_AuditLogVerification_firstDivergence(ctx, field)
 	}
@@ -6357,6 +6372,29 @@ func (ec *executionContext) _AuditLogVerification_treeSize(ctx context.Context, 
 	)
 }
 func (ec *executionContext) fieldContext_AuditLogVerification_treeSize(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditLogVerification", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AuditLogVerification_expired(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogVerification) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditLogVerification_expired(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Expired, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditLogVerification_expired(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("AuditLogVerification", field, false, false, "Int")
 }
 
@@ -16051,6 +16089,11 @@ func (ec *executionContext) _AuditLogVerification(ctx context.Context, sel ast.S
 			}
 		case "treeSize":
 			out.Values[i] = ec._AuditLogVerification_treeSize(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "expired":
+			out.Values[i] = ec._AuditLogVerification_expired(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}

@@ -3,6 +3,7 @@ package projections_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/oklog/ulid/v2"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/natsx"
@@ -206,5 +208,26 @@ func TestReconcileIgnoresRowsWhoseMessagesAgedOut(t *testing.T) {
 	}
 	if n := count(t, store.Pool(), `SELECT count(*) FROM audit_us.events`); n != 30 {
 		t.Fatalf("the read model holds %d rows, want all 30", n)
+	}
+
+	// The tree outlives the messages: verification starts from the hashes
+	// it kept for the first 20 leaves and checks their rows against them.
+	noCheckpoints := func(string) (int64, tlog.Hash, error) { return 0, tlog.Hash{}, errors.New("no checkpoint expected") }
+	v, err := store.VerifyTree(ctx, js, "acme", 0, -1, noCheckpoints)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.OK || v.Expired != 20 || v.Checked != 30 || v.TreeSize != 30 {
+		t.Fatalf("verify after messages aged out: %+v %+v", v, v.First)
+	}
+	if _, err := store.Pool().Exec(ctx, `UPDATE audit_us.events SET record = convert_to(replace(convert_from(record, 'UTF8'), 'u3', 'u9'), 'UTF8') WHERE org_id = 'acme' AND leaf_index = 3`); err != nil {
+		t.Fatal(err)
+	}
+	v, err = store.VerifyTree(ctx, js, "acme", 0, -1, noCheckpoints)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.OK || v.First == nil || v.First.LeafIndex != 3 || v.First.Field != "record" {
+		t.Fatalf("a changed record of an aged-out leaf: %+v %+v", v, v.First)
 	}
 }

@@ -37,6 +37,12 @@ type Verification struct {
 	Checked int64
 	// TreeSize is the size of the tree recomputed from the stream.
 	TreeSize int64
+	// Expired counts the leaves retention removed: the first ones, whose
+	// messages aged out of the stream (the tree keeps their hashes, on which
+	// the rest is recomputed, and a row still held for one is checked
+	// against its kept leaf hash), and those whose rows went with a dropped
+	// month (their hashes are still recomputed and checked).
+	Expired int64
 	// First is the divergence of the lowest leaf, or nil.
 	First *Divergence
 }
@@ -113,7 +119,28 @@ func (s *EventStore) VerifyTree(ctx context.Context, js jetstream.JetStream, org
 		return out, nil
 	})
 	seen := map[string]bool{}
+	var dropped time.Time // the end of the latest month retention dropped
+	// compareExpired checks the rows of leaves before the first one the
+	// stream still holds against the leaf hashes the tree kept.
+	compareExpired := func() error {
+		for cur != nil && cur.leaf < res.Expired {
+			if cur.leaf >= from && cur.leaf < to && first == nil {
+				res.Checked++
+				if tlog.RecordHash(cur.record) != stored[tlog.StoredHashIndex(0, cur.leaf)] {
+					found(&Divergence{LeafIndex: cur.leaf, EventID: cur.e.ID, Field: "record",
+						Expected: "the leaf hash the tree kept", Found: "a record with another hash"})
+				}
+			}
+			if cur, err = next(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	compareLeaf := func(l leaf) error {
+		if err := compareExpired(); err != nil {
+			return err
+		}
 		if l.index < from || l.index >= to || first != nil {
 			return nil
 		}
@@ -121,6 +148,10 @@ func (s *EventStore) VerifyTree(ctx context.Context, js jetstream.JetStream, org
 		for cur != nil && cur.leaf < l.index { // a second row on an earlier leaf
 			found(&Divergence{LeafIndex: cur.leaf, EventID: cur.e.ID, Field: "leafIndex",
 				Expected: "one row per leaf", Found: "another row, event " + cur.e.ID})
+			return nil
+		}
+		if (cur == nil || cur.leaf > l.index) && l.row[2].(time.Time).Before(dropped) {
+			res.Expired++ // its month was dropped by retention
 			return nil
 		}
 		if cur == nil || cur.leaf > l.index {
@@ -135,6 +166,15 @@ func (s *EventStore) VerifyTree(ctx context.Context, js jetstream.JetStream, org
 		return err
 	}
 
+	agedOut, err := s.streamAgedOut(ctx, js)
+	if err != nil {
+		return nil, fmt.Errorf("verify %s: %w", org, err)
+	}
+	retained, err := s.RetentionTotals(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("verify %s: %w", org, err)
+	}
+	dropped = retained.Through // rows of events before it are gone by design
 	err = s.walkOrg(ctx, js, org, through, func(seq uint64, subject string, data []byte) error {
 		if skip[seq] {
 			return nil
@@ -149,6 +189,15 @@ func (s *EventStore) VerifyTree(ctx context.Context, js jetstream.JetStream, org
 		} else {
 			seen[id] = true
 		}
+		if res.TreeSize == 0 && agedOut {
+			// The stream no longer holds its first messages: start from
+			// the hashes the tree kept for the leaves before this one.
+			k, kept, err := s.keptPrefix(ctx, org, data)
+			if err != nil {
+				return err
+			}
+			stored, res.TreeSize, res.Expired = kept, k, k
+		}
 		n := res.TreeSize
 		hashes, err := tlog.StoredHashes(n, data, reader)
 		if err != nil {
@@ -159,6 +208,9 @@ func (s *EventStore) VerifyTree(ctx context.Context, js jetstream.JetStream, org
 		return compareLeaf(leaf{index: n, seq: seq, row: row})
 	})
 	if err != nil {
+		return nil, fmt.Errorf("verify %s: %w", org, err)
+	}
+	if err := compareExpired(); err != nil {
 		return nil, fmt.Errorf("verify %s: %w", org, err)
 	}
 	if first == nil && cur != nil {
@@ -176,6 +228,61 @@ func (s *EventStore) VerifyTree(ctx context.Context, js jetstream.JetStream, org
 	}
 	res.First, res.OK = first, first == nil
 	return res, nil
+}
+
+// streamAgedOut reports whether the stream has removed messages from its
+// start, as its maximum age (retention) does.
+func (s *EventStore) streamAgedOut(ctx context.Context, js jetstream.JetStream) (bool, error) {
+	stream, err := js.Stream(ctx, s.stream)
+	if err != nil {
+		return false, err
+	}
+	return stream.CachedInfo().State.FirstSeq > 1, nil
+}
+
+// keptPrefix finds the leaf of org's tree whose record is data, the first
+// the stream still holds, and returns its index k with the stored hashes of
+// the tree of size k, which the tree kept when the messages before it aged
+// out. A record the tree does not know starts the tree at 0, and the
+// comparison then shows where the stream and the tree part.
+func (s *EventStore) keptPrefix(ctx context.Context, org string, data []byte) (int64, []tlog.Hash, error) {
+	h := tlog.RecordHash(data)
+	rows, err := s.pool.Query(ctx, fmt.Sprintf(`SELECT idx FROM %s.tree_hashes WHERE org_id = $1 AND hash = $2`, s.schema), org, h[:])
+	if err != nil {
+		return 0, nil, fmt.Errorf("find leaf: %w", err)
+	}
+	idxs, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return 0, nil, fmt.Errorf("find leaf: %w", err)
+	}
+	k := int64(-1)
+	for _, idx := range idxs {
+		if level, n := tlog.SplitStoredHashIndex(idx); level == 0 {
+			k = n
+		}
+	}
+	if k <= 0 {
+		return 0, nil, nil
+	}
+	count := tlog.StoredHashCount(k)
+	rows, err = s.pool.Query(ctx, fmt.Sprintf(`SELECT hash FROM %s.tree_hashes WHERE org_id = $1 AND idx < $2 ORDER BY idx`, s.schema), org, count)
+	if err != nil {
+		return 0, nil, fmt.Errorf("kept hashes: %w", err)
+	}
+	kept := make([]tlog.Hash, 0, count)
+	var b []byte
+	if _, err := pgx.ForEachRow(rows, []any{&b}, func() error {
+		var h tlog.Hash
+		copy(h[:], b)
+		kept = append(kept, h)
+		return nil
+	}); err != nil {
+		return 0, nil, fmt.Errorf("kept hashes: %w", err)
+	}
+	if int64(len(kept)) != count {
+		return 0, nil, fmt.Errorf("the tree of %s keeps %d of the %d hashes of its first %d leaves", org, len(kept), count, k)
+	}
+	return k, kept, nil
 }
 
 // storedRow is an event row with its leaf and record.

@@ -160,6 +160,23 @@ func TestRetentionInServe(t *testing.T) {
 		}
 	}
 
+	// The dropped events stay provable: the tree kept their hashes, so the
+	// log still verifies, with the dropped leaves counted as expired.
+	var v struct {
+		VerifyAuditLog struct {
+			Ok               bool
+			Expired, Checked int
+			FirstDivergence  *struct {
+				LeafIndex int
+				Field     string
+			}
+		}
+	}
+	env.Do(t, testenv.AdminToken(t, "acme"), `{ verifyAuditLog { ok expired checked firstDivergence { leafIndex field } } }`, nil).MustData(t, &v)
+	if !v.VerifyAuditLog.Ok || v.VerifyAuditLog.Expired != 2 {
+		t.Fatalf("verify after the drop: %+v %+v", v.VerifyAuditLog, v.VerifyAuditLog.FirstDivergence)
+	}
+
 	r := env.Do(t, testenv.AdminToken(t, "acme"), `{ auditLogSettings { region retention { days floorDays oldestKept } } }`, nil)
 	var out struct {
 		AuditLogSettings struct {

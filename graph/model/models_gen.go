@@ -120,6 +120,10 @@ type AuditLogVerification struct {
 	Checked int `json:"checked"`
 	// The size of the tree recomputed from the stream.
 	TreeSize int `json:"treeSize"`
+	// The first leaves whose messages aged out of the stream (retention). The
+	// tree keeps their hashes, on which the rest is recomputed; any row still
+	// held for them is checked against its kept leaf hash.
+	Expired int `json:"expired"`
 	// The divergence at the lowest leaf, or null.
 	FirstDivergence *AuditLogDivergence `json:"firstDivergence,omitempty"`
 }
