@@ -151,7 +151,7 @@ func run(scale float64, out, only string, dedupe time.Duration) error {
 		run  func(context.Context, *Report) error
 	}{
 		{"ceilings", b.ceilings}, {"ingest", b.ingestAPI}, {"ingest", b.ingestNATS}, {"ingest", b.ingestSteady(5000)},
-		{"ingest", b.ingestSteady(10000)}, {"ingest", b.ingestSteady(15000)},
+		{"ingest", b.ingestSteady(10000)}, {"ingest", b.ingestSteady(15000)}, {"ingest", b.treeCost},
 		{"query", b.queryLatency},
 		{"export", b.exportRate}, {"live", b.liveDelay},
 	}
