@@ -364,31 +364,25 @@ func (s Streams) Ensure(ctx context.Context, js jetstream.JetStream) error {
 			return fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
 		}
 	}
-	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        ControlStream,
-		Description: "audit log settings changes, one subject per organization",
-		Subjects:    []string{controlSubject + ">"},
-		Storage:     jetstream.FileStorage,
-		Replicas:    replicas,
-		AllowDirect: true,
-		DenyDelete:  true,
-		DenyPurge:   true,
-	})
-	if err != nil {
-		return fmt.Errorf("ensure stream %s: %w", ControlStream, err)
-	}
-	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        CheckpointStream,
-		Description: "signed checkpoints of each organization's Merkle tree",
-		Subjects:    []string{checkpointSubject + ">"},
-		Storage:     jetstream.FileStorage,
-		Replicas:    replicas,
-		AllowDirect: true,
-		DenyDelete:  true,
-		DenyPurge:   true,
-	})
-	if err != nil {
-		return fmt.Errorf("ensure stream %s: %w", CheckpointStream, err)
+	for _, st := range []struct{ name, description, subjects string }{
+		{ControlStream, "audit log settings changes, one subject per organization", controlSubject + ">"},
+		{CheckpointStream, "signed checkpoints of each organization's Merkle tree", checkpointSubject + ">"},
+	} {
+		// Kept for ever and never edited: a settings history and signed
+		// checkpoints are records in their own right.
+		_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name:        st.name,
+			Description: st.description,
+			Subjects:    []string{st.subjects},
+			Storage:     jetstream.FileStorage,
+			Replicas:    replicas,
+			AllowDirect: true,
+			DenyDelete:  true,
+			DenyPurge:   true,
+		})
+		if err != nil {
+			return fmt.Errorf("ensure stream %s: %w", st.name, err)
+		}
 	}
 	return s.ensureExports(ctx, js)
 }

@@ -2,13 +2,11 @@ package server_test
 
 import (
 	"bytes"
-	"context"
 	"testing"
 	"time"
 
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/internal/testenv"
-	"github.com/auditlog/auditlog/server"
 )
 
 func seed(t *testing.T, env *testenv.Env, org string, n int) {
@@ -52,22 +50,7 @@ func TestRebuildReproducesQueryResults(t *testing.T) {
 		return out
 	}
 	before := snapshot(env)
-	if err := env.Stop(); err != nil {
-		t.Fatal(err)
-	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	srv, err := server.New(ctx, env.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Rebuild(ctx); err != nil {
-		t.Fatal(err)
-	}
-	srv.Close()
-
-	after := snapshot(testenv.StartConfig(t, env.Config))
+	after := snapshot(env.Rebuild(t))
 	for i := range before {
 		if !bytes.Equal(before[i], after[i]) {
 			t.Fatalf("query %d differs after rebuild:\nbefore %.300s\nafter  %.300s", i, before[i], after[i])

@@ -26,17 +26,7 @@ func TestSetupCreatesMissingDatabaseAndAbsoluteDataDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, admin)
-		if err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
+	testenv.DropOnCleanup(t, admin, name)
 	t.Chdir(t.TempDir())
 
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)

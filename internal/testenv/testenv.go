@@ -80,18 +80,47 @@ func Postgres(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("create database: %v", err)
 	}
+	DropOnCleanup(t, admin, name)
+	return url
+}
+
+// DropOnCleanup drops database name, through the server admin reaches,
+// when t ends.
+func DropOnCleanup(t testing.TB, admin, name string) {
 	t.Cleanup(func() {
+		ctx := context.Background()
 		conn, err := pgx.Connect(ctx, admin)
 		if err != nil {
 			t.Errorf("drop database %s: %v", name, err)
 			return
 		}
 		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
 			t.Errorf("drop database %s: %v", name, err)
 		}
 	})
-	return url
+}
+
+// Rebuild stops e, rebuilds every read model from the streams as
+// auditd projections rebuild does, and starts auditd again on the same
+// configuration.
+func (e *Env) Rebuild(t testing.TB) *Env {
+	t.Helper()
+	if err := e.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv, err := server.New(ctx, e.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if err := srv.Rebuild(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	return StartConfig(t, e.Config)
 }
 
 func randomHex(n int) string {
