@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -108,7 +109,10 @@ func TestOutsideVerifierChecksCheckpointRecordAndProof(t *testing.T) {
 			}
 		}
 	}
-	env.Do(t, admin, `{ auditEvents(first: 50) { edges { node { id record leafIndex } } } }`, nil).MustData(t, &events)
+	// The query's own read event may or may not be projected by then: the
+	// checkpoint's 12 events are the others.
+	env.Do(t, admin, `query($types: [AuditEventType!]) { auditEvents(first: 50, filter: {types: $types}) { edges { node { id record leafIndex } } } }`,
+		map[string]any{"types": readlessTypes()}).MustData(t, &events)
 	if len(events.AuditEvents.Edges) != 12 {
 		t.Fatalf("%d events", len(events.AuditEvents.Edges))
 	}
@@ -129,8 +133,10 @@ func TestOutsideVerifierChecksCheckpointRecordAndProof(t *testing.T) {
 				Hashes              []string
 			}
 		}
-		env.Do(t, admin, `query($id: ID!) { auditEventProof(id: $id) { leafIndex treeSize hashes } }`,
-			map[string]any{"id": n.ID}).MustData(t, &proof)
+		// Against the checkpoint in hand: the tree has grown since by the
+		// reads this test makes.
+		env.Do(t, admin, `query($id: ID!, $n: Int) { auditEventProof(id: $id, treeSize: $n) { leafIndex treeSize hashes } }`,
+			map[string]any{"id": n.ID, "n": size}).MustData(t, &proof)
 		p := proof.AuditEventProof
 		if p.LeafIndex != *n.LeafIndex || p.TreeSize != size {
 			t.Fatalf("proof of %s: %+v", n.ID, p)
@@ -155,7 +161,7 @@ func TestOutsideVerifierChecksCheckpointRecordAndProof(t *testing.T) {
 	env.WaitProjected(t)
 	next := checkpointOf(t, env, "acme")
 	_, nsize, nroot := outsideCheckpoint(t, vkey, next.Note)
-	if nsize != 17 {
+	if nsize < 17 { // 12, the 5 new ones, and this test's recorded reads
 		t.Fatalf("new checkpoint has %d leaves", nsize)
 	}
 	var cons struct{ AuditLogConsistencyProof []string }
@@ -191,7 +197,7 @@ func TestOutsideVerifierChecksCheckpointRecordAndProof(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = treelog.CheckConsistency(older, newer, proof)
-	if err == nil || !strings.Contains(err.Error(), "tree of 12 leaves is not a prefix of the tree of 17") {
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("tree of 12 leaves is not a prefix of the tree of %d", nsize)) {
 		t.Fatalf("inconsistent checkpoints: %v", err)
 	}
 	if tlog.CheckTree(proof, nsize, nroot, size, forkRoot) == nil {
@@ -387,8 +393,11 @@ func TestExportProvesItself(t *testing.T) {
 	seed(t, env, "acme", 12)
 	env.WaitProjected(t)
 	admin := testenv.AdminToken(t, "acme")
-	job := waitExport(t, env, admin, startExport(t, env, admin, nil, "NDJSON").ID)
-	if job.Status != "SUCCEEDED" || job.RowCount != 13 {
+	// The seeded events only: the export's own AUDIT_LOG_EXPORTED event may
+	// or may not be projected when the export reads the log.
+	filter := map[string]any{"types": []string{"USER_LOGOUT"}}
+	job := waitExport(t, env, admin, startExport(t, env, admin, filter, "NDJSON").ID)
+	if job.Status != "SUCCEEDED" || job.RowCount != 12 {
 		t.Fatalf("job: %+v", job)
 	}
 	resp := get(t, env.URL+"/exports/"+job.ID, admin)
@@ -399,7 +408,7 @@ func TestExportProvesItself(t *testing.T) {
 	}
 	vkey := env.VerifierKey()
 	got, err := export.VerifyNDJSON(bytes.NewReader(file), vkey)
-	if err != nil || got.Events != 13 || got.Checkpoint.Origin != "auditlog/us/acme" {
+	if err != nil || got.Events != 12 || got.Checkpoint.Origin != "auditlog/us/acme" {
 		t.Fatalf("the export as made: %+v, %v", got, err)
 	}
 	lines := bytes.SplitAfter(file, []byte("\n"))
