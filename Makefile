@@ -30,9 +30,15 @@ run:
 test:
 	$(GO) test -count=1 -p 2 -timeout 20m $(TEST_PKGS)
 
-## test-browser: drive the console in headless Chromium against a real auditd
+# axe-core, the accessibility checker the browser tests run on each screen;
+# installed by test-browser into a temporary directory, never committed.
+AXE_CORE_VERSION ?= 4.14.1
+
+## test-browser: drive the console in headless Chromium against a real auditd (needs chromium and npm)
 test-browser:
-	$(GO) test -tags browser -count=1 -timeout 10m ./server/consoletest/
+	@axe="$$(mktemp -d)"; trap 'rm -rf "$$axe"' EXIT; \
+	  npm install --silent --no-save --no-audit --no-fund --prefix "$$axe" axe-core@$(AXE_CORE_VERSION) >/dev/null && \
+	  AXE_CORE_JS="$$axe/node_modules/axe-core/axe.min.js" $(GO) test -tags browser -count=1 -timeout 10m ./server/consoletest/
 
 ## generate: regenerate gqlgen code
 generate:

@@ -14,7 +14,7 @@ function h(tag, attrs, ...children) {
     if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
     else el.setAttribute(k, v === true ? '' : v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c !== null && c !== undefined && c !== false) el.append(c instanceof Node ? c : String(c));
   }
   return el;
@@ -142,6 +142,14 @@ function takeFragmentToken() {
 function signOut() {
   stopLive();
   setToken('');
+  // Nothing read with the old token stays on the page.
+  Object.assign(table, { filter: null, key: '', after: null, loaded: 0, total: null });
+  table.ids.clear();
+  $('event-rows').replaceChildren();
+  $('total').textContent = '';
+  settings = null;
+  catalog = null;
+  delete $('catalog-body').dataset.loaded;
   hideError();
   route();
 }
@@ -235,9 +243,14 @@ function renderSettings(s) {
   $('settings-facts').replaceChildren(...facts);
 }
 
+let settingsBusy = false;
+
 async function setEnabled(region) {
+  // The switch stays focusable (a dialog returns focus to it) but ignores
+  // clicks while a change is under way.
   const t = $('audit-toggle');
-  t.disabled = true;
+  settingsBusy = true;
+  t.setAttribute('aria-busy', 'true');
   $('settings-done').hidden = true;
   try {
     const d = region
@@ -251,14 +264,16 @@ async function setEnabled(region) {
       : [h('strong', {}, 'Audit logging is disabled.'), ' Nothing new is collected; recorded events stay readable.']));
     done.hidden = false;
   } catch (err) {
-    t.disabled = false;
     if (err instanceof ApiError && err.code === 'FORBIDDEN') return settingsForbidden(err);
     showError(region ? 'Enable audit logging' : 'Disable audit logging', err, () => setEnabled(region));
+  } finally {
+    settingsBusy = false;
+    t.removeAttribute('aria-busy');
   }
 }
 
 function onToggle() {
-  if (!settings) return;
+  if (!settings || settingsBusy) return;
   if (settings.enabled) return setEnabled(null);
   if (settings.region) return setEnabled(settings.region);
   const dlg = $('enable-dialog');
@@ -273,7 +288,25 @@ function openDialog(dlg, opener) {
   if (!dlg.open) dlg.showModal();
 }
 
+const FOCUSABLE = 'a[href], button:not([disabled]), input:not([disabled]), select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex="-1"])';
+
 function wireDialog(dlg) {
+  // showModal makes the page inert, but Tab may still leave for the
+  // browser's own controls; keep it cycling inside the dialog.
+  dlg.addEventListener('keydown', (ev) => {
+    if (ev.key !== 'Tab') return;
+    const items = [...dlg.querySelectorAll(FOCUSABLE)].filter((el) => el.getClientRects().length);
+    if (!items.length) return;
+    const first = items[0];
+    const last = items[items.length - 1];
+    if (ev.shiftKey && (document.activeElement === first || !dlg.contains(document.activeElement))) {
+      ev.preventDefault();
+      last.focus();
+    } else if (!ev.shiftKey && (document.activeElement === last || !dlg.contains(document.activeElement))) {
+      ev.preventDefault();
+      first.focus();
+    }
+  });
   dlg.addEventListener('close', () => {
     const back = dlg.returnFocus;
     dlg.returnFocus = null;
@@ -354,6 +387,7 @@ async function loadEvents(s, more = false) {
   } catch (err) {
     if (err.name === 'AbortError') return;
     $('load-more').disabled = false;
+    if (!more) table.key = ''; // entering the screen again tries again
     showError('Load the audit log', err, () => loadEvents(readURL(), more));
   } finally {
     if (table.abort === ac) {
