@@ -222,7 +222,11 @@ func (s *suite) audit(t *testing.T, ctx context.Context, screen string) {
 	}
 	run(t, ctx, chromedp.Evaluate(s.axe, nil), chromedp.Evaluate(`axe.run(document, {resultTypes: ['violations']}).then(r => r.violations)`, &res,
 		func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
+	t.Logf("axe on %s: %d violations", screen, len(res))
 	for _, v := range res {
+		if v.Impact != "serious" && v.Impact != "critical" {
+			t.Logf("axe on %s, %s: %s (%s)", screen, v.Impact, v.ID, v.Help)
+		}
 		if v.Impact == "serious" || v.Impact == "critical" {
 			var where []string
 			for _, n := range v.Nodes {
@@ -264,7 +268,9 @@ func (s *suite) record(t *testing.T, events []map[string]any) {
 	r := s.env.Do(t, testenv.ServiceToken(t), `mutation($e: [AuditEventInput!]!) { recordAuditEvents(events: $e) { results { status reason } } }`,
 		map[string]any{"e": events})
 	var out struct {
-		RecordAuditEvents struct{ Results []struct{ Status, Reason string } }
+		RecordAuditEvents struct {
+			Results []struct{ Status, Reason string }
+		}
 	}
 	r.MustData(t, &out)
 	for i, res := range out.RecordAuditEvents.Results {
@@ -369,7 +375,7 @@ func (s *suite) testTable(t *testing.T) {
 	waitJS(t, ctx, "50 rows", `document.querySelectorAll('#event-rows tr').length === 50 && window.consoleMetrics`)
 	var m struct {
 		FirstTableRender struct {
-			Rows                      int
+			Rows                       int
 			FetchMs, RenderMs, TotalMs float64
 		}
 	}
