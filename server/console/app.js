@@ -373,7 +373,9 @@ async function loadEvents(s, more = false) {
     table.capped = c.totalCountCapped;
     table.after = c.pageInfo.endCursor;
     appendRows(c.edges.map((e) => e.node));
-    $('load-more').hidden = !c.pageInfo.hasNextPage;
+    // The API may say there is a next page that turns out empty; the total
+    // settles it when it is exact.
+    $('load-more').hidden = !c.pageInfo.hasNextPage || (!c.totalCountCapped && table.loaded >= c.totalCount);
     $('load-more').disabled = false;
     renderTotal();
     if (table.firstRender && c.edges.length) {

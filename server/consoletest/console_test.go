@@ -203,7 +203,7 @@ func (s *suite) screenshot(t *testing.T, ctx context.Context, name string) {
 		return
 	}
 	var png []byte
-	run(t, ctx, chromedp.FullScreenshot(&png, 90))
+	run(t, ctx, chromedp.CaptureScreenshot(&png)) // the viewport, as PNG
 	if err := os.WriteFile(filepath.Join(s.shots, name+".png"), png, 0o644); err != nil {
 		t.Fatal(err)
 	}
