@@ -6,7 +6,7 @@ export AUDITD_DATA_DIR ?= $(CURDIR)/.data
 # Packages make test runs; CI's fresh-clone check narrows it.
 TEST_PKGS ?= ./...
 
-.PHONY: run test generate lint build bench bench-quick pg-stop
+.PHONY: run test test-browser generate lint build bench bench-quick pg-stop
 
 ## run: start auditd with embedded NATS and a local Postgres, print a dev admin token
 run:
@@ -22,12 +22,23 @@ run:
 	  echo "Dev admin token for org 'acme' (send as 'Authorization: Bearer <token>'):"; echo "$$admin"; \
 	  echo "Dev service token (may record for any org):"; echo "$$service"; \
 	  echo "GraphQL at http://$$addr/query (auditd logs the address it bound)"; \
-	  echo "Playground, signed in as the admin: http://$$addr/#token=$$admin"
+	  echo "Playground, signed in as the admin: http://$$addr/#token=$$admin"; \
+	  echo "Console, signed in as the admin: http://$$addr/console/#token=$$admin"
 	./bin/auditd serve
 
 ## test: every test, against real Postgres and embedded NATS JetStream
 test:
 	$(GO) test -count=1 -p 2 -timeout 20m $(TEST_PKGS)
+
+# axe-core, the accessibility checker the browser tests run on each screen;
+# installed by test-browser into a temporary directory, never committed.
+AXE_CORE_VERSION ?= 4.14.1
+
+## test-browser: drive the console in headless Chromium against a real auditd (needs chromium and npm)
+test-browser:
+	@axe="$$(mktemp -d)"; trap 'rm -rf "$$axe"' EXIT; \
+	  npm install --silent --no-save --no-audit --no-fund --prefix "$$axe" axe-core@$(AXE_CORE_VERSION) >/dev/null && \
+	  AXE_CORE_JS="$$axe/node_modules/axe-core/axe.min.js" $(GO) test -tags browser -count=1 -timeout 10m ./server/consoletest/
 
 ## generate: regenerate gqlgen code
 generate:

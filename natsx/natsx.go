@@ -228,6 +228,15 @@ const (
 	exportQueuePrefix = "auditexport.jobs."
 )
 
+// APQBucket is the key-value bucket of automatic persisted queries: the
+// GraphQL text of each query a client sent with its SHA-256, keyed by the
+// hash, shared by every instance.
+const APQBucket = "AUDIT_APQ"
+
+// DefaultAPQTTL is how long a persisted query is kept after it was last sent
+// with its text; a client whose hash is forgotten sends the text again.
+const DefaultAPQTTL = 24 * time.Hour
+
 // ExportQueueSubject is where a job to run in region r is queued.
 func ExportQueueSubject(r domain.Region) string { return exportQueuePrefix + r.Lower() }
 
@@ -284,6 +293,8 @@ type Streams struct {
 	ExportTTL time.Duration
 	// ExportJobTTL is how long export jobs are listed (default 7 days).
 	ExportJobTTL time.Duration
+	// APQTTL is how long a persisted query is kept (default DefaultAPQTTL).
+	APQTTL time.Duration
 	// ExportAckWait is how long a job may go without a heartbeat from the
 	// instance running it before another instance takes it over.
 	ExportAckWait time.Duration
@@ -331,6 +342,9 @@ func (s Streams) WithDefaults() Streams {
 	}
 	if s.ExportAckWait == 0 {
 		s.ExportAckWait = DefaultExportAckWait
+	}
+	if s.APQTTL == 0 {
+		s.APQTTL = DefaultAPQTTL
 	}
 	return s
 }
@@ -384,8 +398,33 @@ func (s Streams) Ensure(ctx context.Context, js jetstream.JetStream) error {
 			return fmt.Errorf("ensure stream %s: %w", st.name, err)
 		}
 	}
-	return s.ensureExports(ctx, js)
+	if err := s.ensureExports(ctx, js); err != nil {
+		return err
+	}
+	return s.ensureAPQ(ctx, js)
 }
+
+// ensureAPQ declares the persisted query bucket. Queries are at most
+// MaxAPQQueryBytes (the API's query size limit); one a client stops sending
+// expires.
+func (s Streams) ensureAPQ(ctx context.Context, js jetstream.JetStream) error {
+	_, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:       APQBucket,
+		Description:  "automatic persisted GraphQL queries, keyed by their SHA-256",
+		TTL:          s.APQTTL,
+		MaxValueSize: MaxAPQQueryBytes,
+		Storage:      jetstream.FileStorage,
+		Replicas:     s.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("ensure bucket %s: %w", APQBucket, err)
+	}
+	return nil
+}
+
+// MaxAPQQueryBytes is the largest query the persisted query bucket holds,
+// the API's own query size limit.
+const MaxAPQQueryBytes = 64 << 10
 
 // ensureExports declares the export job bucket, the work queue and each
 // region's file bucket; files stay in their region like the events they hold.

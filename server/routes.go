@@ -34,7 +34,10 @@ func (s *Server) routes(resolver *graph.Resolver) http.Handler {
 	if s.cfg.Introspection {
 		gql.Use(extension.Introspection{})
 	}
-	// First, so that nothing else runs for a request it refuses.
+	// Persisted queries first: the cost limit measures the query a hash
+	// stands for. The cache stores no query longer than the limit allows.
+	gql.Use(extension.AutomaticPersistedQuery{Cache: apqCache{kv: s.apq, max: limits.Bytes}})
+	// Then the cost limit, so that nothing else runs for a request it refuses.
 	gql.Use(costLimit{schema: es.Schema(), limits: limits, weights: graph.CostWeights(), timeout: s.cfg.RequestTimeout})
 	gql.SetParserTokenLimit(limits.Tokens)
 	gql.Use(extension.FixedComplexityLimit(maxComplexity))
@@ -45,12 +48,15 @@ func (s *Server) routes(resolver *graph.Resolver) http.Handler {
 	gql.SetRecoverFunc(graph.Recover())
 
 	mux := http.NewServeMux()
-	mux.Handle("/query", limitBody(s.cfg.MaxRequestBytes, textOnly(s.cfg.Verifier.Middleware(withRequest(requestErrors(gql))))))
+	mux.Handle("/query", cors(s.cfg.AllowedOrigins, limitBody(s.cfg.MaxRequestBytes, textOnly(s.cfg.Verifier.Middleware(withRequest(requestErrors(gql)))))))
 	pg := playground()
+	mux.Handle("GET /console/", console())
+	mux.Handle("GET /console", http.RedirectHandler("/console/", http.StatusMovedPermanently))
 	for _, path := range []string{"GET /{$}", "GET /playground.js", "GET /playground.css"} {
 		mux.Handle(path, pg)
 	}
-	mux.Handle("GET "+downloadPath+"{id}", s.cfg.Verifier.Middleware(withRequest(http.HandlerFunc(s.download))))
+	mux.Handle("OPTIONS "+downloadPath+"{id}", cors(s.cfg.AllowedOrigins, http.NotFoundHandler()))
+	mux.Handle("GET "+downloadPath+"{id}", cors(s.cfg.AllowedOrigins, s.cfg.Verifier.Middleware(withRequest(http.HandlerFunc(s.download)))))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeStatus(w, http.StatusOK, "ok")
 	})

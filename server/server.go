@@ -173,6 +173,7 @@ type Server struct {
 	recorder *ingest.Recorder
 	feed     *live.Feed
 	jobs     *export.Jobs
+	apq      jetstream.KeyValue
 	worker   *export.Worker
 	signer   *auth.DownloadSigner
 	listener net.Listener
@@ -318,6 +319,9 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		JS: s.js, Jobs: s.jobs, Source: reader, Concurrency: cfg.ExportWorkers,
 		AckWait: cfg.Streams.ExportAckWait, FileTTL: cfg.Streams.ExportTTL, Log: s.log, Now: cfg.Now,
 		Proofs: exportProver{s.trees},
+	}
+	if s.apq, err = s.js.KeyValue(ctx, natsx.APQBucket); err != nil {
+		return nil, fmt.Errorf("persisted query bucket: %w", err)
 	}
 	s.signer = auth.NewDownloadSigner(cfg.DownloadKey, cfg.Now)
 	s.reads = reads.New(s.recorder, cfg.Now, cfg.ReadWindow)

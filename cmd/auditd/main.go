@@ -2,6 +2,7 @@
 //
 //	auditd serve                 run API, ingest and projectors
 //	auditd token --org O --role ADMIN|USER|SERVICE [--name N --email E --sources S1,S2]
+//	                             [--console [--url http://localhost:8080]]
 //	auditd projections rebuild   drop and rebuild the read models from the log
 //	auditd projections reconcile [--repair]
 //	                             compare each regional stream with its read model
@@ -365,6 +366,8 @@ func token(args []string, stdout io.Writer) error {
 	subject := fs.String("sub", "", "subject; default derives from role and email")
 	ttl := fs.Duration("ttl", 24*time.Hour, "lifetime")
 	secret := fs.String("jwt-secret", env("AUDITD_JWT_SECRET", devSecret), "HS256 secret (AUDITD_JWT_SECRET)")
+	consoleLink := fs.Bool("console", false, "print a link to the console signed in with the token instead of the token")
+	base := fs.String("url", "http://localhost:8080", "with --console: the base URL of auditd")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -401,6 +404,11 @@ func token(args []string, stdout io.Writer) error {
 	}
 	t, err := auth.Mint([]byte(*secret), c, *ttl, time.Now())
 	if err != nil {
+		return err
+	}
+	if *consoleLink {
+		// The token travels in the fragment, which the browser never sends.
+		_, err = fmt.Fprintln(stdout, strings.TrimRight(*base, "/")+"/console/#token="+t)
 		return err
 	}
 	_, err = fmt.Fprintln(stdout, t)

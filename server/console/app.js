@@ -1,0 +1,810 @@
+// The audit log console: plain ES modules and the DOM, no framework.
+// State that a user may bookmark (the screen and the filter) lives in the
+// URL's query string; the token lives in session storage.
+
+import { ApiError, Subscription, claims, getToken, gql, setToken } from './api.js';
+
+const $ = (id) => document.getElementById(id);
+
+/** h builds an element: h('td', {class: 'x'}, 'text', child). */
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat(Infinity)) {
+    if (c !== null && c !== undefined && c !== false) el.append(c instanceof Node ? c : String(c));
+  }
+  return el;
+}
+
+const PRODUCTS = {
+  PLATFORM: 'Insight Platform',
+  INSIGHT_IDR: 'InsightIDR',
+  INSIGHT_APPSEC: 'InsightAppSec',
+  INSIGHT_VM: 'InsightVM',
+};
+const PAGE = 50;
+const DEBOUNCE_MS = 300;
+const localTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+const count = new Intl.NumberFormat('en-US');
+
+/** A <time> in the browser's zone, with UTC on hover. */
+function timeEl(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  return h('time', { datetime: iso, title: 'UTC: ' + d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z') }, localTime.format(d));
+}
+
+// ---------------------------------------------------------------- URL state
+
+function readURL() {
+  const p = new URLSearchParams(location.search);
+  return {
+    view: p.get('view') || 'events',
+    source: p.get('source') || '',
+    q: p.get('q') || '',
+    from: p.get('from') || '',
+    to: p.get('to') || '',
+    kind: p.get('kind') || '',
+    id: p.get('id') || '',
+  };
+}
+
+function writeURL(s, push) {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(s)) if (v && !(k === 'view' && v === 'events')) p.set(k, v);
+  const url = location.pathname + (p.toString() ? '?' + p : '');
+  if (url === location.pathname + location.search) return;
+  if (push) history.pushState(null, '', url);
+  else history.replaceState(null, '', url);
+}
+
+/** datetime-local value (browser zone) to RFC 3339 UTC, and back. */
+function localToISO(v) {
+  if (!v) return '';
+  const d = new Date(v);
+  return isNaN(d) ? '' : d.toISOString();
+}
+function isoToLocal(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  if (isNaN(d)) return '';
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+function apiFilter(s) {
+  const f = {};
+  if (s.source) f.sources = [s.source];
+  if (s.q) f.search = s.q;
+  if (s.from) f.from = s.from;
+  if (s.to) f.to = s.to;
+  return f;
+}
+
+// ------------------------------------------------------------------ errors
+
+let retryAction = null;
+
+/** Shows err in the alert region with what the user can do about it. */
+function showError(what, err, retry) {
+  if (err && err.name === 'AbortError') return;
+  retryAction = retry || null;
+  const title = $('alert-title');
+  const actions = $('alert-actions');
+  actions.replaceChildren();
+  const code = err instanceof ApiError ? err.code : '';
+  let text = err && err.message ? err.message : String(err);
+  switch (code) {
+    case 'UNAUTHENTICATED':
+      title.textContent = 'Your sign-in was refused';
+      text = `The server did not accept your token (${text}). Sign in again with a fresh token.`;
+      actions.append(h('button', { type: 'button', onclick: () => signOut() }, 'Sign in again'));
+      retryAction = null;
+      break;
+    case 'FORBIDDEN':
+      title.textContent = 'Administrator rights needed';
+      text = `Only administrators of your organization can ${what.toLowerCase()}. ${text}`;
+      retryAction = null;
+      break;
+    case 'NETWORK':
+      title.textContent = `Could not ${what.toLowerCase()}`;
+      text = 'The audit log service could not be reached. Check your connection, then try again.';
+      break;
+    default:
+      title.textContent = `Could not ${what.toLowerCase()}`;
+      if (code) text += ` (${code})`;
+  }
+  $('alert-text').textContent = text;
+  if (retryAction) actions.append(h('button', { type: 'button', id: 'alert-retry', onclick: () => { const r = retryAction; hideError(); r(); } }, 'Try again'));
+  actions.append(h('button', { type: 'button', onclick: hideError }, 'Dismiss'));
+  $('alert').hidden = false;
+}
+
+function hideError() {
+  $('alert').hidden = true;
+  retryAction = null;
+}
+
+// ------------------------------------------------------------------ sign-in
+
+function takeFragmentToken() {
+  const m = /^#token=(.+)$/.exec(location.hash);
+  if (!m) return;
+  setToken(decodeURIComponent(m[1]));
+  // The token never stays in the address bar or the history.
+  history.replaceState(null, '', location.pathname + location.search);
+}
+
+function signOut() {
+  stopLive();
+  setToken('');
+  // Nothing read with the old token stays on the page.
+  Object.assign(table, { filter: null, key: '', after: null, loaded: 0, total: null });
+  table.ids.clear();
+  $('event-rows').replaceChildren();
+  $('total').textContent = '';
+  settings = null;
+  catalog = null;
+  delete $('catalog-body').dataset.loaded;
+  hideError();
+  route();
+}
+
+function showWho() {
+  const c = claims(getToken());
+  const role = (c.roles || []).join(', ');
+  $('who-name').textContent = `Signed in as ${c.name || c.sub || 'unknown'}${c.email ? ' <' + c.email + '>' : ''}${role ? ' · ' + role : ''}`;
+}
+
+// ------------------------------------------------------------------ routing
+
+const SCREENS = ['signin', 'settings', 'events', 'history', 'catalog'];
+let current = '';
+
+function show(screen) {
+  for (const s of SCREENS) $(s).hidden = s !== screen;
+  for (const a of document.querySelectorAll('#nav a')) {
+    if (a.dataset.view === screen || (screen === 'history' && a.dataset.view === 'events')) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+}
+
+function route() {
+  const signedIn = !!getToken();
+  $('nav').hidden = !signedIn;
+  $('who').hidden = !signedIn;
+  if (!signedIn) {
+    current = 'signin';
+    show('signin');
+    $('token-input').focus();
+    return;
+  }
+  showWho();
+  const s = readURL();
+  const view = SCREENS.includes(s.view) && s.view !== 'signin' ? s.view : 'events';
+  const changed = view !== current;
+  current = view;
+  show(view);
+  if (view !== 'events') stopLive();
+  if (view === 'settings') loadSettings();
+  if (view === 'events') enterEvents(s);
+  if (view === 'history') loadHistory(s.kind, s.id);
+  if (view === 'catalog') loadCatalog();
+  if (changed) document.title = $(view + '-title').textContent.replace(/\s+/g, ' ') + ' · auditlog console';
+}
+
+// ----------------------------------------------------------------- settings
+
+const SETTINGS_FIELDS = 'enabled region updatedAt version updatedBy { kind id name email }';
+let settings = null;
+
+async function loadSettings() {
+  $('settings-forbidden').hidden = true;
+  $('audit-toggle').disabled = true;
+  try {
+    const d = await gql(`query Settings { auditLogSettings { ${SETTINGS_FIELDS} } }`);
+    renderSettings(d.auditLogSettings);
+  } catch (err) {
+    if (err instanceof ApiError && err.code === 'FORBIDDEN') return settingsForbidden(err);
+    showError('Load the audit log settings', err, loadSettings);
+  }
+}
+
+function settingsForbidden(err) {
+  const c = claims(getToken());
+  $('toggle-state').textContent = 'Unavailable';
+  $('settings-facts').replaceChildren();
+  $('forbidden-text').textContent =
+    `Only administrators of your organization can turn audit logging on or off and choose where its data is stored. ` +
+    `You are signed in as ${c.name || c.sub || 'a user'} without the administrator role, so the service refused (${err.message}). ` +
+    `Ask an administrator of your organization to change this setting, or to give you the administrator role.`;
+  $('settings-forbidden').hidden = false;
+}
+
+function renderSettings(s) {
+  settings = s;
+  const t = $('audit-toggle');
+  t.disabled = false;
+  t.setAttribute('aria-checked', String(s.enabled));
+  $('toggle-state').textContent = s.enabled ? 'Enabled' : 'Disabled';
+  const facts = [];
+  facts.push(h('dt', {}, 'Region'), h('dd', {}, s.region || 'Not chosen yet (chosen at the first enable)'));
+  if (s.updatedAt) {
+    const who = s.updatedBy ? (s.updatedBy.name || s.updatedBy.id) + (s.updatedBy.email ? ` <${s.updatedBy.email}>` : '') : 'unknown';
+    facts.push(h('dt', {}, 'Last changed by'), h('dd', { id: 'changed-by' }, who));
+    facts.push(h('dt', {}, 'Last changed'), h('dd', {}, timeEl(s.updatedAt)));
+  } else {
+    facts.push(h('dt', {}, 'Last changed'), h('dd', {}, 'Never'));
+  }
+  $('settings-facts').replaceChildren(...facts);
+}
+
+let settingsBusy = false;
+
+async function setEnabled(region) {
+  // The switch stays focusable (a dialog returns focus to it) but ignores
+  // clicks while a change is under way.
+  const t = $('audit-toggle');
+  settingsBusy = true;
+  t.setAttribute('aria-busy', 'true');
+  $('settings-done').hidden = true;
+  try {
+    const d = region
+      ? await gql(`mutation Enable($r: Region!) { enableAuditLog(region: $r) { ${SETTINGS_FIELDS} } }`, { r: region })
+      : await gql(`mutation Disable { disableAuditLog { ${SETTINGS_FIELDS} } }`);
+    const s = region ? d.enableAuditLog : d.disableAuditLog;
+    renderSettings(s);
+    const done = $('settings-done');
+    done.replaceChildren(...(s.enabled
+      ? [h('strong', {}, 'You enabled audit logging!'), ' Collection starts immediately, in region ' + s.region + '.']
+      : [h('strong', {}, 'Audit logging is disabled.'), ' Nothing new is collected; recorded events stay readable.']));
+    done.hidden = false;
+  } catch (err) {
+    if (err instanceof ApiError && err.code === 'FORBIDDEN') return settingsForbidden(err);
+    showError(region ? 'Enable audit logging' : 'Disable audit logging', err, () => setEnabled(region));
+  } finally {
+    settingsBusy = false;
+    t.removeAttribute('aria-busy');
+  }
+}
+
+function onToggle() {
+  if (!settings || settingsBusy) return;
+  if (settings.enabled) return setEnabled(null);
+  if (settings.region) return setEnabled(settings.region);
+  const dlg = $('enable-dialog');
+  openDialog(dlg, $('audit-toggle'));
+}
+
+// ------------------------------------------------------------------- dialogs
+
+/** Opens dlg modally; focus returns to opener when it closes. */
+function openDialog(dlg, opener) {
+  dlg.returnFocus = opener || document.activeElement;
+  if (!dlg.open) dlg.showModal();
+}
+
+const FOCUSABLE = 'a[href], button:not([disabled]), input:not([disabled]), select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex="-1"])';
+
+function wireDialog(dlg) {
+  // showModal makes the page inert, but Tab may still leave for the
+  // browser's own controls; keep it cycling inside the dialog.
+  dlg.addEventListener('keydown', (ev) => {
+    if (ev.key !== 'Tab') return;
+    const items = [...dlg.querySelectorAll(FOCUSABLE)].filter((el) => el.getClientRects().length);
+    if (!items.length) return;
+    const first = items[0];
+    const last = items[items.length - 1];
+    if (ev.shiftKey && (document.activeElement === first || !dlg.contains(document.activeElement))) {
+      ev.preventDefault();
+      last.focus();
+    } else if (!ev.shiftKey && (document.activeElement === last || !dlg.contains(document.activeElement))) {
+      ev.preventDefault();
+      first.focus();
+    }
+  });
+  dlg.addEventListener('close', () => {
+    const back = dlg.returnFocus;
+    dlg.returnFocus = null;
+    if (back && back.isConnected) back.focus();
+  });
+  // A click on the backdrop (outside the dialog's box) closes it.
+  dlg.addEventListener('click', (ev) => {
+    if (ev.target !== dlg) return;
+    const r = dlg.getBoundingClientRect();
+    if (ev.clientX < r.left || ev.clientX > r.right || ev.clientY < r.top || ev.clientY > r.bottom) dlg.close();
+  });
+}
+
+// ------------------------------------------------------------------- events
+
+const ROW_FIELDS = 'id type source description occurredAt liveCursor actor { name email }';
+const EVENTS_QUERY = `query Events($filter: AuditEventFilter, $first: Int, $after: String) {
+  auditEvents(filter: $filter, first: $first, after: $after) {
+    totalCount totalCountCapped
+    pageInfo { hasNextPage endCursor }
+    edges { node { ${ROW_FIELDS} } }
+  }
+}`;
+
+const table = { filter: null, key: '', after: null, ids: new Set(), loaded: 0, total: null, capped: false, abort: null, firstRender: true };
+
+function filterKey(s) {
+  return JSON.stringify([s.source, s.q, s.from, s.to]);
+}
+
+function enterEvents(s) {
+  // The boxes show what the URL says (a bookmark, or the back button).
+  $('f-source').value = s.source;
+  if ($('f-search').value !== s.q) $('f-search').value = s.q;
+  if (localToISO($('f-from').value) !== s.from) $('f-from').value = isoToLocal(s.from);
+  if (localToISO($('f-to').value) !== s.to) $('f-to').value = isoToLocal(s.to);
+  if (filterKey(s) !== table.key || !table.filter) loadEvents(s);
+  if (!$('exports').dataset.loaded && $('exports').open) loadExports();
+}
+
+async function loadEvents(s, more = false) {
+  if (table.abort) table.abort.abort();
+  const ac = new AbortController();
+  table.abort = ac;
+  if (!more) {
+    table.filter = apiFilter(s);
+    table.key = filterKey(s);
+    table.after = null;
+    if (live) restartLive();
+  }
+  $('load-more').disabled = true;
+  $('event-table').setAttribute('aria-busy', 'true');
+  const t0 = performance.now();
+  try {
+    const d = await gql(EVENTS_QUERY, { filter: table.filter, first: PAGE, after: more ? table.after : null }, { signal: ac.signal });
+    const c = d.auditEvents;
+    const t1 = performance.now();
+    if (!more) {
+      table.ids.clear();
+      table.loaded = 0;
+      $('event-rows').replaceChildren();
+    }
+    table.total = c.totalCount;
+    table.capped = c.totalCountCapped;
+    table.after = c.pageInfo.endCursor;
+    appendRows(c.edges.map((e) => e.node));
+    // The API may say there is a next page that turns out empty; the total
+    // settles it when it is exact.
+    $('load-more').hidden = !c.pageInfo.hasNextPage || (!c.totalCountCapped && table.loaded >= c.totalCount);
+    $('load-more').disabled = false;
+    renderTotal();
+    if (table.firstRender && c.edges.length) {
+      // Measured once per page load: request sent to rows painted.
+      table.firstRender = false;
+      requestAnimationFrame(() => {
+        const t2 = performance.now();
+        window.consoleMetrics = { firstTableRender: { rows: c.edges.length, fetchMs: t1 - t0, renderMs: t2 - t1, totalMs: t2 - t0 } };
+      });
+    }
+  } catch (err) {
+    if (err.name === 'AbortError') return;
+    $('load-more').disabled = false;
+    if (!more) table.key = ''; // entering the screen again tries again
+    showError('Load the audit log', err, () => loadEvents(readURL(), more));
+  } finally {
+    if (table.abort === ac) {
+      table.abort = null;
+      $('event-table').removeAttribute('aria-busy');
+    }
+  }
+}
+
+function renderTotal() {
+  const n = table.total === null ? '' : count.format(table.total) + (table.capped ? '+' : '');
+  $('total').textContent = `Showing ${count.format(table.loaded)} of ${n} events`;
+  $('empty').hidden = table.loaded > 0;
+}
+
+function eventRow(e, fresh) {
+  return h('tr', { 'data-id': e.id, class: fresh ? 'fresh' : null },
+    h('td', {}, timeEl(e.occurredAt)),
+    h('td', { class: 'action' }, e.type),
+    h('td', {}, e.description),
+    h('td', {}, e.actor.name || ''),
+    h('td', {}, e.actor.email || ''),
+    h('td', {}, PRODUCTS[e.source] || e.source),
+    h('td', {}, h('button', { type: 'button', class: 'link', 'data-open': e.id, 'aria-label': `View more about ${e.type} of ${localTime.format(new Date(e.occurredAt))}` }, 'View More')));
+}
+
+function appendRows(events) {
+  const frag = document.createDocumentFragment();
+  for (const e of events) {
+    if (table.ids.has(e.id)) continue;
+    table.ids.add(e.id);
+    table.loaded++;
+    frag.append(eventRow(e, false));
+  }
+  $('event-rows').append(frag);
+}
+
+/** Filter boxes changed: the URL records the new filter, then rows load. */
+let debounce = 0;
+function filterChanged(immediate) {
+  clearTimeout(debounce);
+  const apply = () => {
+    const s = {
+      view: 'events',
+      source: $('f-source').value,
+      q: $('f-search').value.trim(),
+      from: localToISO($('f-from').value),
+      to: localToISO($('f-to').value),
+    };
+    if (filterKey(s) === table.key) return;
+    writeURL(s, true);
+    loadEvents(s);
+  };
+  if (immediate) apply();
+  else debounce = setTimeout(apply, DEBOUNCE_MS);
+}
+
+// ------------------------------------------------------------------- detail
+
+const DETAIL_QUERY = `query Event($id: ID!) {
+  auditEvent(id: $id) {
+    id type category source description occurredAt recordedAt
+    actor { kind id name email } target { kind id name }
+    ipAddress userAgent requestId details liveCursor
+    ... on PolicyEvent { policyId policyName }
+  }
+}`;
+
+let catalog = null;
+async function getCatalog(signal) {
+  if (!catalog) {
+    const d = await gql('query Catalog { auditEventTypes { type category description fields { name type required description } } }', {}, { signal });
+    catalog = d.auditEventTypes;
+  }
+  return catalog;
+}
+
+function fact(name, value) {
+  return [h('dt', {}, name), h('dd', {}, value === null || value === undefined || value === '' ? h('span', { class: 'muted' }, 'none') : value)];
+}
+
+function show_json(v) {
+  return typeof v === 'string' ? v : JSON.stringify(v);
+}
+
+async function openDetail(id, opener) {
+  const dlg = $('detail');
+  $('detail-title').textContent = 'Event';
+  $('detail-body').replaceChildren(h('p', { role: 'status' }, 'Loading…'));
+  openDialog(dlg, opener);
+  try {
+    const [d, types] = await Promise.all([gql(DETAIL_QUERY, { id }), getCatalog()]);
+    const e = d.auditEvent;
+    if (!e) {
+      $('detail-body').replaceChildren(h('p', {}, 'This event no longer exists.'));
+      return;
+    }
+    const info = types.find((t) => t.type === e.type) || { description: '', category: e.category, fields: [] };
+    $('detail-title').textContent = e.type;
+    const actor = `${e.actor.name || e.actor.id}${e.actor.email ? ' <' + e.actor.email + '>' : ''} (${e.actor.kind}, ${e.actor.id})`;
+    const target = e.target ? `${e.target.name ? e.target.name + ' ' : ''}(${e.target.kind} ${e.target.id})` : null;
+    const body = [
+      h('p', { class: 'lead' }, e.description),
+      h('dl', { class: 'facts' },
+        fact('Time', timeEl(e.occurredAt)),
+        fact('Recorded', timeEl(e.recordedAt)),
+        fact('Product', PRODUCTS[e.source] || e.source),
+        fact('Actor', actor),
+        fact('Target', target),
+        fact('IP address', e.ipAddress),
+        fact('User agent', e.userAgent),
+        fact('Request id', e.requestId),
+        fact('Event id', e.id),
+        fact('Type', `${e.type}: ${info.description}`),
+        fact('Category', info.category || e.category)),
+    ];
+    const fields = info.fields || [];
+    const details = e.details || {};
+    if (fields.length) {
+      body.push(h('h3', {}, 'Payload'), h('dl', { class: 'facts payload' },
+        fields.map((f) => fact(h('span', { title: f.description || '' }, f.name), f.name in details ? show_json(details[f.name]) : null))));
+    }
+    if (e.target && (e.category === 'POLICY' || e.target.kind === 'POLICY')) {
+      body.push(h('p', {}, h('a', {
+        href: `?view=history&kind=${encodeURIComponent(e.target.kind)}&id=${encodeURIComponent(e.target.id)}`,
+        'data-history': '1',
+        id: 'history-link',
+      }, `Change history of ${e.policyName || e.target.name || 'this ' + e.target.kind.toLowerCase()}`)));
+    }
+    body.push(h('h3', {}, 'Raw JSON'), h('pre', { class: 'raw', tabindex: '0', 'aria-label': 'Raw JSON of the event' }, JSON.stringify(e, null, 2)));
+    $('detail-body').replaceChildren(...body);
+  } catch (err) {
+    $('detail-body').replaceChildren(h('p', {}, 'The event could not be loaded.'));
+    showError('Load the event', err, () => openDetail(id, opener));
+  }
+}
+
+// ------------------------------------------------------------------ history
+
+const HISTORY_QUERY = `query History($kind: String!, $id: ID!, $after: String) {
+  resourceHistory(kind: $kind, id: $id, first: 100, after: $after, order: OLDEST_FIRST) {
+    totalCount totalCountCapped
+    pageInfo { hasNextPage endCursor }
+    edges { node { id type description occurredAt actor { name email id } target { name }
+      ... on PolicyEvent { policyName changes { field before after } } } }
+  }
+}`;
+const hist = { kind: '', id: '', after: null, abort: null };
+
+async function loadHistory(kind, id, more = false) {
+  if (!kind || !id) {
+    $('history-summary').textContent = 'No resource chosen: open an event of a policy and follow its change history link.';
+    $('history-list').replaceChildren();
+    return;
+  }
+  if (hist.abort) hist.abort.abort();
+  const ac = new AbortController();
+  hist.abort = ac;
+  if (!more) {
+    Object.assign(hist, { kind, id, after: null });
+    $('history-list').replaceChildren();
+  }
+  try {
+    const d = await gql(HISTORY_QUERY, { kind, id, after: hist.after }, { signal: ac.signal });
+    const c = d.resourceHistory;
+    const nodes = c.edges.map((e) => e.node);
+    const name = nodes.map((n) => n.policyName || (n.target && n.target.name)).find(Boolean);
+    $('history-title').textContent = `Change history of ${name || kind.toLowerCase() + ' ' + id}`;
+    $('history-summary').textContent = `${count.format(c.totalCount)}${c.totalCountCapped ? '+' : ''} events on ${kind} ${id}, oldest first.`;
+    $('history-list').append(...nodes.map(historyItem));
+    hist.after = c.pageInfo.endCursor;
+    $('history-more').hidden = !c.pageInfo.hasNextPage;
+  } catch (err) {
+    if (err.name === 'AbortError') return;
+    showError('Load the change history', err, () => loadHistory(kind, id, more));
+  }
+}
+
+function historyItem(e) {
+  const who = (e.actor.name || e.actor.id) + (e.actor.email ? ` <${e.actor.email}>` : '');
+  const li = h('li', {},
+    h('h2', { class: 'h3' }, e.type, ' ', h('span', { class: 'muted' }, '· '), timeEl(e.occurredAt)),
+    h('p', {}, e.description, ' — by ', who));
+  if (e.changes && e.changes.length) {
+    li.append(h('table', { class: 'diff' },
+      h('caption', { class: 'sr-only' }, `Changes of ${e.type} at ${localTime.format(new Date(e.occurredAt))}`),
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Field'), h('th', { scope: 'col' }, 'Before'), h('th', { scope: 'col' }, 'After'))),
+      h('tbody', {}, e.changes.map((c) => h('tr', {},
+        h('th', { scope: 'row' }, c.field),
+        h('td', { class: 'before' }, c.before === null || c.before === undefined ? '—' : show_json(c.before)),
+        h('td', { class: 'after' }, c.after === null || c.after === undefined ? '—' : show_json(c.after)))))));
+  }
+  return li;
+}
+
+// ------------------------------------------------------------------ catalog
+
+async function loadCatalog() {
+  const body = $('catalog-body');
+  if (body.dataset.loaded) return;
+  try {
+    const types = await getCatalog();
+    const byCat = new Map();
+    for (const t of types) {
+      if (!byCat.has(t.category)) byCat.set(t.category, []);
+      byCat.get(t.category).push(t);
+    }
+    const out = [];
+    for (const [cat, list] of byCat) {
+      out.push(h('section', { class: 'category', 'aria-labelledby': 'cat-' + cat },
+        h('h2', { id: 'cat-' + cat }, cat),
+        h('dl', { class: 'types' }, list.map((t) => [
+          h('dt', {}, h('code', {}, t.type)),
+          h('dd', {}, t.description,
+            t.fields.length
+              ? h('table', { class: 'fields' },
+                h('caption', { class: 'sr-only' }, `Payload fields of ${t.type}`),
+                h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Field'), h('th', { scope: 'col' }, 'Type'), h('th', { scope: 'col' }, 'Required'), h('th', { scope: 'col' }, 'Description'))),
+                h('tbody', {}, t.fields.map((f) => h('tr', {}, h('td', {}, h('code', {}, f.name)), h('td', {}, f.type), h('td', {}, f.required ? 'yes' : 'no'), h('td', {}, f.description || '')))))
+              : h('p', { class: 'muted' }, 'No payload fields.')),
+        ]))));
+    }
+    body.replaceChildren(...out);
+    body.dataset.loaded = '1';
+  } catch (err) {
+    showError('Load the event catalog', err, loadCatalog);
+  }
+}
+
+// ------------------------------------------------------------------ exports
+
+const JOB_FIELDS = 'id status format rowCount totalRows progress createdAt finishedAt error downloadUrl';
+const POLL_MS = 500;
+const POLL_MAX = 1200; // ten minutes
+
+async function startExport(format) {
+  const status = $('export-status');
+  status.className = '';
+  status.replaceChildren(h('p', {}, `Starting the ${format} export…`));
+  try {
+    const d = await gql(`mutation Export($filter: AuditEventFilter, $format: ExportFormat) { startAuditExport(filter: $filter, format: $format) { ${JOB_FIELDS} } }`,
+      { filter: table.filter || apiFilter(readURL()), format });
+    await followExport(d.startAuditExport);
+  } catch (err) {
+    status.replaceChildren();
+    showError(`Export to ${format}`, err, () => startExport(format));
+  }
+}
+
+async function followExport(job) {
+  const status = $('export-status');
+  for (let i = 0; i < POLL_MAX; i++) {
+    if (job.status === 'SUCCEEDED') {
+      status.className = 'success';
+      status.replaceChildren(
+        h('span', {}, h('strong', {}, 'Your export is ready. '), `${count.format(job.rowCount)} events, ${job.format}.`),
+        h('a', { class: 'button', href: job.downloadUrl, download: '', id: 'download' }, `Download ${job.format}`));
+      loadExports();
+      return;
+    }
+    if (job.status === 'FAILED' || job.status === 'CANCELLED') {
+      status.replaceChildren();
+      loadExports();
+      throw new ApiError(`The export ${job.status.toLowerCase()}${job.error ? ': ' + job.error : ''}.`, job.status);
+    }
+    const pct = Math.round((job.progress || 0) * 100);
+    status.replaceChildren(
+      h('label', { for: 'export-progress' }, `Exporting ${job.format}: ${job.status === 'QUEUED' ? 'queued' : pct + '%'}${job.totalRows ? ` (${count.format(job.rowCount)} of ${count.format(job.totalRows)} events)` : ''} `),
+      h('progress', { id: 'export-progress', max: '1', value: String(job.progress || 0) }));
+    await new Promise((r) => setTimeout(r, POLL_MS));
+    const d = await gql(`query Job($id: ID!) { exportJob(id: $id) { ${JOB_FIELDS} } }`, { id: job.id });
+    if (!d.exportJob) throw new ApiError('The export job has gone.', 'NOT_FOUND');
+    job = d.exportJob;
+  }
+  throw new ApiError('The export is taking longer than ten minutes; see Recent exports.', 'TIMEOUT');
+}
+
+async function loadExports() {
+  const body = $('exports-body');
+  try {
+    const d = await gql(`query Exports { auditExports(first: 10) { ${JOB_FIELDS} } }`);
+    $('exports').dataset.loaded = '1';
+    const jobs = d.auditExports;
+    if (!jobs.length) return body.replaceChildren(h('p', {}, 'No exports in the last 7 days.'));
+    body.replaceChildren(h('table', { id: 'exports-table' },
+      h('caption', { class: 'sr-only' }, 'Recent exports'),
+      h('thead', {}, h('tr', {}, ['Started', 'Format', 'State', 'Events', 'File'].map((c) => h('th', { scope: 'col' }, c)))),
+      h('tbody', {}, jobs.map((j) => h('tr', {},
+        h('td', {}, timeEl(j.createdAt)), h('td', {}, j.format), h('td', {}, j.status + (j.error ? ': ' + j.error : '')),
+        h('td', {}, count.format(j.rowCount)),
+        h('td', {}, j.downloadUrl ? h('a', { href: j.downloadUrl, download: '' }, 'Download') : ''))))));
+  } catch (err) {
+    showError('List recent exports', err, loadExports);
+  }
+}
+
+// --------------------------------------------------------------------- live
+
+const LIVE_QUERY = `subscription Live($filter: AuditEventFilter, $after: String) {
+  auditEventRecorded(filter: $filter, after: $after) { ${ROW_FIELDS} }
+}`;
+let live = null;
+let liveCursor = null;
+
+function startLive() {
+  liveCursor = null;
+  const filter = table.filter || {};
+  live = new Subscription({
+    query: LIVE_QUERY,
+    resume: () => ({ filter, after: liveCursor }),
+    onData: (d) => {
+      const e = d.auditEventRecorded;
+      liveCursor = e.liveCursor;
+      if (table.ids.has(e.id)) return;
+      table.ids.add(e.id);
+      table.loaded++;
+      if (table.total !== null) table.total++;
+      $('event-rows').prepend(eventRow(e, true));
+      renderTotal();
+    },
+    onState: (state, msg) => {
+      const words = { connecting: 'Connecting…', live: 'Streaming new events', retrying: 'Connection lost; reconnecting…', stopped: msg || '' };
+      $('live-status').textContent = words[state];
+      if (state === 'stopped') {
+        $('live-toggle').setAttribute('aria-checked', 'false');
+        if (msg) showError('Follow the log live', new ApiError(msg, 'LIVE'), () => { setLive(true); });
+        live = null;
+      }
+    },
+  });
+  window.consoleLive = live; // lets tests drop the connection
+  live.start();
+}
+
+function stopLive() {
+  if (live) {
+    const l = live;
+    live = null;
+    l.stop();
+  }
+  $('live-toggle').setAttribute('aria-checked', 'false');
+}
+
+function restartLive() {
+  stopLive();
+  setLive(true);
+}
+
+function setLive(on) {
+  if (on) {
+    $('live-toggle').setAttribute('aria-checked', 'true');
+    startLive();
+  } else {
+    stopLive();
+  }
+}
+
+// ------------------------------------------------------------------- wiring
+
+function init() {
+  takeFragmentToken();
+  for (const d of document.querySelectorAll('dialog')) wireDialog(d);
+
+  $('signin-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const v = $('token-input').value.trim();
+    if (!v) return;
+    setToken(v.replace(/^Bearer\s+/i, ''));
+    $('token-input').value = '';
+    route();
+    $('main').focus();
+  });
+  $('signout').addEventListener('click', signOut);
+
+  // In-page navigation keeps the page (and a live feed's connection).
+  document.addEventListener('click', (ev) => {
+    const a = ev.target.closest('a[data-view], a[data-history]');
+    if (!a || ev.ctrlKey || ev.metaKey || ev.shiftKey || ev.button !== 0) return;
+    ev.preventDefault();
+    if ($('detail').open) $('detail').close();
+    history.pushState(null, '', location.pathname + a.getAttribute('href'));
+    hideError();
+    route();
+    $('main').focus();
+  });
+  window.addEventListener('popstate', route);
+
+  $('audit-toggle').addEventListener('click', onToggle);
+  $('enable-cancel').addEventListener('click', () => $('enable-dialog').close());
+  $('enable-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const region = new FormData(ev.target).get('region');
+    $('enable-dialog').close();
+    setEnabled(region);
+  });
+
+  $('filters').addEventListener('submit', (ev) => { ev.preventDefault(); filterChanged(true); });
+  $('f-search').addEventListener('input', () => filterChanged(false));
+  for (const id of ['f-source', 'f-from', 'f-to']) $(id).addEventListener('change', () => filterChanged(true));
+  $('clear-filters').addEventListener('click', () => {
+    for (const id of ['f-source', 'f-search', 'f-from', 'f-to']) $(id).value = '';
+    filterChanged(true);
+  });
+  $('load-more').addEventListener('click', () => loadEvents(readURL(), true));
+  $('event-rows').addEventListener('click', (ev) => {
+    const b = ev.target.closest('button[data-open]');
+    if (b) openDetail(b.dataset.open, b);
+  });
+  $('detail-close').addEventListener('click', () => $('detail').close());
+  $('export-csv').addEventListener('click', () => startExport('CSV'));
+  $('export-ndjson').addEventListener('click', () => startExport('NDJSON'));
+  $('exports').addEventListener('toggle', () => { if ($('exports').open) loadExports(); });
+  $('live-toggle').addEventListener('click', () => setLive($('live-toggle').getAttribute('aria-checked') !== 'true'));
+  $('history-more').addEventListener('click', () => loadHistory(hist.kind, hist.id, true));
+  route();
+}
+
+init();
