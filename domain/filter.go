@@ -17,10 +17,13 @@ type Filter struct {
 	Sources    []Source    `json:"sources,omitempty"`
 	Categories []Category  `json:"categories,omitempty"`
 	Types      []EventType `json:"types,omitempty"`
-	ActorID    string      `json:"actorId,omitempty"`
-	Search     string      `json:"search,omitempty"`
-	From       *time.Time  `json:"from,omitempty"` // inclusive
-	To         *time.Time  `json:"to,omitempty"`   // exclusive
+	// ExcludeTypes leaves these types out, e.g. AUDIT_LOG_VIEWED to hide
+	// the reads of the log among what was done.
+	ExcludeTypes []EventType `json:"excludeTypes,omitempty"`
+	ActorID      string      `json:"actorId,omitempty"`
+	Search       string      `json:"search,omitempty"`
+	From         *time.Time  `json:"from,omitempty"` // inclusive
+	To           *time.Time  `json:"to,omitempty"`   // exclusive
 }
 
 // Validate reports the first filter field a client got wrong.
@@ -38,6 +41,11 @@ func (f Filter) Validate() error {
 	for _, t := range f.Types {
 		if !t.Valid() {
 			return BadInput("filter.types", "unknown event type %q", t)
+		}
+	}
+	for _, t := range f.ExcludeTypes {
+		if !t.Valid() {
+			return BadInput("filter.excludeTypes", "unknown event type %q", t)
 		}
 	}
 	if len(f.ActorID) > MaxIDLen {
@@ -71,6 +79,9 @@ func (f Filter) Matches(e *Event) bool {
 		return false
 	}
 	if len(f.Types) > 0 && !slices.Contains(f.Types, e.Type) {
+		return false
+	}
+	if slices.Contains(f.ExcludeTypes, e.Type) {
 		return false
 	}
 	if f.ActorID != "" && e.Actor.ID != f.ActorID {

@@ -105,8 +105,9 @@ func TestCheckBody(t *testing.T) {
 
 func TestFilterRefusesNUL(t *testing.T) {
 	for field, f := range map[string]Filter{
-		"filter.search":  {Search: "a\x00"},
-		"filter.actorId": {ActorID: "\x00"},
+		"filter.search":       {Search: "a\x00"},
+		"filter.actorId":      {ActorID: "\x00"},
+		"filter.excludeTypes": {ExcludeTypes: []EventType{"NOPE"}},
 	} {
 		err := f.Validate()
 		var de *Error

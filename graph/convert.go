@@ -21,13 +21,14 @@ func toFilter(f *model.AuditEventFilter) (domain.Filter, error) {
 		return domain.Filter{}, nil
 	}
 	df := domain.Filter{
-		Sources:    model.Convert[domain.Source](f.Sources),
-		Categories: model.Convert[domain.Category](f.Categories),
-		Types:      model.Convert[domain.EventType](f.Types),
-		ActorID:    deref(f.ActorID),
-		Search:     deref(f.Search),
-		From:       f.From,
-		To:         f.To,
+		Sources:      model.Convert[domain.Source](f.Sources),
+		Categories:   model.Convert[domain.Category](f.Categories),
+		Types:        model.Convert[domain.EventType](f.Types),
+		ExcludeTypes: model.Convert[domain.EventType](f.ExcludeTypes),
+		ActorID:      deref(f.ActorID),
+		Search:       deref(f.Search),
+		From:         f.From,
+		To:           f.To,
 	}
 	return df, df.Validate()
 }

@@ -179,13 +179,14 @@ type ComplexityRoot struct {
 	}
 
 	ExportFilter struct {
-		ActorID    func(childComplexity int) int
-		Categories func(childComplexity int) int
-		From       func(childComplexity int) int
-		Search     func(childComplexity int) int
-		Sources    func(childComplexity int) int
-		To         func(childComplexity int) int
-		Types      func(childComplexity int) int
+		ActorID      func(childComplexity int) int
+		Categories   func(childComplexity int) int
+		ExcludeTypes func(childComplexity int) int
+		From         func(childComplexity int) int
+		Search       func(childComplexity int) int
+		Sources      func(childComplexity int) int
+		To           func(childComplexity int) int
+		Types        func(childComplexity int) int
 	}
 
 	ExportJob struct {
@@ -1185,6 +1186,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ExportFilter.Categories(childComplexity), true
+	case "ExportFilter.excludeTypes":
+		if e.ComplexityRoot.ExportFilter.ExcludeTypes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportFilter.ExcludeTypes(childComplexity), true
 	case "ExportFilter.from":
 		if e.ComplexityRoot.ExportFilter.From == nil {
 			break
@@ -3112,6 +3119,7 @@ type ExportFilter {
   sources: [AuditSource!]!
   categories: [AuditEventCategory!]!
   types: [AuditEventType!]!
+  excludeTypes: [AuditEventType!]!
   actorId: ID
   search: String
   from: Time
@@ -3296,6 +3304,8 @@ input AuditEventFilter {
   sources: [AuditSource!]
   categories: [AuditEventCategory!]
   types: [AuditEventType!]
+  "Types to leave out, e.g. [AUDIT_LOG_VIEWED] to hide the reads of the log itself."
+  excludeTypes: [AuditEventType!]
   actorId: ID
   "Any substring, case-insensitive: actor name and email, action, description, target, payload values."
   search: String
@@ -3893,6 +3903,8 @@ func (ec *executionContext) childFields_ExportFilter(ctx context.Context, field 
 		return ec.fieldContext_ExportFilter_categories(ctx, field)
 	case "types":
 		return ec.fieldContext_ExportFilter_types(ctx, field)
+	case "excludeTypes":
+		return ec.fieldContext_ExportFilter_excludeTypes(ctx, field)
 	case "actorId":
 		return ec.fieldContext_ExportFilter_actorId(ctx, field)
 	case "search":
@@ -7066,6 +7078,29 @@ func (ec *executionContext) _ExportFilter_types(ctx context.Context, field graph
 	)
 }
 func (ec *executionContext) fieldContext_ExportFilter_types(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportFilter", field, false, false, "AuditEventType")
+}
+
+func (ec *executionContext) _ExportFilter_excludeTypes(ctx context.Context, field graphql.CollectedField, obj *model.ExportFilter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportFilter_excludeTypes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExcludeTypes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.AuditEventType) graphql.Marshaler {
+			return ec.marshalNAuditEventType2ᚕgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐAuditEventTypeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportFilter_excludeTypes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("ExportFilter", field, false, false, "AuditEventType")
 }
 
@@ -15094,7 +15129,7 @@ func (ec *executionContext) unmarshalInputAuditEventFilter(ctx context.Context, 
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"sources", "categories", "types", "actorId", "search", "from", "to"}
+	fieldsInOrder := [...]string{"sources", "categories", "types", "excludeTypes", "actorId", "search", "from", "to"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -15122,6 +15157,13 @@ func (ec *executionContext) unmarshalInputAuditEventFilter(ctx context.Context, 
 				return it, err
 			}
 			it.Types = data
+		case "excludeTypes":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("excludeTypes"))
+			data, err := ec.unmarshalOAuditEventType2ᚕgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐAuditEventTypeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExcludeTypes = data
 		case "actorId":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("actorId"))
 			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
@@ -16318,6 +16360,11 @@ func (ec *executionContext) _ExportFilter(ctx context.Context, sel ast.Selection
 			}
 		case "types":
 			out.Values[i] = ec._ExportFilter_types(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "excludeTypes":
+			out.Values[i] = ec._ExportFilter_excludeTypes(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}

@@ -300,6 +300,9 @@ func filterTypes(f domain.Filter) []string {
 		if len(f.Categories) > 0 && !slices.Contains(f.Categories, t.Category) {
 			continue
 		}
+		if slices.Contains(f.ExcludeTypes, t.Type) {
+			continue
+		}
 		types = append(types, string(t.Type))
 	}
 	return types

@@ -208,6 +208,9 @@ func (s *EventStore) where(org string, f domain.Filter) *query {
 	if len(f.Types) > 0 {
 		q.add("type = ANY($%d)", strings2(f.Types))
 	}
+	if len(f.ExcludeTypes) > 0 {
+		q.add("type <> ALL($%d)", strings2(f.ExcludeTypes))
+	}
 	if f.ActorID != "" {
 		q.add("actor_id = $%d", f.ActorID)
 	}

@@ -30,13 +30,14 @@ func (x *ExportJob) Filter() *ExportFilter {
 	f := x.job.Filter
 	return &ExportFilter{
 		// The schema's lists are non-null: absent means empty here.
-		Sources:    append([]AuditSource{}, Convert[AuditSource](f.Sources)...),
-		Categories: append([]AuditEventCategory{}, Convert[AuditEventCategory](f.Categories)...),
-		Types:      append([]AuditEventType{}, Convert[AuditEventType](f.Types)...),
-		ActorID:    optional(f.ActorID),
-		Search:     optional(f.Search),
-		From:       f.From,
-		To:         f.To,
+		Sources:      append([]AuditSource{}, Convert[AuditSource](f.Sources)...),
+		Categories:   append([]AuditEventCategory{}, Convert[AuditEventCategory](f.Categories)...),
+		Types:        append([]AuditEventType{}, Convert[AuditEventType](f.Types)...),
+		ExcludeTypes: append([]AuditEventType{}, Convert[AuditEventType](f.ExcludeTypes)...),
+		ActorID:      optional(f.ActorID),
+		Search:       optional(f.Search),
+		From:         f.From,
+		To:           f.To,
 	}
 }
 

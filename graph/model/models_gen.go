@@ -35,7 +35,9 @@ type AuditEventFilter struct {
 	Sources    []AuditSource        `json:"sources,omitempty"`
 	Categories []AuditEventCategory `json:"categories,omitempty"`
 	Types      []AuditEventType     `json:"types,omitempty"`
-	ActorID    *string              `json:"actorId,omitempty"`
+	// Types to leave out, e.g. [AUDIT_LOG_VIEWED] to hide the reads of the log itself.
+	ExcludeTypes []AuditEventType `json:"excludeTypes,omitempty"`
+	ActorID      *string          `json:"actorId,omitempty"`
 	// Any substring, case-insensitive: actor name and email, action, description, target, payload values.
 	Search *string `json:"search,omitempty"`
 	// Inclusive.
@@ -143,13 +145,14 @@ type Checkpoint struct {
 
 // The filter an export applies, as it was given.
 type ExportFilter struct {
-	Sources    []AuditSource        `json:"sources"`
-	Categories []AuditEventCategory `json:"categories"`
-	Types      []AuditEventType     `json:"types"`
-	ActorID    *string              `json:"actorId,omitempty"`
-	Search     *string              `json:"search,omitempty"`
-	From       *time.Time           `json:"from,omitempty"`
-	To         *time.Time           `json:"to,omitempty"`
+	Sources      []AuditSource        `json:"sources"`
+	Categories   []AuditEventCategory `json:"categories"`
+	Types        []AuditEventType     `json:"types"`
+	ExcludeTypes []AuditEventType     `json:"excludeTypes"`
+	ActorID      *string              `json:"actorId,omitempty"`
+	Search       *string              `json:"search,omitempty"`
+	From         *time.Time           `json:"from,omitempty"`
+	To           *time.Time           `json:"to,omitempty"`
 }
 
 // The proof that one leaf is in a tree of treeSize leaves.
