@@ -162,7 +162,7 @@ func (s *EventStore) walk(ctx context.Context, js jetstream.JetStream, rep *Repo
 		return nil
 	}
 	through = min(through, state.LastSeq)
-	iter, err := s.headers(ctx, stream, ">")
+	iter, err := s.messages(ctx, stream, ">", true)
 	if err != nil {
 		return err
 	}
@@ -204,10 +204,10 @@ func (s *EventStore) walk(ctx context.Context, js jetstream.JetStream, rep *Repo
 	return nil
 }
 
-// headers reads the messages of stream on subject from the first, headers
-// only: reconciliation needs their sequence, subject and id, not their body.
-func (s *EventStore) headers(ctx context.Context, stream jetstream.Stream, subject string) (jetstream.MessagesContext, error) {
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, HeadersOnly: true})
+// messages reads the messages of stream on subject from the first; headers
+// only when the caller needs their sequence, subject and id, not their body.
+func (s *EventStore) messages(ctx context.Context, stream jetstream.Stream, subject string, headersOnly bool) (jetstream.MessagesContext, error) {
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, HeadersOnly: headersOnly})
 	if err != nil {
 		return nil, fmt.Errorf("reconcile %s: %w", s.stream, err)
 	}
@@ -389,44 +389,16 @@ func (s *EventStore) findExtra(ctx context.Context, js jetstream.JetStream, rep 
 	}); err != nil {
 		return fmt.Errorf("reconcile %s: rows of %s: %w", s.stream, org, err)
 	}
-	stream, err := js.Stream(ctx, s.stream)
-	if err != nil {
-		return fmt.Errorf("reconcile %s: %w", s.stream, err)
-	}
-	subject := "audit.*." + org + ".>"
-	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(subject))
-	if err != nil {
-		return fmt.Errorf("reconcile %s: %w", s.stream, err)
-	}
-	if len(info.State.Subjects) > 0 {
-		iter, err := s.headers(ctx, stream, subject)
+	err = s.walkOrg(ctx, js, org, rep.Through, true, func(stream jetstream.Stream, seq uint64, m jetstream.Msg) error {
+		id, err := s.eventID(ctx, stream, org, seq, m.Headers().Get(jetstream.MsgIDHeader))
 		if err != nil {
 			return err
 		}
-		defer iter.Stop()
-		for {
-			nctx, cancel := context.WithTimeout(ctx, time.Second)
-			m, err := iter.Next(jetstream.NextContext(nctx))
-			cancel()
-			if err != nil {
-				break // the org's messages are all read
-			}
-			md, err := m.Metadata()
-			if err != nil {
-				return fmt.Errorf("reconcile %s: %w", s.stream, err)
-			}
-			if md.Sequence.Stream > rep.Through {
-				break
-			}
-			id, err := s.eventID(ctx, stream, org, md.Sequence.Stream, m.Headers().Get(jetstream.MsgIDHeader))
-			if err != nil {
-				return err
-			}
-			delete(unmatched, [2]any{id, md.Sequence.Stream})
-			if md.NumPending == 0 {
-				break
-			}
-		}
+		delete(unmatched, [2]any{id, seq})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reconcile %s: %w", s.stream, err)
 	}
 	for k := range unmatched {
 		rep.Extra = append(rep.Extra, EventRef{Seq: k[1].(uint64), OrgID: org, ID: k[0].(string)})

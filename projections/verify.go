@@ -175,7 +175,8 @@ func (s *EventStore) VerifyTree(ctx context.Context, js jetstream.JetStream, org
 		return nil, fmt.Errorf("verify %s: %w", org, err)
 	}
 	dropped = retained.Through // rows of events before it are gone by design
-	err = s.walkOrg(ctx, js, org, through, func(seq uint64, subject string, data []byte) error {
+	err = s.walkOrg(ctx, js, org, through, false, func(_ jetstream.Stream, seq uint64, m jetstream.Msg) error {
+		subject, data := m.Subject(), m.Data()
 		if skip[seq] {
 			return nil
 		}
@@ -463,8 +464,9 @@ func (s *EventStore) verifyCheckpoints(ctx context.Context, org string, size int
 }
 
 // walkOrg hands fn every message of org the stream holds up to through, in
-// order, with its data.
-func (s *EventStore) walkOrg(ctx context.Context, js jetstream.JetStream, org string, through uint64, fn func(seq uint64, subject string, data []byte) error) error {
+// order: headers only when headersOnly, else with their data.
+func (s *EventStore) walkOrg(ctx context.Context, js jetstream.JetStream, org string, through uint64, headersOnly bool,
+	fn func(stream jetstream.Stream, seq uint64, m jetstream.Msg) error) error {
 	if through == 0 {
 		return nil
 	}
@@ -480,11 +482,7 @@ func (s *EventStore) walkOrg(ctx context.Context, js jetstream.JetStream, org st
 	if len(info.State.Subjects) == 0 {
 		return nil
 	}
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
-	if err != nil {
-		return err
-	}
-	iter, err := cons.Messages(jetstream.PullMaxMessages(reconcileChunk))
+	iter, err := s.messages(ctx, stream, subject, headersOnly)
 	if err != nil {
 		return err
 	}
@@ -503,7 +501,7 @@ func (s *EventStore) walkOrg(ctx context.Context, js jetstream.JetStream, org st
 		if md.Sequence.Stream > through {
 			return nil
 		}
-		if err := fn(md.Sequence.Stream, m.Subject(), m.Data()); err != nil {
+		if err := fn(stream, md.Sequence.Stream, m); err != nil {
 			return err
 		}
 		if md.NumPending == 0 {
