@@ -2,7 +2,6 @@ package server
 
 import (
 	"embed"
-	"io/fs"
 	"net/http"
 	"regexp"
 )
@@ -32,17 +31,6 @@ func consoleCSP(host string) string {
 
 // console serves the console's files under /console/ with a strict policy.
 func console() http.Handler {
-	sub, err := fs.Sub(consoleFiles, "console")
-	if err != nil {
-		panic(err) // the directory is embedded above
-	}
-	files := http.StripPrefix("/console", http.FileServerFS(sub))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("Content-Security-Policy", consoleCSP(r.Host))
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Cache-Control", "no-cache")
-		files.ServeHTTP(w, r)
-	})
+	return embeddedPages(consoleFiles, "console", "/console", http.Header{"Cache-Control": {"no-cache"}},
+		func(r *http.Request) string { return consoleCSP(r.Host) })
 }

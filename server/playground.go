@@ -16,15 +16,27 @@ var playgroundFiles embed.FS
 // playground serves the playground's files with a policy that forbids the
 // page from reaching any host but this one.
 func playground() http.Handler {
-	sub, err := fs.Sub(playgroundFiles, "playground")
+	return embeddedPages(playgroundFiles, "playground", "", nil,
+		func(*http.Request) string { return "default-src 'self'; frame-ancestors 'none'" })
+}
+
+// embeddedPages serves the files of dir in fsys, below the URL prefix strip,
+// with the content security policy csp gives for the request, the headers
+// every page of ours carries, and the headers in extra.
+func embeddedPages(fsys fs.FS, dir, strip string, extra http.Header, csp func(*http.Request) string) http.Handler {
+	sub, err := fs.Sub(fsys, dir)
 	if err != nil {
-		panic(err) // the directory is embedded above
+		panic(err) // dir is embedded in the binary
 	}
-	files := http.FileServerFS(sub)
+	files := http.StripPrefix(strip, http.FileServerFS(sub))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		w.Header().Set("Referrer-Policy", "no-referrer")
+		h := w.Header()
+		h.Set("Content-Security-Policy", csp(r))
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		for k, v := range extra {
+			h[k] = v
+		}
 		files.ServeHTTP(w, r)
 	})
 }
