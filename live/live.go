@@ -253,8 +253,8 @@ func decode(msg jetstream.Msg) (*domain.Event, bool) {
 }
 
 // Subjects narrows a subscription to the subjects its filter can match, so
-// the server sends only those: audit.<region>.<org>.<source>.<type>, one per
-// source and type combination, or the org's whole space when the filter is
+// the server sends only those: audit.<region>.<org>.<source>.<type> and the
+// same with a slot, for each source and type combination, or the org's whole space when the filter is
 // too wide to list.
 func Subjects(r domain.Region, org string, f domain.Filter) []string {
 	types := filterTypes(f)
@@ -277,10 +277,12 @@ func Subjects(r domain.Region, org string, f domain.Filter) []string {
 		types = []string{"_NONE_"}
 	}
 	prefix := "audit." + r.Lower() + "." + org + "."
-	out := make([]string, 0, len(sources)*len(types))
+	out := make([]string, 0, 2*len(sources)*len(types))
 	for _, s := range sources {
 		for _, t := range types {
-			out = append(out, prefix+s+"."+t)
+			// The stream appends the org's slot; events stored before it
+			// did have none.
+			out = append(out, prefix+s+"."+t, prefix+s+"."+t+".*")
 		}
 	}
 	slices.Sort(out)

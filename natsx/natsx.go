@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"strconv"
 	"strings"
@@ -250,16 +251,63 @@ func ExportJobKey(org, id string) string { return org + "." + id }
 func AuditStream(r domain.Region) string { return "AUDIT_" + string(r) }
 
 // AuditSubject is where event e of region r is appended:
-// audit.<region>.<org>.<source>.<type>.
+// audit.<region>.<org>.<source>.<type>. The stream stores it with the org's
+// slot appended (see Slots).
 func AuditSubject(r domain.Region, e *domain.Event) string {
 	return "audit." + r.Lower() + "." + e.OrgID + "." + string(e.Source) + "." + string(e.Type)
 }
 
+// Slots is how many org-hash slots a regional stream's subjects carry. The
+// stream's own subject transform appends an event's slot, NATS's
+// deterministic partition of its org token, so every event is stored as
+// audit.<region>.<org>.<source>.<type>.<slot>. Projection partitions are
+// sets of slots, so one org always lands in one partition and keeps its
+// order. The number is baked into stored subjects: it never changes, and a
+// deployment may run any number of partitions up to it.
+const Slots = 64
+
+// SlotOf is org's slot: what the stream's {{partition(Slots,1)}} transform
+// computes, FNV-1a of the org token.
+func SlotOf(org string) int {
+	h := fnv.New32a()
+	h.Write([]byte(org))
+	return int(h.Sum32() % Slots)
+}
+
+// slotTransform appends the slot to every subject ingest publishes to.
+func slotTransform(r domain.Region) *jetstream.SubjectTransformConfig {
+	return &jetstream.SubjectTransformConfig{
+		Source: LegacySubjects(r),
+		Destination: fmt.Sprintf("audit.%s.{{wildcard(1)}}.{{wildcard(2)}}.{{wildcard(3)}}.{{partition(%d,1)}}",
+			r.Lower(), Slots),
+	}
+}
+
+// SlotSubjects matches every event of region r in slot.
+func SlotSubjects(r domain.Region, slot int) string {
+	return "audit." + r.Lower() + ".*.*.*." + strconv.Itoa(slot)
+}
+
+// SlottedSubjects matches every event of region r stored with a slot.
+func SlottedSubjects(r domain.Region) string { return "audit." + r.Lower() + ".*.*.*.*" }
+
+// LegacySubjects matches the events of region r stored before the stream
+// appended slots: audit.<region>.<org>.<source>.<type>.
+func LegacySubjects(r domain.Region) string { return "audit." + r.Lower() + ".*.*.*" }
+
 // IsAuditSubjectOf reports whether subject is where ingest would have
-// appended e in some region: a message whose subject and body disagree on
-// org, source or type was not written by ingest.
+// appended e in some region, with e's slot or (stored before slots) none: a
+// message whose subject and body disagree on org, source, type or slot was
+// not written by ingest, and a wrong slot would put the org's events in two
+// partitions.
 func IsAuditSubjectOf(subject string, e *domain.Event) bool {
 	parts := strings.Split(subject, ".")
+	if len(parts) == 6 {
+		if parts[5] != strconv.Itoa(SlotOf(e.OrgID)) {
+			return false
+		}
+		parts = parts[:5]
+	}
 	return len(parts) == 5 && parts[0] == "audit" &&
 		parts[1] == strings.ToLower(parts[1]) && domain.Region(strings.ToUpper(parts[1])).Valid() &&
 		parts[2] == e.OrgID && parts[3] == string(e.Source) && parts[4] == string(e.Type)
@@ -360,13 +408,15 @@ func (s Streams) Ensure(ctx context.Context, js jetstream.JetStream) error {
 			Name:        AuditStream(r),
 			Description: "audit events stored in region " + string(r),
 			Subjects:    []string{"audit." + r.Lower() + ".>"},
-			Storage:     jetstream.FileStorage,
-			Retention:   jetstream.LimitsPolicy,
-			Duplicates:  s.DuplicateWindow,
-			MaxAge:      s.MaxAgeOf(r),
-			Replicas:    replicas,
-			DenyDelete:  true,
-			DenyPurge:   true,
+			// Appends each event's slot, which projection partitions by.
+			SubjectTransform: slotTransform(r),
+			Storage:          jetstream.FileStorage,
+			Retention:        jetstream.LimitsPolicy,
+			Duplicates:       s.DuplicateWindow,
+			MaxAge:           s.MaxAgeOf(r),
+			Replicas:         replicas,
+			DenyDelete:       true,
+			DenyPurge:        true,
 			// Every live subscription reads through a consumer of its own;
 			// the server's default of 1,000 per stream is too few.
 			MaxConsumers: MaxLiveConsumers,

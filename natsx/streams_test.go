@@ -2,6 +2,8 @@ package natsx_test
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -42,5 +44,44 @@ func TestStreamsMaxAgeIsRetentionPlusMargin(t *testing.T) {
 				t.Errorf("%s: %s allows delete or purge", tc.name, r)
 			}
 		}
+	}
+}
+
+// TestStreamAppendsTheOrgSlot checks that the stream stores each event with
+// the slot SlotOf computes, so partitions and the code agree on every org.
+func TestStreamAppendsTheOrgSlot(t *testing.T) {
+	ctx := context.Background()
+	js := testenv.JetStream(t, natsx.Streams{DuplicateWindow: time.Minute})
+	stream, err := js.Stream(ctx, natsx.AuditStream(domain.RegionEU))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slots := map[int]bool{}
+	for i := range 200 {
+		e := &domain.Event{OrgID: fmt.Sprintf("org-%d", i), Source: "PLATFORM", Type: "USER_CREATED"}
+		ack, err := js.Publish(ctx, natsx.AuditSubject(domain.RegionEU, e), []byte("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := stream.GetMsg(ctx, ack.Sequence)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slot := natsx.SlotOf(e.OrgID)
+		if want := natsx.AuditSubject(domain.RegionEU, e) + "." + strconv.Itoa(slot); m.Subject != want {
+			t.Fatalf("stored on %q, want %q", m.Subject, want)
+		}
+		if !natsx.IsAuditSubjectOf(m.Subject, e) {
+			t.Fatalf("%q is not the subject of its own event", m.Subject)
+		}
+		other := *e
+		other.OrgID = fmt.Sprintf("org-%d", i+1)
+		if natsx.SlotOf(other.OrgID) != slot && natsx.IsAuditSubjectOf(natsx.AuditSubject(domain.RegionEU, &other)+"."+strconv.Itoa(slot), &other) {
+			t.Fatalf("a subject with another org's slot passed as %s's", other.OrgID)
+		}
+		slots[slot] = true
+	}
+	if len(slots) < natsx.Slots/2 {
+		t.Fatalf("200 orgs fell in only %d of %d slots", len(slots), natsx.Slots)
 	}
 }

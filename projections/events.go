@@ -21,12 +21,32 @@ type EventStore struct {
 	schema string
 	stream string
 	log    zerolog.Logger
+	// keys name the checkpoints the store's projector writes: the stream's
+	// own (events stored before slots), or, for a partition, its slots'.
+	keys []string
 }
 
 // NewEventStore returns the store of the events of stream, kept in schema.
 func NewEventStore(pool *pgxpool.Pool, schema, stream string, log zerolog.Logger) *EventStore {
-	return &EventStore{pool: pool, schema: schema, stream: stream, log: log}
+	return &EventStore{pool: pool, schema: schema, stream: stream, log: log, keys: []string{stream}}
 }
+
+// Partition is the sink of the projector of slots: the same read model,
+// with a checkpoint per slot. Per slot, so that a deployment may change how
+// many partitions share the slots: a partition starts after the least of
+// its slots' checkpoints, and what it finds applied already is applied
+// again as a no-op (Apply is idempotent).
+func (s *EventStore) Partition(slots []int) *EventStore {
+	p := *s
+	p.keys = make([]string, len(slots))
+	for i, slot := range slots {
+		p.keys[i] = slotKey(s.stream, slot)
+	}
+	return &p
+}
+
+// slotKey names the checkpoint of slot of stream.
+func slotKey(stream string, slot int) string { return fmt.Sprintf("%s.%d", stream, slot) }
 
 // Pool is the database the store lives in.
 func (s *EventStore) Pool() *pgxpool.Pool { return s.pool }
@@ -48,14 +68,28 @@ var EventColumns = []string{
 	"leaf_index", "record",
 }
 
-// Prepare reads the checkpoint.
+// Prepare reads the checkpoint: the least of the store's checkpoints.
 func (s *EventStore) Prepare(ctx context.Context, conn *pgx.Conn) (uint64, error) {
-	return readCheckpoint(ctx, conn, s.schema, s.stream)
+	return leastCheckpoint(ctx, conn, s.schema, s.keys)
 }
 
-// Checkpoint is the last stream sequence the read model holds.
+// Checkpoint is the last stream sequence up to which the read model holds
+// every event: the least of its slots' checkpoints once slots are
+// projected, and until then the checkpoint of the events stored before
+// slots (slots are projected only once those are all applied).
 func (s *EventStore) Checkpoint(ctx context.Context) (uint64, error) {
-	return readCheckpoint(ctx, s.pool, s.schema, s.stream)
+	keys := make([]string, natsx.Slots)
+	for i := range keys {
+		keys[i] = slotKey(s.stream, i)
+	}
+	var written int
+	if err := s.pool.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM %s.checkpoint WHERE stream = ANY($1)`, s.schema), keys).Scan(&written); err != nil {
+		return 0, fmt.Errorf("read checkpoint: %w", err)
+	}
+	if written == 0 {
+		return leastCheckpoint(ctx, s.pool, s.schema, []string{s.stream})
+	}
+	return leastCheckpoint(ctx, s.pool, s.schema, keys)
 }
 
 type querier interface {
@@ -63,15 +97,33 @@ type querier interface {
 }
 
 func readCheckpoint(ctx context.Context, q querier, schema, stream string) (uint64, error) {
-	var seq int64
-	err := q.QueryRow(ctx, fmt.Sprintf(`SELECT seq FROM %s.checkpoint WHERE stream = $1`, schema), stream).Scan(&seq)
-	if err == pgx.ErrNoRows {
-		return 0, nil
-	}
+	return leastCheckpoint(ctx, q, schema, []string{stream})
+}
+
+// leastCheckpoint is the least of the checkpoints keys, 0 if one was never
+// written.
+func leastCheckpoint(ctx context.Context, q querier, schema string, keys []string) (uint64, error) {
+	var (
+		seq     int64
+		written int
+	)
+	err := q.QueryRow(ctx, fmt.Sprintf(`SELECT coalesce(min(seq), 0), count(*) FROM %s.checkpoint WHERE stream = ANY($1)`, schema), keys).
+		Scan(&seq, &written)
 	if err != nil {
 		return 0, fmt.Errorf("read checkpoint: %w", err)
 	}
+	if written < len(keys) {
+		return 0, nil
+	}
 	return uint64(seq), nil
+}
+
+// Advance moves the store's checkpoints to seq, which its projector found
+// it had every event of up to.
+func (s *EventStore) Advance(ctx context.Context, conn *pgx.Conn, seq uint64) error {
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		return writeCheckpoints(ctx, tx, s.schema, s.keys, int64(seq))
+	})
 }
 
 // Decode turns each message into its row, so the projector can do this
@@ -137,13 +189,13 @@ func (s *EventStore) Apply(ctx context.Context, conn *pgx.Conn, batch []Message)
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{s.schema, "events"}, EventColumns, pgx.CopyFromRows(fresh)); err != nil {
 			return fmt.Errorf("copy: %w", err)
 		}
-		return writeCheckpoint(ctx, tx, s.schema, s.stream, last)
+		return writeCheckpoints(ctx, tx, s.schema, s.keys, last)
 	})
 }
 
 // Quarantine keeps m in the quarantine table and moves the checkpoint to it.
 func (s *EventStore) Quarantine(ctx context.Context, conn *pgx.Conn, m Message, reason error) error {
-	return quarantine(ctx, conn, s.schema, s.stream, m, reason)
+	return quarantine(ctx, conn, s.schema, s.stream, s.keys, m, reason)
 }
 
 // Quarantined lists the messages of the store's stream that were set aside.

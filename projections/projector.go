@@ -22,6 +22,9 @@ type Message struct {
 	Data    []byte
 	// Decoded is what a Decoder made of Data, if anything.
 	Decoded any
+	// delivery is the consumer's sequence of this delivery: deliveries of
+	// one consumer count up by one, so a gap is a delivery lost on the way.
+	delivery uint64
 }
 
 // Sink applies batches of stream messages to one read model.
@@ -54,12 +57,44 @@ func (e *PoisonError) Unwrap() error { return e.Err }
 // stream holds; the projector resumes from its checkpoint.
 var errResync = errors.New("deliveries skipped a stored sequence")
 
+// ErrLocked is returned by Run when another projector holds a lock this one
+// needs and its Locker does not wait.
+var ErrLocked = errors.New("another projector holds the lock")
+
+// Locker takes the Postgres locks a projector holds while it runs, on the
+// session it runs on: closing the session, as every exit of Run does,
+// releases them, also when the process dies.
+type Locker interface {
+	Lock(ctx context.Context, conn *pgx.Conn) error
+}
+
+// Advancer is a Sink whose checkpoint may move past sequences it holds
+// nothing of. A projector of some of a stream's subjects that is idle, with
+// nothing pending, has seen every message of its subjects up to the
+// stream's last one; advancing says so, which keeps the read model's
+// checkpoint (the least of its partitions') moving.
+type Advancer interface {
+	Advance(ctx context.Context, conn *pgx.Conn, seq uint64) error
+}
+
+// streamLock waits for the lock named for a stream and durable: the one
+// projector of a stream that is not partitioned.
+type streamLock string
+
+func (l streamLock) Lock(ctx context.Context, conn *pgx.Conn) error {
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(hashtext($1))", string(l)); err != nil {
+		return fmt.Errorf("lock: %w", err)
+	}
+	return nil
+}
+
 // applyTimeout bounds one batch's transaction.
 const applyTimeout = 30 * time.Second
 
-// Projector feeds one stream into one Sink through a durable pull consumer.
-// One projector per read model is active across all instances: it holds a
-// Postgres advisory lock for as long as it runs.
+// Projector feeds one stream, or the subjects Filters names, into one Sink
+// through a durable pull consumer. One projector per read model or
+// partition is active across all instances: it holds Postgres advisory
+// locks for as long as it runs.
 type Projector struct {
 	JS      jetstream.JetStream
 	Pool    *pgxpool.Pool
@@ -67,14 +102,21 @@ type Projector struct {
 	Durable string
 	Sink    Sink
 	Log     zerolog.Logger
+	// Filters are the subjects projected; none is the whole stream.
+	Filters []string
+	// Lock takes the projector's locks (default: wait for the lock named
+	// for Stream and Durable).
+	Lock Locker
 	// Batch is the most messages applied in one transaction (default 1000).
 	Batch int
 	// Linger is how long a batch waits to fill once its first message is in
 	// (default 5ms): a little latency buys much larger transactions under load.
 	Linger time.Duration
 	// IdleCheck is how long deliveries may pause before the projector asks
-	// the stream whether it holds messages that were never delivered
-	// (default 5s): a lost tail would otherwise wait for the ack timeout.
+	// its consumer whether messages were delivered that never arrived, or
+	// are pending but not sent (default 1s): a lost tail would otherwise
+	// wait for the ack timeout. An idle check that finds nothing missing
+	// advances an Advancer's checkpoint to the stream's last sequence.
 	IdleCheck time.Duration
 
 	applied     atomic.Uint64
@@ -83,6 +125,8 @@ type Projector struct {
 	// lose, set only by tests, drops deliveries as a network or a slow
 	// client would.
 	lose func(seq uint64) bool
+	// onLocked, if set, is called once the projector holds its locks.
+	onLocked func()
 }
 
 // Resyncs counts the times deliveries skipped a stored sequence and the
@@ -128,8 +172,18 @@ func (p *Projector) run(ctx context.Context, until uint64, reset func(context.Co
 	conn := pc.Hijack()
 	defer conn.Close(context.WithoutCancel(ctx))
 
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(hashtext($1))", "projector:"+p.Stream+":"+p.Durable); err != nil {
-		return p.exit(ctx, fmt.Errorf("projector %s: lock: %w", p.Stream, err))
+	lock := p.Lock
+	if lock == nil {
+		lock = streamLock("projector:" + p.Stream + ":" + p.Durable)
+	}
+	if err := lock.Lock(ctx, conn); err != nil {
+		if errors.Is(err, ErrLocked) {
+			return err
+		}
+		return p.exit(ctx, fmt.Errorf("projector %s: %w", p.Stream, err))
+	}
+	if p.onLocked != nil {
+		p.onLocked()
 	}
 	// A read model is rebuildable and its checkpoint commits with its rows,
 	// so a commit lost in a Postgres crash is replayed from the stream
@@ -151,7 +205,7 @@ func (p *Projector) run(ctx context.Context, until uint64, reset func(context.Co
 	if until == ^uint64(0) || (until > 0 && checkpoint >= until) {
 		return nil
 	}
-	p.Log.Info().Str("stream", p.Stream).Uint64("checkpoint", checkpoint).Msg("projector started")
+	p.Log.Info().Str("stream", p.Stream).Str("durable", p.Durable).Uint64("checkpoint", checkpoint).Msg("projector started")
 	for {
 		cons, err := p.consumer(ctx, p.applied.Load())
 		if err != nil {
@@ -192,19 +246,27 @@ func (p *Projector) consume(ctx context.Context, conn *pgx.Conn, cons jetstream.
 	var fetchErr error
 	go func() {
 		defer close(batches)
-		fetchErr = p.fetch(fctx, iter, batch, linger, batches)
+		fetchErr = p.fetch(fctx, cons, iter, batch, linger, batches)
 	}()
 	stop := func() {
 		stopFetch()
 		for range batches { // let the fetcher finish before the iterator stops
 		}
 	}
+	nextDelivery := uint64(1) // the consumer is new: its first delivery is 1
 	for b := range batches {
-		buf, contiguous, err := p.contiguous(ctx, b.buf)
-		if err != nil {
-			stop()
-			return err
+		if b.advance > 0 {
+			if err := p.advance(ctx, conn, b.advance); err != nil {
+				stop()
+				return err
+			}
+			if until > 0 && p.applied.Load() >= until {
+				stop()
+				return nil
+			}
+			continue
 		}
+		buf, contiguous := p.contiguous(b.buf, &nextDelivery)
 		if len(buf) > 0 {
 			// A batch taken is finished and acked even when shutdown begins
 			// meanwhile; only a stuck database cuts it short.
@@ -218,8 +280,8 @@ func (p *Projector) consume(ctx context.Context, conn *pgx.Conn, cons jetstream.
 			p.applied.Store(buf[len(buf)-1].Seq)
 		}
 		if !contiguous {
-			// Never ack past a hole: the consumer is recreated from the
-			// checkpoint, which the holes lie after.
+			// Never ack past a lost delivery: the consumer is recreated
+			// from the checkpoint, which the lost message lies after.
 			stop()
 			return errResync
 		}
@@ -236,51 +298,45 @@ func (p *Projector) consume(ctx context.Context, conn *pgx.Conn, cons jetstream.
 }
 
 // contiguous drops what the read model already holds from batch and checks
-// that the rest follows on from the checkpoint with no sequence missing, or
-// only sequences the stream does not hold (JetStream sequences have holes
-// where messages aged out or were removed). It returns the prefix that may
-// be applied, and false when a stored message was skipped: a lost delivery
-// must never be acked over, which would lose the event from the read model
-// for ever.
-func (p *Projector) contiguous(ctx context.Context, batch []Message) ([]Message, bool, error) {
+// that its deliveries follow on from the last one with none missing: the
+// consumer numbers its deliveries 1, 2, 3..., so a gap is a message
+// delivered that never arrived, however many stream sequences lie between
+// two messages of the projector's subjects. It returns the prefix that may
+// be applied, and false at a gap: a lost delivery must never be acked over,
+// which would lose the event from the read model for ever.
+func (p *Projector) contiguous(batch []Message, nextDelivery *uint64) ([]Message, bool) {
 	next := p.applied.Load() + 1
 	out := batch[:0]
 	for _, m := range batch {
-		switch {
-		case m.Seq < next: // redelivered after a commit whose ack was lost
+		if m.delivery != *nextDelivery {
+			p.Log.Warn().Str("stream", p.Stream).Str("durable", p.Durable).Uint64("expected_delivery", *nextDelivery).
+				Uint64("delivery", m.delivery).Uint64("seq", m.Seq).Msg("deliveries were lost on the way")
+			return out, false
+		}
+		*nextDelivery++
+		if m.Seq < next { // redelivered after a commit whose ack was lost
 			continue
-		case m.Seq > next:
-			hole, err := p.holeUntil(ctx, next, m.Seq)
-			if err != nil {
-				return nil, false, err
-			}
-			if !hole {
-				p.Log.Warn().Str("stream", p.Stream).Uint64("expected", next).Uint64("delivered", m.Seq).
-					Msg("stored messages were not delivered")
-				return out, false, nil
-			}
 		}
 		out = append(out, m)
 		next = m.Seq + 1
 	}
-	return out, true, nil
+	return out, true
 }
 
-// holeUntil asks the stream whether it holds no message from seq up to
-// before. Deliveries are in order, so anything it holds there was lost.
-func (p *Projector) holeUntil(ctx context.Context, seq, before uint64) (bool, error) {
-	stream, err := p.JS.Stream(ctx, p.Stream)
-	if err != nil {
-		return false, fmt.Errorf("projector %s: %w", p.Stream, err)
+// advance moves an Advancer's checkpoint to seq, which an idle check found
+// every message of the projector's subjects up to delivered and applied.
+func (p *Projector) advance(ctx context.Context, conn *pgx.Conn, seq uint64) error {
+	a, ok := p.Sink.(Advancer)
+	if !ok || seq <= p.applied.Load() {
+		return nil
 	}
-	m, err := stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(">"))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return false, nil // the stream lost what it delivered: start over
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), applyTimeout)
+	defer cancel()
+	if err := a.Advance(actx, conn, seq); err != nil {
+		return fmt.Errorf("projector %s: advance: %w", p.Stream, err)
 	}
-	if err != nil {
-		return false, fmt.Errorf("projector %s: look up sequence %d: %w", p.Stream, seq, err)
-	}
-	return m.Sequence >= before, nil
+	p.applied.Store(seq)
+	return nil
 }
 
 // apply applies batch. A message that can never be applied is found, by
@@ -351,10 +407,13 @@ func isDataError(err error) bool {
 	return false
 }
 
-// fetched is one batch taken from the stream, decoded when the sink can.
+// fetched is one batch taken from the stream, decoded when the sink can,
+// or, when advance is set, word from an idle check that everything of the
+// projector's subjects up to that sequence was delivered.
 type fetched struct {
-	buf  []Message
-	last jetstream.Msg
+	buf     []Message
+	last    jetstream.Msg
+	advance uint64
 }
 
 // Decoder is a Sink that can prepare a batch before its transaction; the
@@ -366,25 +425,41 @@ type Decoder interface {
 
 // fetch fills batches and hands them over until ctx ends or the stream
 // fails.
-func (p *Projector) fetch(ctx context.Context, iter jetstream.MessagesContext, n int, linger time.Duration, out chan<- fetched) error {
+func (p *Projector) fetch(ctx context.Context, cons jetstream.Consumer, iter jetstream.MessagesContext, n int, linger time.Duration, out chan<- fetched) error {
 	msgs := make([]jetstream.Msg, 0, n)
-	delivered := p.applied.Load()
+	var delivered uint64 // the last delivery that arrived
 	idle := p.IdleCheck
 	if idle <= 0 {
-		idle = 5 * time.Second
+		idle = time.Second
+	}
+	suspect := false
+	send := func(f fetched) error {
+		select {
+		case out <- f:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	for {
 		var err error
 		msgs, err = p.fill(ctx, iter, msgs[:0], n, linger, idle)
 		if errors.Is(err, errIdle) {
-			if err := p.checkTail(ctx, delivered); err != nil {
+			through, err := p.checkIdle(ctx, cons, delivered, &suspect)
+			if err != nil {
 				return err
+			}
+			if through > 0 {
+				if err := send(fetched{advance: through}); err != nil {
+					return err
+				}
 			}
 			continue
 		}
 		if err != nil {
 			return err
 		}
+		suspect = false
 		buf := make([]Message, 0, len(msgs))
 		var last jetstream.Msg
 		for _, m := range msgs {
@@ -395,9 +470,9 @@ func (p *Projector) fetch(ctx context.Context, iter jetstream.MessagesContext, n
 			if p.lose != nil && p.lose(md.Sequence.Stream) {
 				continue
 			}
-			buf = append(buf, Message{Seq: md.Sequence.Stream, Subject: m.Subject(), Data: m.Data()})
+			buf = append(buf, Message{Seq: md.Sequence.Stream, Subject: m.Subject(), Data: m.Data(), delivery: md.Sequence.Consumer})
 			last = m
-			delivered = max(delivered, md.Sequence.Stream)
+			delivered = max(delivered, md.Sequence.Consumer)
 		}
 		if len(buf) == 0 {
 			continue
@@ -405,10 +480,8 @@ func (p *Projector) fetch(ctx context.Context, iter jetstream.MessagesContext, n
 		if d, ok := p.Sink.(Decoder); ok {
 			d.Decode(buf)
 		}
-		select {
-		case out <- fetched{buf: buf, last: last}:
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := send(fetched{buf: buf, last: last}); err != nil {
+			return err
 		}
 	}
 }
@@ -416,26 +489,36 @@ func (p *Projector) fetch(ctx context.Context, iter jetstream.MessagesContext, n
 // errIdle says no message came for a while.
 var errIdle = errors.New("no deliveries")
 
-// checkTail is called when deliveries pause: if the stream holds messages
-// after the last one delivered, they were lost on the way (JetStream would
-// send them at once otherwise), and the projector resumes from its
-// checkpoint.
-func (p *Projector) checkTail(ctx context.Context, delivered uint64) error {
+// checkIdle is called when deliveries pause. It reads the stream's last
+// sequence, then asks the consumer what it delivered and holds pending: if
+// every delivery arrived and nothing is pending, every message of the
+// projector's subjects up to that last sequence has been delivered, and it
+// returns the sequence. Otherwise deliveries were lost on the way (or
+// pull requests were, and JetStream holds messages it does not send); a
+// delivery may still be in flight at one check, so only a second check in
+// a row that finds the same resumes from the checkpoint (errResync).
+func (p *Projector) checkIdle(ctx context.Context, cons jetstream.Consumer, delivered uint64, suspect *bool) (uint64, error) {
 	stream, err := p.JS.Stream(ctx, p.Stream)
 	if err != nil {
-		return fmt.Errorf("projector %s: %w", p.Stream, err)
+		return 0, fmt.Errorf("projector %s: %w", p.Stream, err)
 	}
 	last := stream.CachedInfo().State.LastSeq
-	if last <= delivered {
-		return nil
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("projector %s: consumer info: %w", p.Stream, err)
 	}
-	hole, err := p.holeUntil(ctx, delivered+1, last+1)
-	if err != nil || hole {
-		return err
+	if info.NumPending == 0 && info.Delivered.Consumer == delivered {
+		*suspect = false
+		return last, nil
 	}
-	p.Log.Warn().Str("stream", p.Stream).Uint64("delivered", delivered).Uint64("stored", last).
+	if !*suspect {
+		*suspect = true
+		return 0, nil
+	}
+	p.Log.Warn().Str("stream", p.Stream).Str("durable", p.Durable).Uint64("arrived", delivered).
+		Uint64("delivered", info.Delivered.Consumer).Uint64("pending", info.NumPending).
 		Msg("stored messages were not delivered")
-	return errResync
+	return 0, errResync
 }
 
 // fill blocks for the first message, up to idle, then takes what arrives
@@ -481,6 +564,14 @@ func (p *Projector) consumer(ctx context.Context, checkpoint uint64) (jetstream.
 		AckWait:       time.Minute,
 		MaxAckPending: 100_000,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
+		// The read model's checkpoint, not the consumer, is the position:
+		// the consumer is recreated from it on every start, so it need not
+		// survive a server and is kept in memory on one replica, and one
+		// left behind (a partition layout no longer run) goes away.
+		FilterSubjects:    p.Filters,
+		Replicas:          1,
+		MemoryStorage:     true,
+		InactiveThreshold: 10 * time.Minute,
 	}
 	if checkpoint > 0 {
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy

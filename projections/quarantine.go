@@ -12,7 +12,7 @@ import (
 // schema's quarantine table with the reason, and moves the checkpoint past
 // it, in one transaction: the projection goes on, and the message stays
 // where an operator (and reconcile) can see it.
-func quarantine(ctx context.Context, conn *pgx.Conn, schema, stream string, m Message, reason error) error {
+func quarantine(ctx context.Context, conn *pgx.Conn, schema, stream string, keys []string, m Message, reason error) error {
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, fmt.Sprintf(`
 			INSERT INTO %s.quarantine (stream, seq, subject, data, error)
@@ -21,7 +21,7 @@ func quarantine(ctx context.Context, conn *pgx.Conn, schema, stream string, m Me
 		if err != nil {
 			return fmt.Errorf("quarantine: %w", err)
 		}
-		return writeCheckpoint(ctx, tx, schema, stream, int64(m.Seq))
+		return writeCheckpoints(ctx, tx, schema, keys, int64(m.Seq))
 	})
 }
 
@@ -31,10 +31,12 @@ func storable(s string) string {
 	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\\u0000")
 }
 
-func writeCheckpoint(ctx context.Context, tx pgx.Tx, schema, stream string, seq int64) error {
+// writeCheckpoints moves the checkpoints keys to seq; never back, since a
+// partition may apply again what one of its slots already holds.
+func writeCheckpoints(ctx context.Context, tx pgx.Tx, schema string, keys []string, seq int64) error {
 	_, err := tx.Exec(ctx, fmt.Sprintf(`
-		INSERT INTO %s.checkpoint (stream, seq) VALUES ($1, $2)
-		ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq`, schema), stream, seq)
+		INSERT INTO %[1]s.checkpoint (stream, seq) SELECT unnest($1::text[]), $2
+		ON CONFLICT (stream) DO UPDATE SET seq = greatest(%[1]s.checkpoint.seq, excluded.seq)`, schema), keys, seq)
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}

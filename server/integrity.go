@@ -225,6 +225,7 @@ func (s *Server) reconcileRegion(ctx context.Context, r domain.Region, repair bo
 type integrityCollector struct {
 	in                                              *integrity
 	quarantined, gaps, stalled, reconciled, resyncs *prometheus.Desc
+	partitions, takeovers                           *prometheus.Desc
 }
 
 func newIntegrityCollector(in *integrity) *integrityCollector {
@@ -241,11 +242,15 @@ func newIntegrityCollector(in *integrity) *integrityCollector {
 			"When the stream was last reconciled with its read model.", labels, nil),
 		resyncs: prometheus.NewDesc("auditlog_projection_resyncs_total",
 			"Times this instance's projector found deliveries skipping stored messages and resumed from its checkpoint.", labels, nil),
+		partitions: prometheus.NewDesc("auditlog_projection_partitions_held",
+			"Partitions of the stream this instance projects; summed over instances it is the layout's partition count.", labels, nil),
+		takeovers: prometheus.NewDesc("auditlog_projection_partition_starts_total",
+			"Partitions of the stream this instance started projecting: at start, after a layout change, and on taking over a dead instance's.", labels, nil),
 	}
 }
 
 func (c *integrityCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.quarantined, c.gaps, c.stalled, c.reconciled, c.resyncs} {
+	for _, d := range []*prometheus.Desc{c.quarantined, c.gaps, c.stalled, c.reconciled, c.resyncs, c.partitions, c.takeovers} {
 		ch <- d
 	}
 }
@@ -261,12 +266,14 @@ func (c *integrityCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.reconciled, prometheus.GaugeValue, float64(h.LastReconcile.Unix()), h.Stream)
 		}
 	}
-	projectors := []*projections.Projector{c.in.s.controlProjector}
+	ch <- prometheus.MustNewConstMetric(c.resyncs, prometheus.CounterValue,
+		float64(c.in.s.controlProjector.Resyncs()), c.in.s.controlProjector.Stream)
 	for _, r := range domain.Regions {
-		projectors = append(projectors, c.in.s.eventProjectors[r])
-	}
-	for _, p := range projectors {
-		ch <- prometheus.MustNewConstMetric(c.resyncs, prometheus.CounterValue, float64(p.Resyncs()), p.Stream)
+		p := c.in.s.eventProjectors[r]
+		ch <- prometheus.MustNewConstMetric(c.resyncs, prometheus.CounterValue, float64(p.Resyncs()), p.Stream())
+		st := p.Status()
+		ch <- prometheus.MustNewConstMetric(c.partitions, prometheus.GaugeValue, float64(len(st.Held)), p.Stream())
+		ch <- prometheus.MustNewConstMetric(c.takeovers, prometheus.CounterValue, float64(p.Takeovers()), p.Stream())
 	}
 }
 

@@ -11,7 +11,8 @@ import (
 // Rebuild drops every read model and projects it again from its stream, the
 // trees of every organization included, and reloads the checkpoints. Each
 // projector's lock is held throughout, so a running auditd's projector
-// waits (or, while it holds the lock, Rebuild does): stop auditd first.
+// waits (or, while it holds the lock, Rebuild does), and a running auditd's
+// partitions make Rebuild fail: stop auditd first.
 func (s *Server) Rebuild(ctx context.Context) error {
 	err := s.controlProjector.Rebuild(ctx, func(ctx context.Context) error {
 		if err := projections.DropSchema(ctx, s.control, projections.ControlSchema); err != nil {
@@ -43,4 +44,16 @@ func (s *Server) Rebuild(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// ProjectionPartitions is how many partitions project each regional stream.
+func (s *Server) ProjectionPartitions(ctx context.Context) (int, error) {
+	return projections.PartitionCount(ctx, s.control)
+}
+
+// SetProjectionPartitions changes the partition layout of the deployment
+// to n and returns the one before; running instances switch within a
+// rebalance tick.
+func (s *Server) SetProjectionPartitions(ctx context.Context, n int) (int, error) {
+	return projections.SetPartitionCount(ctx, s.control, n)
 }

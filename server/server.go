@@ -116,6 +116,15 @@ type Config struct {
 	// is secret and never logged. Empty uses a development key kept in
 	// DataDir, generated the first time.
 	SigningKey string
+	// ProjectionPartitions is how many partitions project each regional
+	// stream, shared by every instance (1 to projections.MaxPartitions). It
+	// seeds a new deployment's layout and never changes an existing one:
+	// that is `auditd projections partitions N`. Zero means 1.
+	ProjectionPartitions int
+	// RebalanceEvery is how often an instance takes or hands back
+	// partitions (default 1s): how long a dead instance's partitions wait
+	// at most, once Postgres has ended its sessions.
+	RebalanceEvery time.Duration
 	// CheckpointEvery is how often an organization whose tree has grown
 	// gets a new signed checkpoint (default 1m; negative never: checkpoints
 	// are then issued only when asked for).
@@ -181,7 +190,8 @@ type Server struct {
 	// controlProjector feeds the settings read model; eventProjectors the
 	// events read model of each region.
 	controlProjector *projections.Projector
-	eventProjectors  map[domain.Region]*projections.Projector
+	eventProjectors  map[domain.Region]*projections.Partitioned
+	members          *projections.Members
 	metrics          *metrics
 	integrity        *integrity
 	reads            *reads.Log
@@ -292,11 +302,18 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.controlProjector = &projections.Projector{
 		JS: s.js, Pool: s.control, Stream: natsx.ControlStream, Durable: "pg-settings", Sink: s.store, Log: s.log,
 	}
-	s.eventProjectors = map[domain.Region]*projections.Projector{}
+	if _, err := projections.InitPartitionCount(ctx, s.control, max(cfg.ProjectionPartitions, 1)); err != nil {
+		return nil, err
+	}
+	if s.members, err = projections.Join(ctx, s.control); err != nil {
+		return nil, err
+	}
+	s.eventProjectors = map[domain.Region]*projections.Partitioned{}
 	for _, r := range domain.Regions {
-		st := s.events[r]
-		s.eventProjectors[r] = &projections.Projector{
-			JS: s.js, Pool: st.Pool(), Stream: natsx.AuditStream(r), Durable: "pg-events", Sink: st, Log: s.log,
+		s.eventProjectors[r] = &projections.Partitioned{
+			JS: s.js, Store: s.events[r], Region: r, Log: s.log, Tick: cfg.RebalanceEvery,
+			Layout: func(ctx context.Context) (int, error) { return projections.PartitionCount(ctx, s.control) },
+			Census: s.members.Census,
 		}
 	}
 
@@ -439,7 +456,11 @@ func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.supervise(pctx, s.controlProjector) })
 	for _, p := range s.eventProjectors {
-		wg.Go(func() { s.supervise(pctx, p) })
+		wg.Go(func() {
+			if err := p.Run(pctx); err != nil {
+				s.log.Error().Err(err).Str("stream", p.Stream()).Msg("partitioned projection stopped")
+			}
+		})
 	}
 	defer func() {
 		stopProjectors()
@@ -582,6 +603,10 @@ func (s *Server) Projections() []ProjectionHealth { return s.integrity.snapshot(
 func (s *Server) Close() { s.close() }
 
 func (s *Server) close() {
+	if s.members != nil {
+		s.members.Leave(context.Background())
+		s.members = nil
+	}
 	if s.nc != nil {
 		_ = s.nc.Drain()
 		for !s.nc.IsClosed() {

@@ -5,6 +5,7 @@
 //	                             [--console [--url http://localhost:8080]]
 //	auditd projections rebuild   drop and rebuild the read models from the log
 //	auditd projections reconcile [--repair]
+//	auditd projections partitions [N]  show or change the partition layout
 //	                             compare each regional stream with its read model
 //	auditd keygen [--name N]     make a checkpoint signing key (AUDITD_SIGNING_KEY)
 //	auditd verify --key VKEY FILE
@@ -24,6 +25,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -56,7 +58,7 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: auditd serve | token | keygen | verify --key VKEY FILE | projections rebuild | projections reconcile [--repair]")
+		return errors.New("usage: auditd serve | token | keygen | verify --key VKEY FILE | projections rebuild | projections reconcile [--repair] | projections partitions [N]")
 	}
 	switch args[0] {
 	case "serve":
@@ -73,10 +75,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return rebuild(ctx, args[2:], stderr)
 		case len(args) >= 2 && args[1] == "reconcile":
 			return reconcile(ctx, args[2:], stdout, stderr)
+		case len(args) >= 2 && args[1] == "partitions":
+			return partitions(ctx, args[2:], stdout, stderr)
 		}
-		return errors.New("usage: auditd projections rebuild|reconcile [flags]")
+		return errors.New("usage: auditd projections rebuild|reconcile|partitions [flags]")
 	}
 	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// envInt is the integer in the environment variable name, or def; a value
+// that is not a number is left for the flag parser to refuse.
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(env(name, "")); err == nil {
+		return n
+	}
+	return def
 }
 
 func env(name, def string) string {
@@ -253,10 +266,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		"embedded NATS: user ingest clients connect as; password in AUDITD_NATS_INGEST_PASSWORD (AUDITD_NATS_INGEST_USER)")
 	checkpointEvery := fs.Duration("checkpoint-every", server.DefaultCheckpointEvery,
 		"sign a checkpoint of each organization's tree that grew this often; 0 only on demand")
+	partitionCount := fs.Int("projection-partitions", envInt("AUDITD_PROJECTION_PARTITIONS", 1),
+		"partitions projecting each regional stream, shared by all instances; seeds a new deployment only, change it with `auditd projections partitions N` (AUDITD_PROJECTION_PARTITIONS)")
 	log, cfg, err := c.setup(ctx, fs, args, stderr)
 	if err != nil {
 		return err
 	}
+	if *partitionCount < 1 || *partitionCount > projections.MaxPartitions {
+		return fmt.Errorf("--projection-partitions must be 1 to %d", projections.MaxPartitions)
+	}
+	cfg.ProjectionPartitions = *partitionCount
 	cfg.CheckpointEvery = *checkpointEvery
 	if *checkpointEvery == 0 {
 		cfg.CheckpointEvery = -1
@@ -471,6 +490,41 @@ func reconcile(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if left > 0 {
 			return fmt.Errorf("%w: %d (run with --repair)", errGaps, left)
 		}
+		return nil
+	})
+}
+
+// partitions prints the partition layout, or changes it to N: running
+// instances stop the old layout's partitions and start the new one's within
+// a second, each new partition starting where its slots stopped.
+func partitions(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("projections partitions", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprintf(fs.Output(), "usage: auditd projections partitions [flags] [N]\n") }
+	var want int
+	return withServer(ctx, fs, args, stderr, func(log zerolog.Logger, srv *server.Server) error {
+		switch fs.NArg() {
+		case 0:
+			n, err := srv.ProjectionPartitions(ctx)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%d partitions per regional stream\n", n)
+			return nil
+		case 1:
+			n, err := strconv.Atoi(fs.Arg(0))
+			if err != nil || n < 1 || n > projections.MaxPartitions {
+				return fmt.Errorf("partitions: N must be a number from 1 to %d, not %q", projections.MaxPartitions, fs.Arg(0))
+			}
+			want = n
+		default:
+			return errors.New("usage: auditd projections partitions [flags] [N]")
+		}
+		old, err := srv.SetProjectionPartitions(ctx, want)
+		if err != nil {
+			return err
+		}
+		log.Info().Int("from", old).Int("to", want).Msg("partition layout changed; running instances switch within a second")
+		fmt.Fprintf(stdout, "%d partitions per regional stream (was %d)\n", want, old)
 		return nil
 	})
 }

@@ -1,0 +1,125 @@
+package projections
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// memberLockSpace is the first key of every membership lock, so a census
+// reads only those.
+const memberLockSpace = "auditd:members"
+
+// Members is this instance's membership of the instances sharing one
+// Postgres: a session advisory lock keyed by a random id. Postgres ends the
+// session of an instance that dies, and with it the lock, so a census
+// (pg_locks) counts exactly the instances alive, with no heartbeat to
+// expire.
+type Members struct {
+	pool *pgxpool.Pool
+
+	mu   sync.Mutex
+	conn *pgx.Conn
+	id   uint32
+}
+
+// Join takes a membership lock on its own session.
+func Join(ctx context.Context, pool *pgxpool.Pool) (*Members, error) {
+	m := &Members{pool: pool}
+	if err := m.join(ctx); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *Members) join(ctx context.Context) error {
+	pc, err := m.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	conn := pc.Hijack()
+	for range 10 {
+		var b [4]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			conn.Close(ctx)
+			return fmt.Errorf("join: %w", err)
+		}
+		id := binary.BigEndian.Uint32(b[:])
+		var ok bool
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext($1), $2::bigint::bit(32)::int)`, memberLockSpace, int64(id)).Scan(&ok); err != nil {
+			conn.Close(ctx)
+			return fmt.Errorf("join: %w", err)
+		}
+		if ok {
+			m.conn, m.id = conn, id
+			return nil
+		}
+	}
+	conn.Close(ctx)
+	return fmt.Errorf("join: no free member id")
+}
+
+// Census is this instance's rank among the live instances, ordered by id,
+// and how many there are. A membership whose session was lost (Postgres
+// restarted) is taken again.
+func (m *Members) Census(ctx context.Context) (rank, n int, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ids, err := m.ids(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	i, found := slices.BinarySearch(ids, m.id)
+	if !found || m.conn == nil || m.conn.IsClosed() {
+		if m.conn != nil {
+			m.conn.Close(ctx)
+			m.conn = nil
+		}
+		if err := m.join(ctx); err != nil {
+			return 0, 0, err
+		}
+		if ids, err = m.ids(ctx); err != nil {
+			return 0, 0, err
+		}
+		i, _ = slices.BinarySearch(ids, m.id)
+	}
+	return i, max(len(ids), 1), nil
+}
+
+// ids are the member ids of the live instances, sorted.
+func (m *Members) ids(ctx context.Context) ([]uint32, error) {
+	rows, err := m.pool.Query(ctx, `
+		SELECT objid::bigint FROM pg_locks
+		WHERE locktype = 'advisory' AND granted AND objsubid = 2
+		  AND classid = hashtext($1)::bigint::bit(32)::bigint::oid
+		  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		ORDER BY objid`, memberLockSpace)
+	if err != nil {
+		return nil, fmt.Errorf("census: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (uint32, error) {
+		var id int64
+		err := row.Scan(&id)
+		return uint32(id), err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("census: %w", err)
+	}
+	return ids, nil
+}
+
+// Leave ends the membership.
+func (m *Members) Leave(ctx context.Context) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.conn != nil {
+		m.conn.Close(ctx)
+		m.conn = nil
+	}
+}
