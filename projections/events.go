@@ -277,8 +277,16 @@ func nullable(s string) *string {
 // EnsurePartitions creates the monthly partitions up to months ahead, so
 // inserts never fall into the default partition for current data.
 func (s *EventStore) EnsurePartitions(ctx context.Context, monthsAhead int) error {
-	_, err := s.pool.Exec(ctx, fmt.Sprintf(
-		`SELECT %s.ensure_partitions(now() - interval '1 month', now() + make_interval(months => $1))`, s.schema), monthsAhead)
+	// Instances starting together would race to create the same month's
+	// table; the transaction lock makes them take turns.
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext($1))`, "partitions:"+s.schema); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, fmt.Sprintf(
+			`SELECT %s.ensure_partitions(now() - interval '1 month', now() + make_interval(months => $1))`, s.schema), monthsAhead)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("ensure partitions %s: %w", s.schema, err)
 	}

@@ -44,6 +44,10 @@ type Partitioned struct {
 	Tick time.Duration
 	// IdleCheck is passed to every partition's projector.
 	IdleCheck time.Duration
+	// Durable names the consumers and locks of this read model's
+	// projection (default "pg-events"); partition i of P is
+	// <Durable>-<i>-of-<P>.
+	Durable string
 
 	mu          sync.Mutex
 	count       int // the layout the running partitions belong to
@@ -281,11 +285,18 @@ func (pp *Partitioned) partition(i, count int) *Projector {
 	}
 	return &Projector{
 		JS: pp.JS, Pool: pp.Store.Pool(), Stream: pp.Stream(), Log: pp.Log, IdleCheck: pp.IdleCheck,
-		Durable: fmt.Sprintf("pg-events-%d-of-%d", i, count),
+		Durable: fmt.Sprintf("%s-%d-of-%d", pp.durable(), i, count),
 		Filters: filters,
 		Sink:    pp.Store.Partition(slots),
-		Lock:    slotLocks{stream: pp.Stream(), slots: slots},
+		Lock:    slotLocks{name: "projector:" + pp.Stream() + ":" + pp.durable() + ":slots", slots: slots},
 	}
+}
+
+func (pp *Partitioned) durable() string {
+	if pp.Durable == "" {
+		return "pg-events"
+	}
+	return pp.Durable
 }
 
 // legacy is the projector of the events stored before slots, under the
@@ -293,7 +304,7 @@ func (pp *Partitioned) partition(i, count int) *Projector {
 func (pp *Partitioned) legacy() *Projector {
 	return &Projector{
 		JS: pp.JS, Pool: pp.Store.Pool(), Stream: pp.Stream(), Log: pp.Log, IdleCheck: pp.IdleCheck,
-		Durable: "pg-events",
+		Durable: pp.durable(),
 		Filters: []string{natsx.LegacySubjects(pp.Region)},
 		Sink:    pp.Store,
 	}
@@ -360,8 +371,8 @@ func (pp *Partitioned) Rebuild(ctx context.Context, reset func(context.Context) 
 // slotLocks takes the lock of each slot of a partition without waiting, so
 // that two layouts of partitions never project one slot at once.
 type slotLocks struct {
-	stream string
-	slots  []int
+	name  string
+	slots []int
 }
 
 func (l slotLocks) Lock(ctx context.Context, conn *pgx.Conn) error {
@@ -369,7 +380,7 @@ func (l slotLocks) Lock(ctx context.Context, conn *pgx.Conn) error {
 	// Every lock that can be taken is; on false the caller closes the
 	// session, which releases them.
 	err := conn.QueryRow(ctx, `SELECT bool_and(pg_try_advisory_lock(hashtext($1), s)) FROM unnest($2::int[]) AS s`,
-		"projector:"+l.stream+":slots", l.slots).Scan(&all)
+		l.name, l.slots).Scan(&all)
 	if err != nil {
 		return fmt.Errorf("lock slots: %w", err)
 	}

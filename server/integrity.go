@@ -35,6 +35,10 @@ type ProjectionHealth struct {
 	// and could not repair.
 	Gaps          int64      `json:"gaps"`
 	LastReconcile *time.Time `json:"lastReconcile,omitempty"`
+	// Partitions is how many partitions project a regional stream, and
+	// Held those this instance projects; another instance holds the rest.
+	Partitions int   `json:"partitions,omitempty"`
+	Held       []int `json:"held,omitempty"`
 }
 
 // integrity watches every read model against its stream so that a stalled
@@ -80,6 +84,12 @@ func (in *integrity) refresh(ctx context.Context) {
 				in.s.log.Warn().Err(err).Str("stream", name).Msg("projection health unknown")
 			}
 			continue
+		}
+		for _, pp := range in.s.eventProjectors {
+			if pp.Stream() == name {
+				st := pp.Status()
+				h.Partitions, h.Held = st.Partitions, st.Held
+			}
 		}
 		in.mu.Lock()
 		prev := in.health[name]

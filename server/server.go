@@ -551,6 +551,8 @@ const partitionsAhead = 3
 func (s *Server) maintainPartitions(ctx context.Context) {
 	every(ctx, 12*time.Hour, func() {
 		for _, st := range s.events {
+			// Instances take turns (EnsurePartitions locks), and the
+			// second finds the months made.
 			if err := st.EnsurePartitions(ctx, partitionsAhead); err != nil && ctx.Err() == nil {
 				s.log.Error().Err(err).Str("schema", st.Schema()).Msg("creating partitions ahead failed")
 			}

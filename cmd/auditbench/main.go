@@ -57,7 +57,7 @@ func (r *Report) add(name string, value float64, unit, note string) {
 func main() {
 	scale := flag.Float64("scale", 1, "size multiplier; make bench-quick uses 0.1")
 	out := flag.String("out", envOr("BENCH_OUT", ".data/bench/latest.json"), "JSON report path (BENCH_OUT)")
-	only := flag.String("only", "", "run one part: ceilings, ingest, query, export or live (default: all)")
+	only := flag.String("only", "", "run one part: ceilings, partitions, ingest, query, export or live (default: all)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (auditd included) to this file")
 	dedupe := flag.Duration("dedupe-window", 2*time.Minute, "JetStream de-duplication window for event ids (auditd's --dedupe-window)")
 	flag.Parse()
@@ -150,7 +150,7 @@ func run(scale float64, out, only string, dedupe time.Duration) error {
 		part string
 		run  func(context.Context, *Report) error
 	}{
-		{"ceilings", b.ceilings}, {"ingest", b.ingestAPI}, {"ingest", b.ingestNATS}, {"ingest", b.ingestSteady(5000)},
+		{"ceilings", b.ceilings}, {"partitions", b.partitionRates}, {"ingest", b.ingestAPI}, {"ingest", b.ingestNATS}, {"ingest", b.ingestSteady(5000)},
 		{"ingest", b.ingestSteady(10000)}, {"ingest", b.ingestSteady(15000)}, {"ingest", b.treeCost},
 		{"query", b.queryLatency},
 		{"export", b.exportRate}, {"live", b.liveDelay},
