@@ -217,7 +217,7 @@ func TestEventsStoredBeforeSlotsComeFirst(t *testing.T) {
 	orgs := orgNames(6)
 	applied := publishOrgs(t, js, orgs, 10)
 	runUntil(t, single(100), applied) // the old projector applied these
-	publishOrgs(t, js, orgs, 10)       // and never these
+	publishOrgs(t, js, orgs, 10)      // and never these
 	if err := (natsx.Streams{DuplicateWindow: time.Minute}).Ensure(ctx, js); err != nil {
 		t.Fatal(err)
 	}
