@@ -254,6 +254,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		"key signing export download links; default derives it from the JWT secret (AUDITD_DOWNLOAD_KEY)")
 	workers := fs.Int("export-workers", 2, "exports this instance runs at once; 0 runs none")
 	exportTTL := fs.Duration("export-ttl", natsx.DefaultExportTTL, "how long export files are kept")
+	exportAckWait := fs.Duration("export-ack-wait", natsx.DefaultExportAckWait,
+		"how long a running export may go without a heartbeat before another instance takes it over")
 	userTTL := fs.Duration("max-user-token-lifetime", auth.DefaultMaxUserLifetime, "refuse user tokens that expire later than this from now")
 	serviceTTL := fs.Duration("max-service-token-lifetime", auth.DefaultMaxServiceLifetime, "refuse service tokens that expire later than this from now")
 	reconcileEvery := fs.Duration("reconcile-every", server.DefaultReconcileEvery,
@@ -300,6 +302,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		cfg.ExportWorkers = -1
 	}
 	cfg.Streams.ExportTTL = *exportTTL
+	cfg.Streams.ExportAckWait = *exportAckWait
 	cfg.StallAfter = *stallAfter
 	cfg.ReconcileEvery = *reconcileEvery
 	if *reconcileEvery == 0 {
