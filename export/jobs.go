@@ -18,12 +18,15 @@ import (
 
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/ingest"
+	"github.com/auditlog/auditlog/leases"
 	"github.com/auditlog/auditlog/natsx"
 )
 
 // Limits on export jobs.
 const (
-	// MaxActivePerOrg bounds the queued and running jobs of one organization.
+	// MaxActivePerOrg bounds the queued and running jobs of one
+	// organization, across every instance: each such job holds a slot of
+	// the leases bucket (see Start).
 	MaxActivePerOrg = 3
 	// MaxListed bounds a listing of an organization's jobs.
 	MaxListed = 100
@@ -45,6 +48,7 @@ type OwnRecorder interface {
 type Jobs struct {
 	js       jetstream.JetStream
 	kv       jetstream.KeyValue
+	slots    *leases.Bucket
 	settings SettingsReader
 	own      OwnRecorder
 	now      func() time.Time
@@ -57,7 +61,8 @@ func NewJobs(ctx context.Context, js jetstream.JetStream, settings SettingsReade
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", natsx.ExportJobsBucket, err)
 	}
-	return &Jobs{js: js, kv: kv, settings: settings, own: own, now: now}, nil
+	slots := leases.New(js, natsx.LeasesBucket, 0)
+	return &Jobs{js: js, kv: kv, slots: slots, settings: settings, own: own, now: now}, nil
 }
 
 // queued is the work-queue message of a job.
@@ -69,6 +74,16 @@ type queued struct {
 // Start queues an export of the caller's organization. The export is
 // recorded in the organization's own log before it is queued: a file of the
 // log never leaves without a trace.
+//
+// At most MaxActivePerOrg jobs of an organization are queued or running,
+// across every instance: a job claims one of the organization's slots in
+// the leases bucket (export.<org>.<n>, holding the job id, with no TTL,
+// since the job outlives the instance that started it) and keeps it until
+// it is final. JetStream creates a slot's key only if it does not exist, so
+// concurrent starts on any instances never take more slots than there are.
+// Whoever makes a job final frees its slot; if that fails or the instance
+// dies first, the next start that finds every slot taken frees the slots
+// whose job is final or gone (expired with the job bucket's TTL).
 func (j *Jobs) Start(ctx context.Context, p *domain.Principal, f domain.Filter, format domain.ExportFormat) (*domain.ExportJob, error) {
 	s, err := j.settings.Get(ctx, p.OrgID)
 	if err != nil {
@@ -78,21 +93,20 @@ func (j *Jobs) Start(ctx context.Context, p *domain.Principal, f domain.Filter, 
 	if err != nil {
 		return nil, err
 	}
-	active, err := j.List(ctx, p.OrgID, MaxListed)
-	if err != nil {
-		return nil, err
-	}
-	if n := countActive(active); n >= MaxActivePerOrg {
-		return nil, domain.Errorf(domain.CodeRateLimited, "",
-			"%d exports of this organization are already queued or running; wait for one to finish or cancel it", n)
-	}
 	data, err := json.Marshal(job)
 	if err != nil {
 		return nil, err
 	}
+	// The job is written before it claims a slot, so a slot always names a
+	// job that exists: a slot whose job is missing can be reclaimed at once.
 	key := natsx.ExportJobKey(job.OrgID, job.ID)
 	if _, err := j.kv.Create(ctx, key, data); err != nil {
 		return nil, fmt.Errorf("create export job: %w", err)
+	}
+	if err := j.claimSlot(ctx, job); err != nil {
+		// Never queued nor recorded: withdraw it, so it is not listed.
+		_ = j.kv.Purge(context.WithoutCancel(ctx), key)
+		return nil, err
 	}
 	if err := j.recordStart(ctx, job); err != nil {
 		_, _ = j.update(context.WithoutCancel(ctx), job.OrgID, job.ID, func(x *domain.ExportJob) error {
@@ -106,19 +120,54 @@ func (j *Jobs) Start(ctx context.Context, p *domain.Principal, f domain.Filter, 
 		return nil, err
 	}
 	if _, err := j.js.PublishMsg(ctx, msg); err != nil {
+		// A job no worker will see must not hold its slot until it expires.
+		_, _ = j.update(context.WithoutCancel(ctx), job.OrgID, job.ID, func(x *domain.ExportJob) error {
+			return x.Fail("the export could not be queued, so it was not started", j.now())
+		})
 		return nil, fmt.Errorf("queue export job: %w", err)
 	}
 	return job, nil
 }
 
-func countActive(jobs []*domain.ExportJob) int {
-	n := 0
-	for _, x := range jobs {
-		if !x.Status.Final() {
-			n++
+// slotGroup is the leases group of org's active exports.
+func slotGroup(org string) string { return "export." + org }
+
+// claimSlot takes one of the organization's MaxActivePerOrg slots for job,
+// freeing first the slots whose job is final or gone when all are taken.
+func (j *Jobs) claimSlot(ctx context.Context, job *domain.ExportJob) error {
+	over := func(ctx context.Context, id string) (bool, error) {
+		if validID(id) != nil {
+			return true, nil // no job of this package's making
 		}
+		x, err := j.Get(ctx, job.OrgID, id)
+		if errors.Is(err, domain.ErrNotFound) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		return x.Status.Final(), nil
 	}
-	return n
+	err := j.slots.Claim(ctx, slotGroup(job.OrgID), MaxActivePerOrg, job.ID, over)
+	switch {
+	case errors.Is(err, leases.ErrFull):
+		return domain.Errorf(domain.CodeRateLimited, "",
+			"%d exports of this organization are already queued or running; wait for one to finish or cancel it", MaxActivePerOrg)
+	case err != nil:
+		// Without the shared count the limit cannot be kept: refuse rather
+		// than start one more.
+		return domain.Unavailable("exports cannot be counted just now; try again", err)
+	}
+	return nil
+}
+
+// freeSlot gives the slot of a job that became final back to its
+// organization. A slot left behind (NATS unreachable just now) is freed by
+// the next start that needs it, so the error is only a delay.
+func (j *Jobs) freeSlot(ctx context.Context, job *domain.ExportJob) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = j.slots.Free(ctx, slotGroup(job.OrgID), job.ID)
 }
 
 func (j *Jobs) recordStart(ctx context.Context, job *domain.ExportJob) error {
@@ -239,6 +288,9 @@ func (j *Jobs) update(ctx context.Context, org, id string, change func(*domain.E
 		}
 		_, err = j.kv.Update(ctx, natsx.ExportJobKey(org, id), data, rev)
 		if err == nil {
+			if job.Status.Final() {
+				j.freeSlot(ctx, job)
+			}
 			return job, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {

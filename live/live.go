@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/leases"
 	"github.com/auditlog/auditlog/natsx"
 )
 
@@ -22,7 +23,8 @@ import (
 type Limits struct {
 	// PerConnection bounds the subscriptions of one websocket connection.
 	PerConnection int
-	// PerOrg bounds one organization's subscriptions on this instance.
+	// PerOrg bounds one organization's subscriptions across every
+	// instance: each holds a lease of the shared leases bucket.
 	PerOrg int
 	// Stall is how long a subscriber may leave an event untaken before it
 	// is dropped as a slow consumer.
@@ -62,16 +64,18 @@ type Feed struct {
 	js       jetstream.JetStream
 	settings SettingsReader
 	limits   Limits
+	leases   *leases.Bucket
 	log      zerolog.Logger
 
 	mu     sync.Mutex
-	perOrg map[string]int
 	active int
 }
 
-// NewFeed returns a feed over the regional streams of js.
+// NewFeed returns a feed over the regional streams of js, which counts each
+// organization's subscriptions in natsx.LeasesBucket.
 func NewFeed(js jetstream.JetStream, settings SettingsReader, limits Limits, log zerolog.Logger) *Feed {
-	return &Feed{js: js, settings: settings, limits: limits.withDefaults(), log: log, perOrg: map[string]int{}}
+	return &Feed{js: js, settings: settings, limits: limits.withDefaults(), log: log,
+		leases: leases.New(js, natsx.LeasesBucket, leases.DefaultTTL)}
 }
 
 // Active is the number of subscriptions being served, each with its
@@ -113,7 +117,7 @@ func Subscribe[T any](ctx context.Context, f *Feed, org string, filter domain.Fi
 	if !s.Region.Valid() {
 		return nil, domain.Errorf(domain.CodeAuditLogDisabled, "", "the audit log of this organization was never enabled")
 	}
-	release, err := f.reserve(ctx, org)
+	release, lost, err := f.reserve(ctx, org)
 	if err != nil {
 		return nil, err
 	}
@@ -152,16 +156,31 @@ func Subscribe[T any](ctx context.Context, f *Feed, org string, filter domain.Fi
 			f.mu.Unlock()
 			release()
 		}()
-		// Next must wake when the subscriber goes, not only on a message.
+		// Next must wake when the subscriber goes or the lease is lost,
+		// not only on a message.
 		stop := context.AfterFunc(ctx, msgs.Stop)
 		defer stop()
+		ended := make(chan struct{})
+		defer close(ended)
+		go func() {
+			select {
+			case <-lost:
+				msgs.Stop()
+			case <-ended:
+			}
+		}()
 		stall := time.NewTimer(f.limits.Stall)
 		defer stall.Stop()
 		for {
 			msg, err := msgs.Next()
 			if err != nil {
-				if ctx.Err() == nil {
-					f.log.Warn().Err(err).Str("org_id", org).Msg("live subscription ended")
+				select {
+				case <-lost:
+					f.dropLost(org, dropped)
+				default:
+					if ctx.Err() == nil {
+						f.log.Warn().Err(err).Str("org_id", org).Msg("live subscription ended")
+					}
 				}
 				return
 			}
@@ -173,6 +192,9 @@ func Subscribe[T any](ctx context.Context, f *Feed, org string, filter domain.Fi
 			select {
 			case out <- conv(e):
 			case <-ctx.Done():
+				return
+			case <-lost:
+				f.dropLost(org, dropped)
 				return
 			case <-stall.C:
 				f.log.Warn().Str("org_id", org).Uint64("seq", e.Seq).Msg("slow live subscriber dropped")
@@ -186,43 +208,62 @@ func Subscribe[T any](ctx context.Context, f *Feed, org string, filter domain.Fi
 	return out, nil
 }
 
-// reserve counts a new subscription against the connection's and the
-// organization's limits; release gives it back.
-func (f *Feed) reserve(ctx context.Context, org string) (release func(), err error) {
+// reserve counts a new subscription against the connection's limit, on
+// this instance, and the organization's, across instances: a lease of the
+// organization's group in the leases bucket. release gives both back; lost
+// is closed if the lease expires under the subscription, which must then
+// end, or the organization could exceed its limit.
+func (f *Feed) reserve(ctx context.Context, org string) (release func(), lost <-chan struct{}, err error) {
 	conn, _ := ctx.Value(connKey{}).(*connection)
 	if conn != nil {
 		conn.mu.Lock()
-		defer conn.mu.Unlock()
 		if conn.n >= f.limits.PerConnection {
-			return nil, domain.Errorf(domain.CodeRateLimited, "",
+			conn.mu.Unlock()
+			return nil, nil, domain.Errorf(domain.CodeRateLimited, "",
 				"a connection may hold at most %d live subscriptions", f.limits.PerConnection)
 		}
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.perOrg[org] >= f.limits.PerOrg {
-		return nil, domain.Errorf(domain.CodeRateLimited, "",
-			"this organization already holds %d live subscriptions", f.limits.PerOrg)
-	}
-	f.perOrg[org]++
-	if conn != nil {
 		conn.n++
+		conn.mu.Unlock()
+	}
+	unconn := func() {
+		if conn != nil {
+			conn.mu.Lock()
+			conn.n--
+			conn.mu.Unlock()
+		}
+	}
+	lease, err := f.leases.Acquire(ctx, "live."+org, f.limits.PerOrg)
+	switch {
+	case errors.Is(err, leases.ErrFull):
+		unconn()
+		return nil, nil, domain.Errorf(domain.CodeRateLimited, "",
+			"this organization already holds %d live subscriptions", f.limits.PerOrg)
+	case err != nil:
+		unconn()
+		// Without the shared count the limit cannot be kept: refuse rather
+		// than admit without one.
+		return nil, nil, domain.Unavailable("live subscriptions cannot be counted just now; try again", err)
 	}
 	var once sync.Once
 	return func() {
 		once.Do(func() {
-			if conn != nil {
-				conn.mu.Lock()
-				conn.n--
-				conn.mu.Unlock()
+			unconn()
+			// Ending subscriptions must free their slot even as ctx ends;
+			// one that cannot be freed now expires with its TTL.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if err := lease.Release(ctx); err != nil {
+				f.log.Debug().Err(err).Str("lease", lease.Key()).Msg("release live subscription lease")
 			}
-			f.mu.Lock()
-			if f.perOrg[org]--; f.perOrg[org] == 0 {
-				delete(f.perOrg, org)
-			}
-			f.mu.Unlock()
 		})
-	}, nil
+	}, lease.Lost(), nil
+}
+
+// dropLost tells a subscriber whose lease expired (NATS unreachable for
+// longer than the lease's TTL) that it was ended and may subscribe again.
+func (f *Feed) dropLost(org string, dropped func(error)) {
+	f.log.Warn().Str("org_id", org).Msg("live subscription ended: its lease was lost")
+	dropped(domain.Unavailable("the subscription lost its place in the organization's count; subscribe again with after set to the liveCursor of the last event received", leases.ErrLost))
 }
 
 // deleteConsumer removes an ended subscription's consumer from the server

@@ -451,7 +451,37 @@ func (s Streams) Ensure(ctx context.Context, js jetstream.JetStream) error {
 	if err := s.ensureExports(ctx, js); err != nil {
 		return err
 	}
+	if err := s.ensureLeases(ctx, js); err != nil {
+		return err
+	}
 	return s.ensureAPQ(ctx, js)
+}
+
+// LeasesBucket holds the slots of the per-organization limits every
+// instance shares (package leases): live.<org>.<n> for live subscriptions,
+// export.<org>.<n> for active exports.
+const LeasesBucket = "AUDIT_LEASES"
+
+// LeaseMarkerTTL is how long the leases bucket keeps the marker of a slot
+// that expired or was freed.
+const LeaseMarkerTTL = time.Minute
+
+// ensureLeases declares the leases bucket: one revision per key, per-key
+// TTLs allowed. File storage, because export slots have no TTL and must
+// outlive a NATS restart, or the jobs running then would stop counting.
+func (s Streams) ensureLeases(ctx context.Context, js jetstream.JetStream) error {
+	_, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:         LeasesBucket,
+		Description:    "slots of the per-organization limits, keyed <limit>.<org>.<slot>",
+		History:        1,
+		Storage:        jetstream.FileStorage,
+		Replicas:       s.Replicas,
+		LimitMarkerTTL: LeaseMarkerTTL,
+	})
+	if err != nil {
+		return fmt.Errorf("ensure bucket %s: %w", LeasesBucket, err)
+	}
+	return nil
 }
 
 // ensureAPQ declares the persisted query bucket. Queries are at most
