@@ -2,11 +2,15 @@ package natsx
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 )
 
 // Layout is where a stream lives: how many replicas it has and which
@@ -96,6 +100,9 @@ func (c *layoutCheck) fail(err error) error {
 	default:
 		return fmt.Errorf("%s: %w", what, err)
 	}
+	if unanswered(err) {
+		return fmt.Errorf("%s: %w; no better answer from JetStream in %s: check that the NATS cluster has a meta leader and enough servers up (nats server report jetstream)", what, err, EnsurePatience)
+	}
 	return fmt.Errorf("%s: %w; %s", what, err, c.advice())
 }
 
@@ -107,4 +114,78 @@ func (c *layoutCheck) advice() string {
 	}
 	return fmt.Sprintf("the cluster needs %d %s with JetStream, up and current: add or tag servers (server_tags), or set AUDITD_REPLICAS lower or AUDITD_REGION_PLACEMENT=false",
 		max(c.want.Replicas, 1), servers)
+}
+
+// EnsurePatience is how long Ensure keeps asking for one stream or bucket
+// that JetStream does not answer for, as a cluster that has just formed, or
+// has just lost its meta leader, may not for a few seconds.
+const EnsurePatience = 30 * time.Second
+
+// JetStream's error codes for "temporarily unavailable" and "no suitable
+// peers for placement".
+const (
+	jsClusterNotAvailable = 10008
+	jsClusterNoPeers      = 10005
+)
+
+// patient is a JetStream whose creation of streams and buckets is tried
+// again while JetStream gives no answer, for up to EnsurePatience; any
+// answer, a refusal included, is returned at once. Creating or updating
+// with the same configuration again is harmless.
+type patient struct {
+	jetstream.JetStream
+	log zerolog.Logger
+}
+
+func (s Streams) patient(js jetstream.JetStream) jetstream.JetStream {
+	return patient{JetStream: js, log: s.Log}
+}
+
+func (p patient) CreateOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	return retry(ctx, p.log, "stream "+cfg.Name, func() (jetstream.Stream, error) {
+		return p.JetStream.CreateOrUpdateStream(ctx, cfg)
+	})
+}
+
+func (p patient) CreateOrUpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	return retry(ctx, p.log, "bucket "+cfg.Bucket, func() (jetstream.KeyValue, error) {
+		return p.JetStream.CreateOrUpdateKeyValue(ctx, cfg)
+	})
+}
+
+func (p patient) CreateOrUpdateObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
+	return retry(ctx, p.log, "bucket "+cfg.Bucket, func() (jetstream.ObjectStore, error) {
+		return p.JetStream.CreateOrUpdateObjectStore(ctx, cfg)
+	})
+}
+
+// retry calls fn until it returns something but a lack of answer, ctx ends,
+// or EnsurePatience has passed.
+func retry[T any](ctx context.Context, log zerolog.Logger, what string, fn func() (T, error)) (T, error) {
+	deadline := time.Now().Add(EnsurePatience)
+	for {
+		v, err := fn()
+		if err == nil || !unanswered(err) || ctx.Err() != nil || time.Now().After(deadline) {
+			return v, err
+		}
+		log.Warn().Err(err).Msgf("%s: JetStream cannot answer yet; asking again", what)
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// unanswered reports whether err means JetStream gave no answer, or one
+// that will change by itself: it is unavailable for now, or a server it
+// needs is offline, as one is for a moment while a cluster forms or a node
+// restarts. Any other refusal is final.
+func unanswered(err error) bool {
+	var api *jetstream.APIError
+	if errors.As(err, &api) {
+		return api.ErrorCode == jsClusterNotAvailable ||
+			api.ErrorCode == jsClusterNoPeers && strings.Contains(api.Description, "peer offline")
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders)
 }

@@ -355,9 +355,13 @@ func (s Streams) WithDefaults() Streams {
 
 // Ensure creates or updates the regional audit streams and the control
 // stream. Audit streams deny delete and purge: only MaxAge removes events,
-// and an existing stream gets the MaxAge of the current retention.
+// and an existing stream gets the MaxAge of the current retention. Before
+// each stream or bucket it logs what changes in an existing one's replicas
+// or placement, and it asks again, for up to EnsurePatience, while
+// JetStream gives no answer.
 func (s Streams) Ensure(ctx context.Context, js jetstream.JetStream) error {
 	s = s.WithDefaults()
+	js = s.patient(js)
 	replicas := s.Replicas
 	for _, r := range domain.Regions {
 		cfg := jetstream.StreamConfig{

@@ -322,15 +322,22 @@ type metaCluster struct {
 }
 
 // WaitReady waits until every running node is healthy and follows one meta
-// leader, and, when all nodes run, all of them are current.
+// leader, and, when all nodes run, all of them are current, twice in a row
+// a second apart: while routes settle, a node may drop out for a moment.
 func (c *NATSCluster) WaitReady() {
 	c.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	var why string
+	ready := 0
 	for time.Now().Before(deadline) {
 		if why = c.notReady(); why == "" {
-			return
+			if ready++; ready == 2 {
+				return
+			}
+			time.Sleep(time.Second)
+			continue
 		}
+		ready = 0
 		for _, n := range c.nodes {
 			if n.cmd != nil {
 				select {
