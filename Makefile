@@ -3,10 +3,12 @@ GO ?= go
 # Absolute: auditd and the private Postgres cluster's tools must not depend
 # on the directory they run in.
 export AUDITD_DATA_DIR ?= $(CURDIR)/.data
-# Packages make test runs; CI's fresh-clone check narrows it.
-TEST_PKGS ?= ./...
+# Packages make test runs; CI's fresh-clone check narrows it. The cluster
+# tests (real NATS and auditd processes) run in make test-cluster instead.
+CLUSTER_TEST_PKG = ./cluster/clustertest
+TEST_PKGS ?= $(shell $(GO) list ./... | grep -v '/cluster/clustertest$$')
 
-.PHONY: run test test-browser generate lint build bench bench-quick pg-stop
+.PHONY: run cluster test test-cluster test-browser generate lint build bench bench-quick pg-stop
 
 ## run: start auditd with embedded NATS and a local Postgres, print a dev admin token
 run:
@@ -26,9 +28,20 @@ run:
 	  echo "Console, signed in as the admin: http://$$addr/console/#token=$$admin"
 	./bin/auditd serve
 
+## cluster: a 3-node NATS JetStream cluster (cluster/*.conf) and two auditd on it (8081, 8082); Ctrl-C stops all
+cluster:
+	@$(GO) build -o bin/auditd ./cmd/auditd
+	@$(GO) build -o bin/nats-server github.com/nats-io/nats-server/v2
+	@$(GO) build -o bin/devpg ./internal/devpg/cmd/devpg
+	@./cluster/run
+
 ## test: every test, against real Postgres and embedded NATS JetStream
 test:
 	$(GO) test -count=1 -p 2 -timeout 20m $(TEST_PKGS)
+
+## test-cluster: auditd on a real 3-node NATS cluster: placement, replicas, two instances (about 2 minutes)
+test-cluster:
+	$(GO) test -count=1 -p 1 -timeout 10m $(CLUSTER_TEST_PKG)
 
 # axe-core, the accessibility checker the browser tests run on each screen;
 # installed by test-browser into a temporary directory, never committed.

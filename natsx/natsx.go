@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/auditlog/auditlog/domain"
 )
@@ -346,6 +347,9 @@ type Streams struct {
 	// ExportAckWait is how long a job may go without a heartbeat from the
 	// instance running it before another instance takes it over.
 	ExportAckWait time.Duration
+	// Log gets a warning for each existing stream or bucket whose replicas
+	// or placement Ensure changes; the zero Logger logs nothing.
+	Log zerolog.Logger
 }
 
 // RetentionMargin is how much longer a regional stream keeps a message than
@@ -399,9 +403,13 @@ func (s Streams) WithDefaults() Streams {
 
 // Ensure creates or updates the regional audit streams and the control
 // stream. Audit streams deny delete and purge: only MaxAge removes events,
-// and an existing stream gets the MaxAge of the current retention.
+// and an existing stream gets the MaxAge of the current retention. Before
+// each stream or bucket it logs what changes in an existing one's replicas
+// or placement, and it asks again, for up to EnsurePatience, while
+// JetStream gives no answer.
 func (s Streams) Ensure(ctx context.Context, js jetstream.JetStream) error {
 	s = s.WithDefaults()
+	js = s.patient(js)
 	replicas := s.Replicas
 	for _, r := range domain.Regions {
 		cfg := jetstream.StreamConfig{
@@ -424,8 +432,9 @@ func (s Streams) Ensure(ctx context.Context, js jetstream.JetStream) error {
 		if s.Placement {
 			cfg.Placement = &jetstream.Placement{Tags: []string{"region:" + r.Lower()}}
 		}
+		chk := s.check(ctx, js, "stream", cfg.Name, cfg.Name, layoutOf(cfg.Replicas, cfg.Placement))
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
-			return fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
+			return chk.fail(err)
 		}
 	}
 	for _, st := range []struct{ name, description, subjects string }{
@@ -434,6 +443,7 @@ func (s Streams) Ensure(ctx context.Context, js jetstream.JetStream) error {
 	} {
 		// Kept for ever and never edited: a settings history and signed
 		// checkpoints are records in their own right.
+		chk := s.check(ctx, js, "stream", st.name, st.name, layoutOf(replicas, nil))
 		_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 			Name:        st.name,
 			Description: st.description,
@@ -445,7 +455,7 @@ func (s Streams) Ensure(ctx context.Context, js jetstream.JetStream) error {
 			DenyPurge:   true,
 		})
 		if err != nil {
-			return fmt.Errorf("ensure stream %s: %w", st.name, err)
+			return chk.fail(err)
 		}
 	}
 	if err := s.ensureExports(ctx, js); err != nil {
@@ -488,6 +498,7 @@ func (s Streams) ensureLeases(ctx context.Context, js jetstream.JetStream) error
 // MaxAPQQueryBytes (the API's query size limit); one a client stops sending
 // expires.
 func (s Streams) ensureAPQ(ctx context.Context, js jetstream.JetStream) error {
+	chk := s.check(ctx, js, "bucket", APQBucket, "KV_"+APQBucket, layoutOf(s.Replicas, nil))
 	_, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:       APQBucket,
 		Description:  "automatic persisted GraphQL queries, keyed by their SHA-256",
@@ -497,7 +508,7 @@ func (s Streams) ensureAPQ(ctx context.Context, js jetstream.JetStream) error {
 		Replicas:     s.Replicas,
 	})
 	if err != nil {
-		return fmt.Errorf("ensure bucket %s: %w", APQBucket, err)
+		return chk.fail(err)
 	}
 	return nil
 }
@@ -509,6 +520,7 @@ const MaxAPQQueryBytes = 64 << 10
 // ensureExports declares the export job bucket, the work queue and each
 // region's file bucket; files stay in their region like the events they hold.
 func (s Streams) ensureExports(ctx context.Context, js jetstream.JetStream) error {
+	chk := s.check(ctx, js, "bucket", ExportJobsBucket, "KV_"+ExportJobsBucket, layoutOf(s.Replicas, nil))
 	_, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      ExportJobsBucket,
 		Description: "audit export jobs, keyed <org>.<job>",
@@ -517,8 +529,9 @@ func (s Streams) ensureExports(ctx context.Context, js jetstream.JetStream) erro
 		Replicas:    s.Replicas,
 	})
 	if err != nil {
-		return fmt.Errorf("ensure bucket %s: %w", ExportJobsBucket, err)
+		return chk.fail(err)
 	}
+	chk = s.check(ctx, js, "stream", ExportQueueStream, ExportQueueStream, layoutOf(s.Replicas, nil))
 	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        ExportQueueStream,
 		Description: "export jobs waiting for a worker",
@@ -529,7 +542,7 @@ func (s Streams) ensureExports(ctx context.Context, js jetstream.JetStream) erro
 		Replicas:    s.Replicas,
 	})
 	if err != nil {
-		return fmt.Errorf("ensure stream %s: %w", ExportQueueStream, err)
+		return chk.fail(err)
 	}
 	for _, r := range domain.Regions {
 		cfg := jetstream.ObjectStoreConfig{
@@ -542,8 +555,9 @@ func (s Streams) ensureExports(ctx context.Context, js jetstream.JetStream) erro
 		if s.Placement {
 			cfg.Placement = &jetstream.Placement{Tags: []string{"region:" + r.Lower()}}
 		}
+		chk := s.check(ctx, js, "bucket", cfg.Bucket, "OBJ_"+cfg.Bucket, layoutOf(cfg.Replicas, cfg.Placement))
 		if _, err := js.CreateOrUpdateObjectStore(ctx, cfg); err != nil {
-			return fmt.Errorf("ensure bucket %s: %w", cfg.Bucket, err)
+			return chk.fail(err)
 		}
 	}
 	return nil

@@ -105,6 +105,7 @@ type common struct {
 	natsUser, natsCreds                     string
 	dupWindow                               time.Duration
 	placement                               bool
+	replicas                                string
 	retention, retentionFloor               string
 }
 
@@ -118,6 +119,8 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.dupWindow, "dedupe-window", 10*time.Minute, "JetStream de-duplication window for event ids")
 	fs.BoolVar(&c.placement, "region-placement", env("AUDITD_REGION_PLACEMENT", "") == "true",
 		"place each regional stream on servers tagged region:<r> (clusters only; AUDITD_REGION_PLACEMENT)")
+	fs.StringVar(&c.replicas, "replicas", env("AUDITD_REPLICAS", "1"),
+		"replicas of every stream and bucket; more than 1 needs a NATS cluster at NATS_URL (AUDITD_REPLICAS)")
 	fs.StringVar(&c.retention, "retention", env("AUDITD_RETENTION", ""),
 		"how long each region keeps events after they occurred: 400d for all, US=400d,EU=730d per region, or 400d,EU=730d; empty keeps them for ever (AUDITD_RETENTION)")
 	fs.StringVar(&c.retentionFloor, "retention-floor", env("AUDITD_RETENTION_FLOOR", domain.FormatPeriod(server.DefaultRetentionFloor)),
@@ -145,6 +148,22 @@ func (c *common) retentionConfig() (map[domain.Region]time.Duration, time.Durati
 		}
 	}
 	return periods, floor, nil
+}
+
+// checkReplicas refuses a replica count the NATS configuration cannot
+// hold, before anything is started: replicas live on distinct servers of a
+// cluster, and the embedded server is a single one.
+func (c *common) checkReplicas() (int, error) {
+	n, err := strconv.Atoi(c.replicas)
+	switch {
+	case err != nil || n < 1 || n > 5:
+		return 0, fmt.Errorf("--replicas (AUDITD_REPLICAS) must be a number from 1 to 5, JetStream's limit, not %q", c.replicas)
+	case n > 1 && c.natsURL == "":
+		return 0, fmt.Errorf("--replicas %d needs a NATS cluster: set NATS_URL to its servers; the embedded NATS server is a single server and holds one replica", n)
+	case c.placement && c.natsURL == "":
+		return 0, errors.New("--region-placement needs a NATS cluster whose servers are tagged region:<region>: set NATS_URL; the embedded NATS server has no tags")
+	}
+	return n, nil
 }
 
 // setup parses args into fs and resolves the logger and server config.
@@ -211,6 +230,10 @@ func (c *common) config(ctx context.Context, log zerolog.Logger) (server.Config,
 	if err != nil {
 		return server.Config{}, err
 	}
+	replicas, err := c.checkReplicas()
+	if err != nil {
+		return server.Config{}, err
+	}
 	url, err := c.database(ctx, log)
 	if err != nil {
 		return server.Config{}, err
@@ -231,7 +254,7 @@ func (c *common) config(ctx context.Context, log zerolog.Logger) (server.Config,
 		NATSCredentials:    natsx.Credentials{User: c.natsUser, Password: os.Getenv("NATS_PASSWORD"), File: c.natsCreds},
 		DatabaseURL:        url,
 		RegionDatabaseURLs: regional,
-		Streams:            natsx.Streams{DuplicateWindow: c.dupWindow, Placement: c.placement},
+		Streams:            natsx.Streams{DuplicateWindow: c.dupWindow, Placement: c.placement, Replicas: replicas, Log: log},
 		Retention:          retention,
 		RetentionFloor:     floor,
 		Log:                log,

@@ -155,6 +155,36 @@ func TestRetentionFlagsAreCheckedFirst(t *testing.T) {
 	}
 }
 
+// More than one replica, or region placement, needs a NATS cluster: with
+// the embedded server they stop the command before it opens a store, and so
+// does a replica count JetStream cannot hold.
+func TestReplicasAreCheckedFirst(t *testing.T) {
+	t.Setenv("NATS_URL", "")
+	t.Setenv("AUDITD_REPLICAS", "")
+	t.Setenv("AUDITD_REGION_PLACEMENT", "")
+	tests := []struct {
+		args []string
+		env  string // AUDITD_REPLICAS
+		want string
+	}{
+		{[]string{"--replicas", "3"}, "", "--replicas 3 needs a NATS cluster: set NATS_URL"},
+		{nil, "3", "--replicas 3 needs a NATS cluster: set NATS_URL"},
+		{[]string{"--region-placement"}, "", "--region-placement needs a NATS cluster"},
+		{[]string{"--replicas", "0"}, "", `must be a number from 1 to 5, JetStream's limit, not "0"`},
+		{nil, "three", `must be a number from 1 to 5, JetStream's limit, not "three"`},
+		{[]string{"--replicas", "7", "--nats-url", "nats://127.0.0.1:1"}, "", `not "7"`},
+	}
+	for _, tc := range tests {
+		t.Setenv("AUDITD_REPLICAS", tc.env)
+		// An unreachable database: the command must fail before it is used.
+		args := append([]string{"projections", "reconcile", "--database-url", "postgres://nobody@127.0.0.1:1/none"}, tc.args...)
+		err := run(context.Background(), args, &bytes.Buffer{}, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v, AUDITD_REPLICAS=%q: %v, want %q", tc.args, tc.env, err, tc.want)
+		}
+	}
+}
+
 // keygen makes a signer key and prints its verifier key; verify refuses a
 // file that is not a proved export, naming the line, with a non-zero exit.
 func TestKeygenAndVerifyCommands(t *testing.T) {

@@ -5,6 +5,9 @@
 //	devpg where  DIR   print where the cluster for DIR (.data/pg) lives
 //	devpg stop   DIR   stop it, if it runs
 //	devpg remove DIR   stop it and delete it with its data
+//	devpg url DIR DB   find or start a server as make run does (the
+//	                   well-known one, else the cluster for DIR), create
+//	                   database DB on it if missing, and print its URL
 package main
 
 import (
@@ -29,8 +32,21 @@ func main() {
 }
 
 func run(ctx context.Context, args []string) error {
+	if len(args) == 3 && args[0] == "url" {
+		// make cluster: every auditd instance must share one database.
+		admin, err := devpg.Ensure(ctx, args[1])
+		if err != nil {
+			return err
+		}
+		url, err := devpg.EnsureDatabase(ctx, admin, args[2])
+		if err != nil {
+			return err
+		}
+		fmt.Println(url)
+		return nil
+	}
 	if len(args) != 2 {
-		return errors.New("usage: devpg where|stop|remove DIR")
+		return errors.New("usage: devpg where|stop|remove DIR | devpg url DIR DB")
 	}
 	dir := args[1]
 	cluster, err := devpg.ClusterDir(ctx, dir)
