@@ -175,6 +175,9 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 
+	// Which instance ran which attempt is what an operator asks after a
+	// takeover.
+	log.Info().Int("attempt", job.Attempts).Msg("export started")
 	rows, size, err := w.runWithHeartbeat(ctx, msg, job)
 	switch {
 	case err == nil:

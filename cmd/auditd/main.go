@@ -92,6 +92,14 @@ func envInt(name string, def int) int {
 	return def
 }
 
+// envDuration is the duration in the environment variable name, or def.
+func envDuration(name string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(env(name, "")); err == nil {
+		return d
+	}
+	return def
+}
+
 func env(name, def string) string {
 	if v, ok := os.LookupEnv(name); ok && v != "" {
 		return v
@@ -277,8 +285,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		"key signing export download links; default derives it from the JWT secret (AUDITD_DOWNLOAD_KEY)")
 	workers := fs.Int("export-workers", 2, "exports this instance runs at once; 0 runs none")
 	exportTTL := fs.Duration("export-ttl", natsx.DefaultExportTTL, "how long export files are kept")
-	exportAckWait := fs.Duration("export-ack-wait", natsx.DefaultExportAckWait,
-		"how long a running export may go without a heartbeat before another instance takes it over")
+	exportAckWait := fs.Duration("export-ack-wait", envDuration("AUDITD_EXPORT_ACK_WAIT", natsx.DefaultExportAckWait),
+		"how long a running export may go without a heartbeat before another instance takes it over (AUDITD_EXPORT_ACK_WAIT)")
 	userTTL := fs.Duration("max-user-token-lifetime", auth.DefaultMaxUserLifetime, "refuse user tokens that expire later than this from now")
 	serviceTTL := fs.Duration("max-service-token-lifetime", auth.DefaultMaxServiceLifetime, "refuse service tokens that expire later than this from now")
 	reconcileEvery := fs.Duration("reconcile-every", server.DefaultReconcileEvery,
@@ -296,6 +304,18 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	log, cfg, err := c.setup(ctx, fs, args, stderr)
 	if err != nil {
 		return err
+	}
+	// The flags take their defaults from these; a value that is not a
+	// number or a duration must not pass for the default.
+	if v := os.Getenv("AUDITD_PROJECTION_PARTITIONS"); v != "" {
+		if _, err := strconv.Atoi(v); err != nil {
+			return fmt.Errorf("AUDITD_PROJECTION_PARTITIONS=%q is not a number", v)
+		}
+	}
+	if v := os.Getenv("AUDITD_EXPORT_ACK_WAIT"); v != "" {
+		if _, err := time.ParseDuration(v); err != nil {
+			return fmt.Errorf("AUDITD_EXPORT_ACK_WAIT: %w", err)
+		}
 	}
 	if *partitionCount < 1 || *partitionCount > projections.MaxPartitions {
 		return fmt.Errorf("--projection-partitions must be 1 to %d", projections.MaxPartitions)

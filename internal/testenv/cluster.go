@@ -486,29 +486,12 @@ func StartAuditd(t testing.TB, cluster *NATSCluster, opts AuditdOptions) *Auditd
 // holds auditd's last words on stderr.
 func TryStartAuditd(t testing.TB, cluster *NATSCluster, opts AuditdOptions) (*Auditd, error) {
 	t.Helper()
-	bin := Binary(t, "auditd", "./cmd/auditd")
-	dbURL, skey := cluster.shared(t)
-	env := []string{
-		"AUDITD_ADDR=127.0.0.1:0",
-		"AUDITD_DATA_DIR=" + t.TempDir(),
-		"AUDITD_JWT_SECRET=" + string(Secret),
-		"AUDITD_SIGNING_KEY=" + skey,
-		"DATABASE_URL=" + dbURL,
-		"NATS_URL=" + cluster.URL(),
-		"NATS_USER=" + ClusterUser,
-		"NATS_PASSWORD=" + cluster.password,
-		"AUDITD_REGION_PLACEMENT=" + strconv.FormatBool(opts.Placement),
-	}
-	if opts.Replicas > 0 {
-		env = append(env, "AUDITD_REPLICAS="+strconv.Itoa(opts.Replicas))
-	}
 	a := &Auditd{logPath: filepath.Join(t.TempDir(), "auditd.log"), done: make(chan struct{})}
 	logFile, err := os.Create(a.logPath)
 	if err != nil {
 		return nil, err
 	}
-	a.cmd = exec.Command(bin, "serve")
-	a.cmd.Env = append(withoutSettings(os.Environ()), append(env, opts.Env...)...)
+	a.cmd = cluster.Command(t, opts, "serve")
 	stderr, err := a.cmd.StderrPipe()
 	if err != nil {
 		logFile.Close()
@@ -560,6 +543,39 @@ func TryStartAuditd(t testing.TB, cluster *NATSCluster, opts AuditdOptions) (*Au
 		return nil, err
 	}
 	return a, nil
+}
+
+// Command is the auditd command args (`serve`, `projections reconcile`…)
+// configured as StartAuditd configures its processes: the cluster's NATS,
+// the shared database, signing key and JWT secret, and opts.
+func (c *NATSCluster) Command(t testing.TB, opts AuditdOptions, args ...string) *exec.Cmd {
+	t.Helper()
+	bin := Binary(t, "auditd", "./cmd/auditd")
+	dbURL, skey := c.shared(t)
+	env := []string{
+		"AUDITD_ADDR=127.0.0.1:0",
+		"AUDITD_DATA_DIR=" + t.TempDir(),
+		"AUDITD_JWT_SECRET=" + string(Secret),
+		"AUDITD_SIGNING_KEY=" + skey,
+		"DATABASE_URL=" + dbURL,
+		"NATS_URL=" + c.URL(),
+		"NATS_USER=" + ClusterUser,
+		"NATS_PASSWORD=" + c.password,
+		"AUDITD_REGION_PLACEMENT=" + strconv.FormatBool(opts.Placement),
+	}
+	if opts.Replicas > 0 {
+		env = append(env, "AUDITD_REPLICAS="+strconv.Itoa(opts.Replicas))
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(withoutSettings(os.Environ()), append(env, opts.Env...)...)
+	return cmd
+}
+
+// Database is the URL of the database every auditd of the cluster shares.
+func (c *NATSCluster) Database(t testing.TB) string {
+	t.Helper()
+	url, _ := c.shared(t)
+	return url
 }
 
 // withoutSettings drops the environment's own auditd, NATS and database
@@ -638,4 +654,45 @@ func (a *Auditd) Stop() error {
 func (a *Auditd) Do(t testing.TB, token, query string, vars map[string]any) Response {
 	t.Helper()
 	return (&Env{URL: a.URL}).Do(t, token, query, vars)
+}
+
+// Readiness is what /readyz answers.
+type Readiness struct {
+	Code        int
+	Status      string
+	Projections []struct {
+		Stream     string
+		Stored     uint64
+		Checkpoint uint64
+		Lag        uint64
+		Stalled    bool
+		Partitions int
+		Held       []int
+	}
+}
+
+// Ready reads a's /readyz.
+func (a *Auditd) Ready(t testing.TB) Readiness {
+	t.Helper()
+	var r Readiness
+	resp, err := http.Get(a.URL + "/readyz")
+	if err != nil {
+		t.Fatalf("readyz: %v", err)
+	}
+	defer resp.Body.Close()
+	r.Code = resp.StatusCode
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		t.Fatalf("readyz: %v", err)
+	}
+	return r
+}
+
+// Held are the partitions of stream a projects, by its /readyz.
+func (r Readiness) Held(stream string) []int {
+	for _, p := range r.Projections {
+		if p.Stream == stream {
+			return p.Held
+		}
+	}
+	return nil
 }
