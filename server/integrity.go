@@ -85,12 +85,7 @@ func (in *integrity) refresh(ctx context.Context) {
 			}
 			continue
 		}
-		for _, pp := range in.s.eventProjectors {
-			if pp.Stream() == name {
-				st := pp.Status()
-				h.Partitions, h.Held = st.Partitions, st.Held
-			}
-		}
+
 		in.mu.Lock()
 		prev := in.health[name]
 		if prev == nil || h.Lag == 0 || h.Checkpoint != prev.Checkpoint {
@@ -131,7 +126,8 @@ func (in *integrity) read(ctx context.Context, name string, rm readModel) (*Proj
 	return h, nil
 }
 
-// snapshot is the health of every read model read so far.
+// snapshot is the health of every read model read so far, with the
+// partitions this instance holds now.
 func (in *integrity) snapshot() []ProjectionHealth {
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -139,6 +135,14 @@ func (in *integrity) snapshot() []ProjectionHealth {
 	for _, name := range append([]string{natsx.ControlStream}, auditStreams()...) {
 		if h := in.health[name]; h != nil {
 			out = append(out, *h)
+		}
+	}
+	for i := range out {
+		for _, pp := range in.s.eventProjectors {
+			if pp.Stream() == out[i].Stream {
+				st := pp.Status()
+				out[i].Partitions, out[i].Held = st.Partitions, st.Held
+			}
 		}
 	}
 	return out

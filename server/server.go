@@ -263,7 +263,12 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if s.nc, err = s.connectNATS(); err != nil {
 		return nil, err
 	}
-	if s.js, err = jetstream.New(s.nc, jetstream.WithPublishAsyncMaxPending(16384)); err != nil {
+	// An append the stream never acknowledges (its leader died with it,
+	// and a new one is being elected) fails after publishAckWait, so ingest
+	// answers UNAVAILABLE and the client sends the batch again, instead of
+	// waiting out the whole request.
+	if s.js, err = jetstream.New(s.nc, jetstream.WithPublishAsyncMaxPending(16384),
+		jetstream.WithPublishAsyncTimeout(publishAckWait)); err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	if err := cfg.Streams.Ensure(ctx, s.js); err != nil {
@@ -305,15 +310,14 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if _, err := projections.InitPartitionCount(ctx, s.control, max(cfg.ProjectionPartitions, 1)); err != nil {
 		return nil, err
 	}
-	if s.members, err = projections.Join(ctx, s.control); err != nil {
-		return nil, err
-	}
 	s.eventProjectors = map[domain.Region]*projections.Partitioned{}
 	for _, r := range domain.Regions {
 		s.eventProjectors[r] = &projections.Partitioned{
 			JS: s.js, Store: s.events[r], Region: r, Log: s.log, Tick: cfg.RebalanceEvery,
 			Layout: func(ctx context.Context) (int, error) { return projections.PartitionCount(ctx, s.control) },
-			Census: s.members.Census,
+			// Run joins: only serving instances count in the census, not a
+			// command such as reconcile.
+			Census: func(ctx context.Context) (int, int, error) { return s.members.Census(ctx) },
 		}
 	}
 
@@ -452,6 +456,10 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	var err error
+	if s.members, err = projections.Join(ctx, s.control); err != nil {
+		return err
+	}
 	pctx, stopProjectors := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { s.supervise(pctx, s.controlProjector) })
@@ -540,6 +548,11 @@ func (s *Server) supervise(ctx context.Context, p *projections.Projector) {
 		backoff = min(backoff*2, 10*time.Second)
 	}
 }
+
+// publishAckWait bounds the wait for JetStream to acknowledge an append.
+// A healthy stream answers in milliseconds; an R3 stream that lost its
+// leader elects another within a few seconds.
+const publishAckWait = 5 * time.Second
 
 // partitionsAhead is how many months of partitions exist beyond now.
 const partitionsAhead = 3
