@@ -112,6 +112,48 @@ func frontier(n int64) []int64 {
 	return out
 }
 
+// readFrontiers reads the hashes each of orgs' next leaves hash with (the
+// frontier of its tree at sizes[org]) in one query for all of them: a batch
+// of many organizations' events must not cost a round trip per
+// organization.
+func (s *EventStore) readFrontiers(ctx context.Context, q queryer, orgs []string, sizes map[string]int64) (map[string]map[int64]tlog.Hash, error) {
+	out := make(map[string]map[int64]tlog.Hash, len(orgs))
+	var keyOrgs []string
+	var keyIdx []int64
+	for _, org := range orgs {
+		f := frontier(sizes[org])
+		out[org] = make(map[int64]tlog.Hash, len(f)+8)
+		for _, i := range f {
+			keyOrgs, keyIdx = append(keyOrgs, org), append(keyIdx, i)
+		}
+	}
+	if len(keyIdx) == 0 {
+		return out, nil
+	}
+	rows, err := q.Query(ctx, fmt.Sprintf(`
+		SELECT t.org_id, t.idx, t.hash FROM %s.tree_hashes t
+		JOIN unnest($1::text[], $2::bigint[]) AS u(org_id, idx) ON t.org_id = u.org_id AND t.idx = u.idx`, s.schema), keyOrgs, keyIdx)
+	if err != nil {
+		return nil, fmt.Errorf("read tree frontiers: %w", err)
+	}
+	var (
+		org  string
+		idx  int64
+		hash []byte
+	)
+	_, err = pgx.ForEachRow(rows, []any{&org, &idx, &hash}, func() error {
+		if len(hash) != tlog.HashSize {
+			return fmt.Errorf("tree of %s: stored hash %d has %d bytes", org, idx, len(hash))
+		}
+		out[org][idx] = tlog.Hash(hash)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read tree frontiers: %w", err)
+	}
+	return out, nil
+}
+
 // appendLeaves gives each row of rows the next leaf of its organization's
 // tree, in order, and writes the new stored hashes and tree sizes in tx:
 // one query for the sizes, one for the frontiers, one COPY and one upsert
@@ -130,15 +172,13 @@ func (s *EventStore) appendLeaves(ctx context.Context, tx pgx.Tx, rows [][]any) 
 	if err != nil {
 		return err
 	}
+	frontiers, err := s.readFrontiers(ctx, tx, orgs, sizes)
+	if err != nil {
+		return err
+	}
 	readers := make(map[string]*hashReader, len(orgs))
 	for _, org := range orgs {
-		r := &hashReader{ctx: ctx, q: tx, schema: s.schema, org: org, overlay: map[int64]tlog.Hash{}}
-		if f := frontier(sizes[org]); len(f) > 0 {
-			if _, err := r.ReadHashes(f); err != nil {
-				return err
-			}
-		}
-		readers[org] = r
+		readers[org] = &hashReader{ctx: ctx, q: tx, schema: s.schema, org: org, overlay: frontiers[org]}
 	}
 	hashRows := make([][]any, 0, 2*len(rows))
 	for _, row := range rows {

@@ -477,3 +477,49 @@ func TestInstanceLossMidExportAndLive(t *testing.T) {
 	t.Logf("export: SIGKILL mid-export; finished by the other instance on attempt 2, %s after the kill, %d rows",
 		finished.Round(time.Millisecond), j.RowCount)
 }
+
+// Changing the number of partitions is one command while two instances
+// project: both switch to the new layout within seconds, the new
+// partitions start where their slots stopped, and nothing is lost or
+// applied twice.
+func TestRepartitionRunningInstances(t *testing.T) {
+	skipShort(t)
+	c := testenv.StartNATSCluster(t)
+	opts := testenv.AuditdOptions{Replicas: 3, Placement: true, Env: []string{"AUDITD_PROJECTION_PARTITIONS=2"}}
+	a1 := testenv.StartAuditd(t, c, opts)
+	a2 := testenv.StartAuditd(t, c, opts)
+	orgs := orgNames(16)
+	enable(t, a1, orgs)
+	in := newIngester(t, orgs, a1, a2)
+	in.run(2, 10, 50)
+
+	done := make(chan struct{})
+	go func() { defer close(done); in.run(2, 20, 50) }()
+	out, err := c.Command(t, opts, "projections", "partitions", "6").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "6 partitions per regional stream (was 2)") {
+		t.Fatalf("auditd projections partitions 6: %v\n%s", err, out)
+	}
+	changed := time.Now()
+	stream := natsx.AuditStream(domain.RegionUS)
+	waitUntil(t, 30*time.Second, "both instances project three of six partitions", func() bool {
+		h1, h2 := a1.Ready(t).Held(stream), a2.Ready(t).Held(stream)
+		all := append(slices.Clone(h1), h2...)
+		slices.Sort(all)
+		return len(h1) == 3 && len(h2) == 3 && slices.Equal(all, []int{0, 1, 2, 3, 4, 5})
+	})
+	t.Logf("layout 2 → 6 while ingesting: both instances ran the new layout %s after the command", time.Since(changed).Round(time.Millisecond))
+	<-done
+	t.Logf("ingest: %s", in.summary())
+	assertExactlyOnce(t, c, opts, in)
+
+	// Bad input gets a clear refusal and changes nothing.
+	for _, bad := range []string{"0", "65", "many"} {
+		out, err := c.Command(t, opts, "projections", "partitions", bad).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "1 to 64") {
+			t.Errorf("partitions %s: %v\n%s", bad, err, out)
+		}
+	}
+	if out, err := c.Command(t, opts, "projections", "partitions").CombinedOutput(); err != nil || !strings.Contains(string(out), "6 partitions") {
+		t.Fatalf("auditd projections partitions: %v\n%s", err, out)
+	}
+}
