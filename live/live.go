@@ -323,7 +323,7 @@ func Subjects(r domain.Region, org string, f domain.Filter) []string {
 		for _, t := range types {
 			// The stream appends the org's slot; events stored before it
 			// did have none.
-			out = append(out, prefix+s+"."+t, prefix+s+"."+t+".*")
+			out = append(out, prefix+s+"."+t, prefix+s+"."+t+".>")
 		}
 	}
 	slices.Sort(out)

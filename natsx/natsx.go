@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -259,13 +260,19 @@ func AuditSubject(r domain.Region, e *domain.Event) string {
 }
 
 // Slots is how many org-hash slots a regional stream's subjects carry. The
-// stream's own subject transform appends an event's slot, NATS's
-// deterministic partition of its org token, so every event is stored as
-// audit.<region>.<org>.<source>.<type>.<slot>. Projection partitions are
-// sets of slots, so one org always lands in one partition and keeps its
-// order. The number is baked into stored subjects: it never changes, and a
-// deployment may run any number of partitions up to it.
+// stream's own subject transform appends an event's slot s, NATS's
+// deterministic partition (FNV-1a) of its org token, as six tokens: s mod 2,
+// s mod 4, s mod 8, s mod 16, s mod 32 and s mod 64. Every event is stored as
+// audit.<region>.<org>.<source>.<type>.<s%2>.<s%4>.<s%8>.<s%16>.<s%32>.<s%64>.
+// Projection partitions are sets of slots, so one org always lands in one
+// partition and keeps its order; the tokens let partition i of any power of
+// two P read its slots through one subject filter (token log2(P) equal to
+// i), which JetStream serves far faster than a list of filters. The number
+// is baked into stored subjects: it never changes.
 const Slots = 64
+
+// slotLevels is log2(Slots): the slot tokens appended to a subject.
+const slotLevels = 6
 
 // SlotOf is org's slot: what the stream's {{partition(Slots,1)}} transform
 // computes, FNV-1a of the org token.
@@ -275,22 +282,50 @@ func SlotOf(org string) int {
 	return int(h.Sum32() % Slots)
 }
 
-// slotTransform appends the slot to every subject ingest publishes to.
-func slotTransform(r domain.Region) *jetstream.SubjectTransformConfig {
-	return &jetstream.SubjectTransformConfig{
-		Source: LegacySubjects(r),
-		Destination: fmt.Sprintf("audit.%s.{{wildcard(1)}}.{{wildcard(2)}}.{{wildcard(3)}}.{{partition(%d,1)}}",
-			r.Lower(), Slots),
+// slotTokens are the tokens the stream appends for slot: slot mod 2, 4, …
+// 64.
+func slotTokens(slot int) []string {
+	out := make([]string, slotLevels)
+	for j := range out {
+		out[j] = strconv.Itoa(slot % (2 << j))
 	}
+	return out
 }
 
-// SlotSubjects matches every event of region r in slot.
-func SlotSubjects(r domain.Region, slot int) string {
-	return "audit." + r.Lower() + ".*.*.*." + strconv.Itoa(slot)
+// slotTransform appends the slot tokens to every subject ingest publishes
+// to. Each is NATS's partition of the org token into 2, 4, … 64, which
+// agree: (h mod 64) mod 2^j is h mod 2^j.
+func slotTransform(r domain.Region) *jetstream.SubjectTransformConfig {
+	dest := "audit." + r.Lower() + ".{{wildcard(1)}}.{{wildcard(2)}}.{{wildcard(3)}}"
+	for j := range slotLevels {
+		dest += fmt.Sprintf(".{{partition(%d,1)}}", 2<<j)
+	}
+	return &jetstream.SubjectTransformConfig{Source: LegacySubjects(r), Destination: dest}
+}
+
+// ValidPartitionCount says whether events can be projected by count
+// partitions: a power of two up to Slots, so that each partition is one
+// subject filter.
+func ValidPartitionCount(count int) bool {
+	return count >= 1 && count <= Slots && count&(count-1) == 0
+}
+
+// PartitionSubjects matches every event of region r in partition i of
+// count (ValidPartitionCount): the slots s with s mod count = i.
+func PartitionSubjects(r domain.Region, i, count int) string {
+	tokens := []string{"audit", r.Lower(), "*", "*", "*"}
+	for j := range slotLevels {
+		if 2<<j == count {
+			tokens = append(tokens, strconv.Itoa(i))
+		} else {
+			tokens = append(tokens, "*")
+		}
+	}
+	return strings.Join(tokens, ".")
 }
 
 // SlottedSubjects matches every event of region r stored with a slot.
-func SlottedSubjects(r domain.Region) string { return "audit." + r.Lower() + ".*.*.*.*" }
+func SlottedSubjects(r domain.Region) string { return PartitionSubjects(r, 0, 1) }
 
 // LegacySubjects matches the events of region r stored before the stream
 // appended slots: audit.<region>.<org>.<source>.<type>.
@@ -303,8 +338,8 @@ func LegacySubjects(r domain.Region) string { return "audit." + r.Lower() + ".*.
 // partitions.
 func IsAuditSubjectOf(subject string, e *domain.Event) bool {
 	parts := strings.Split(subject, ".")
-	if len(parts) == 6 {
-		if parts[5] != strconv.Itoa(SlotOf(e.OrgID)) {
+	if len(parts) == 5+slotLevels {
+		if !slices.Equal(parts[5:], slotTokens(SlotOf(e.OrgID))) {
 			return false
 		}
 		parts = parts[:5]

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,7 +69,7 @@ func TestStreamAppendsTheOrgSlot(t *testing.T) {
 			t.Fatal(err)
 		}
 		slot := natsx.SlotOf(e.OrgID)
-		if want := natsx.AuditSubject(domain.RegionEU, e) + "." + strconv.Itoa(slot); m.Subject != want {
+		if want := natsx.AuditSubject(domain.RegionEU, e) + slotSuffix(slot); m.Subject != want {
 			t.Fatalf("stored on %q, want %q", m.Subject, want)
 		}
 		if !natsx.IsAuditSubjectOf(m.Subject, e) {
@@ -76,7 +77,7 @@ func TestStreamAppendsTheOrgSlot(t *testing.T) {
 		}
 		other := *e
 		other.OrgID = fmt.Sprintf("org-%d", i+1)
-		if natsx.SlotOf(other.OrgID) != slot && natsx.IsAuditSubjectOf(natsx.AuditSubject(domain.RegionEU, &other)+"."+strconv.Itoa(slot), &other) {
+		if natsx.SlotOf(other.OrgID) != slot && natsx.IsAuditSubjectOf(natsx.AuditSubject(domain.RegionEU, &other)+slotSuffix(slot), &other) {
 			t.Fatalf("a subject with another org's slot passed as %s's", other.OrgID)
 		}
 		slots[slot] = true
@@ -84,4 +85,48 @@ func TestStreamAppendsTheOrgSlot(t *testing.T) {
 	if len(slots) < natsx.Slots/2 {
 		t.Fatalf("200 orgs fell in only %d of %d slots", len(slots), natsx.Slots)
 	}
+}
+
+// slotSuffix is the tokens the stream appends for slot.
+func slotSuffix(slot int) string {
+	out := ""
+	for m := 2; m <= natsx.Slots; m *= 2 {
+		out += "." + strconv.Itoa(slot%m)
+	}
+	return out
+}
+
+// Partition i of P reads exactly the slots s with s mod P = i through its
+// one filter, for every P the layout allows.
+func TestPartitionSubjectsSelectTheirSlots(t *testing.T) {
+	for count := 1; count <= natsx.Slots; count *= 2 {
+		for slot := range natsx.Slots {
+			subject := "audit.us.acme.PLATFORM.USER_CREATED" + slotSuffix(slot)
+			for i := range count {
+				want := slot%count == i
+				if got := matches(natsx.PartitionSubjects(domain.RegionUS, i, count), subject); got != want {
+					t.Fatalf("partition %d of %d matches slot %d: %v, want %v", i, count, slot, got, want)
+				}
+			}
+		}
+	}
+	for _, bad := range []int{0, 3, 6, 65, 128, -2} {
+		if natsx.ValidPartitionCount(bad) {
+			t.Errorf("%d partitions accepted", bad)
+		}
+	}
+}
+
+// matches is NATS subject matching of a filter with * wildcards.
+func matches(filter, subject string) bool {
+	f, s := strings.Split(filter, "."), strings.Split(subject, ".")
+	if len(f) != len(s) {
+		return false
+	}
+	for i := range f {
+		if f[i] != "*" && f[i] != s[i] {
+			return false
+		}
+	}
+	return true
 }

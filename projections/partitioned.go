@@ -23,9 +23,9 @@ import (
 const MaxPartitions = natsx.Slots
 
 // Partitioned projects one regional stream as partitions that every
-// instance sharing the Postgres shares: partition i of P is the slots s
-// with s mod P = i, projected by one projector holding each of its slots'
-// locks. Each instance runs about P/N partitions of N instances, takes
+// instance sharing the Postgres shares: partition i of P (a power of two)
+// is the slots s with s mod P = i, read through one subject filter and
+// projected by one projector holding each of its slots' locks. Each instance runs about P/N partitions of N instances, takes
 // over those whose holder died as soon as Postgres has ended its session,
 // and hands partitions back when instances join. Before any partition
 // runs, the events stored before slots existed are applied, so an org's
@@ -276,17 +276,10 @@ func Slots(i, count int) []int {
 // partition is the projector of partition i of count.
 func (pp *Partitioned) partition(i, count int) *Projector {
 	slots := Slots(i, count)
-	filters := []string{natsx.SlottedSubjects(pp.Region)}
-	if count > 1 {
-		filters = filters[:0]
-		for _, s := range slots {
-			filters = append(filters, natsx.SlotSubjects(pp.Region, s))
-		}
-	}
 	return &Projector{
 		JS: pp.JS, Pool: pp.Store.Pool(), Stream: pp.Stream(), Log: pp.Log, IdleCheck: pp.IdleCheck,
 		Durable: fmt.Sprintf("%s-%d-of-%d", pp.durable(), i, count),
-		Filters: filters,
+		Filters: []string{natsx.PartitionSubjects(pp.Region, i, count)},
 		Sink:    pp.Store.Partition(slots),
 		Lock:    slotLocks{name: "projector:" + pp.Stream() + ":" + pp.durable() + ":slots", slots: slots},
 	}
@@ -434,8 +427,8 @@ func SetPartitionCount(ctx context.Context, pool *pgxpool.Pool, n int) (int, err
 }
 
 func validPartitionCount(n int) error {
-	if n < 1 || n > MaxPartitions {
-		return fmt.Errorf("partitions must be 1 to %d, not %d", MaxPartitions, n)
+	if !natsx.ValidPartitionCount(n) {
+		return fmt.Errorf("partitions must be a power of two from 1 to %d (1, 2, 4 … %d), not %d", MaxPartitions, MaxPartitions, n)
 	}
 	return nil
 }

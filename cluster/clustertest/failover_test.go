@@ -495,31 +495,31 @@ func TestRepartitionRunningInstances(t *testing.T) {
 
 	done := make(chan struct{})
 	go func() { defer close(done); in.run(2, 20, 50) }()
-	out, err := c.Command(t, opts, "projections", "partitions", "6").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "6 partitions per regional stream (was 2)") {
-		t.Fatalf("auditd projections partitions 6: %v\n%s", err, out)
+	out, err := c.Command(t, opts, "projections", "partitions", "8").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "8 partitions per regional stream (was 2)") {
+		t.Fatalf("auditd projections partitions 8: %v\n%s", err, out)
 	}
 	changed := time.Now()
 	stream := natsx.AuditStream(domain.RegionUS)
-	waitUntil(t, 30*time.Second, "both instances project three of six partitions", func() bool {
+	waitUntil(t, 30*time.Second, "both instances project four of eight partitions", func() bool {
 		h1, h2 := a1.Ready(t).Held(stream), a2.Ready(t).Held(stream)
 		all := append(slices.Clone(h1), h2...)
 		slices.Sort(all)
-		return len(h1) == 3 && len(h2) == 3 && slices.Equal(all, []int{0, 1, 2, 3, 4, 5})
+		return len(h1) == 4 && len(h2) == 4 && slices.Equal(all, []int{0, 1, 2, 3, 4, 5, 6, 7})
 	})
-	t.Logf("layout 2 → 6 while ingesting: both instances ran the new layout %s after the command", time.Since(changed).Round(time.Millisecond))
+	t.Logf("layout 2 → 8 while ingesting: both instances ran the new layout %s after the command", time.Since(changed).Round(time.Millisecond))
 	<-done
 	t.Logf("ingest: %s", in.summary())
 	assertExactlyOnce(t, c, opts, in)
 
 	// Bad input gets a clear refusal and changes nothing.
-	for _, bad := range []string{"0", "65", "many"} {
+	for _, bad := range []string{"0", "6", "128", "many"} {
 		out, err := c.Command(t, opts, "projections", "partitions", bad).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "1 to 64") {
 			t.Errorf("partitions %s: %v\n%s", bad, err, out)
 		}
 	}
-	if out, err := c.Command(t, opts, "projections", "partitions").CombinedOutput(); err != nil || !strings.Contains(string(out), "6 partitions") {
+	if out, err := c.Command(t, opts, "projections", "partitions").CombinedOutput(); err != nil || !strings.Contains(string(out), "8 partitions") {
 		t.Fatalf("auditd projections partitions: %v\n%s", err, out)
 	}
 }

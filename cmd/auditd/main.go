@@ -317,8 +317,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			return fmt.Errorf("AUDITD_EXPORT_ACK_WAIT: %w", err)
 		}
 	}
-	if *partitionCount < 1 || *partitionCount > projections.MaxPartitions {
-		return fmt.Errorf("--projection-partitions must be 1 to %d", projections.MaxPartitions)
+	if !natsx.ValidPartitionCount(*partitionCount) {
+		return fmt.Errorf("--projection-partitions must be a power of two from 1 to %d, not %d", projections.MaxPartitions, *partitionCount)
 	}
 	cfg.ProjectionPartitions = *partitionCount
 	cfg.CheckpointEvery = *checkpointEvery
@@ -558,8 +558,9 @@ func partitions(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return nil
 		case 1:
 			n, err := strconv.Atoi(fs.Arg(0))
-			if err != nil || n < 1 || n > projections.MaxPartitions {
-				return fmt.Errorf("partitions: N must be a number from 1 to %d, not %q", projections.MaxPartitions, fs.Arg(0))
+			if err != nil || !natsx.ValidPartitionCount(n) {
+				return fmt.Errorf("partitions: N must be a power of two from 1 to %d (1, 2, 4 … %d), not %q",
+					projections.MaxPartitions, projections.MaxPartitions, fs.Arg(0))
 			}
 			want = n
 		default:
