@@ -291,18 +291,28 @@ func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool)
 	return time.Since(start)
 }
 
+// twoInstances starts a NATS cluster and two auditd processes on it, with
+// three replicas, region placement, the partitions given and env, and opts
+// orgs in to region US.
+func twoInstances(t *testing.T, partitions int, orgs []string, env ...string) (*testenv.NATSCluster, testenv.AuditdOptions, *testenv.Auditd, *testenv.Auditd) {
+	t.Helper()
+	skipShort(t)
+	c := testenv.StartNATSCluster(t)
+	opts := testenv.AuditdOptions{Replicas: 3, Placement: true,
+		Env: append([]string{fmt.Sprintf("AUDITD_PROJECTION_PARTITIONS=%d", partitions)}, env...)}
+	a1 := testenv.StartAuditd(t, c, opts)
+	a2 := testenv.StartAuditd(t, c, opts)
+	enable(t, a1, orgs)
+	return c, opts, a1, a2
+}
+
 // SIGKILL the node leading region US's stream while two instances take
 // events: ingest answers UNAVAILABLE during the election, the client sends
 // the same batch again, and every acknowledged event is in the read model
 // exactly once.
 func TestNodeLossDuringIngest(t *testing.T) {
-	skipShort(t)
-	c := testenv.StartNATSCluster(t)
-	opts := testenv.AuditdOptions{Replicas: 3, Placement: true, Env: []string{"AUDITD_PROJECTION_PARTITIONS=4"}}
-	a1 := testenv.StartAuditd(t, c, opts)
-	a2 := testenv.StartAuditd(t, c, opts)
 	orgs := orgNames(8)
-	enable(t, a1, orgs)
+	c, opts, a1, a2 := twoInstances(t, 4, orgs)
 
 	in := newIngester(t, orgs, a1, a2)
 	done := make(chan struct{})
@@ -325,18 +335,13 @@ func TestNodeLossDuringIngest(t *testing.T) {
 // SIGKILL one of two instances while both take events: the other takes
 // over its partitions within seconds, and the read model equals the stream.
 func TestInstanceLossHandsOverPartitions(t *testing.T) {
-	skipShort(t)
-	c := testenv.StartNATSCluster(t)
-	opts := testenv.AuditdOptions{Replicas: 3, Placement: true, Env: []string{"AUDITD_PROJECTION_PARTITIONS=4"}}
-	a1 := testenv.StartAuditd(t, c, opts)
-	a2 := testenv.StartAuditd(t, c, opts)
+	orgs := orgNames(16)
+	c, opts, a1, a2 := twoInstances(t, 4, orgs)
 	stream := natsx.AuditStream(domain.RegionUS)
 	shared := waitUntil(t, 30*time.Second, "two partitions each", func() bool {
 		return len(a1.Ready(t).Held(stream)) == 2 && len(a2.Ready(t).Held(stream)) == 2
 	})
 	t.Logf("partitions shared two and two %s after the second instance was ready", shared.Round(time.Millisecond))
-	orgs := orgNames(16)
-	enable(t, a1, orgs)
 
 	in := newIngester(t, orgs, a1, a2)
 	done := make(chan struct{})
@@ -360,14 +365,10 @@ func TestInstanceLossHandsOverPartitions(t *testing.T) {
 // the other instance finishes the export (a second attempt), and the
 // subscriber, reconnecting to it with after, misses nothing.
 func TestInstanceLossMidExportAndLive(t *testing.T) {
-	skipShort(t)
-	c := testenv.StartNATSCluster(t)
-	opts := testenv.AuditdOptions{Replicas: 3, Placement: true,
-		Env: []string{"AUDITD_PROJECTION_PARTITIONS=2", "AUDITD_EXPORT_ACK_WAIT=3s"}}
-	instances := []*testenv.Auditd{testenv.StartAuditd(t, c, opts), testenv.StartAuditd(t, c, opts)}
 	org := "acme"
+	c, opts, a1, a2 := twoInstances(t, 2, []string{org}, "AUDITD_EXPORT_ACK_WAIT=3s")
+	instances := []*testenv.Auditd{a1, a2}
 	admin := testenv.AdminToken(t, org)
-	enable(t, instances[0], []string{org})
 	in := newIngester(t, []string{org}, instances...)
 	in.run(2, 5, 50)
 	assertExactlyOnce(t, c, opts, in)
@@ -483,13 +484,8 @@ func TestInstanceLossMidExportAndLive(t *testing.T) {
 // partitions start where their slots stopped, and nothing is lost or
 // applied twice.
 func TestRepartitionRunningInstances(t *testing.T) {
-	skipShort(t)
-	c := testenv.StartNATSCluster(t)
-	opts := testenv.AuditdOptions{Replicas: 3, Placement: true, Env: []string{"AUDITD_PROJECTION_PARTITIONS=2"}}
-	a1 := testenv.StartAuditd(t, c, opts)
-	a2 := testenv.StartAuditd(t, c, opts)
 	orgs := orgNames(16)
-	enable(t, a1, orgs)
+	c, opts, a1, a2 := twoInstances(t, 2, orgs)
 	in := newIngester(t, orgs, a1, a2)
 	in.run(2, 10, 50)
 
