@@ -39,9 +39,9 @@ cluster:
 test:
 	$(GO) test -count=1 -p 2 -timeout 20m $(TEST_PKGS)
 
-## test-cluster: auditd on a real 3-node NATS cluster: placement, replicas, two instances (about 2 minutes)
+## test-cluster: auditd on a real 3-node NATS cluster: placement, replicas, failover of nodes and instances, partitions (about 5 minutes)
 test-cluster:
-	$(GO) test -count=1 -p 1 -timeout 10m $(CLUSTER_TEST_PKG)
+	$(GO) test -count=1 -p 1 -timeout 25m $(CLUSTER_TEST_PKG)
 
 # axe-core, the accessibility checker the browser tests run on each screen;
 # installed by test-browser into a temporary directory, never committed.
