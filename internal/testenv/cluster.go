@@ -526,6 +526,9 @@ func TryStartAuditd(t testing.TB, cluster *NATSCluster, opts AuditdOptions) (*Au
 		close(a.done)
 	}()
 	t.Cleanup(func() {
+		if t.Failed() {
+			a.dumpGoroutines()
+		}
 		a.Kill()
 		if t.Failed() {
 			showLog(t, "auditd", a.logPath)
@@ -619,6 +622,21 @@ func (a *Auditd) Log() string {
 func (a *Auditd) lastLines(n int) string {
 	lines := strings.Split(strings.TrimSpace(a.Log()), "\n")
 	return strings.Join(lines[max(len(lines)-n, 0):], "\n")
+}
+
+// dumpGoroutines makes a failed test's auditd write every goroutine's
+// stack to its log (Go's answer to SIGQUIT) and exit.
+func (a *Auditd) dumpGoroutines() {
+	select {
+	case <-a.done:
+		return
+	default:
+	}
+	_ = a.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-a.done:
+	case <-time.After(3 * time.Second):
+	}
 }
 
 // Kill ends the process at once with SIGKILL and waits for it.
