@@ -53,6 +53,11 @@ type Partitioned struct {
 	count       int // the layout the running partitions belong to
 	running     map[int]*partitionRun
 	retryAt     map[int]time.Time
+	// heldElsewhere is when each partition was last found locked by
+	// another instance: tried again only after a few ticks, so that an
+	// instance below its share moves on to free partitions instead of
+	// asking for the same held ones every tick.
+	heldElsewhere map[int]time.Time
 	resyncs     atomic.Uint64
 	quarantined atomic.Uint64
 	takeovers   atomic.Uint64
@@ -120,16 +125,21 @@ func (pp *Partitioned) sum(f func(*Projector) uint64) uint64 {
 	return n
 }
 
+// tick is how often the instance rebalances.
+func (pp *Partitioned) tick() time.Duration {
+	if pp.Tick <= 0 {
+		return time.Second
+	}
+	return pp.Tick
+}
+
 // Run drains the events stored before slots, then keeps this instance's
 // share of the partitions running until ctx ends, and stops them, each
 // after its current batch.
 func (pp *Partitioned) Run(ctx context.Context) error {
-	tick := pp.Tick
-	if tick <= 0 {
-		tick = time.Second
-	}
+	tick := pp.tick()
 	pp.mu.Lock()
-	pp.running, pp.retryAt = map[int]*partitionRun{}, map[int]time.Time{}
+	pp.running, pp.retryAt, pp.heldElsewhere = map[int]*partitionRun{}, map[int]time.Time{}, map[int]time.Time{}
 	pp.mu.Unlock()
 	defer pp.stopAll()
 	backoff := tick
@@ -191,7 +201,10 @@ func (pp *Partitioned) balance(ctx context.Context) error {
 		delete(pp.running, i)
 		pp.resyncs.Add(r.p.Resyncs())
 		pp.quarantined.Add(r.p.Quarantined())
-		if r.err != nil && !errors.Is(r.err, ErrLocked) {
+		switch {
+		case errors.Is(r.err, ErrLocked):
+			pp.heldElsewhere[i] = now
+		case r.err != nil:
 			pp.Log.Error().Err(r.err).Str("stream", pp.Stream()).Int("partition", i).Msg("partition projector stopped")
 			pp.retryAt[i] = now.Add(2 * time.Second)
 		}
@@ -212,7 +225,7 @@ func (pp *Partitioned) balance(ctx context.Context) error {
 	}
 	for k := 0; k < count && len(pp.running) < share; k++ {
 		i := (first + k) % count
-		if pp.running[i] != nil || now.Before(pp.retryAt[i]) {
+		if pp.running[i] != nil || now.Before(pp.retryAt[i]) || now.Sub(pp.heldElsewhere[i]) < 3*pp.tick() {
 			continue
 		}
 		pp.startLocked(ctx, i, count)

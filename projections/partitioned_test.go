@@ -236,3 +236,33 @@ func TestEventsStoredBeforeSlotsComeFirst(t *testing.T) {
 	waitCheckpoint(t, store, last)
 	assertComplete(t, js, store, orgs, 30)
 }
+
+// Two instances that both prefer the same partitions (their censuses
+// disagree, as they may for a moment while one joins or dies) still leave
+// no partition without a holder: one found held elsewhere is passed over
+// for a free one.
+func TestNoPartitionIsLeftWithoutAHolder(t *testing.T) {
+	js, store, _ := newStore(t)
+	var layout atomic.Int64
+	layout.Store(4)
+	var ins []*projections.Partitioned
+	for range 2 {
+		ctx, cancel := context.WithCancel(context.Background())
+		pp := &projections.Partitioned{
+			JS: js, Store: store, Region: domain.RegionUS, Log: zerolog.Nop(),
+			Layout:    func(context.Context) (int, error) { return int(layout.Load()), nil },
+			Census:    func(context.Context) (int, int, error) { return 0, 2, nil }, // both rank 0
+			Tick:      50 * time.Millisecond,
+			IdleCheck: 100 * time.Millisecond,
+		}
+		done := make(chan error, 1)
+		go func() { done <- pp.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+		ins = append(ins, pp)
+	}
+	waitFor(t, "all four partitions held", func() bool {
+		return len(ins[0].Status().Held)+len(ins[1].Status().Held) == 4
+	})
+	last := publishOrgs(t, js, orgNames(12), 10)
+	waitCheckpoint(t, store, last)
+}
