@@ -49,18 +49,18 @@ type Partitioned struct {
 	// <Durable>-<i>-of-<P>.
 	Durable string
 
-	mu          sync.Mutex
-	count       int // the layout the running partitions belong to
-	running     map[int]*partitionRun
-	retryAt     map[int]time.Time
+	mu      sync.Mutex
+	count   int // the layout the running partitions belong to
+	running map[int]*partitionRun
+	retryAt map[int]time.Time
 	// heldElsewhere is when each partition was last found locked by
 	// another instance: tried again only after a few ticks, so that an
 	// instance below its share moves on to free partitions instead of
 	// asking for the same held ones every tick.
 	heldElsewhere map[int]time.Time
-	resyncs     atomic.Uint64
-	quarantined atomic.Uint64
-	takeovers   atomic.Uint64
+	resyncs       atomic.Uint64
+	quarantined   atomic.Uint64
+	takeovers     atomic.Uint64
 }
 
 // partitionRun is one partition projected by this instance.
