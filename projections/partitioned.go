@@ -294,7 +294,7 @@ func (pp *Partitioned) partition(i, count int) *Projector {
 		Durable: fmt.Sprintf("%s-%d-of-%d", pp.durable(), i, count),
 		Filters: []string{natsx.PartitionSubjects(pp.Region, i, count)},
 		Sink:    pp.Store.Partition(slots),
-		Lock:    slotLocks{name: "projector:" + pp.Stream() + ":" + pp.durable() + ":slots", slots: slots},
+		Lock:    slotLocks{name: pp.slotLockName(), slots: slots},
 	}
 }
 
@@ -372,6 +372,29 @@ func (pp *Partitioned) Rebuild(ctx context.Context, reset func(context.Context) 
 		return err
 	}
 	return nil
+}
+
+// slotLockName names the locks of the slots of this read model's
+// projection.
+func (pp *Partitioned) slotLockName() string {
+	return "projector:" + pp.Stream() + ":" + pp.durable() + ":slots"
+}
+
+// HeldSlots counts the slots some projector, of any instance, holds the
+// lock of: all of them while the region is projected. A slot nobody holds
+// is a part of the region nobody projects, even while no event arrives to
+// show it as lag.
+func (pp *Partitioned) HeldSlots(ctx context.Context) (int, error) {
+	var n int
+	err := pp.Store.Pool().QueryRow(ctx, `
+		SELECT count(DISTINCT objid) FROM pg_locks
+		WHERE locktype = 'advisory' AND granted AND objsubid = 2
+		  AND classid = hashtext($1)::bigint::bit(32)::bigint::oid
+		  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`, pp.slotLockName()).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("%s: held slots: %w", pp.Stream(), err)
+	}
+	return n, nil
 }
 
 // slotLocks takes the lock of each slot of a partition without waiting, so

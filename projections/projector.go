@@ -255,7 +255,17 @@ func (p *Projector) consume(ctx context.Context, conn *pgx.Conn, cons jetstream.
 	}
 	nextDelivery := uint64(1) // the consumer is new: its first delivery is 1
 	for b := range batches {
-		if b.advance > 0 {
+		if b.idle {
+			// An idle projector uses its session for nothing, so a lost
+			// session (and with it the locks) would go unnoticed until the
+			// next event; ask.
+			pctx, cancel := context.WithTimeout(ctx, applyTimeout)
+			err := conn.Ping(pctx)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				stop()
+				return fmt.Errorf("projector %s: session lost: %w", p.Stream, err)
+			}
 			if err := p.advance(ctx, conn, b.advance); err != nil {
 				stop()
 				return err
@@ -327,7 +337,7 @@ func (p *Projector) contiguous(batch []Message, nextDelivery *uint64) ([]Message
 // every message of the projector's subjects up to delivered and applied.
 func (p *Projector) advance(ctx context.Context, conn *pgx.Conn, seq uint64) error {
 	a, ok := p.Sink.(Advancer)
-	if !ok || seq <= p.applied.Load() {
+	if !ok || seq == 0 || seq <= p.applied.Load() {
 		return nil
 	}
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), applyTimeout)
@@ -414,6 +424,8 @@ type fetched struct {
 	buf     []Message
 	last    jetstream.Msg
 	advance uint64
+	// idle marks word from an idle check, whether or not it advances.
+	idle bool
 }
 
 // Decoder is a Sink that can prepare a batch before its transaction; the
@@ -449,10 +461,8 @@ func (p *Projector) fetch(ctx context.Context, cons jetstream.Consumer, iter jet
 			if err != nil {
 				return err
 			}
-			if through > 0 {
-				if err := send(fetched{advance: through}); err != nil {
-					return err
-				}
+			if err := send(fetched{advance: through, idle: true}); err != nil {
+				return err
 			}
 			continue
 		}

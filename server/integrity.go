@@ -39,6 +39,9 @@ type ProjectionHealth struct {
 	// Held those this instance projects; another instance holds the rest.
 	Partitions int   `json:"partitions,omitempty"`
 	Held       []int `json:"held,omitempty"`
+	// Unheld counts the slots of a regional stream no projector of any
+	// instance holds the lock of: 0 while the region is projected.
+	Unheld int `json:"unheld"`
 }
 
 // integrity watches every read model against its stream so that a stalled
@@ -86,11 +89,24 @@ func (in *integrity) refresh(ctx context.Context) {
 			continue
 		}
 
+		for _, pp := range in.s.eventProjectors {
+			if pp.Stream() != name {
+				continue
+			}
+			held, err := pp.HeldSlots(ctx)
+			if err != nil {
+				in.s.log.Warn().Err(err).Str("stream", name).Msg("projection health unknown")
+				continue
+			}
+			h.Unheld = natsx.Slots - held
+		}
+
 		in.mu.Lock()
 		prev := in.health[name]
 		if prev == nil || h.Lag == 0 || h.Checkpoint != prev.Checkpoint {
 			in.moved[name] = now
 		}
+
 		h.Stalled = h.Lag > 0 && now.Sub(in.moved[name]) > in.stallAfter
 		if h.Stalled && (prev == nil || !prev.Stalled) {
 			in.s.log.Error().Str("stream", name).Uint64("checkpoint", h.Checkpoint).Uint64("lag", h.Lag).
@@ -239,7 +255,7 @@ func (s *Server) reconcileRegion(ctx context.Context, r domain.Region, repair bo
 type integrityCollector struct {
 	in                                              *integrity
 	quarantined, gaps, stalled, reconciled, resyncs *prometheus.Desc
-	partitions, takeovers                           *prometheus.Desc
+	partitions, takeovers, unheld                   *prometheus.Desc
 }
 
 func newIntegrityCollector(in *integrity) *integrityCollector {
@@ -258,13 +274,15 @@ func newIntegrityCollector(in *integrity) *integrityCollector {
 			"Times this instance's projector found deliveries skipping stored messages and resumed from its checkpoint.", labels, nil),
 		partitions: prometheus.NewDesc("auditlog_projection_partitions_held",
 			"Partitions of the stream this instance projects; summed over instances it is the layout's partition count.", labels, nil),
+		unheld: prometheus.NewDesc("auditlog_projection_unheld_slots",
+			"Slots of a regional stream no projector of any instance holds; above 0 for long, part of the region is not projected.", labels, nil),
 		takeovers: prometheus.NewDesc("auditlog_projection_partition_starts_total",
 			"Partitions of the stream this instance started projecting: at start, after a layout change, and on taking over a dead instance's.", labels, nil),
 	}
 }
 
 func (c *integrityCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.quarantined, c.gaps, c.stalled, c.reconciled, c.resyncs, c.partitions, c.takeovers} {
+	for _, d := range []*prometheus.Desc{c.quarantined, c.gaps, c.stalled, c.reconciled, c.resyncs, c.partitions, c.takeovers, c.unheld} {
 		ch <- d
 	}
 }
@@ -275,6 +293,7 @@ func (c *integrityCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.stalled, prometheus.GaugeValue, boolValue(h.Stalled), h.Stream)
 		if h.Stream != natsx.ControlStream {
 			ch <- prometheus.MustNewConstMetric(c.gaps, prometheus.GaugeValue, float64(h.Gaps), h.Stream)
+			ch <- prometheus.MustNewConstMetric(c.unheld, prometheus.GaugeValue, float64(h.Unheld), h.Stream)
 		}
 		if h.LastReconcile != nil {
 			ch <- prometheus.MustNewConstMetric(c.reconciled, prometheus.GaugeValue, float64(h.LastReconcile.Unix()), h.Stream)

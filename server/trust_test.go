@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -360,34 +361,85 @@ func TestReadyzReportsAStalledProjection(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustRecord(t, env, []map[string]any{userCreated("acme", time.Now().Add(-time.Minute), "s@example.com")})
-	ready := func() (int, string) {
-		resp, err := http.Get(env.URL + "/readyz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var body struct{ Status string }
-		_ = json.NewDecoder(resp.Body).Decode(&body)
-		return resp.StatusCode, body.Status
-	}
-	waitFor := func(code int) string {
-		deadline := time.Now().Add(15 * time.Second)
-		for {
-			got, status := ready()
-			if got == code {
-				return status
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("readyz stays %d (%s), want %d", got, status, code)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	if status := waitFor(http.StatusServiceUnavailable); !strings.Contains(status, "AUDIT_US") || !strings.Contains(status, "stalled") {
+	if status := waitReadyz(t, env, http.StatusServiceUnavailable); !strings.Contains(status, "AUDIT_US") || !strings.Contains(status, "stalled") {
 		t.Fatalf("status %q", status)
 	}
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(http.StatusOK)
+	waitReadyz(t, env, http.StatusOK)
+}
+
+// waitReadyz polls /readyz until it answers code, for up to 15 seconds,
+// and returns its status.
+func waitReadyz(t *testing.T, env *testenv.Env, code int) string {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get(env.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var body struct{ Status string }
+		_ = json.Unmarshal(raw, &body)
+		if resp.StatusCode == code {
+			return body.Status
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz stays %d, want %d: %s", resp.StatusCode, code, raw)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// A partition whose Postgres session is lost while it idles (a database
+// failover, a killed connection) finds out within its idle check and takes
+// its slots again; /readyz counts the slots no projector holds meanwhile.
+func TestPartitionRetakesItsSlotsAfterLosingItsSession(t *testing.T) {
+	env := testenv.Start(t)
+	waitReadyz(t, env, http.StatusOK)
+	ctx := context.Background()
+	pool := env.EventStore(domain.RegionEU).Pool()
+	holders := func() map[int]int {
+		rows, err := pool.Query(ctx, `SELECT pid, count(*) FROM pg_locks
+			WHERE locktype = 'advisory' AND objsubid = 2 AND granted
+			  AND classid = hashtext('projector:AUDIT_EU:pg-events:slots')::bigint::bit(32)::bigint::oid
+			GROUP BY pid`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[int]int{}
+		for rows.Next() {
+			var pid, n int
+			if err := rows.Scan(&pid, &n); err != nil {
+				t.Fatal(err)
+			}
+			out[pid] = n
+		}
+		rows.Close()
+		return out
+	}
+	// waitHolder waits until one session other than not holds every slot.
+	waitHolder := func(not int, what string) int {
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			h := holders()
+			for pid, n := range h {
+				if len(h) == 1 && pid != not && n == natsx.Slots {
+					return pid
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: slot locks of AUDIT_EU held by %v (session: slots)", what, h)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	pid := waitHolder(0, "at start")
+	if _, err := pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, pid); err != nil {
+		t.Fatal(err)
+	}
+	waitHolder(pid, "after the session was lost")
 }
