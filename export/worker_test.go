@@ -173,10 +173,12 @@ func TestWorkerStopsACancelledJobAndDeletesItsFile(t *testing.T) {
 	var cancelled atomic.Bool
 	slow := source{n: 1_000_000, before: func(ctx context.Context, i int) error {
 		if i == 100 {
+			// Before the call: the waiter may see the job CANCELLED
+			// before Cancel returns (it frees the job's slot after).
+			cancelled.Store(true)
 			if _, err := r.jobs.Cancel(ctx, "acme", r.job.ID); err != nil {
 				return err
 			}
-			cancelled.Store(true)
 		}
 		if i > 100 {
 			time.Sleep(100 * time.Microsecond)
