@@ -324,9 +324,6 @@ func PartitionSubjects(r domain.Region, i, count int) string {
 	return strings.Join(tokens, ".")
 }
 
-// SlottedSubjects matches every event of region r stored with a slot.
-func SlottedSubjects(r domain.Region) string { return PartitionSubjects(r, 0, 1) }
-
 // LegacySubjects matches the events of region r stored before the stream
 // appended slots: audit.<region>.<org>.<source>.<type>.
 func LegacySubjects(r domain.Region) string { return "audit." + r.Lower() + ".*.*.*" }

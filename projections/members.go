@@ -94,24 +94,31 @@ func (m *Members) Census(ctx context.Context) (rank, n int, err error) {
 
 // ids are the member ids of the live instances, sorted.
 func (m *Members) ids(ctx context.Context) ([]uint32, error) {
-	rows, err := m.pool.Query(ctx, `
-		SELECT objid::bigint FROM pg_locks
-		WHERE locktype = 'advisory' AND granted AND objsubid = 2
-		  AND classid = hashtext($1)::bigint::bit(32)::bigint::oid
-		  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-		ORDER BY objid`, memberLockSpace)
-	if err != nil {
-		return nil, fmt.Errorf("census: %w", err)
-	}
-	ids, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (uint32, error) {
-		var id int64
-		err := row.Scan(&id)
-		return uint32(id), err
-	})
+	ids, err := lockedKeys(ctx, m.pool, memberLockSpace)
 	if err != nil {
 		return nil, fmt.Errorf("census: %w", err)
 	}
 	return ids, nil
+}
+
+// lockedKeys are the second keys of the granted two-key advisory locks whose
+// first key is hashtext(space), in this database, sorted: the members of a
+// census, or the slots some projector holds.
+func lockedKeys(ctx context.Context, pool *pgxpool.Pool, space string) ([]uint32, error) {
+	rows, err := pool.Query(ctx, `
+		SELECT objid::bigint FROM pg_locks
+		WHERE locktype = 'advisory' AND granted AND objsubid = 2
+		  AND classid = hashtext($1)::bigint::bit(32)::bigint::oid
+		  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		ORDER BY objid`, space)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (uint32, error) {
+		var key int64
+		err := row.Scan(&key)
+		return uint32(key), err
+	})
 }
 
 // Leave ends the membership.

@@ -385,16 +385,11 @@ func (pp *Partitioned) slotLockName() string {
 // is a part of the region nobody projects, even while no event arrives to
 // show it as lag.
 func (pp *Partitioned) HeldSlots(ctx context.Context) (int, error) {
-	var n int
-	err := pp.Store.Pool().QueryRow(ctx, `
-		SELECT count(DISTINCT objid) FROM pg_locks
-		WHERE locktype = 'advisory' AND granted AND objsubid = 2
-		  AND classid = hashtext($1)::bigint::bit(32)::bigint::oid
-		  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`, pp.slotLockName()).Scan(&n)
+	slots, err := lockedKeys(ctx, pp.Store.Pool(), pp.slotLockName())
 	if err != nil {
 		return 0, fmt.Errorf("%s: held slots: %w", pp.Stream(), err)
 	}
-	return n, nil
+	return len(slots), nil
 }
 
 // slotLocks takes the lock of each slot of a partition without waiting, so

@@ -89,10 +89,7 @@ func (in *integrity) refresh(ctx context.Context) {
 			continue
 		}
 
-		for _, pp := range in.s.eventProjectors {
-			if pp.Stream() != name {
-				continue
-			}
+		if pp := in.s.partitioned(name); pp != nil {
 			held, err := pp.HeldSlots(ctx)
 			if err != nil {
 				in.s.log.Warn().Err(err).Str("stream", name).Msg("projection health unknown")
@@ -154,11 +151,9 @@ func (in *integrity) snapshot() []ProjectionHealth {
 		}
 	}
 	for i := range out {
-		for _, pp := range in.s.eventProjectors {
-			if pp.Stream() == out[i].Stream {
-				st := pp.Status()
-				out[i].Partitions, out[i].Held = st.Partitions, st.Held
-			}
+		if pp := in.s.partitioned(out[i].Stream); pp != nil {
+			st := pp.Status()
+			out[i].Partitions, out[i].Held = st.Partitions, st.Held
 		}
 	}
 	return out
@@ -315,4 +310,15 @@ func boolValue(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// partitioned is the partitioned projection of the regional stream named
+// stream, or nil for any other stream.
+func (s *Server) partitioned(stream string) *projections.Partitioned {
+	for _, pp := range s.eventProjectors {
+		if pp.Stream() == stream {
+			return pp
+		}
+	}
+	return nil
 }
