@@ -35,7 +35,10 @@ type Verifier struct {
 	// maxUser and maxService bound how far in the future a token of each
 	// kind may expire: a leaked token must not work for ever.
 	maxUser, maxService time.Duration
-	now                 func() time.Time
+	// issuer and audience, when set, must be the token's iss and one of
+	// its aud: a token minted for another service is not one for auditd.
+	issuer, audience string
+	now              func() time.Time
 }
 
 // Default maximum token lifetimes. A person signs in every day; a service's
@@ -76,12 +79,26 @@ func (v *Verifier) WithMaxLifetime(user, service time.Duration) *Verifier {
 	return &c
 }
 
+// WithIssuerAudience returns v requiring tokens whose iss is issuer and
+// whose aud names audience; an empty value is not checked.
+func (v *Verifier) WithIssuerAudience(issuer, audience string) *Verifier {
+	c := *v
+	c.issuer, c.audience = issuer, audience
+	return &c
+}
+
 // Verify parses token and returns its principal, or an UNAUTHENTICATED error
 // that says what is wrong without echoing the token.
 func (v *Verifier) Verify(token string) (*domain.Principal, error) {
 	var c Claims
-	_, err := jwt.ParseWithClaims(token, &c, v.keyfunc,
-		jwt.WithValidMethods(v.methods), jwt.WithLeeway(v.leeway), jwt.WithExpirationRequired())
+	opts := []jwt.ParserOption{jwt.WithValidMethods(v.methods), jwt.WithLeeway(v.leeway), jwt.WithExpirationRequired()}
+	if v.issuer != "" {
+		opts = append(opts, jwt.WithIssuer(v.issuer))
+	}
+	if v.audience != "" {
+		opts = append(opts, jwt.WithAudience(v.audience))
+	}
+	_, err := jwt.ParseWithClaims(token, &c, v.keyfunc, opts...)
 	if err != nil {
 		return nil, unauthenticated(tokenProblem(err))
 	}
@@ -149,8 +166,17 @@ func tokenProblem(err error) string {
 		return "token signature is invalid"
 	case errors.Is(err, jwt.ErrTokenUnverifiable):
 		return "token cannot be verified"
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return "token was not issued by the expected issuer (iss)"
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return "token is not meant for this audience (aud)"
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return "token has no exp claim"
+		for _, claim := range []string{"exp", "iss", "aud"} {
+			if strings.Contains(err.Error(), claim+" claim") {
+				return "token has no " + claim + " claim"
+			}
+		}
+		return "token lacks a required claim"
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return "token is malformed"
 	}

@@ -195,3 +195,50 @@ func TestDownloadLinks(t *testing.T) {
 		t.Fatalf("expired link: %v", err)
 	}
 }
+
+// TestVerifyIssuerAudience: with an issuer and an audience set, a token
+// must name both; unset, neither is checked.
+func TestVerifyIssuerAudience(t *testing.T) {
+	now := time.Now()
+	mint := func(iss string, aud ...string) string {
+		c := admin()
+		c.Issuer = iss
+		if len(aud) > 0 {
+			c.Audience = aud
+		}
+		s, err := Mint(secret, c, time.Hour, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	strict := NewHMACVerifier(secret).WithIssuerAudience("https://idp.example", "auditlog")
+	tests := []struct {
+		name    string
+		v       *Verifier
+		token   string
+		problem string // "" accepts
+	}{
+		{"right iss and aud", strict, mint("https://idp.example", "auditlog"), ""},
+		{"aud among several", strict, mint("https://idp.example", "billing", "auditlog"), ""},
+		{"other issuer", strict, mint("https://evil.example", "auditlog"), "issuer"},
+		{"no issuer", strict, mint("", "auditlog"), "no iss claim"},
+		{"other audience", strict, mint("https://idp.example", "billing"), "audience"},
+		{"no audience", strict, mint("https://idp.example"), "no aud claim"},
+		{"unchecked when unset", NewHMACVerifier(secret), mint("https://evil.example", "billing"), ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tc.v.Verify(tc.token)
+			if tc.problem == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if domain.CodeOf(err) != domain.CodeUnauthenticated || !strings.Contains(err.Error(), tc.problem) {
+				t.Fatalf("got %v, want UNAUTHENTICATED mentioning %q", err, tc.problem)
+			}
+		})
+	}
+}

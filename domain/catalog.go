@@ -94,6 +94,12 @@ func (t EventType) Info() (TypeInfo, bool) {
 	return catalog[i], true
 }
 
+// System reports whether only the audit log itself may record t: the
+// AUDIT_LOG category (opt-in and opt-out, denied settings changes, exports,
+// reads of the log). A service that could write them could forge the log's
+// own lifecycle, which an auditor could not tell from the real one.
+func (t EventType) System() bool { return t.Category() == CategoryAuditLog }
+
 // Valid reports whether t is in the catalog.
 func (t EventType) Valid() bool { _, ok := catalogIndex[t]; return ok }
 

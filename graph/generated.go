@@ -415,6 +415,8 @@ type ComplexityRoot struct {
 	}
 
 	RecordResult struct {
+		Code   func(childComplexity int) int
+		Field  func(childComplexity int) int
 		ID     func(childComplexity int) int
 		Reason func(childComplexity int) int
 		Status func(childComplexity int) int
@@ -2379,6 +2381,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.RecordAuditEventsPayload.Results(childComplexity), true
 
+	case "RecordResult.code":
+		if e.ComplexityRoot.RecordResult.Code == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RecordResult.Code(childComplexity), true
+	case "RecordResult.field":
+		if e.ComplexityRoot.RecordResult.Field == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RecordResult.Field(childComplexity), true
 	case "RecordResult.id":
 		if e.ComplexityRoot.RecordResult.ID == nil {
 			break
@@ -3737,6 +3751,10 @@ type RecordResult {
   status: RecordStatus!
   "Why the event was rejected, naming the offending field."
   reason: String
+  "The error code of a rejection (BAD_USER_INPUT, FORBIDDEN, ...), as in extensions.code."
+  code: String
+  "The input field a rejection concerns, when there is one (e.g. type, details.userEmail)."
+  field: String
 }
 
 enum RecordStatus {
@@ -4023,6 +4041,10 @@ func (ec *executionContext) childFields_RecordResult(ctx context.Context, field 
 		return ec.fieldContext_RecordResult_status(ctx, field)
 	case "reason":
 		return ec.fieldContext_RecordResult_reason(ctx, field)
+	case "code":
+		return ec.fieldContext_RecordResult_code(ctx, field)
+	case "field":
+		return ec.fieldContext_RecordResult_field(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type RecordResult", field.Name)
 }
@@ -12322,6 +12344,52 @@ func (ec *executionContext) fieldContext_RecordResult_reason(_ context.Context, 
 	return graphql.NewScalarFieldContext("RecordResult", field, false, false, "String")
 }
 
+func (ec *executionContext) _RecordResult_code(ctx context.Context, field graphql.CollectedField, obj *model.RecordResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RecordResult_code(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Code, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RecordResult_code(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RecordResult", field, false, false, "String")
+}
+
+func (ec *executionContext) _RecordResult_field(ctx context.Context, field graphql.CollectedField, obj *model.RecordResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RecordResult_field(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Field, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RecordResult_field(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RecordResult", field, false, false, "String")
+}
+
 func (ec *executionContext) _Subscription_auditEventRecorded(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
 	return graphql.ResolveFieldStream(
 		ctx,
@@ -17800,6 +17868,16 @@ func (ec *executionContext) _RecordResult(ctx context.Context, sel ast.Selection
 			}
 		case "reason":
 			out.Values[i] = ec._RecordResult_reason(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "code":
+			out.Values[i] = ec._RecordResult_code(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "field":
+			out.Values[i] = ec._RecordResult_field(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}

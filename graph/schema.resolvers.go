@@ -57,6 +57,14 @@ func (r *mutationResolver) RecordAuditEvents(ctx context.Context, events []*mode
 			}
 			rr.Reason = &reason
 		}
+		if res.Code != "" {
+			code := string(res.Code)
+			rr.Code = &code
+		}
+		if res.Field != "" {
+			field := res.Field
+			rr.Field = &field
+		}
 		out.Results[i] = rr
 	}
 	return out, nil

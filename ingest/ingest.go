@@ -118,6 +118,10 @@ func (r *Recorder) record(ctx context.Context, p *domain.Principal, events []dom
 			results[i].reject(err)
 			continue
 		}
+		if !own && e.Type.System() {
+			results[i].reject(domain.Errorf(domain.CodeForbidden, "type", "%s events are recorded by the audit log itself, never by a service", e.Type))
+			continue
+		}
 		if err := e.Validate(now); err != nil {
 			results[i].reject(err)
 			continue

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
@@ -54,12 +55,31 @@ type TokenVerifier interface {
 // request, as on HTTP: "Authorization: Bearer <jwt>".
 const AuthorizationHeader = "Authorization"
 
+// DropCounter counts ingest requests dropped unanswered, by reason.
+type DropCounter interface {
+	Dropped(reason string)
+}
+
+// Reasons an ingest request is dropped without an answer.
+const (
+	DropNoReply      = "no_reply"
+	DropReplySubject = "reply_subject"
+)
+
 // ServeNATS exposes r as the NATS micro service "auditlog-ingest" on
 // auditlog.ingest.<source>. Reaching the subject proves nothing: every
 // request carries a service token in its Authorization header, verified by
 // v, and records only for the source its subject names and the sources and
-// orgs the token allows. The returned service is stopped by the caller.
-func ServeNATS(ctx context.Context, nc *nats.Conn, r *Recorder, v TokenVerifier, log zerolog.Logger) (micro.Service, error) {
+// orgs the token allows.
+//
+// A request is answered only on a reply subject under _INBOX
+// (natsx.ValidReply), checked before anything else: the caller chooses the
+// reply subject, and an answer anywhere else would be auditd publishing a
+// message of the caller's making on a subject of the caller's choosing.
+// Others are dropped, counted in drops and logged (sampled). nc should be a
+// connection whose user may publish under _INBOX only, so NATS refuses such
+// an answer too. The returned service is stopped by the caller.
+func ServeNATS(ctx context.Context, nc *nats.Conn, r *Recorder, v TokenVerifier, drops DropCounter, log zerolog.Logger) (micro.Service, error) {
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        "auditlog-ingest",
 		Version:     "1.0.0",
@@ -69,7 +89,18 @@ func ServeNATS(ctx context.Context, nc *nats.Conn, r *Recorder, v TokenVerifier,
 	if err != nil {
 		return nil, err
 	}
+	dropLog := log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Minute})
 	handler := micro.HandlerFunc(func(req micro.Request) {
+		if to := req.Reply(); !natsx.ValidReply(to) {
+			reason := DropReplySubject
+			if to == "" {
+				reason = DropNoReply
+			}
+			drops.Dropped(reason)
+			dropLog.Warn().Str("subject", req.Subject()).Str("reply", truncate(to, 128)).Str("reason", reason).
+				Msg("nats ingest request dropped: its reply subject is not an inbox")
+			return
+		}
 		reply := r.handle(ctx, v, req.Subject(), nats.Header(req.Headers()), req.Data(), log)
 		if err := req.RespondJSON(reply); err != nil {
 			log.Warn().Err(err).Msg("ingest reply failed")
@@ -81,6 +112,14 @@ func ServeNATS(ctx context.Context, nc *nats.Conn, r *Recorder, v TokenVerifier,
 		return nil, err
 	}
 	return svc, nil
+}
+
+// truncate cuts s to at most n bytes for a log line.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
 }
 
 // handle answers one ingest request: authenticate, authorize the subject's

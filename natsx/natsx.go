@@ -23,17 +23,54 @@ import (
 	"github.com/auditlog/auditlog/domain"
 )
 
-// InboxPrefix replaces _INBOX for auditd's own connections. Ingest clients
-// may subscribe to _INBOX.> to get their replies; JetStream API replies and
-// the events auditd's consumers fetch go to this prefix instead, which no
-// ingest client may subscribe to.
+// InboxPrefix replaces _INBOX for auditd's own connections. JetStream API
+// replies and the events auditd's consumers fetch go to this prefix, which
+// no ingest client may subscribe to and auditd's responder may not publish
+// to.
 const InboxPrefix = "_AUDITD_INBOX"
 
-// ingestInbox is where ingest clients' replies go: nats.go's default.
-const ingestInbox = "_INBOX.>"
+// ReplyPrefix starts every subject auditd answers an ingest request on. Each
+// ingest client owns _INBOX.<user> (IngestInboxPrefix); auditd's responder
+// may publish under _INBOX and nowhere else.
+const ReplyPrefix = "_INBOX."
 
-// serviceUser is the embedded server's account for auditd itself.
-const serviceUser = "auditd"
+// maxReplyLen bounds a reply subject: nats.go's inboxes are about 50 bytes.
+const maxReplyLen = 256
+
+// serviceUser is the embedded server's account for auditd itself;
+// responderUser is the one that answers ingest requests.
+const (
+	serviceUser   = "auditd"
+	responderUser = "auditd-responder"
+)
+
+// IngestInboxPrefix is the inbox prefix ingest client user must connect
+// with (nats.CustomInboxPrefix): its replies arrive under it, and it may
+// subscribe to nothing else, so no client reads another's replies.
+func IngestInboxPrefix(user string) string { return ReplyPrefix + user }
+
+// ValidReply reports whether subject may receive an answer to an ingest
+// request: a literal subject under _INBOX. with non-empty tokens. Anything
+// else (auditd's own subjects, key-value and stream subjects, wildcards) is
+// a caller trying to make auditd speak where it chose; the request is
+// dropped unanswered.
+func ValidReply(subject string) bool {
+	if len(subject) <= len(ReplyPrefix) || len(subject) > maxReplyLen || !strings.HasPrefix(subject, ReplyPrefix) {
+		return false
+	}
+	for tok := range strings.SplitSeq(subject[len(ReplyPrefix):], ".") {
+		if tok == "" || tok == "*" || tok == ">" || strings.ContainsAny(tok, " \t\r\n") {
+			return false
+		}
+	}
+	return true
+}
+
+// validUserName is what an ingest user may be called: one subject token,
+// since it names the user's inbox.
+func validUserName(name string) bool {
+	return name != "" && len(name) <= 64 && !strings.ContainsAny(name, ". *>\t\r\n")
+}
 
 // User is a name and password an ingest client authenticates with.
 type User struct {
@@ -56,18 +93,30 @@ type Embedded struct {
 }
 
 // Local is a running embedded server and the credentials of its service
-// user, which only connections made in this process can use.
+// and responder users, which only connections made in this process can use.
 type Local struct {
 	*server.Server
-	password string
+	password, responderPassword string
 }
 
-// IngestPermissions is all an ingest client may do: request
-// auditlog.ingest.<source> and receive the replies in its _INBOX.
-func IngestPermissions() *server.Permissions {
+// IngestPermissions is all ingest client user may do: request
+// auditlog.ingest.<source> and receive the replies in its own inbox,
+// IngestInboxPrefix(user).
+func IngestPermissions(user string) *server.Permissions {
 	return &server.Permissions{
 		Publish:   &server.SubjectPermission{Allow: []string{IngestSubjectPrefix + ">"}},
-		Subscribe: &server.SubjectPermission{Allow: []string{ingestInbox}},
+		Subscribe: &server.SubjectPermission{Allow: []string{IngestInboxPrefix(user) + ".>"}},
+	}
+}
+
+// ResponderPermissions is all the connection answering ingest requests may
+// do: take the requests (and the micro service's discovery requests) and
+// publish replies under _INBOX. Whatever reply subject a caller names,
+// NATS itself refuses any answer outside the inbox space.
+func ResponderPermissions() *server.Permissions {
+	return &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: []string{ReplyPrefix + ">"}},
+		Subscribe: &server.SubjectPermission{Allow: []string{IngestSubjectPrefix + ">", "$SRV.>"}},
 	}
 }
 
@@ -77,6 +126,16 @@ func (e Embedded) Start() (*Local, error) {
 	if err != nil {
 		return nil, err
 	}
+	responderPassword, err := randomPassword()
+	if err != nil {
+		return nil, err
+	}
+	opts.Users = append(opts.Users, &server.User{
+		Username:               responderUser,
+		Password:               responderPassword,
+		Permissions:            ResponderPermissions(),
+		AllowedConnectionTypes: map[string]struct{}{"IN_PROCESS": {}},
+	})
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
@@ -86,17 +145,16 @@ func (e Embedded) Start() (*Local, error) {
 		ns.Shutdown()
 		return nil, errors.New("embedded nats: not ready after 10s")
 	}
-	return &Local{Server: ns, password: password}, nil
+	return &Local{Server: ns, password: password, responderPassword: responderPassword}, nil
 }
 
 // options builds the server options: the service user, reachable only in
 // process, and the ingest users, reachable only through the listener.
 func (e Embedded) options() (*server.Options, string, error) {
-	secret := make([]byte, 32)
-	if _, err := rand.Read(secret); err != nil {
-		return nil, "", fmt.Errorf("embedded nats: service password: %w", err)
+	password, err := randomPassword()
+	if err != nil {
+		return nil, "", err
 	}
-	password := hex.EncodeToString(secret)
 	opts := &server.Options{
 		ServerName: "auditd",
 		DontListen: true,
@@ -131,13 +189,15 @@ func (e Embedded) options() (*server.Options, string, error) {
 		switch {
 		case u.Name == "" || u.Password == "":
 			return nil, "", errors.New("embedded nats: an ingest user needs a name and a password")
-		case u.Name == serviceUser:
-			return nil, "", fmt.Errorf("embedded nats: ingest user may not be named %q", serviceUser)
+		case u.Name == serviceUser || u.Name == responderUser:
+			return nil, "", fmt.Errorf("embedded nats: ingest user may not be named %q", u.Name)
+		case !validUserName(u.Name):
+			return nil, "", fmt.Errorf("embedded nats: ingest user %q: a name is one subject token (no '.', '*', '>' or spaces), since it names the user's inbox", u.Name)
 		}
 		opts.Users = append(opts.Users, &server.User{
 			Username:               u.Name,
 			Password:               u.Password,
-			Permissions:            IngestPermissions(),
+			Permissions:            IngestPermissions(u.Name),
 			AllowedConnectionTypes: map[string]struct{}{"STANDARD": {}},
 		})
 	}
@@ -158,6 +218,20 @@ func (l *Local) Connect(name string) (*nats.Conn, error) {
 	return connect("", name, nats.InProcessServer(l.Server), nats.UserInfo(serviceUser, l.password))
 }
 
+// ConnectResponder connects in process as the responder user, which may
+// publish only under _INBOX (ResponderPermissions), with opts added.
+func (l *Local) ConnectResponder(name string, opts ...nats.Option) (*nats.Conn, error) {
+	return connect("", name, append(opts, nats.InProcessServer(l.Server), nats.UserInfo(responderUser, l.responderPassword))...)
+}
+
+func randomPassword() (string, error) {
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return "", fmt.Errorf("embedded nats: password: %w", err)
+	}
+	return hex.EncodeToString(secret), nil
+}
+
 // Credentials authenticate auditd to an external NATS server: a user and
 // password, or a credentials file (user JWT and nkey seed). None is
 // anonymous.
@@ -165,6 +239,9 @@ type Credentials struct {
 	User, Password string
 	File           string
 }
+
+// Empty reports whether c names no user and no file.
+func (c Credentials) Empty() bool { return c.User == "" && c.File == "" }
 
 func (c Credentials) options() []nats.Option {
 	var opts []nats.Option
@@ -177,10 +254,10 @@ func (c Credentials) options() []nats.Option {
 	return opts
 }
 
-// Connect dials an external NATS at url with creds, with reconnects that
-// never give up, as a long-running service wants.
-func Connect(url, name string, creds Credentials) (*nats.Conn, error) {
-	return connect(url, name, creds.options()...)
+// Connect dials an external NATS at url with creds and opts, with
+// reconnects that never give up, as a long-running service wants.
+func Connect(url, name string, creds Credentials, opts ...nats.Option) (*nats.Conn, error) {
+	return connect(url, name, append(opts, creds.options()...)...)
 }
 
 func connect(url, name string, opts ...nats.Option) (*nats.Conn, error) {
@@ -593,4 +670,37 @@ func (s Streams) ensureExports(ctx context.Context, js jetstream.JetStream) erro
 		}
 	}
 	return nil
+}
+
+// responderProbe is a subject outside the inbox space that nothing listens
+// on; the responder's permissions must refuse it.
+const responderProbe = "auditd.responder.probe"
+
+// ErrResponderUnrestricted says the connection that answers ingest requests
+// may publish outside _INBOX, so only auditd's own reply check stands
+// between a caller's reply subject and auditd's subjects.
+var ErrResponderUnrestricted = errors.New("the NATS user answering ingest requests may publish outside " + ReplyPrefix + ">")
+
+// IsProbeViolation reports whether err is NATS refusing CheckResponder's
+// probe, which an error handler need not report.
+func IsProbeViolation(err error) bool {
+	return errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), `"`+responderProbe+`"`)
+}
+
+// CheckResponder proves that NATS refuses nc a publish outside the inbox
+// space: it publishes to a subject nobody reads and expects the server's
+// permissions violation before the flush returns (the server answers in
+// order). It returns ErrResponderUnrestricted when the publish went
+// through.
+func CheckResponder(nc *nats.Conn) error {
+	if err := nc.Publish(responderProbe, nil); err != nil {
+		return fmt.Errorf("responder permission probe: %w", err)
+	}
+	if err := nc.FlushTimeout(5 * time.Second); err != nil {
+		return fmt.Errorf("responder permission probe: %w", err)
+	}
+	if IsProbeViolation(nc.LastError()) {
+		return nil
+	}
+	return ErrResponderUnrestricted
 }

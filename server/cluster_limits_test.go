@@ -25,7 +25,7 @@ func twoInstances(t *testing.T, opt func(*server.Config)) (a, b *testenv.Env) {
 	t.Helper()
 	x := testenv.StartExternalNATS(t)
 	a = testenv.Start(t, func(c *server.Config) {
-		c.NATSURL = x.URL()
+		x.Use(c)
 		opt(c)
 	})
 	cfg := a.Config

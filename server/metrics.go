@@ -23,6 +23,10 @@ type metrics struct {
 	ingested *prometheus.CounterVec
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// dropped counts NATS ingest requests left unanswered; restricted is 1
+	// while NATS itself confines the ingest responder to _INBOX.
+	dropped    *prometheus.CounterVec
+	restricted prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -41,11 +45,22 @@ func newMetrics() *metrics {
 			Help:    "HTTP request duration by route pattern; websocket connections count their whole life.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditlog_ingest_requests_dropped_total",
+			Help: "NATS ingest requests dropped unanswered: no reply subject (no_reply), or one outside _INBOX (reply_subject).",
+		}, []string{"reason"}),
+		restricted: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "auditlog_nats_responder_restricted",
+			Help: "1 when NATS refuses the connection answering ingest requests any publish outside _INBOX (checked at start); 0 is a misconfigured NATS user.",
+		}),
+	}
+	for _, reason := range []string{ingest.DropNoReply, ingest.DropReplySubject} {
+		m.dropped.WithLabelValues(reason)
 	}
 	m.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.ingested, m.requests, m.duration,
+		m.ingested, m.requests, m.duration, m.dropped, m.restricted,
 	)
 	return m
 }
@@ -54,6 +69,9 @@ func newMetrics() *metrics {
 func (m *metrics) Count(status ingest.Status, n int) {
 	m.ingested.WithLabelValues(string(status)).Add(float64(n))
 }
+
+// Dropped implements ingest.DropCounter.
+func (m *metrics) Dropped(reason string) { m.dropped.WithLabelValues(reason).Inc() }
 
 // observe records one HTTP request under its route pattern, never its raw
 // path, which would let clients create series at will.

@@ -13,7 +13,6 @@ import (
 
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/internal/testenv"
-	"github.com/auditlog/auditlog/server"
 )
 
 // tryRecord posts a batch and returns its results, or an error for a batch
@@ -57,7 +56,7 @@ func (e errNotRetryable) Error() string { return "not retryable: " + e.msg }
 // read model exactly once, whatever the client library dropped meanwhile.
 func TestNATSRestartMidLoadLosesNothing(t *testing.T) {
 	x := testenv.StartExternalNATS(t)
-	env := testenv.Start(t, func(c *server.Config) { c.NATSURL = x.URL() })
+	env := testenv.Start(t, x.Use)
 	env.EnableOrg(t, "acme", domain.RegionUS)
 	token := testenv.ServiceToken(t)
 	at := time.Now().Add(-time.Hour)

@@ -45,6 +45,11 @@ type Config struct {
 	NATSURL string
 	// NATSCredentials authenticate auditd to the external NATS at NATSURL.
 	NATSCredentials natsx.Credentials
+	// NATSResponderCredentials authenticate the connection that answers
+	// NATS ingest requests on an external NATS: a user that may publish
+	// only to _INBOX.> (natsx.ResponderPermissions). Required with
+	// NATSURL; the embedded server makes such a user itself.
+	NATSResponderCredentials natsx.Credentials
 	// NATSListen opens a client listener on the embedded server (host:port,
 	// port -1 for a free one) for NATS ingest clients; empty opens none,
 	// and auditd connects in process.
@@ -173,7 +178,11 @@ type Server struct {
 	log      zerolog.Logger
 	ns       *natsx.Local // nil with an external NATS
 	nc       *nats.Conn
-	js       jetstream.JetStream
+	// responder answers NATS ingest requests: its user may publish only
+	// under _INBOX, so a caller's reply subject cannot make auditd speak
+	// on its own subjects.
+	responder *nats.Conn
+	js        jetstream.JetStream
 	control  *pgxpool.Pool
 	pools    []*pgxpool.Pool
 	settings *settings.Service
@@ -391,6 +400,47 @@ func (s *Server) connectNATS() (*nats.Conn, error) {
 	return ns.Connect("auditd")
 }
 
+// connectResponder opens the connection that answers NATS ingest requests,
+// as a user NATS allows to publish under _INBOX only, and proves that NATS
+// refuses it anything else. A user NATS does not confine is logged and
+// shown by auditlog_nats_responder_restricted; auditd's own reply check
+// still holds.
+func (s *Server) connectResponder() (*nats.Conn, error) {
+	var (
+		nc  *nats.Conn
+		err error
+		// A refused answer other than the start-up probe is auditd trying
+		// to speak outside the inboxes: never expected, always reported.
+		onError = nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if !natsx.IsProbeViolation(err) {
+				s.log.Error().Err(err).Msg("nats ingest responder")
+			}
+		})
+	)
+	switch {
+	case s.ns != nil:
+		nc, err = s.ns.ConnectResponder("auditd-responder", onError)
+	case s.cfg.NATSResponderCredentials.Empty():
+		return nil, errors.New("an external NATS needs a responder user for ingest replies (NATS_RESPONDER_USER with NATS_RESPONDER_PASSWORD, or NATS_RESPONDER_CREDS), allowed to publish to _INBOX.> only; see docs/operations.md#nats-permissions")
+	default:
+		nc, err = natsx.Connect(s.cfg.NATSURL, "auditd-responder", s.cfg.NATSResponderCredentials, onError)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("nats responder: %w", err)
+	}
+	switch err := natsx.CheckResponder(nc); {
+	case err == nil:
+		s.metrics.restricted.Set(1)
+	case errors.Is(err, natsx.ErrResponderUnrestricted):
+		s.metrics.restricted.Set(0)
+		s.log.Error().Err(err).Msg("NATS does not confine the ingest responder: give its user publish permission on _INBOX.> only (docs/operations.md#nats-permissions)")
+	default:
+		nc.Close()
+		return nil, err
+	}
+	return nc, nil
+}
+
 func (s *Server) openPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
@@ -457,6 +507,9 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	var err error
+	if s.responder, err = s.connectResponder(); err != nil {
+		return err
+	}
 	if s.members, err = projections.Join(ctx, s.control); err != nil {
 		return err
 	}
@@ -494,7 +547,7 @@ func (s *Server) Run(ctx context.Context) error {
 		})
 	}
 
-	svc, err := ingest.ServeNATS(pctx, s.nc, s.recorder, s.cfg.Verifier, s.log)
+	svc, err := ingest.ServeNATS(pctx, s.responder, s.recorder, s.cfg.Verifier, s.metrics, s.log)
 	if err != nil {
 		return fmt.Errorf("nats ingest: %w", err)
 	}
@@ -600,6 +653,9 @@ func (s *Server) Ready(ctx context.Context) error {
 	if s.nc.Status() != nats.CONNECTED {
 		return fmt.Errorf("nats is %s", s.nc.Status())
 	}
+	if r := s.responder; r != nil && r.Status() != nats.CONNECTED {
+		return fmt.Errorf("nats ingest responder is %s", r.Status())
+	}
 	for _, p := range s.pools {
 		if err := p.Ping(ctx); err != nil {
 			return errors.New("postgres does not answer")
@@ -622,13 +678,16 @@ func (s *Server) close() {
 		s.members.Leave(context.Background())
 		s.members = nil
 	}
-	if s.nc != nil {
-		_ = s.nc.Drain()
-		for !s.nc.IsClosed() {
+	for _, nc := range []*nats.Conn{s.responder, s.nc} {
+		if nc == nil {
+			continue
+		}
+		_ = nc.Drain()
+		for !nc.IsClosed() {
 			time.Sleep(5 * time.Millisecond)
 		}
-		s.nc = nil
 	}
+	s.responder, s.nc = nil, nil
 	for _, p := range s.pools {
 		p.Close()
 	}

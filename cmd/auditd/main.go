@@ -30,6 +30,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/rs/zerolog"
 	"golang.org/x/mod/sumdb/note"
 
@@ -293,6 +294,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		"compare each regional stream with its read model and repair gaps this often; 0 never")
 	stallAfter := fs.Duration("stall-after", server.DefaultStallAfter,
 		"call a projection stalled on /readyz when it is behind and has not moved for this long")
+	responderUser := fs.String("nats-responder-user", env("NATS_RESPONDER_USER", ""),
+		"user that answers NATS ingest requests on NATS_URL, allowed to publish to _INBOX.> only (NATS_RESPONDER_USER; password in NATS_RESPONDER_PASSWORD)")
+	responderCreds := fs.String("nats-responder-creds", env("NATS_RESPONDER_CREDS", ""),
+		"credentials file of the NATS ingest responder user on NATS_URL (NATS_RESPONDER_CREDS)")
 	natsListen := fs.String("nats-listen", env("AUDITD_NATS_LISTEN", ""),
 		"embedded NATS: host:port of a listener for NATS ingest clients; empty opens none (AUDITD_NATS_LISTEN)")
 	ingestUser := fs.String("nats-ingest-user", env("AUDITD_NATS_INGEST_USER", ""),
@@ -334,6 +339,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		cfg.NATSIngestUsers = []natsx.User{{Name: *ingestUser, Password: password}}
 	}
+	cfg.NATSResponderCredentials = natsx.Credentials{User: *responderUser, Password: os.Getenv("NATS_RESPONDER_PASSWORD"), File: *responderCreds}
+	if cfg.NATSURL != "" && cfg.NATSResponderCredentials.Empty() {
+		return errors.New("NATS_URL needs a responder user for ingest replies: NATS_RESPONDER_USER with NATS_RESPONDER_PASSWORD, or NATS_RESPONDER_CREDS (docs/operations.md#nats-permissions)")
+	}
 	cfg.Addr = *addr
 	cfg.PublicURL = *publicURL
 	cfg.Introspection = *introspection
@@ -368,7 +377,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	default:
 		cfg.Verifier = auth.NewHMACVerifier([]byte(*secret))
 	}
-	cfg.Verifier = cfg.Verifier.WithMaxLifetime(*userTTL, *serviceTTL)
+	cfg.Verifier = cfg.Verifier.WithMaxLifetime(*userTTL, *serviceTTL).
+		WithIssuerAudience(os.Getenv("AUDITD_JWT_ISSUER"), os.Getenv("AUDITD_JWT_AUDIENCE"))
 	switch {
 	case *downloadKey != "":
 		cfg.DownloadKey = []byte(*downloadKey)
@@ -433,6 +443,8 @@ func token(args []string, stdout io.Writer) error {
 	secret := fs.String("jwt-secret", env("AUDITD_JWT_SECRET", devSecret), "HS256 secret (AUDITD_JWT_SECRET)")
 	consoleLink := fs.Bool("console", false, "print a link to the console signed in with the token instead of the token")
 	base := fs.String("url", "http://localhost:8080", "with --console: the base URL of auditd")
+	issuer := fs.String("iss", env("AUDITD_JWT_ISSUER", ""), "iss claim, which auditd checks when AUDITD_JWT_ISSUER is set")
+	audience := fs.String("aud", env("AUDITD_JWT_AUDIENCE", ""), "aud claim, which auditd checks when AUDITD_JWT_AUDIENCE is set")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -466,6 +478,10 @@ func token(args []string, stdout io.Writer) error {
 	}
 	if *subject != "" {
 		c.Subject = *subject
+	}
+	c.Issuer = *issuer
+	if *audience != "" {
+		c.Audience = jwt.ClaimStrings{*audience}
 	}
 	t, err := auth.Mint([]byte(*secret), c, *ttl, time.Now())
 	if err != nil {

@@ -193,6 +193,10 @@ type RecordResult struct {
 	Status RecordStatus `json:"status"`
 	// Why the event was rejected, naming the offending field.
 	Reason *string `json:"reason,omitempty"`
+	// The error code of a rejection (BAD_USER_INPUT, FORBIDDEN, ...), as in extensions.code.
+	Code *string `json:"code,omitempty"`
+	// The input field a rejection concerns, when there is one (e.g. type, details.userEmail).
+	Field *string `json:"field,omitempty"`
 }
 
 type Subscription struct {

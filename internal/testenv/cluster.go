@@ -36,6 +36,10 @@ const ClusterSize = 3
 // cluster configuration.
 const ClusterUser = "auditd"
 
+// ClusterResponderUser answers ingest requests in the repo's cluster
+// configuration: it may publish under _INBOX only.
+const ClusterResponderUser = "auditd-responder"
+
 // binaries builds each command once per test binary.
 type binaries struct {
 	mu    sync.Mutex
@@ -105,7 +109,9 @@ type NATSCluster struct {
 	bin      string
 	env      []string
 	password string
-	nodes    [ClusterSize]*natsNode
+	// responderPassword is ClusterResponderUser's.
+	responderPassword string
+	nodes             [ClusterSize]*natsNode
 
 	mu      sync.Mutex
 	dbURL   string // the database every auditd of this cluster shares
@@ -151,11 +157,14 @@ func StartNATSCluster(t testing.TB, opts ...ClusterOption) *NATSCluster {
 			t.Fatalf("WithNodeTags(%d): nodes are 0 to %d", i, ClusterSize-1)
 		}
 	}
-	c := &NATSCluster{t: t, bin: Binary(t, "nats-server", "github.com/nats-io/nats-server/v2"), password: "p" + randomHex(16)}
+	c := &NATSCluster{t: t, bin: Binary(t, "nats-server", "github.com/nats-io/nats-server/v2"), password: "p" + randomHex(16),
+		responderPassword: "p" + randomHex(16)}
 	dir := t.TempDir()
 	routePassword := "p" + randomHex(16)
 	c.env = []string{
 		"AUDITLOG_NATS_PASSWORD=" + c.password,
+		"AUDITLOG_NATS_RESPONDER_PASSWORD=" + c.responderPassword,
+		"AUDITLOG_NATS_INGEST_PASSWORD=p" + randomHex(16),
 		"AUDITLOG_NATS_SYS_PASSWORD=p" + randomHex(16),
 		"AUDITLOG_NATS_ROUTE_PASSWORD=" + routePassword,
 	}
@@ -291,6 +300,12 @@ func (c *NATSCluster) URL() string { return strings.Join(c.URLs(), ",") }
 // Credentials are those of ClusterUser, auditd's user with every right.
 func (c *NATSCluster) Credentials() natsx.Credentials {
 	return natsx.Credentials{User: ClusterUser, Password: c.password}
+}
+
+// ResponderCredentials are those of ClusterResponderUser, which may publish
+// ingest replies under _INBOX only.
+func (c *NATSCluster) ResponderCredentials() natsx.Credentials {
+	return natsx.Credentials{User: ClusterResponderUser, Password: c.responderPassword}
 }
 
 // JetStream connects to the cluster as ClusterUser for t.
@@ -564,6 +579,8 @@ func (c *NATSCluster) Command(t testing.TB, opts AuditdOptions, args ...string) 
 		"NATS_URL=" + c.URL(),
 		"NATS_USER=" + ClusterUser,
 		"NATS_PASSWORD=" + c.password,
+		"NATS_RESPONDER_USER=" + ClusterResponderUser,
+		"NATS_RESPONDER_PASSWORD=" + c.responderPassword,
 		"AUDITD_REGION_PLACEMENT=" + strconv.FormatBool(opts.Placement),
 	}
 	if opts.Replicas > 0 {

@@ -148,6 +148,13 @@ type Option func(*server.Config)
 // Start runs auditd for t on a free loopback port.
 func Start(t testing.TB, opts ...Option) *Env {
 	t.Helper()
+	return StartConfig(t, Config(t, opts...))
+}
+
+// Config is the configuration Start runs auditd with: a fresh database
+// and data directory, the test secret, and opts applied.
+func Config(t testing.TB, opts ...Option) server.Config {
+	t.Helper()
 	cfg := server.Config{
 		Addr:          "127.0.0.1:0",
 		DataDir:       t.TempDir(),
@@ -160,7 +167,7 @@ func Start(t testing.TB, opts ...Option) *Env {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	return StartConfig(t, cfg)
+	return cfg
 }
 
 // StartConfig runs auditd with cfg exactly.
@@ -225,7 +232,8 @@ func (e *Env) NATSIngest(t testing.TB, opts ...nats.Option) *nats.Conn {
 	if url == "" {
 		t.Fatal("auditd has no NATS ingest listener; start it WithNATSIngest")
 	}
-	opts = append([]nats.Option{nats.UserInfo(IngestUser.Name, IngestUser.Password), nats.Name(t.Name())}, opts...)
+	opts = append([]nats.Option{nats.UserInfo(IngestUser.Name, IngestUser.Password), nats.Name(t.Name()),
+		nats.CustomInboxPrefix(natsx.IngestInboxPrefix(IngestUser.Name))}, opts...)
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		t.Fatalf("connect as ingest user: %v", err)
@@ -447,6 +455,14 @@ func StartExternalNATS(t testing.TB) *ExternalNATS {
 	x := &ExternalNATS{t: t, opts: natsserver.Options{
 		ServerName: "external", Host: "127.0.0.1", Port: natsserver.RANDOM_PORT,
 		JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
+		// The users of docs/operations.md#nats-permissions; a client that
+		// names none is auditd's user, as tests that dial directly expect.
+		Users: []*natsserver.User{
+			{Username: ExternalUser.User, Password: ExternalUser.Password},
+			{Username: ExternalResponder.User, Password: ExternalResponder.Password, Permissions: natsx.ResponderPermissions()},
+			{Username: IngestUser.Name, Password: IngestUser.Password, Permissions: natsx.IngestPermissions(IngestUser.Name)},
+		},
+		NoAuthUser: ExternalUser.User,
 	}}
 	x.start()
 	x.opts.Port = x.ns.Addr().(*net.TCPAddr).Port // a restart comes back on the same port
@@ -466,6 +482,20 @@ func (x *ExternalNATS) start() {
 		x.t.Fatal("nats server not ready after 10s")
 	}
 	x.ns = ns
+}
+
+// ExternalUser and ExternalResponder are auditd's users on an
+// ExternalNATS: every right, and ingest replies only.
+var (
+	ExternalUser      = natsx.Credentials{User: "auditd", Password: "testenv-auditd-password"}
+	ExternalResponder = natsx.Credentials{User: "auditd-responder", Password: "testenv-responder-password"}
+)
+
+// Use points c at x with auditd's users.
+func (x *ExternalNATS) Use(c *server.Config) {
+	c.NATSURL = x.URL()
+	c.NATSCredentials = ExternalUser
+	c.NATSResponderCredentials = ExternalResponder
 }
 
 // URL is where clients reach the server.
