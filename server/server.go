@@ -174,28 +174,28 @@ func TuneGC() {
 
 // Server is a running auditd.
 type Server struct {
-	cfg      Config
-	log      zerolog.Logger
-	ns       *natsx.Local // nil with an external NATS
-	nc       *nats.Conn
+	cfg Config
+	log zerolog.Logger
+	ns  *natsx.Local // nil with an external NATS
+	nc  *nats.Conn
 	// responder answers NATS ingest requests: its user may publish only
 	// under _INBOX, so a caller's reply subject cannot make auditd speak
 	// on its own subjects.
 	responder *nats.Conn
 	js        jetstream.JetStream
-	control  *pgxpool.Pool
-	pools    []*pgxpool.Pool
-	settings *settings.Service
-	store    *projections.SettingsStore
-	events   map[domain.Region]*projections.EventStore
-	recorder *ingest.Recorder
-	feed     *live.Feed
-	jobs     *export.Jobs
-	apq      jetstream.KeyValue
-	worker   *export.Worker
-	signer   *auth.DownloadSigner
-	listener net.Listener
-	handler  http.Handler
+	control   *pgxpool.Pool
+	pools     []*pgxpool.Pool
+	settings  *settings.Service
+	store     *projections.SettingsStore
+	events    map[domain.Region]*projections.EventStore
+	recorder  *ingest.Recorder
+	feed      *live.Feed
+	jobs      *export.Jobs
+	apq       jetstream.KeyValue
+	worker    *export.Worker
+	signer    *auth.DownloadSigner
+	listener  net.Listener
+	handler   http.Handler
 	// controlProjector feeds the settings read model; eventProjectors the
 	// events read model of each region.
 	controlProjector *projections.Projector
