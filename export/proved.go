@@ -30,8 +30,10 @@ type Prover interface {
 	// Checkpoint is a signed checkpoint of org's tree covering every event
 	// projected so far.
 	Checkpoint(ctx context.Context, org string) (note string, cp treelog.Checkpoint, err error)
-	// ProveRecord is the inclusion proof of leaf in org's tree of size.
-	ProveRecord(ctx context.Context, org string, size, leaf int64) ([]tlog.Hash, error)
+	// TreeHashes reads org's stored tree hashes. An export asks it once per
+	// batch of events, with every hash the batch's proofs need, so a batch
+	// costs one query rather than a few per event.
+	TreeHashes(ctx context.Context, org string) (tlog.HashReader, error)
 	// SignManifest signs text with the log's key.
 	SignManifest(text string) (string, error)
 }
@@ -83,16 +85,24 @@ func encodeLine(w io.Writer, n, leaf int64, record []byte, proof []string) error
 	})
 }
 
-// provedEncoder writes an NDJSON export with proofs.
+// proofBatch is how many events share one read of the tree's hashes: the
+// proofs of neighbouring leaves share most of their hashes, and memory holds
+// a batch of events, not the file.
+const proofBatch = 1024
+
+// provedEncoder writes an NDJSON export with proofs, a batch of events at a
+// time.
 type provedEncoder struct {
-	ctx    context.Context
-	w      *bufio.Writer
-	prover Prover
-	org    string
-	cp     treelog.Checkpoint
-	n      int64
-	digest hash.Hash
-	line   bytes.Buffer
+	ctx     context.Context
+	w       *bufio.Writer
+	prover  Prover
+	org     string
+	cp      treelog.Checkpoint
+	n       int64
+	digest  hash.Hash
+	line    bytes.Buffer
+	pending []*domain.Event
+	leaves  []int64
 }
 
 func newProvedEncoder(ctx context.Context, w io.Writer, p Prover, org string) (*provedEncoder, error) {
@@ -110,19 +120,111 @@ func (p *provedEncoder) covers(e *domain.Event) bool {
 	return e.LeafIndex != nil && *e.LeafIndex < p.cp.Size && e.Record != nil
 }
 
+// Encode queues e; its line is written with its batch.
 func (p *provedEncoder) Encode(e *domain.Event) error {
-	proof, err := p.prover.ProveRecord(p.ctx, p.org, p.cp.Size, *e.LeafIndex)
+	p.pending = append(p.pending, e)
+	if len(p.pending) < proofBatch {
+		return nil
+	}
+	return p.writeBatch()
+}
+
+// writeBatch proves the queued events with one read of the tree and writes
+// their lines.
+func (p *provedEncoder) writeBatch() error {
+	if len(p.pending) == 0 {
+		return nil
+	}
+	p.leaves = p.leaves[:0]
+	for _, e := range p.pending {
+		p.leaves = append(p.leaves, *e.LeafIndex)
+	}
+	hashes, err := p.prover.TreeHashes(p.ctx, p.org)
 	if err != nil {
-		return fmt.Errorf("prove event %s: %w", e.ID, err)
+		return fmt.Errorf("export proofs: %w", err)
 	}
-	p.n++
-	p.line.Reset()
-	if err := encodeLine(&p.line, p.n, *e.LeafIndex, e.Record, treelog.EncodeHashes(proof)); err != nil {
-		return fmt.Errorf("event %s: %w", e.ID, err)
+	proofs, err := proveRecords(p.cp.Size, p.leaves, hashes)
+	if err != nil {
+		return fmt.Errorf("export proofs: %w", err)
 	}
-	p.digest.Write(p.line.Bytes())
-	_, err = p.w.Write(p.line.Bytes())
-	return err
+	for i, e := range p.pending {
+		p.n++
+		p.line.Reset()
+		if err := encodeLine(&p.line, p.n, *e.LeafIndex, e.Record, treelog.EncodeHashes(proofs[i])); err != nil {
+			return fmt.Errorf("event %s: %w", e.ID, err)
+		}
+		p.digest.Write(p.line.Bytes())
+		if _, err := p.w.Write(p.line.Bytes()); err != nil {
+			return err
+		}
+	}
+	clear(p.pending)
+	p.pending = p.pending[:0]
+	return nil
+}
+
+// proveRecords is the inclusion proof of each of leaves in the tree of size,
+// reading every hash they need from r with one call.
+func proveRecords(size int64, leaves []int64, r tlog.HashReader) ([]tlog.RecordProof, error) {
+	// tlog asks for a proof's hashes in one call whose indexes depend only
+	// on the leaf and the size: a first pass learns them.
+	var need indexRecorder
+	for _, leaf := range leaves {
+		if _, err := tlog.ProveRecord(size, leaf, &need); err != nil {
+			return nil, fmt.Errorf("leaf %d of a tree of %d: %w", leaf, size, err)
+		}
+	}
+	indexes := make([]int64, 0, len(need.seen))
+	for i := range need.seen {
+		indexes = append(indexes, i)
+	}
+	found, err := r.ReadHashes(indexes)
+	if err != nil {
+		return nil, err
+	}
+	if len(found) != len(indexes) {
+		return nil, fmt.Errorf("read %d tree hashes, got %d", len(indexes), len(found))
+	}
+	known := make(hashMap, len(indexes))
+	for k, i := range indexes {
+		known[i] = found[k]
+	}
+	proofs := make([]tlog.RecordProof, len(leaves))
+	for k, leaf := range leaves {
+		if proofs[k], err = tlog.ProveRecord(size, leaf, known); err != nil {
+			return nil, fmt.Errorf("leaf %d of a tree of %d: %w", leaf, size, err)
+		}
+	}
+	return proofs, nil
+}
+
+// indexRecorder is a tlog.HashReader that notes the indexes asked for and
+// answers zero hashes.
+type indexRecorder struct{ seen map[int64]struct{} }
+
+func (r *indexRecorder) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	if r.seen == nil {
+		r.seen = make(map[int64]struct{})
+	}
+	for _, i := range indexes {
+		r.seen[i] = struct{}{}
+	}
+	return make([]tlog.Hash, len(indexes)), nil
+}
+
+// hashMap is a tlog.HashReader over hashes already read.
+type hashMap map[int64]tlog.Hash
+
+func (m hashMap) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	for k, i := range indexes {
+		h, ok := m[i]
+		if !ok {
+			return nil, fmt.Errorf("tree hash %d was not read", i)
+		}
+		out[k] = h
+	}
+	return out, nil
 }
 
 // manifestText is what the manifest signs: the log and tree the proofs are
@@ -131,7 +233,11 @@ func manifestText(cp treelog.Checkpoint, n int64, digest []byte) string {
 	return fmt.Sprintf("%s\n%s\n%d\n%d\n%s\n", ManifestHeader, cp.Origin, cp.Size, n, base64.StdEncoding.EncodeToString(digest))
 }
 
+// Flush writes the last batch and the signed manifest.
 func (p *provedEncoder) Flush() error {
+	if err := p.writeBatch(); err != nil {
+		return err
+	}
 	m, err := p.prover.SignManifest(manifestText(p.cp, p.n, p.digest.Sum(nil)))
 	if err != nil {
 		return err
