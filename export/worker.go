@@ -302,7 +302,7 @@ func (w *Worker) write(ctx context.Context, job *domain.ExportJob, pw io.Writer,
 		err    error
 	)
 	if job.Format == domain.ExportNDJSON && w.Proofs != nil {
-		proved, err = newProvedEncoder(ctx, buf, w.Proofs, job.OrgID)
+		proved, err = newProvedEncoder(ctx, buf, w.Proofs, job.OrgID, job.Filter)
 		enc = proved
 	} else {
 		enc, err = newEncoder(job.Format, buf)
