@@ -11,6 +11,7 @@ import (
 	"hash"
 	"io"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -30,15 +31,23 @@ type Prover interface {
 	// Checkpoint is a signed checkpoint of org's tree covering every event
 	// projected so far.
 	Checkpoint(ctx context.Context, org string) (note string, cp treelog.Checkpoint, err error)
-	// ProveRecord is the inclusion proof of leaf in org's tree of size.
-	ProveRecord(ctx context.Context, org string, size, leaf int64) ([]tlog.Hash, error)
+	// TreeHashes reads org's stored tree hashes. An export asks it once per
+	// batch of events, with every hash the batch's proofs need, so a batch
+	// costs one query rather than a few per event.
+	TreeHashes(ctx context.Context, org string) (tlog.HashReader, error)
 	// SignManifest signs text with the log's key.
 	SignManifest(text string) (string, error)
 }
 
 // ManifestHeader is the first line of a manifest's text; it can never be a
-// checkpoint's origin, so a manifest cannot pass for a checkpoint.
-const ManifestHeader = "auditlog export manifest v1"
+// checkpoint's origin, so a manifest cannot pass for a checkpoint. Version 2
+// adds the export's filter and its first and last leaf, so a verifier can
+// tell a filtered export from the whole log.
+const ManifestHeader = "auditlog export manifest v2"
+
+// manifestHeaderV1 heads the manifests of exports made before the filter
+// was recorded; they still verify, with their completeness unknown.
+const manifestHeaderV1 = "auditlog export manifest v1"
 
 // exportHeader is the first line of an NDJSON export.
 type exportHeader struct {
@@ -83,24 +92,34 @@ func encodeLine(w io.Writer, n, leaf int64, record []byte, proof []string) error
 	})
 }
 
-// provedEncoder writes an NDJSON export with proofs.
+// proofBatch is how many events share one read of the tree's hashes: the
+// proofs of neighbouring leaves share most of their hashes, and memory holds
+// a batch of events, not the file.
+const proofBatch = 1024
+
+// provedEncoder writes an NDJSON export with proofs, a batch of events at a
+// time.
 type provedEncoder struct {
-	ctx    context.Context
-	w      *bufio.Writer
-	prover Prover
-	org    string
-	cp     treelog.Checkpoint
-	n      int64
-	digest hash.Hash
-	line   bytes.Buffer
+	ctx     context.Context
+	w       *bufio.Writer
+	prover  Prover
+	org     string
+	cp      treelog.Checkpoint
+	filter  domain.Filter
+	n       int64
+	leaves  leafSpan
+	digest  hash.Hash
+	line    bytes.Buffer
+	pending []*domain.Event
+	batch   []int64
 }
 
-func newProvedEncoder(ctx context.Context, w io.Writer, p Prover, org string) (*provedEncoder, error) {
+func newProvedEncoder(ctx context.Context, w io.Writer, p Prover, org string, f domain.Filter) (*provedEncoder, error) {
 	note, cp, err := p.Checkpoint(ctx, org)
 	if err != nil {
 		return nil, fmt.Errorf("export checkpoint: %w", err)
 	}
-	e := &provedEncoder{ctx: ctx, w: bufio.NewWriterSize(w, 64<<10), prover: p, org: org, cp: cp, digest: sha256.New()}
+	e := &provedEncoder{ctx: ctx, w: bufio.NewWriterSize(w, 64<<10), prover: p, org: org, cp: cp, filter: f, digest: sha256.New()}
 	return e, json.NewEncoder(e.w).Encode(exportHeader{AuditlogExport: 1, Checkpoint: note})
 }
 
@@ -110,29 +129,158 @@ func (p *provedEncoder) covers(e *domain.Event) bool {
 	return e.LeafIndex != nil && *e.LeafIndex < p.cp.Size && e.Record != nil
 }
 
+// Encode queues e; its line is written with its batch.
 func (p *provedEncoder) Encode(e *domain.Event) error {
-	proof, err := p.prover.ProveRecord(p.ctx, p.org, p.cp.Size, *e.LeafIndex)
+	p.pending = append(p.pending, e)
+	if len(p.pending) < proofBatch {
+		return nil
+	}
+	return p.writeBatch()
+}
+
+// writeBatch proves the queued events with one read of the tree and writes
+// their lines.
+func (p *provedEncoder) writeBatch() error {
+	if len(p.pending) == 0 {
+		return nil
+	}
+	p.batch = p.batch[:0]
+	for _, e := range p.pending {
+		p.batch = append(p.batch, *e.LeafIndex)
+	}
+	hashes, err := p.prover.TreeHashes(p.ctx, p.org)
 	if err != nil {
-		return fmt.Errorf("prove event %s: %w", e.ID, err)
+		return fmt.Errorf("export proofs: %w", err)
 	}
-	p.n++
-	p.line.Reset()
-	if err := encodeLine(&p.line, p.n, *e.LeafIndex, e.Record, treelog.EncodeHashes(proof)); err != nil {
-		return fmt.Errorf("event %s: %w", e.ID, err)
+	proofs, err := proveRecords(p.cp.Size, p.batch, hashes)
+	if err != nil {
+		return fmt.Errorf("export proofs: %w", err)
 	}
-	p.digest.Write(p.line.Bytes())
-	_, err = p.w.Write(p.line.Bytes())
-	return err
+	for i, e := range p.pending {
+		p.n++
+		p.leaves.add(*e.LeafIndex)
+		p.line.Reset()
+		if err := encodeLine(&p.line, p.n, *e.LeafIndex, e.Record, treelog.EncodeHashes(proofs[i])); err != nil {
+			return fmt.Errorf("event %s: %w", e.ID, err)
+		}
+		p.digest.Write(p.line.Bytes())
+		if _, err := p.w.Write(p.line.Bytes()); err != nil {
+			return err
+		}
+	}
+	clear(p.pending)
+	p.pending = p.pending[:0]
+	return nil
+}
+
+// proveRecords is the inclusion proof of each of leaves in the tree of size,
+// reading every hash they need from r with one call.
+func proveRecords(size int64, leaves []int64, r tlog.HashReader) ([]tlog.RecordProof, error) {
+	// tlog asks for a proof's hashes in one call whose indexes depend only
+	// on the leaf and the size: a first pass learns them.
+	var need indexRecorder
+	for _, leaf := range leaves {
+		if _, err := tlog.ProveRecord(size, leaf, &need); err != nil {
+			return nil, fmt.Errorf("leaf %d of a tree of %d: %w", leaf, size, err)
+		}
+	}
+	indexes := make([]int64, 0, len(need.seen))
+	for i := range need.seen {
+		indexes = append(indexes, i)
+	}
+	found, err := r.ReadHashes(indexes)
+	if err != nil {
+		return nil, err
+	}
+	if len(found) != len(indexes) {
+		return nil, fmt.Errorf("read %d tree hashes, got %d", len(indexes), len(found))
+	}
+	known := make(hashMap, len(indexes))
+	for k, i := range indexes {
+		known[i] = found[k]
+	}
+	proofs := make([]tlog.RecordProof, len(leaves))
+	for k, leaf := range leaves {
+		if proofs[k], err = tlog.ProveRecord(size, leaf, known); err != nil {
+			return nil, fmt.Errorf("leaf %d of a tree of %d: %w", leaf, size, err)
+		}
+	}
+	return proofs, nil
+}
+
+// indexRecorder is a tlog.HashReader that notes the indexes asked for and
+// answers zero hashes.
+type indexRecorder struct{ seen map[int64]struct{} }
+
+func (r *indexRecorder) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	if r.seen == nil {
+		r.seen = make(map[int64]struct{})
+	}
+	for _, i := range indexes {
+		r.seen[i] = struct{}{}
+	}
+	return make([]tlog.Hash, len(indexes)), nil
+}
+
+// hashMap is a tlog.HashReader over hashes already read.
+type hashMap map[int64]tlog.Hash
+
+func (m hashMap) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	for k, i := range indexes {
+		h, ok := m[i]
+		if !ok {
+			return nil, fmt.Errorf("tree hash %d was not read", i)
+		}
+		out[k] = h
+	}
+	return out, nil
+}
+
+// leafSpan is the first and last leaf of an export's lines.
+type leafSpan struct {
+	first, last int64
+	any         bool
+}
+
+func (s *leafSpan) add(leaf int64) {
+	if !s.any {
+		s.first, s.any = leaf, true
+	}
+	s.last = leaf
+}
+
+func (s leafSpan) String() string {
+	if !s.any {
+		return "- -"
+	}
+	return fmt.Sprintf("%d %d", s.first, s.last)
 }
 
 // manifestText is what the manifest signs: the log and tree the proofs are
-// against, how many event lines follow the header, and their SHA-256.
-func manifestText(cp treelog.Checkpoint, n int64, digest []byte) string {
-	return fmt.Sprintf("%s\n%s\n%d\n%d\n%s\n", ManifestHeader, cp.Origin, cp.Size, n, base64.StdEncoding.EncodeToString(digest))
+// against, how many event lines follow the header, their SHA-256, the
+// filter that chose them (its from and to are the time range) and their
+// first and last leaf.
+func manifestText(cp treelog.Checkpoint, n int64, digest []byte, filter string, leaves leafSpan) string {
+	return fmt.Sprintf("%s\n%s\n%d\n%d\n%s\nfilter %s\nleaves %s\n",
+		ManifestHeader, cp.Origin, cp.Size, n, base64.StdEncoding.EncodeToString(digest), filter, leaves)
 }
 
+// manifestTextV1 is a version 1 manifest's text.
+func manifestTextV1(cp treelog.Checkpoint, n int64, digest []byte) string {
+	return fmt.Sprintf("%s\n%s\n%d\n%d\n%s\n", manifestHeaderV1, cp.Origin, cp.Size, n, base64.StdEncoding.EncodeToString(digest))
+}
+
+// Flush writes the last batch and the signed manifest.
 func (p *provedEncoder) Flush() error {
-	m, err := p.prover.SignManifest(manifestText(p.cp, p.n, p.digest.Sum(nil)))
+	if err := p.writeBatch(); err != nil {
+		return err
+	}
+	filter, err := json.Marshal(p.filter)
+	if err != nil {
+		return err
+	}
+	m, err := p.prover.SignManifest(manifestText(p.cp, p.n, p.digest.Sum(nil), string(filter), p.leaves))
 	if err != nil {
 		return err
 	}
@@ -154,7 +302,53 @@ func (e *LineError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e
 type Verified struct {
 	Checkpoint treelog.Checkpoint
 	Events     int64
+	// Filter is the signed filter that chose the events (nil for a version
+	// 1 manifest, which records none); its From and To are the time range.
+	Filter *domain.Filter
+	// FirstLeaf and LastLeaf are the first and last event's leaf, -1 when
+	// the export has no events.
+	FirstLeaf, LastLeaf int64
+	// Completeness is Complete, PartialFiltered, PartialUnfiltered or
+	// CompletenessUnknown.
+	Completeness string
 }
+
+// String is the report of `auditd verify`: what was checked, the signed
+// filter and time range, the leaves, and whether the file is the whole log.
+func (v *Verified) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d events, each in %s at tree size %d (root %s); signatures and manifest verify\n",
+		v.Events, v.Checkpoint.Origin, v.Checkpoint.Size, v.Checkpoint.Hash)
+	if v.Filter != nil {
+		f, _ := json.Marshal(v.Filter)
+		fmt.Fprintf(&b, "filter: %s\ntime range: %s to %s\n", f, timeOrOpen(v.Filter.From), timeOrOpen(v.Filter.To))
+	}
+	if v.FirstLeaf >= 0 {
+		fmt.Fprintf(&b, "leaves: %d to %d\n", v.FirstLeaf, v.LastLeaf)
+	}
+	fmt.Fprintf(&b, "export: %s\n", v.Completeness)
+	return b.String()
+}
+
+func timeOrOpen(t *time.Time) string {
+	if t == nil {
+		return "(open)"
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// What an export holds of its organization's log, as VerifyNDJSON finds.
+const (
+	// Complete: no filter, and every leaf of the checkpoint's tree.
+	Complete = "complete"
+	// PartialFiltered: the events a filter chose.
+	PartialFiltered = "partial (filtered)"
+	// PartialUnfiltered: no filter, but not every leaf (some events were
+	// removed, e.g. by retention).
+	PartialUnfiltered = "partial (unfiltered, leaves missing)"
+	// CompletenessUnknown: a version 1 manifest, which records no filter.
+	CompletenessUnknown = "unknown (a v1 manifest records no filter)"
+)
 
 // VerifyNDJSON checks an NDJSON export offline with the log's verifier key:
 // the checkpoint's signature, every line against its record and its record
@@ -182,6 +376,9 @@ func VerifyNDJSON(r io.Reader, verifierKey string) (*Verified, error) {
 	digest := sha256.New()
 	var n int64
 	var buf bytes.Buffer
+	var leaves leafSpan
+	seen := make([]uint64, (cp.Size+63)/64) // leaves present, to tell a whole log
+	distinct := true
 	line := 1
 	for sc.Scan() {
 		line++
@@ -200,7 +397,24 @@ func VerifyNDJSON(r io.Reader, verifierKey string) (*Verified, error) {
 			if sc.Scan() {
 				return nil, bad(line+1, "a line after the manifest")
 			}
-			return &Verified{Checkpoint: cp, Events: n}, checkManifest(*l.Manifest, verifierKey, cp, n, digest.Sum(nil), line)
+			v := &Verified{Checkpoint: cp, Events: n, FirstLeaf: -1, LastLeaf: -1}
+			if leaves.any {
+				v.FirstLeaf, v.LastLeaf = leaves.first, leaves.last
+			}
+			if err := checkManifest(v, *l.Manifest, verifierKey, digest.Sum(nil), leaves, line); err != nil {
+				return nil, err
+			}
+			switch {
+			case v.Filter == nil:
+				v.Completeness = CompletenessUnknown
+			case !isZeroFilter(*v.Filter):
+				v.Completeness = PartialFiltered
+			case distinct && n == cp.Size:
+				v.Completeness = Complete
+			default:
+				v.Completeness = PartialUnfiltered
+			}
+			return v, nil
 		}
 		n++
 		if l.N == nil || *l.N != n {
@@ -224,6 +438,11 @@ func VerifyNDJSON(r io.Reader, verifierKey string) (*Verified, error) {
 		if err := tlog.CheckRecord(proof, cp.Size, cp.Hash, l.LeafIndex, tlog.RecordHash(l.Record)); err != nil {
 			return nil, bad(line, "record is not leaf %d of the checkpoint's tree of %d: %v", l.LeafIndex, cp.Size, err)
 		}
+		if seen[l.LeafIndex/64]&(1<<(l.LeafIndex%64)) != 0 {
+			distinct = false
+		}
+		seen[l.LeafIndex/64] |= 1 << (l.LeafIndex % 64)
+		leaves.add(l.LeafIndex)
 		digest.Write(raw)
 	}
 	if err := sc.Err(); err != nil {
@@ -232,15 +451,47 @@ func VerifyNDJSON(r io.Reader, verifierKey string) (*Verified, error) {
 	return nil, bad(line+1, "the file ends without its manifest: lines are missing at its end")
 }
 
-func checkManifest(msg, verifierKey string, cp treelog.Checkpoint, n int64, digest []byte, line int) error {
+// checkManifest checks the signed manifest against what the lines gave,
+// and fills in v's filter from it.
+func checkManifest(v *Verified, msg, verifierKey string, digest []byte, leaves leafSpan, line int) error {
 	m, err := treelog.OpenNote(msg, verifierKey)
 	if err != nil {
 		return &LineError{Line: line, Reason: "manifest: " + err.Error()}
 	}
-	if want := manifestText(cp, n, digest); m != want {
+	var want string
+	if strings.HasPrefix(m, manifestHeaderV1+"\n") {
+		want = manifestTextV1(v.Checkpoint, v.Events, digest)
+	} else {
+		// The filter is the one line the file does not tell: take it from
+		// the signed text, and check the rest against the file.
+		var f domain.Filter
+		raw := manifestLine(m, "filter ")
+		if err := json.Unmarshal([]byte(raw), &f); err != nil {
+			return &LineError{Line: line, Reason: "the manifest records no readable filter"}
+		}
+		v.Filter = &f
+		want = manifestText(v.Checkpoint, v.Events, digest, raw, leaves)
+	}
+	if m != want {
 		return &LineError{Line: line, Reason: fmt.Sprintf("the manifest signed %q, the file has %q: lines were changed, added or removed", m, want)}
 	}
 	return nil
+}
+
+// manifestLine is the rest of the manifest line that starts with prefix.
+func manifestLine(m, prefix string) string {
+	for l := range strings.SplitSeq(m, "\n") {
+		if rest, ok := strings.CutPrefix(l, prefix); ok {
+			return rest
+		}
+	}
+	return ""
+}
+
+// isZeroFilter says whether f lets every event through.
+func isZeroFilter(f domain.Filter) bool {
+	return len(f.Sources) == 0 && len(f.Categories) == 0 && len(f.Types) == 0 && len(f.ExcludeTypes) == 0 &&
+		f.ActorID == "" && f.Search == "" && f.From == nil && f.To == nil
 }
 
 // firstDifference names the first top-level field in which two event lines

@@ -49,7 +49,10 @@ type Worker struct {
 	JS     jetstream.JetStream
 	Jobs   *Jobs
 	Source Source
-	// Concurrency is how many jobs this instance runs at once.
+	// Concurrency is how many jobs this instance encodes at once. Up to
+	// max(Concurrency, 2) jobs hold a Postgres snapshot at once, at most
+	// all but one of them of one organization, and they take turns of
+	// turnRows rows, least recently served organization first (fairShare).
 	Concurrency int
 	// AckWait is how long a run may go without a heartbeat before the job is
 	// handed to another instance; heartbeats go every third of it.
@@ -66,6 +69,8 @@ type Worker struct {
 	ProgressEvery time.Duration
 	Log           zerolog.Logger
 	Now           func() time.Time
+
+	share *fairShare
 }
 
 func (w *Worker) defaults() {
@@ -97,8 +102,12 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("export consumer: %w", err)
 	}
+	running := max(w.Concurrency, 2)
+	w.share = newFairShare(w.Concurrency, running, running-1)
+	// Enough jobs in hand that, with every job of one organization fetched
+	// first, another organization's job is fetched too and admitted.
 	var wg sync.WaitGroup
-	for range w.Concurrency {
+	for range running + MaxActivePerOrg - 1 {
 		wg.Go(func() { w.loop(ctx, cons) })
 	}
 	wg.Wait()
@@ -293,7 +302,7 @@ func (w *Worker) write(ctx context.Context, job *domain.ExportJob, pw io.Writer,
 		err    error
 	)
 	if job.Format == domain.ExportNDJSON && w.Proofs != nil {
-		proved, err = newProvedEncoder(ctx, buf, w.Proofs, job.OrgID)
+		proved, err = newProvedEncoder(ctx, buf, w.Proofs, job.OrgID, job.Filter)
 		enc = proved
 	} else {
 		enc, err = newEncoder(job.Format, buf)
@@ -312,8 +321,33 @@ func (w *Worker) write(ctx context.Context, job *domain.ExportJob, pw io.Writer,
 		})
 		return err
 	}
+	// Wait for the organization's share before taking a snapshot, which
+	// holds a Postgres connection until the file is written.
+	if err := w.share.admit(ctx, job.OrgID); err != nil {
+		return err
+	}
+	defer w.share.leave(job.OrgID)
+	var seen int64
+	inTurn := false
+	defer func() {
+		if inTurn {
+			w.share.endTurn()
+		}
+	}()
 	var total int64
 	err = w.Source.Export(ctx, job.OrgID, job.Filter, func(n int64) { total = n }, func(e *domain.Event) error {
+		if seen%turnRows == 0 {
+			// Let a less recently served organization's job go first.
+			if inTurn {
+				inTurn = false
+				w.share.endTurn()
+			}
+			if err := w.share.turn(ctx, job.OrgID); err != nil {
+				return err
+			}
+			inTurn = true
+		}
+		seen++
 		if proved != nil && !proved.covers(e) {
 			return nil // projected after the checkpoint the file proves against
 		}

@@ -337,8 +337,8 @@ func (p exportProver) Checkpoint(ctx context.Context, org string) (string, treel
 	return c.Note, cp, nil
 }
 
-// ProveRecord is the inclusion proof of leaf in org's tree of size.
-func (p exportProver) ProveRecord(ctx context.Context, org string, size, leaf int64) ([]tlog.Hash, error) {
+// TreeHashes reads org's stored tree hashes for the length of ctx.
+func (p exportProver) TreeHashes(ctx context.Context, org string) (tlog.HashReader, error) {
 	_, st, err := p.t.store(ctx, org)
 	if err != nil {
 		return nil, err
@@ -346,7 +346,7 @@ func (p exportProver) ProveRecord(ctx context.Context, org string, size, leaf in
 	if st == nil {
 		return nil, projections.ErrNoLeaf
 	}
-	return st.ProveRecord(ctx, org, size, leaf)
+	return st.Hashes(ctx, org), nil
 }
 
 // SignManifest signs an export's manifest with the log's key.

@@ -411,6 +411,23 @@ func TestExportProvesItself(t *testing.T) {
 	if err != nil || got.Events != 12 || got.Checkpoint.Origin != "auditlog/us/acme" {
 		t.Fatalf("the export as made: %+v, %v", got, err)
 	}
+	// The signed manifest tells a filtered export from the whole log.
+	if got.Completeness != export.PartialFiltered || got.Filter == nil || !slices.Equal(got.Filter.Types, []domain.EventType{"USER_LOGOUT"}) ||
+		!strings.Contains(got.String(), "export: partial (filtered)") || !strings.Contains(got.String(), `filter: {"types":["USER_LOGOUT"]}`) {
+		t.Fatalf("a filtered export verifies as %q with filter %+v:\n%s", got.Completeness, got.Filter, got)
+	}
+	whole := waitExport(t, env, admin, startExport(t, env, admin, nil, "NDJSON").ID)
+	resp = get(t, env.URL+"/exports/"+whole.ID, admin)
+	wholeFile, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := export.VerifyNDJSON(bytes.NewReader(wholeFile), env.VerifierKey())
+	if err != nil || all.Completeness != export.Complete || all.Events != all.Checkpoint.Size || all.FirstLeaf != all.Checkpoint.Size-1 || all.LastLeaf != 0 {
+		t.Fatalf("an unfiltered export verifies as %+v, %v", all, err)
+	}
+	t.Logf("filtered:\n%s\nunfiltered:\n%s", got, all)
 	lines := bytes.SplitAfter(file, []byte("\n"))
 	lines = lines[:len(lines)-1] // after the last newline
 	join := func(ls [][]byte) []byte { return bytes.Join(ls, nil) }

@@ -15,8 +15,10 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/natsx"
 )
 
 // exportRate seeds one organization with rows events and exports them all to
@@ -41,46 +43,13 @@ func (b *bench) exportRate(ctx context.Context, rep *Report) error {
 	heap := peakLiveHeap(stopHeap)
 
 	token := b.admin(org)
-	start := time.Now()
-	data, err := b.gql(ctx, token, `mutation($f: AuditEventFilter) { startAuditExport(filter: $f, format: CSV) { id } }`,
-		map[string]any{"f": map[string]any{"to": time.Now().UTC().Format(time.RFC3339Nano)}})
+	job, wall, err := b.export(ctx, token, "CSV", map[string]any{"to": time.Now().UTC().Format(time.RFC3339Nano)})
 	if err != nil {
 		return err
 	}
-	var started struct{ StartAuditExport struct{ ID string } }
-	_ = json.Unmarshal(data, &started)
-	var job struct {
-		Status     string
-		RowCount   int
-		SizeBytes  float64
-		StartedAt  time.Time
-		FinishedAt *time.Time
-		Error      *string
-	}
-	for {
-		data, err := b.gql(ctx, token, `query($id: ID!) { exportJob(id: $id) { status rowCount sizeBytes startedAt finishedAt error } }`,
-			map[string]any{"id": started.StartAuditExport.ID})
-		if err != nil {
-			return err
-		}
-		var out struct{ ExportJob json.RawMessage }
-		_ = json.Unmarshal(data, &out)
-		_ = json.Unmarshal(out.ExportJob, &job)
-		if domain.ExportStatus(job.Status).Final() {
-			break
-		}
-		if time.Since(start) > 10*time.Minute {
-			return fmt.Errorf("export still %s after 10 minutes", job.Status)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if job.Status != "SUCCEEDED" || job.FinishedAt == nil {
-		return fmt.Errorf("export ended %s: %v", job.Status, job.Error)
-	}
-	wall := time.Since(start)
 	close(stopHeap)
 	h := <-heap
-	run := job.FinishedAt.Sub(job.StartedAt)
+	run := job.runTime()
 	rep.add("export: rows (CSV)", float64(job.RowCount), "rows", fmt.Sprintf("%.0f MB file", job.SizeBytes/1e6))
 	rep.add("export: rate while running", float64(job.RowCount)/run.Seconds(), "rows/s", fmt.Sprintf("%.1fs run", run.Seconds()))
 	rep.add("export: rate, request to SUCCEEDED", float64(job.RowCount)/wall.Seconds(), "rows/s", "")
@@ -96,6 +65,102 @@ func (b *bench) exportRate(ctx context.Context, rep *Report) error {
 		fmt.Println("export: no collection ran during the export, so the live heap was not read")
 	} else {
 		rep.add("export: live heap growth at peak", float64(h.growth)/(1<<20), "MiB", fmt.Sprintf("heap retained after each GC; %d GCs during the export", h.cycles))
+	}
+	return nil
+}
+
+// exportJob is what the bench reads of a finished export.
+type exportJob struct {
+	Status     string
+	RowCount   int
+	SizeBytes  float64
+	StartedAt  time.Time
+	FinishedAt *time.Time
+	Error      *string
+}
+
+// runTime is how long the job ran on its worker.
+func (j exportJob) runTime() time.Duration { return j.FinishedAt.Sub(j.StartedAt) }
+
+// export starts an export in format with filter f and waits until it
+// SUCCEEDED, returning the job and the time from request to SUCCEEDED.
+func (b *bench) export(ctx context.Context, token, format string, f map[string]any) (exportJob, time.Duration, error) {
+	var job exportJob
+	start := time.Now()
+	data, err := b.gql(ctx, token, `mutation($f: AuditEventFilter, $fmt: ExportFormat) { startAuditExport(filter: $f, format: $fmt) { id } }`,
+		map[string]any{"f": f, "fmt": format})
+	if err != nil {
+		return job, 0, err
+	}
+	var started struct{ StartAuditExport struct{ ID string } }
+	_ = json.Unmarshal(data, &started)
+	for {
+		data, err := b.gql(ctx, token, `query($id: ID!) { exportJob(id: $id) { status rowCount sizeBytes startedAt finishedAt error } }`,
+			map[string]any{"id": started.StartAuditExport.ID})
+		if err != nil {
+			return job, 0, err
+		}
+		var out struct{ ExportJob json.RawMessage }
+		_ = json.Unmarshal(data, &out)
+		_ = json.Unmarshal(out.ExportJob, &job)
+		if domain.ExportStatus(job.Status).Final() {
+			break
+		}
+		if time.Since(start) > 10*time.Minute {
+			return job, 0, fmt.Errorf("%s export still %s after 10 minutes", format, job.Status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if job.Status != "SUCCEEDED" || job.FinishedAt == nil {
+		return job, 0, fmt.Errorf("%s export ended %s: %v", format, job.Status, job.Error)
+	}
+	return job, time.Since(start), nil
+}
+
+// exportFormats exports the same events, projected through the log with
+// their records and hash tree, to CSV and to proved NDJSON in one run, so
+// the two rates compare. It publishes rows/2 events (at least 10,000)
+// straight to the region's stream and waits until they are projected.
+func (b *bench) exportFormats(ctx context.Context, rep *Report) error {
+	const org = "export-nd"
+	if err := b.enable(ctx, org); err != nil {
+		return err
+	}
+	n := max(b.rows/2, 10_000)
+	js := b.srv.JetStream()
+	evs := events(org, n)
+	for i := range evs {
+		data, err := json.Marshal(&evs[i])
+		if err != nil {
+			return err
+		}
+		if _, err := js.PublishAsync(natsx.AuditSubject(domain.RegionUS, &evs[i]), data, jetstream.WithMsgID(org+":"+evs[i].ID)); err != nil {
+			return err
+		}
+		if (i+1)%5000 == 0 || i == n-1 {
+			select {
+			case <-js.PublishAsyncComplete():
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	if err := b.waitQueryable(ctx); err != nil {
+		return err
+	}
+	token := b.admin(org)
+	// The published events only, not the exports' own AUDIT_LOG_EXPORTED.
+	f := map[string]any{"types": []string{"USER_UPDATED"}}
+	for _, format := range []string{"CSV", "NDJSON"} {
+		job, _, err := b.export(ctx, token, format, f)
+		if err != nil {
+			return err
+		}
+		if job.RowCount != n {
+			return fmt.Errorf("%s export has %d rows, want %d", format, job.RowCount, n)
+		}
+		rep.add("export: rate while running, "+format+", projected events", float64(job.RowCount)/job.runTime().Seconds(), "rows/s",
+			fmt.Sprintf("%d rows, %.0f MB file, %.2fs run", job.RowCount, job.SizeBytes/1e6, job.runTime().Seconds()))
 	}
 	return nil
 }

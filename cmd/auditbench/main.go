@@ -153,7 +153,7 @@ func run(scale float64, out, only string, dedupe time.Duration) error {
 		{"ceilings", b.ceilings}, {"partitions", b.partitionRates}, {"ingest", b.ingestAPI}, {"ingest", b.ingestNATS}, {"ingest", b.ingestSteady(5000)},
 		{"ingest", b.ingestSteady(10000)}, {"ingest", b.ingestSteady(15000)}, {"ingest", b.treeCost},
 		{"query", b.queryLatency},
-		{"export", b.exportRate}, {"live", b.liveDelay},
+		{"export", b.exportRate}, {"export", b.exportFormats}, {"live", b.liveDelay},
 	}
 	for _, step := range steps {
 		if only != "" && only != step.part {

@@ -652,7 +652,6 @@ func verify(args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%w: %s: %w", errUnverified, fs.Arg(0), err)
 	}
-	_, err = fmt.Fprintf(stdout, "%s: %d events, each in %s at tree size %d (root %s); signatures and manifest verify\n",
-		fs.Arg(0), v.Events, v.Checkpoint.Origin, v.Checkpoint.Size, v.Checkpoint.Hash)
+	_, err = fmt.Fprintf(stdout, "%s: %s", fs.Arg(0), v)
 	return err
 }
