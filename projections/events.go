@@ -24,6 +24,10 @@ type EventStore struct {
 	// keys name the checkpoints the store's projector writes: the stream's
 	// own (events stored before slots), or, for a partition, its slots'.
 	keys []string
+	// fenced says the store is a partition's, whose projector fences its
+	// slots (Fence) and writes under epoch.
+	fenced bool
+	epoch  int64
 }
 
 // NewEventStore returns the store of the events of stream, kept in schema.
@@ -38,6 +42,7 @@ func NewEventStore(pool *pgxpool.Pool, schema, stream string, log zerolog.Logger
 // again as a no-op (Apply is idempotent).
 func (s *EventStore) Partition(slots []int) *EventStore {
 	p := *s
+	p.fenced, p.epoch = true, 0
 	p.keys = make([]string, len(slots))
 	for i, slot := range slots {
 		p.keys[i] = slotKey(s.stream, slot)
@@ -118,11 +123,46 @@ func leastCheckpoint(ctx context.Context, q querier, schema string, keys []strin
 	return uint64(seq), nil
 }
 
+// Fence takes a new epoch for a partition's slots, now that its projector
+// holds their locks, and writes it on their checkpoints: from then on only
+// this store's writes move them, and a store that fenced before (a holder
+// that lost its locks without knowing) gets ErrFenced and writes nothing.
+// The store of a whole stream does not fence.
+func (s *EventStore) Fence(ctx context.Context, conn *pgx.Conn) error {
+	if !s.fenced {
+		return nil
+	}
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		var epoch int64
+		if err := tx.QueryRow(ctx, fmt.Sprintf(`SELECT nextval('%s.fence_epoch')`, s.schema)).Scan(&epoch); err != nil {
+			return fmt.Errorf("fence: %w", err)
+		}
+		// A slot never written gets checkpoint 0, which reads as "nothing
+		// applied", as its absence did.
+		if _, err := tx.Exec(ctx, fmt.Sprintf(`
+			INSERT INTO %[1]s.checkpoint (stream, seq, epoch) SELECT unnest($1::text[]), 0, $2
+			ON CONFLICT (stream) DO UPDATE SET epoch = excluded.epoch`, s.schema), s.keys, epoch); err != nil {
+			return fmt.Errorf("fence: %w", err)
+		}
+		s.epoch = epoch
+		return nil
+	})
+}
+
+// writeCheckpoints moves the store's checkpoints to seq in tx, under its
+// epoch when it is a partition's.
+func (s *EventStore) writeCheckpoints(ctx context.Context, tx pgx.Tx, seq int64) error {
+	if s.fenced && s.epoch == 0 {
+		return fmt.Errorf("%w: the partition's store was never fenced", ErrFenced)
+	}
+	return writeCheckpoints(ctx, tx, s.schema, s.keys, seq, s.epoch)
+}
+
 // Advance moves the store's checkpoints to seq, which its projector found
 // it had every event of up to.
 func (s *EventStore) Advance(ctx context.Context, conn *pgx.Conn, seq uint64) error {
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		return writeCheckpoints(ctx, tx, s.schema, s.keys, int64(seq))
+		return s.writeCheckpoints(ctx, tx, int64(seq))
 	})
 }
 
@@ -189,13 +229,16 @@ func (s *EventStore) Apply(ctx context.Context, conn *pgx.Conn, batch []Message)
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{s.schema, "events"}, EventColumns, pgx.CopyFromRows(fresh)); err != nil {
 			return fmt.Errorf("copy: %w", err)
 		}
-		return writeCheckpoints(ctx, tx, s.schema, s.keys, last)
+		return s.writeCheckpoints(ctx, tx, last)
 	})
 }
 
 // Quarantine keeps m in the quarantine table and moves the checkpoint to it.
 func (s *EventStore) Quarantine(ctx context.Context, conn *pgx.Conn, m Message, reason error) error {
-	return quarantine(ctx, conn, s.schema, s.stream, s.keys, m, reason)
+	if s.fenced && s.epoch == 0 {
+		return fmt.Errorf("%w: the partition's store was never fenced", ErrFenced)
+	}
+	return quarantine(ctx, conn, s.schema, s.stream, s.keys, s.epoch, m, reason)
 }
 
 // Quarantined lists the messages of the store's stream that were set aside.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -19,19 +20,27 @@ const memberLockSpace = "auditd:members"
 // Members is this instance's membership of the instances sharing one
 // Postgres: a session advisory lock keyed by a random id. Postgres ends the
 // session of an instance that dies, and with it the lock, so a census
-// (pg_locks) counts exactly the instances alive, with no heartbeat to
-// expire.
+// (pg_locks) counts exactly the instances alive. The session is also ended
+// once it has been silent for the holder timeout (each census speaks on
+// it), so a frozen instance (SIGSTOP, a dead network path) leaves the
+// census, and its share goes to the others, within that bound.
 type Members struct {
 	pool *pgxpool.Pool
+	// timeout is how long the membership session may be silent.
+	timeout time.Duration
 
 	mu   sync.Mutex
 	conn *pgx.Conn
 	id   uint32
 }
 
-// Join takes a membership lock on its own session.
-func Join(ctx context.Context, pool *pgxpool.Pool) (*Members, error) {
-	m := &Members{pool: pool}
+// Join takes a membership lock on its own session, which Postgres ends
+// once it has been silent for timeout (zero: DefaultHolderTimeout).
+func Join(ctx context.Context, pool *pgxpool.Pool, timeout time.Duration) (*Members, error) {
+	if timeout <= 0 {
+		timeout = DefaultHolderTimeout
+	}
+	m := &Members{pool: pool, timeout: timeout}
 	if err := m.join(ctx); err != nil {
 		return nil, err
 	}
@@ -57,6 +66,10 @@ func (m *Members) join(ctx context.Context) error {
 			return fmt.Errorf("join: %w", err)
 		}
 		if ok {
+			if err := silenceTimeout(ctx, conn, m.timeout); err != nil {
+				conn.Close(ctx)
+				return fmt.Errorf("join: %w", err)
+			}
 			m.conn, m.id = conn, id
 			return nil
 		}
@@ -76,7 +89,10 @@ func (m *Members) Census(ctx context.Context) (rank, n int, err error) {
 		return 0, 0, err
 	}
 	i, found := slices.BinarySearch(ids, m.id)
-	if !found || m.conn == nil || m.conn.IsClosed() {
+	// Speaking on the membership session keeps it from timing out, and
+	// finds a session Postgres has ended.
+	alive := m.conn != nil && !m.conn.IsClosed() && m.conn.Ping(ctx) == nil
+	if !found || !alive {
 		if m.conn != nil {
 			m.conn.Close(ctx)
 			m.conn = nil

@@ -42,8 +42,10 @@ type Partitioned struct {
 	// Tick is how often the instance rebalances (default 1s): the bound on
 	// how long a dead instance's partitions wait for a new holder.
 	Tick time.Duration
-	// IdleCheck is passed to every partition's projector.
-	IdleCheck time.Duration
+	// IdleCheck and HolderTimeout are passed to every partition's
+	// projector.
+	IdleCheck     time.Duration
+	HolderTimeout time.Duration
 	// Durable names the consumers and locks of this read model's
 	// projection (default "pg-events"); partition i of P is
 	// <Durable>-<i>-of-<P>.
@@ -61,6 +63,7 @@ type Partitioned struct {
 	resyncs       atomic.Uint64
 	quarantined   atomic.Uint64
 	takeovers     atomic.Uint64
+	fenced        atomic.Uint64
 }
 
 // partitionRun is one partition projected by this instance.
@@ -111,6 +114,10 @@ func (pp *Partitioned) Resyncs() uint64 { return pp.resyncs.Load() + pp.sum((*Pr
 func (pp *Partitioned) Quarantined() uint64 {
 	return pp.quarantined.Load() + pp.sum((*Projector).Quarantined)
 }
+
+// Fenced counts the partitions of this instance whose write was refused
+// because another projector had taken their slots.
+func (pp *Partitioned) Fenced() uint64 { return pp.fenced.Load() }
 
 // Takeovers counts the partitions this instance started projecting.
 func (pp *Partitioned) Takeovers() uint64 { return pp.takeovers.Load() }
@@ -204,6 +211,12 @@ func (pp *Partitioned) balance(ctx context.Context) error {
 		switch {
 		case errors.Is(r.err, ErrLocked):
 			pp.heldElsewhere[i] = now
+		case errors.Is(r.err, ErrFenced):
+			// It lost its slots while it could not tell (frozen, cut
+			// off); its last write was refused and it holds nothing now.
+			pp.fenced.Add(1)
+			pp.heldElsewhere[i] = now
+			pp.Log.Warn().Err(r.err).Str("stream", pp.Stream()).Int("partition", i).Msg("partition fenced: another instance took its slots")
 		case r.err != nil:
 			pp.Log.Error().Err(r.err).Str("stream", pp.Stream()).Int("partition", i).Msg("partition projector stopped")
 			pp.retryAt[i] = now.Add(2 * time.Second)
@@ -290,7 +303,7 @@ func Slots(i, count int) []int {
 func (pp *Partitioned) partition(i, count int) *Projector {
 	slots := Slots(i, count)
 	return &Projector{
-		JS: pp.JS, Pool: pp.Store.Pool(), Stream: pp.Stream(), Log: pp.Log, IdleCheck: pp.IdleCheck,
+		JS: pp.JS, Pool: pp.Store.Pool(), Stream: pp.Stream(), Log: pp.Log, IdleCheck: pp.IdleCheck, HolderTimeout: pp.HolderTimeout,
 		Durable: fmt.Sprintf("%s-%d-of-%d", pp.durable(), i, count),
 		Filters: []string{natsx.PartitionSubjects(pp.Region, i, count)},
 		Sink:    pp.Store.Partition(slots),
@@ -309,7 +322,7 @@ func (pp *Partitioned) durable() string {
 // lock the stream's single projector always took.
 func (pp *Partitioned) legacy() *Projector {
 	return &Projector{
-		JS: pp.JS, Pool: pp.Store.Pool(), Stream: pp.Stream(), Log: pp.Log, IdleCheck: pp.IdleCheck,
+		JS: pp.JS, Pool: pp.Store.Pool(), Stream: pp.Stream(), Log: pp.Log, IdleCheck: pp.IdleCheck, HolderTimeout: pp.HolderTimeout,
 		Durable: pp.durable(),
 		Filters: []string{natsx.LegacySubjects(pp.Region)},
 		Sink:    pp.Store,

@@ -30,7 +30,7 @@ type instance struct {
 func startInstance(t *testing.T, js jetstream.JetStream, store *projections.EventStore, layout *atomic.Int64) *instance {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	m, err := projections.Join(ctx, store.Pool())
+	m, err := projections.Join(ctx, store.Pool(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,6 +77,14 @@ type Advancer interface {
 	Advance(ctx context.Context, conn *pgx.Conn, seq uint64) error
 }
 
+// Fencer is a Sink that fences what it writes once its projector holds its
+// locks: its writes then check, in their own transaction, that no other
+// projector has fenced since, so a holder that lost its locks without
+// knowing (a frozen process that resumes) writes nothing.
+type Fencer interface {
+	Fence(ctx context.Context, conn *pgx.Conn) error
+}
+
 // streamLock waits for the lock named for a stream and durable: the one
 // projector of a stream that is not partitioned.
 type streamLock string
@@ -118,6 +126,10 @@ type Projector struct {
 	// wait for the ack timeout. An idle check that finds nothing missing
 	// advances an Advancer's checkpoint to the stream's last sequence.
 	IdleCheck time.Duration
+	// HolderTimeout is how long the session holding the projector's locks
+	// may be silent before Postgres ends it (default DefaultHolderTimeout);
+	// it must be well above IdleCheck.
+	HolderTimeout time.Duration
 
 	applied     atomic.Uint64
 	resyncs     atomic.Uint64
@@ -182,6 +194,14 @@ func (p *Projector) run(ctx context.Context, until uint64, reset func(context.Co
 		}
 		return p.exit(ctx, fmt.Errorf("projector %s: %w", p.Stream, err))
 	}
+	if err := p.holdSession(ctx, conn); err != nil {
+		return p.exit(ctx, fmt.Errorf("projector %s: %w", p.Stream, err))
+	}
+	if f, ok := p.Sink.(Fencer); ok {
+		if err := f.Fence(ctx, conn); err != nil {
+			return p.exit(ctx, fmt.Errorf("projector %s: %w", p.Stream, err))
+		}
+	}
 	if p.onLocked != nil {
 		p.onLocked()
 	}
@@ -219,6 +239,37 @@ func (p *Projector) run(ctx context.Context, until uint64, reset func(context.Co
 		p.Log.Warn().Str("stream", p.Stream).Uint64("checkpoint", p.applied.Load()).
 			Msg("deliveries skipped stored messages; resuming from the checkpoint")
 	}
+}
+
+// holdSession makes Postgres end the lock-holding session once it has been
+// silent for the holder timeout, in or out of a transaction: a frozen
+// process (SIGSTOP, a dead network path, a hung host) then loses its locks
+// within that bound instead of when TCP gives up, and another instance
+// takes them. A live projector is never that silent: it pings at every idle
+// check.
+func (p *Projector) holdSession(ctx context.Context, conn *pgx.Conn) error {
+	return silenceTimeout(ctx, conn, p.holderTimeout())
+}
+
+// silenceTimeout has Postgres end conn's session once it has been silent
+// for d, idle or idle in a transaction.
+func silenceTimeout(ctx context.Context, conn *pgx.Conn, d time.Duration) error {
+	ms := d.Milliseconds()
+	if _, err := conn.Exec(ctx, fmt.Sprintf("SET idle_session_timeout = %d; SET idle_in_transaction_session_timeout = %d", ms, ms)); err != nil {
+		return fmt.Errorf("holder timeout: %w", err)
+	}
+	return nil
+}
+
+// DefaultHolderTimeout is how long a projector's lock-holding session may
+// be silent before Postgres ends it and its locks go to another instance.
+const DefaultHolderTimeout = 10 * time.Second
+
+func (p *Projector) holderTimeout() time.Duration {
+	if p.HolderTimeout <= 0 {
+		return DefaultHolderTimeout
+	}
+	return p.HolderTimeout
 }
 
 // consume applies what cons delivers until ctx ends, the read model holds

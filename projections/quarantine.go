@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -12,7 +13,7 @@ import (
 // schema's quarantine table with the reason, and moves the checkpoint past
 // it, in one transaction: the projection goes on, and the message stays
 // where an operator (and reconcile) can see it.
-func quarantine(ctx context.Context, conn *pgx.Conn, schema, stream string, keys []string, m Message, reason error) error {
+func quarantine(ctx context.Context, conn *pgx.Conn, schema, stream string, keys []string, epoch int64, m Message, reason error) error {
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, fmt.Sprintf(`
 			INSERT INTO %s.quarantine (stream, seq, subject, data, error)
@@ -21,7 +22,7 @@ func quarantine(ctx context.Context, conn *pgx.Conn, schema, stream string, keys
 		if err != nil {
 			return fmt.Errorf("quarantine: %w", err)
 		}
-		return writeCheckpoints(ctx, tx, schema, keys, int64(m.Seq))
+		return writeCheckpoints(ctx, tx, schema, keys, int64(m.Seq), epoch)
 	})
 }
 
@@ -31,9 +32,28 @@ func storable(s string) string {
 	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\\u0000")
 }
 
+// ErrFenced is a projector's write refused because another projector has
+// taken its slots since it took them: the write's transaction is rolled
+// back, so a holder that lost its slots writes nothing.
+var ErrFenced = errors.New("fenced: another projector has taken these slots")
+
 // writeCheckpoints moves the checkpoints keys to seq; never back, since a
-// partition may apply again what one of its slots already holds.
-func writeCheckpoints(ctx context.Context, tx pgx.Tx, schema string, keys []string, seq int64) error {
+// partition may apply again what one of its slots already holds. With an
+// epoch (a fenced partition), it moves only checkpoints that still carry
+// that epoch, and fails with ErrFenced, in the transaction of the rows they
+// cover, when one does not.
+func writeCheckpoints(ctx context.Context, tx pgx.Tx, schema string, keys []string, seq, epoch int64) error {
+	if epoch != 0 {
+		tag, err := tx.Exec(ctx, fmt.Sprintf(`
+			UPDATE %[1]s.checkpoint SET seq = greatest(seq, $2) WHERE stream = ANY($1) AND epoch = $3`, schema), keys, seq, epoch)
+		if err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+		if tag.RowsAffected() != int64(len(keys)) {
+			return ErrFenced
+		}
+		return nil
+	}
 	_, err := tx.Exec(ctx, fmt.Sprintf(`
 		INSERT INTO %[1]s.checkpoint (stream, seq) SELECT unnest($1::text[]), $2
 		ON CONFLICT (stream) DO UPDATE SET seq = greatest(%[1]s.checkpoint.seq, excluded.seq)`, schema), keys, seq)

@@ -102,7 +102,7 @@ func (s *SettingsStore) Apply(ctx context.Context, conn *pgx.Conn, batch []Messa
 				return fmt.Errorf("upsert settings of %s: %w", r.change.OrgID, err)
 			}
 		}
-		return writeCheckpoints(ctx, tx, ControlSchema, []string{natsx.ControlStream}, int64(batch[len(batch)-1].Seq))
+		return writeCheckpoints(ctx, tx, ControlSchema, []string{natsx.ControlStream}, int64(batch[len(batch)-1].Seq), 0)
 	})
 }
 
@@ -113,7 +113,7 @@ func (s *SettingsStore) QuarantineCount(ctx context.Context) (int64, error) {
 
 // Quarantine keeps m in the quarantine table and moves the checkpoint to it.
 func (s *SettingsStore) Quarantine(ctx context.Context, conn *pgx.Conn, m Message, reason error) error {
-	return quarantine(ctx, conn, ControlSchema, natsx.ControlStream, []string{natsx.ControlStream}, m, reason)
+	return quarantine(ctx, conn, ControlSchema, natsx.ControlStream, []string{natsx.ControlStream}, 0, m, reason)
 }
 
 // Region reports where org's audit data lives, and false when the org never

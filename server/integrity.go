@@ -250,7 +250,7 @@ func (s *Server) reconcileRegion(ctx context.Context, r domain.Region, repair bo
 type integrityCollector struct {
 	in                                              *integrity
 	quarantined, gaps, stalled, reconciled, resyncs *prometheus.Desc
-	partitions, takeovers, unheld                   *prometheus.Desc
+	partitions, takeovers, unheld, fenced           *prometheus.Desc
 }
 
 func newIntegrityCollector(in *integrity) *integrityCollector {
@@ -273,11 +273,13 @@ func newIntegrityCollector(in *integrity) *integrityCollector {
 			"Slots of a regional stream no projector of any instance holds; above 0 for long, part of the region is not projected.", labels, nil),
 		takeovers: prometheus.NewDesc("auditlog_projection_partition_starts_total",
 			"Partitions of the stream this instance started projecting: at start, after a layout change, and on taking over a dead instance's.", labels, nil),
+		fenced: prometheus.NewDesc("auditlog_projection_fenced_total",
+			"Partitions of this instance whose write was refused because another instance had taken their slots (it was frozen or cut off meanwhile).", labels, nil),
 	}
 }
 
 func (c *integrityCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.quarantined, c.gaps, c.stalled, c.reconciled, c.resyncs, c.partitions, c.takeovers, c.unheld} {
+	for _, d := range []*prometheus.Desc{c.quarantined, c.gaps, c.stalled, c.reconciled, c.resyncs, c.partitions, c.takeovers, c.unheld, c.fenced} {
 		ch <- d
 	}
 }
@@ -302,6 +304,7 @@ func (c *integrityCollector) Collect(ch chan<- prometheus.Metric) {
 		st := p.Status()
 		ch <- prometheus.MustNewConstMetric(c.partitions, prometheus.GaugeValue, float64(len(st.Held)), p.Stream())
 		ch <- prometheus.MustNewConstMetric(c.takeovers, prometheus.CounterValue, float64(p.Takeovers()), p.Stream())
+		ch <- prometheus.MustNewConstMetric(c.fenced, prometheus.CounterValue, float64(p.Fenced()), p.Stream())
 	}
 }
 

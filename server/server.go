@@ -126,6 +126,11 @@ type Config struct {
 	// seeds a new deployment's layout and never changes an existing one:
 	// that is `auditd projections partitions N`. Zero means 1.
 	ProjectionPartitions int
+	// HolderTimeout is how long a session holding projection locks (or
+	// this instance's membership) may be silent before Postgres ends it, so
+	// that a frozen or cut-off instance's partitions go to the others
+	// (default projections.DefaultHolderTimeout).
+	HolderTimeout time.Duration
 	// RebalanceEvery is how often an instance takes or hands back
 	// partitions (default 1s): how long a dead instance's partitions wait
 	// at most, once Postgres has ended its sessions.
@@ -315,6 +320,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 
 	s.controlProjector = &projections.Projector{
 		JS: s.js, Pool: s.control, Stream: natsx.ControlStream, Durable: "pg-settings", Sink: s.store, Log: s.log,
+		HolderTimeout: cfg.HolderTimeout,
 	}
 	if _, err := projections.InitPartitionCount(ctx, s.control, max(cfg.ProjectionPartitions, 1)); err != nil {
 		return nil, err
@@ -322,7 +328,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.eventProjectors = map[domain.Region]*projections.Partitioned{}
 	for _, r := range domain.Regions {
 		s.eventProjectors[r] = &projections.Partitioned{
-			JS: s.js, Store: s.events[r], Region: r, Log: s.log, Tick: cfg.RebalanceEvery,
+			JS: s.js, Store: s.events[r], Region: r, Log: s.log, Tick: cfg.RebalanceEvery, HolderTimeout: cfg.HolderTimeout,
 			Layout: func(ctx context.Context) (int, error) { return projections.PartitionCount(ctx, s.control) },
 			// Run joins: only serving instances count in the census, not a
 			// command such as reconcile.
@@ -510,7 +516,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.responder, err = s.connectResponder(); err != nil {
 		return err
 	}
-	if s.members, err = projections.Join(ctx, s.control); err != nil {
+	if s.members, err = projections.Join(ctx, s.control, s.cfg.HolderTimeout); err != nil {
 		return err
 	}
 	pctx, stopProjectors := context.WithCancel(context.WithoutCancel(ctx))
