@@ -189,14 +189,14 @@ type Server struct {
 	integrityEvents map[domain.Region]*projections.EventStore
 	integrityPools  []*pgxpool.Pool
 	gate            *integrityGate
-	recorder *ingest.Recorder
-	feed     *live.Feed
-	jobs     *export.Jobs
-	apq      jetstream.KeyValue
-	worker   *export.Worker
-	signer   *auth.DownloadSigner
-	listener net.Listener
-	handler  http.Handler
+	recorder        *ingest.Recorder
+	feed            *live.Feed
+	jobs            *export.Jobs
+	apq             jetstream.KeyValue
+	worker          *export.Worker
+	signer          *auth.DownloadSigner
+	listener        net.Listener
+	handler         http.Handler
 	// controlProjector feeds the settings read model; eventProjectors the
 	// events read model of each region.
 	controlProjector *projections.Projector
