@@ -184,19 +184,14 @@ type Server struct {
 	settings *settings.Service
 	store    *projections.SettingsStore
 	events   map[domain.Region]*projections.EventStore
-	// integrityEvents are the same read models on the integrity pools,
-	// which tenants' reads never wait for; gate admits work to them.
-	integrityEvents map[domain.Region]*projections.EventStore
-	integrityPools  []*pgxpool.Pool
-	gate            *integrityGate
-	recorder        *ingest.Recorder
-	feed            *live.Feed
-	jobs            *export.Jobs
-	apq             jetstream.KeyValue
-	worker          *export.Worker
-	signer          *auth.DownloadSigner
-	listener        net.Listener
-	handler         http.Handler
+	recorder *ingest.Recorder
+	feed     *live.Feed
+	jobs     *export.Jobs
+	apq      jetstream.KeyValue
+	worker   *export.Worker
+	signer   *auth.DownloadSigner
+	listener net.Listener
+	handler  http.Handler
 	// controlProjector feeds the settings read model; eventProjectors the
 	// events read model of each region.
 	controlProjector *projections.Projector
@@ -206,6 +201,12 @@ type Server struct {
 	integrity        *integrity
 	reads            *reads.Log
 	trees            *trees
+
+	// integrityEvents are the same read models on the integrity pools,
+	// which tenants' reads never wait for; gate admits work to them.
+	integrityEvents map[domain.Region]*projections.EventStore
+	integrityPools  []*pgxpool.Pool
+	gate            *integrityGate
 }
 
 // New connects to (or starts) NATS and Postgres, declares the streams and
