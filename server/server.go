@@ -368,7 +368,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, fmt.Errorf("persisted query bucket: %w", err)
 	}
 	s.signer = auth.NewDownloadSigner(cfg.DownloadKey, cfg.Now)
-	s.reads = reads.New(s.recorder, cfg.Now, cfg.ReadWindow)
+	s.reads = reads.New(s.recorder, cfg.Now, cfg.ReadWindow, s.log)
 
 	resolver := &graph.Resolver{
 		Recorder:     s.recorder,
@@ -499,6 +499,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 
 	wg.Go(func() { s.maintainPartitions(pctx) })
+	// Records the counted reads as their windows end, and the rest once
+	// the HTTP server has stopped (pctx ends after it, before NATS closes).
+	wg.Go(func() { s.reads.Run(pctx) })
 	wg.Go(func() { s.integrity.watch(pctx) })
 	if s.cfg.RetentionEvery > 0 {
 		wg.Go(func() { s.retentionLoop(pctx, s.cfg.RetentionEvery) })
