@@ -108,7 +108,15 @@ func TestIntegrityChecksDoNotStarveOtherTenants(t *testing.T) {
 	env := testenv.Start(t)
 	env.EnableOrg(t, "acme", domain.RegionUS)
 	env.EnableOrg(t, "globex", domain.RegionUS)
-	seed(t, env, "acme", 20_000)
+	base := time.Now().Add(-12 * time.Hour)
+	for start := 0; start < 20_000; start += 1000 {
+		var batch []map[string]any
+		for i := start; i < start+1000; i++ {
+			batch = append(batch, ev("acme", "USER_LOGOUT", "PLATFORM", base.Add(time.Duration(i)*time.Second),
+				map[string]any{"userId": "u1"}, nil))
+		}
+		mustRecord(t, env, batch)
+	}
 	seed(t, env, "globex", 50)
 	env.WaitProjected(t)
 	db, err := pgxpool.New(context.Background(), env.DBURL)
