@@ -303,3 +303,45 @@ func TestEachDownloadOfALinkIsCounted(t *testing.T) {
 		t.Fatalf("%d download events counting %d, want 2 counting %d", events, count, n)
 	}
 }
+
+// Reads that issue a signed checkpoint issue at most one per organization
+// and interval: within it they get the latest, and the checkpoint stream
+// does not grow however often they ask.
+func TestReadsIssueAtMostOneCheckpointPerInterval(t *testing.T) {
+	clk := &clock{at: time.Now()}
+	env := testenv.Start(t, func(c *server.Config) { c.Now = clk.Now; c.CheckpointEvery = -1 })
+	env.EnableOrg(t, "acme", domain.RegionUS)
+	seed(t, env, "acme", 5)
+	env.WaitProjected(t)
+	admin := testenv.AdminToken(t, "acme")
+
+	first := checkpointOf(t, env, "acme")
+	heads := streamHeads(t, env)
+	for range 20 {
+		seed(t, env, "acme", 1) // the tree grows between the asks
+		env.WaitProjected(t)
+		if cp := checkpointOf(t, env, "acme"); cp.TreeSize != first.TreeSize {
+			t.Fatalf("a checkpoint of %d leaves issued within the interval of one of %d", cp.TreeSize, first.TreeSize)
+		}
+	}
+	if after := streamHeads(t, env); after[1] != heads[1] {
+		t.Fatalf("the checkpoint stream grew from %d to %d within the interval", heads[1], after[1])
+	}
+	// An event the latest checkpoint does not cover yet cannot be proved
+	// against it: RATE_LIMITED, saying when.
+	late := ev("acme", "USER_LOGOUT", "PLATFORM", time.Now().Add(-time.Minute), map[string]any{"userId": "u1"}, nil)
+	mustRecord(t, env, []map[string]any{late})
+	env.WaitProjected(t)
+	r := env.Do(t, admin, `query($id: ID!) { auditEventProof(id: $id) { treeSize } }`, map[string]any{"id": late["id"]})
+	if code := r.ErrorCode(t); code != "RATE_LIMITED" {
+		t.Fatalf("proof of an uncovered event: %s", code)
+	}
+
+	clk.Add(server.DefaultCheckpointMinInterval)
+	if cp := checkpointOf(t, env, "acme"); cp.TreeSize < first.TreeSize+21 {
+		t.Fatalf("after the interval, a checkpoint of %d leaves; want %d", cp.TreeSize, first.TreeSize+21)
+	}
+	if after := streamHeads(t, env); after[1] != heads[1]+1 {
+		t.Fatalf("the checkpoint stream went from %d to %d, want one more", heads[1], after[1])
+	}
+}
