@@ -215,7 +215,10 @@ var catalog = []TypeInfo{
 		{Name: "eventId", Type: FieldString, Description: "for view: the event opened"},
 		{Name: "resourceKind", Type: FieldString, Description: "for history: the kind of resource"},
 		{Name: "resourceId", Type: FieldString, Description: "for history: the resource"},
-		{Name: "exportId", Type: FieldString, Description: "for download: the export job"}}},
+		{Name: "exportId", Type: FieldString, Description: "for download: the export job"},
+		{Name: "count", Type: FieldInt, Description: "how many reads the event stands for: 1 for a reader's first read of this kind in a window, the reads after it for the event recorded when the window ends (absent in events recorded before counting: 1)"},
+		{Name: "distinct", Type: FieldInt, Description: "for the event recorded when a window ends: how many different things its reads read"},
+		{Name: "reads", Type: FieldStringList, Description: "for the event recorded when a window ends: up to 20 of the different filters, events, resources or exports read"}}},
 
 	{TypePolicyCreated, CategoryPolicy, "A policy was created in the Custom Policy Builder", []Field{fPolicyID, fPolicyNameReq}},
 	{TypePolicyUpdated, CategoryPolicy, "A policy was updated in the Custom Policy Builder", []Field{fPolicyID, fPolicyName, fPolicyChanges}},

@@ -2975,7 +2975,8 @@ type Query {
   """
   The latest signed checkpoint of the organization's Merkle tree. When the
   tree has grown since the last one, or has none, one is issued now, so it
-  covers every event the log has projected.
+  covers every event the log has projected; but reads issue at most one per
+  organization every 10 seconds, and within that get the latest.
   """
   auditLogCheckpoint: Checkpoint! @hasRole(role: ADMIN)
   """
@@ -2994,6 +2995,8 @@ type Query {
   read model's rows of the leaves in [from, to) (default: all), the stored
   tree hashes and every stored checkpoint with it. Reports the first
   divergence. Reads the organization's whole stream: slow on large logs.
+  At most one per request; one integrity query per organization at once
+  (RATE_LIMITED).
   """
   verifyAuditLog(from: Int = 0, to: Int): AuditLogVerification! @hasRole(role: ADMIN)
 }

@@ -114,6 +114,20 @@ func NewSchema(r *Resolver) graphql.ExecutableSchema {
 	cfg.Complexity.Query.ResourceHistory = func(child int, _, _ string, first *int, _ *string, _ *model.SortOrder) int {
 		return child * pageSize(first)
 	}
+	// An integrity check costs its weight whatever it answers (see
+	// integrityFields), as it does in the cost limit that runs first.
+	cfg.Complexity.Query.VerifyAuditLog = func(child int, _, _ *int) int {
+		return child + integrityWeight("verifyAuditLog")
+	}
+	cfg.Complexity.Query.AuditLogCheckpoint = func(child int) int {
+		return child + integrityWeight("auditLogCheckpoint")
+	}
+	cfg.Complexity.Query.AuditEventProof = func(child int, _ string, _ *int) int {
+		return child + integrityWeight("auditEventProof")
+	}
+	cfg.Complexity.Query.AuditLogConsistencyProof = func(child int, _, _ int) int {
+		return child + integrityWeight("auditLogConsistencyProof")
+	}
 	// recordAuditEvents has no complexity function on purpose: gqlgen
 	// would decode its arguments, up to 1,000 events, once more just to
 	// size it (4% of ingest CPU), and ingest bounds the batch itself.

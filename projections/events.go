@@ -335,3 +335,12 @@ func (s *EventStore) EnsurePartitions(ctx context.Context, monthsAhead int) erro
 	}
 	return nil
 }
+
+// WithPool is the same read model reached through pool, so that work which
+// holds connections long (integrity checks) runs on connections the
+// tenants' queries never wait for.
+func (s *EventStore) WithPool(pool *pgxpool.Pool) *EventStore {
+	p := *s
+	p.pool = pool
+	return &p
+}

@@ -14,7 +14,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -65,6 +67,10 @@ type Weights struct {
 	// List is the number of items of any other list field, or of the
 	// values of its enum type when they are more.
 	List int
+	// Fields holds the weight of one call of a field whose cost is not its
+	// answer's size, keyed "Type.field", e.g. an integrity check that reads
+	// a whole stream: it is added to the field's weight.
+	Fields map[string]int
 }
 
 // CycleError reports a fragment that spreads itself, directly or not.
@@ -79,6 +85,13 @@ func (e *CycleError) Error() string {
 // unknown to schema costs 1 and a spread of an unknown fragment nothing,
 // leaving it to validation to refuse them.
 func Measure(schema *ast.Schema, doc *ast.QueryDocument, op *ast.OperationDefinition, vars map[string]any, w Weights) (Cost, error) {
+	c, _, err := measure(schema, doc, op, vars, w, nil)
+	return c, err
+}
+
+// measure is Measure that also counts the calls of the fields named in
+// watch ("Type.field"), fragments expanded.
+func measure(schema *ast.Schema, doc *ast.QueryDocument, op *ast.OperationDefinition, vars map[string]any, w Weights, watch map[string]int) (Cost, map[string]int, error) {
 	m := measurer{
 		schema:    schema,
 		doc:       doc,
@@ -87,8 +100,12 @@ func Measure(schema *ast.Schema, doc *ast.QueryDocument, op *ast.OperationDefini
 		w:         w,
 		fragments: make(map[string]Cost, len(doc.Fragments)),
 		active:    make(map[string]bool),
+		watch:     watch,
+		calls:     map[string]int{},
+		fragCalls: map[string]map[string]int{},
 	}
-	return m.set(op.SelectionSet, rootType(schema, op.Operation))
+	c, err := m.set(op.SelectionSet, rootType(schema, op.Operation))
+	return c, m.calls, err
 }
 
 func rootType(schema *ast.Schema, op ast.Operation) *ast.Definition {
@@ -110,6 +127,18 @@ type measurer struct {
 	w         Weights
 	fragments map[string]Cost // measured fragment definitions
 	active    map[string]bool // fragments being measured, to find cycles
+	// watch names the fields whose calls are counted into calls; fragCalls
+	// holds each measured fragment's own counts, added at every spread.
+	watch     map[string]int
+	calls     map[string]int
+	fragCalls map[string]map[string]int
+}
+
+// addCalls adds the counts of from to the current counts.
+func (m *measurer) addCalls(from map[string]int) {
+	for k, v := range from {
+		m.calls[k] = add(m.calls[k], v)
+	}
 }
 
 func (m *measurer) set(set ast.SelectionSet, parent *ast.Definition) (Cost, error) {
@@ -142,6 +171,7 @@ func (m *measurer) set(set ast.SelectionSet, parent *ast.Definition) (Cost, erro
 // fragment measures the named fragment the first time it is spread.
 func (m *measurer) fragment(name string) (Cost, error) {
 	if c, ok := m.fragments[name]; ok {
+		m.addCalls(m.fragCalls[name])
 		return c, nil
 	}
 	if m.active[name] {
@@ -152,12 +182,18 @@ func (m *measurer) fragment(name string) (Cost, error) {
 		return Cost{}, nil
 	}
 	m.active[name] = true
+	outer := m.calls
+	m.calls = map[string]int{}
 	c, err := m.set(def.SelectionSet, m.schema.Types[def.TypeCondition])
+	own := m.calls
+	m.calls = outer
 	delete(m.active, name)
 	if err != nil {
 		return Cost{}, err
 	}
 	m.fragments[name] = c
+	m.fragCalls[name] = own
+	m.addCalls(own)
 	return c, nil
 }
 
@@ -186,6 +222,13 @@ func (m *measurer) field(f *ast.Field, parent *ast.Definition) (Cost, error) {
 		c.Weight = add(1, mul(n, each))
 	} else {
 		c.Weight = 1
+	}
+	if def != nil && parent != nil {
+		key := parent.Name + "." + f.Name
+		c.Weight = add(c.Weight, m.w.Fields[key])
+		if _, ok := m.watch[key]; ok {
+			m.calls[key] = add(m.calls[key], 1)
+		}
 	}
 	return c, nil
 }
@@ -370,6 +413,10 @@ type Limits struct {
 	Aliases int
 	Depth   int
 	Weight  int
+	// Calls bounds how many times one operation may call a field, keyed
+	// "Type.field", aliases and fragments counted: a field whose one call
+	// is costly (an integrity check) runs at most this often per request.
+	Calls map[string]int
 }
 
 // Limit names a limit of Limits.
@@ -385,6 +432,7 @@ const (
 	LimitAliases     Limit = "aliases"
 	LimitDepth       Limit = "depth"
 	LimitWeight      Limit = "weight"
+	LimitCalls       Limit = "calls"
 )
 
 // LimitError reports the first limit a request exceeds, in the order of
@@ -394,6 +442,8 @@ type LimitError struct {
 	Limit Limit
 	Value int
 	Max   int
+	// Field is the field called too often, for LimitCalls.
+	Field string
 }
 
 func (e *LimitError) Error() string {
@@ -406,6 +456,8 @@ func (e *LimitError) Error() string {
 		return fmt.Sprintf("query text of %d bytes exceeds the limit of %d", e.Value, e.Max)
 	case LimitTokens:
 		return fmt.Sprintf("query text exceeds the limit of %d tokens", e.Max)
+	case LimitCalls:
+		return fmt.Sprintf("operation calls %s %d times; a request may call it at most %d times", e.Field, e.Value, e.Max)
 	default:
 		return fmt.Sprintf("query has %d %s, which exceeds the limit of %d", e.Value, e.Limit, e.Max)
 	}
@@ -439,11 +491,19 @@ func (l Limits) Check(schema *ast.Schema, query, operationName string, vars map[
 	if op == nil {
 		return nil
 	}
-	c, err := Measure(schema, doc, op, vars, w)
+	c, calls, err := measure(schema, doc, op, vars, w, l.Calls)
 	if err != nil {
 		return err
 	}
-	return l.exceeded(c)
+	if err := l.exceeded(c); err != nil {
+		return err
+	}
+	for _, field := range slices.Sorted(maps.Keys(l.Calls)) {
+		if max := l.Calls[field]; calls[field] > max {
+			return &LimitError{Limit: LimitCalls, Value: calls[field], Max: max, Field: field}
+		}
+	}
+	return nil
 }
 
 func (l Limits) exceeded(c Cost) error {

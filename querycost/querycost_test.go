@@ -16,6 +16,7 @@ import (
 
 const sdl = `
 type Query {
+  verify: Entry
   items(first: Int = 50): ItemConnection!
   catalog: [Entry!]!
   colors: [Color!]!
@@ -34,6 +35,7 @@ var weights = querycost.Weights{
 	PageArgument: "first",
 	Lists:        map[string]int{"Query.catalog": 40, "Entry.fields": 5, "ItemConnection.edges": 1},
 	List:         2,
+	Fields:       map[string]int{"Query.verify": 100},
 }
 
 // chain is a fragment chain: each fragment spreads the previous one three
@@ -97,6 +99,8 @@ func TestMeasure(t *testing.T) {
 			querycost.Cost{Weight: 1 + 1*(1+1*(1+pow3(3))), Fields: 3 + pow3(3), Depth: 4}},
 		{"fragment chain 30 saturates", chain(30), nil,
 			querycost.Cost{Weight: 1 + 1*(1+1*(1+pow3(30))), Fields: 3 + pow3(30), Depth: 4}},
+		{"a costly field weighs its call", `{ a: verify { name } b: verify { name } }`, nil,
+			querycost.Cost{Weight: 2 * (1 + 1 + 100), Fields: 4, Aliases: 2, Depth: 2}},
 		{"deep nesting", `{ one { ` + strings.Repeat("a { ", 20) + "b" + strings.Repeat(" }", 20) + ` } }`, nil,
 			querycost.Cost{Weight: 22, Fields: 22, Depth: 22}},
 	}
@@ -163,7 +167,8 @@ func TestRepeats(t *testing.T) {
 
 func TestCheck(t *testing.T) {
 	schema := gqlparser.MustLoadSchema(&ast.Source{Input: sdl})
-	limits := querycost.Limits{Bytes: 4096, Tokens: 500, Definitions: 8, Repeats: 3, Fields: 100, Aliases: 4, Depth: 5, Weight: 1000}
+	limits := querycost.Limits{Bytes: 4096, Tokens: 500, Definitions: 8, Repeats: 3, Fields: 100, Aliases: 4, Depth: 5, Weight: 1000,
+		Calls: map[string]int{"Query.verify": 1}}
 	tests := []struct {
 		name  string
 		query string
@@ -179,6 +184,12 @@ func TestCheck(t *testing.T) {
 		{"aliases", `{ a: one { name } b: one { name } c: one { name } d: one { name } e: one { name } }`, "", querycost.LimitAliases},
 		{"depth", `{ one { a { b { c { d { e } } } } } }`, "", querycost.LimitDepth},
 		{"weight", `{ items(first: 500) { edges { node { id } } } }`, "", querycost.LimitWeight},
+		{"one call of a limited field", `{ verify { name } }`, "", ""},
+		{"a limited field aliased twice", `{ a: verify { name } b: verify { name } }`, "", querycost.LimitCalls},
+		{"a limited field twice through a fragment", `fragment V on Query { verify { name } } { ...V x: one { ...E } } fragment E on Entry { name }
+		  query Q { ...V ... on Query { ...V } }`, "Q", querycost.LimitCalls},
+		{"a limited field in a fragment spread once", `fragment V on Query { verify { name } } { ...V ...V2 } fragment V2 on Query { one { name } }`, "", ""},
+		{"a limited field in a nested fragment spread twice", `fragment V on Query { verify { name } } fragment W on Query { ...V } { ...W ... { ...W } }`, "", querycost.LimitCalls},
 		{"only the named operation is measured", `query A { items(first: 500) { total } } query B { one { name } }`, "B", ""},
 		{"an unknown operation is left to the executor", `query A { one { name } }`, "C", ""},
 	}

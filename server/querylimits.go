@@ -12,6 +12,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/graph"
 	"github.com/auditlog/auditlog/querycost"
 )
 
@@ -37,6 +38,10 @@ func queryLimits() querycost.Limits {
 		// Weight is the page- and list-weighted size of the answer, the same
 		// 10,000 as gqlgen's complexity limit, which stays as a second check.
 		Weight: maxComplexity,
+		// One verifyAuditLog, one checkpoint and two proofs of each kind
+		// per request (see graph.IntegrityCalls); a second alias is
+		// refused COMPLEXITY_LIMIT_EXCEEDED before anything runs.
+		Calls: graph.IntegrityCalls(),
 	}
 }
 
@@ -114,15 +119,19 @@ func (c costLimit) late(ctx context.Context) *gqlerror.Error {
 	return nil
 }
 
-// limitCode is the extensions.code of a refusal: the answer's size is
-// complexity, as gqlgen calls it; depth keeps the code it always had; the
-// rest is the query's own size.
+// limitCode is the extensions.code of a refusal: the answer's size, and
+// integrity checks called too often, are complexity, as gqlgen calls it;
+// depth keeps the code it always had; the rest is the query's own size.
 func limitCode(l querycost.Limit) domain.Code {
 	switch l {
 	case querycost.LimitWeight:
 		return domain.CodeComplexityLimit
 	case querycost.LimitDepth:
 		return domain.CodeBadUserInput
+	case querycost.LimitCalls:
+		// Too many integrity checks in one request: it costs too much,
+		// and asking again the same way would not help.
+		return domain.CodeComplexityLimit
 	default:
 		return domain.CodeQueryTooLarge
 	}

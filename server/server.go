@@ -139,6 +139,11 @@ type Config struct {
 	// gets a new signed checkpoint (default 1m; negative never: checkpoints
 	// are then issued only when asked for).
 	CheckpointEvery time.Duration
+	// CheckpointMinInterval is how often reads (auditLogCheckpoint, proofs)
+	// may issue a new signed checkpoint for one organization; within it
+	// they get the latest (default DefaultCheckpointMinInterval; negative:
+	// no limit).
+	CheckpointMinInterval time.Duration
 	// Log is the root logger.
 	Log zerolog.Logger
 	// Now is the clock; nil means time.Now.
@@ -210,6 +215,12 @@ type Server struct {
 	integrity        *integrity
 	reads            *reads.Log
 	trees            *trees
+
+	// integrityEvents are the same read models on the integrity pools,
+	// which tenants' reads never wait for; gate admits work to them.
+	integrityEvents map[domain.Region]*projections.EventStore
+	integrityPools  []*pgxpool.Pool
+	gate            *integrityGate
 }
 
 // New connects to (or starts) NATS and Postgres, declares the streams and
@@ -246,6 +257,9 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.CheckpointEvery == 0 {
 		cfg.CheckpointEvery = DefaultCheckpointEvery
 	}
+	if cfg.CheckpointMinInterval == 0 {
+		cfg.CheckpointMinInterval = DefaultCheckpointMinInterval
+	}
 	cfg.Streams = cfg.Streams.WithDefaults()
 	if len(cfg.DownloadKey) == 0 {
 		cfg.DownloadKey = make([]byte, 32)
@@ -253,7 +267,8 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 			return nil, fmt.Errorf("download key: %w", err)
 		}
 	}
-	s := &Server{cfg: cfg, log: cfg.Log, events: map[domain.Region]*projections.EventStore{}, metrics: newMetrics()}
+	s := &Server{cfg: cfg, log: cfg.Log, events: map[domain.Region]*projections.EventStore{}, metrics: newMetrics(),
+		integrityEvents: map[domain.Region]*projections.EventStore{}, gate: newIntegrityGate(integrityPerOrg, integrityRequests)}
 	defer func() {
 		if err != nil {
 			s.close()
@@ -292,10 +307,17 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if s.control, err = s.openPool(ctx, cfg.DatabaseURL); err != nil {
 		return nil, err
 	}
+	integrityPools := map[string]*pgxpool.Pool{} // one per database
 	for _, r := range domain.Regions {
-		pool := s.control
+		pool, url := s.control, cfg.DatabaseURL
 		if u := cfg.RegionDatabaseURLs[r]; u != "" {
 			if pool, err = s.openPool(ctx, u); err != nil {
+				return nil, err
+			}
+			url = u
+		}
+		if integrityPools[url] == nil {
+			if integrityPools[url], err = s.openIntegrityPool(ctx, url, cfg.RequestTimeout); err != nil {
 				return nil, err
 			}
 		}
@@ -307,6 +329,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 			return nil, err
 		}
 		s.events[r] = st
+		s.integrityEvents[r] = st.WithPool(integrityPools[url])
 	}
 
 	if s.settings, err = settings.New(ctx, s.js, cfg.Now); err != nil {
@@ -360,7 +383,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, fmt.Errorf("persisted query bucket: %w", err)
 	}
 	s.signer = auth.NewDownloadSigner(cfg.DownloadKey, cfg.Now)
-	s.reads = reads.New(s.recorder, cfg.Now, cfg.ReadWindow)
+	s.reads = reads.New(s.recorder, cfg.Now, cfg.ReadWindow, s.log)
 
 	resolver := &graph.Resolver{
 		Recorder:     s.recorder,
@@ -535,6 +558,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 
 	wg.Go(func() { s.maintainPartitions(pctx) })
+	// Records the counted reads as their windows end, and the rest once
+	// the HTTP server has stopped (pctx ends after it, before NATS closes).
+	wg.Go(func() { s.reads.Run(pctx) })
 	wg.Go(func() { s.integrity.watch(pctx) })
 	if s.cfg.RetentionEvery > 0 {
 		wg.Go(func() { s.retentionLoop(pctx, s.cfg.RetentionEvery) })
@@ -694,10 +720,10 @@ func (s *Server) close() {
 		}
 	}
 	s.responder, s.nc = nil, nil
-	for _, p := range s.pools {
+	for _, p := range append(s.pools, s.integrityPools...) {
 		p.Close()
 	}
-	s.pools = nil
+	s.pools, s.integrityPools = nil, nil
 	if s.ns != nil {
 		s.ns.Shutdown()
 		s.ns.WaitForShutdown()

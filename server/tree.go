@@ -110,17 +110,41 @@ func (t *trees) store(ctx context.Context, org string) (domain.Region, *projecti
 	return region, t.s.events[region], nil
 }
 
+// checkStore is store on the integrity pool, for the API's integrity
+// queries, once the gate admitted the request; release ends the admission.
+func (t *trees) checkStore(ctx context.Context, org string) (region domain.Region, st *projections.EventStore, release func(), err error) {
+	release, err = t.s.gate.admit(ctx, org)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	region, ok, err := t.s.store.Region(ctx, org)
+	if err != nil || !ok {
+		return "", nil, release, err
+	}
+	return region, t.s.integrityEvents[region], release, nil
+}
+
 // Checkpoint is org's latest checkpoint; when the tree has grown past it,
-// or has none, one is issued now, so it covers every projected event.
+// or has none, one is issued now, so it covers every projected event,
+// unless one was issued for org less than CheckpointMinInterval ago.
 func (t *trees) Checkpoint(ctx context.Context, org string) (*projections.SignedCheckpoint, treelog.Checkpoint, error) {
-	region, st, err := t.store(ctx, org)
+	region, st, release, err := t.checkStore(ctx, org)
+	if release != nil {
+		defer release()
+	}
 	if err != nil {
 		return nil, treelog.Checkpoint{}, err
 	}
+	return t.checkpoint(ctx, region, st, org, true)
+}
+
+// checkpoint is Checkpoint on st; onDemand issues at most one checkpoint
+// per organization and CheckpointMinInterval.
+func (t *trees) checkpoint(ctx context.Context, region domain.Region, st *projections.EventStore, org string, onDemand bool) (*projections.SignedCheckpoint, treelog.Checkpoint, error) {
 	if st == nil {
 		return t.empty(org, "")
 	}
-	c, err := t.issue(ctx, region, st, org)
+	c, err := t.issue(ctx, region, st, org, onDemand)
 	if err != nil {
 		return nil, treelog.Checkpoint{}, err
 	}
@@ -148,11 +172,18 @@ func (t *trees) empty(org, region string) (*projections.SignedCheckpoint, treelo
 // issue returns org's latest checkpoint, issuing one first when the tree
 // has grown past it; nil when the tree is empty. An issued checkpoint is
 // appended to the checkpoint stream, which keeps it for ever, then to the
-// read model.
-func (t *trees) issue(ctx context.Context, region domain.Region, st *projections.EventStore, org string) (*projections.SignedCheckpoint, error) {
+// read model. A read that issues (onDemand) gets the latest checkpoint
+// instead while it is younger than CheckpointMinInterval: reads, which
+// themselves grow the tree, cannot grow the checkpoint stream faster than
+// one checkpoint per organization and interval.
+func (t *trees) issue(ctx context.Context, region domain.Region, st *projections.EventStore, org string, onDemand bool) (*projections.SignedCheckpoint, error) {
 	latest, err := st.LatestCheckpoint(ctx, org)
 	if err != nil {
 		return nil, err
+	}
+	if onDemand && latest != nil && t.s.cfg.CheckpointMinInterval > 0 &&
+		t.s.cfg.Now().Sub(latest.IssuedAt) < t.s.cfg.CheckpointMinInterval {
+		return latest, nil
 	}
 	size, err := st.TreeSize(ctx, org)
 	if err != nil {
@@ -197,7 +228,7 @@ func (t *trees) issueAll(ctx context.Context) {
 				return err
 			}
 			for _, org := range orgs {
-				if _, err := t.issue(ctx, r, st, org); err != nil {
+				if _, err := t.issue(ctx, r, st, org, false); err != nil {
 					return err
 				}
 			}
@@ -265,7 +296,10 @@ func (t *trees) sync(ctx context.Context, r domain.Region) error {
 // ProveEvent is the inclusion proof of org's event id in the tree of size
 // treeSize (nil: the latest checkpoint's, issued now if the tree grew).
 func (t *trees) ProveEvent(ctx context.Context, org, id string, treeSize *int64) (leaf, size int64, proof []tlog.Hash, err error) {
-	region, st, err := t.store(ctx, org)
+	region, st, release, err := t.checkStore(ctx, org)
+	if release != nil {
+		defer release()
+	}
 	if err != nil {
 		return 0, 0, nil, err
 	}
@@ -282,9 +316,14 @@ func (t *trees) ProveEvent(ctx context.Context, org, id string, treeSize *int64)
 	if treeSize != nil {
 		size = *treeSize
 	} else {
-		c, err := t.issue(ctx, region, st, org)
+		c, err := t.issue(ctx, region, st, org, true)
 		if err != nil {
 			return 0, 0, nil, err
+		}
+		if c == nil || c.Size <= *e.LeafIndex {
+			return 0, 0, nil, domain.Errorf(domain.CodeRateLimited, "treeSize",
+				"the latest checkpoint does not cover leaf %d yet, and a read issues at most one every %s; try again then, or name a treeSize",
+				*e.LeafIndex, t.s.cfg.CheckpointMinInterval)
 		}
 		size = c.Size
 	}
@@ -298,7 +337,10 @@ func (t *trees) ProveEvent(ctx context.Context, org, id string, treeSize *int64)
 // ProveConsistency is the consistency proof of org's tree of size from
 // with its tree of size to.
 func (t *trees) ProveConsistency(ctx context.Context, org string, from, to int64) ([]tlog.Hash, error) {
-	_, st, err := t.store(ctx, org)
+	_, st, release, err := t.checkStore(ctx, org)
+	if release != nil {
+		defer release()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -315,7 +357,10 @@ func (t *trees) ProveConsistency(ctx context.Context, org string, from, to int64
 // Verify recomputes org's tree from the stream and compares the read model
 // and the stored checkpoints with it.
 func (t *trees) Verify(ctx context.Context, org string, from, to int64) (*projections.Verification, error) {
-	_, st, err := t.store(ctx, org)
+	_, st, release, err := t.checkStore(ctx, org)
+	if release != nil {
+		defer release()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -330,7 +375,11 @@ type exportProver struct{ t *trees }
 
 // Checkpoint is org's latest checkpoint, issued now if the tree grew.
 func (p exportProver) Checkpoint(ctx context.Context, org string) (string, treelog.Checkpoint, error) {
-	c, cp, err := p.t.Checkpoint(ctx, org)
+	region, st, err := p.t.store(ctx, org)
+	if err != nil {
+		return "", treelog.Checkpoint{}, err
+	}
+	c, cp, err := p.t.checkpoint(ctx, region, st, org, false)
 	if err != nil {
 		return "", cp, err
 	}

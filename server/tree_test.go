@@ -22,6 +22,7 @@ import (
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/export"
 	"github.com/auditlog/auditlog/internal/testenv"
+	"github.com/auditlog/auditlog/server"
 	"github.com/auditlog/auditlog/treelog"
 )
 
@@ -81,7 +82,8 @@ func decodeHashes(t *testing.T, ss []string) []tlog.Hash {
 // tlog to check the checkpoint, that an event's record is in the tree, and
 // that a later checkpoint extends an earlier one.
 func TestOutsideVerifierChecksCheckpointRecordAndProof(t *testing.T) {
-	env := testenv.Start(t)
+	// The test asks for a second checkpoint seconds after the first.
+	env := testenv.Start(t, func(c *server.Config) { c.CheckpointMinInterval = -1 })
 	env.EnableOrg(t, "acme", domain.RegionUS)
 	env.EnableOrg(t, "globex", domain.RegionUS)
 	seed(t, env, "acme", 11)
