@@ -144,6 +144,7 @@ type ComplexityRoot struct {
 		Checked         func(childComplexity int) int
 		Expired         func(childComplexity int) int
 		FirstDivergence func(childComplexity int) int
+		Lag             func(childComplexity int) int
 		Ok              func(childComplexity int) int
 		TreeSize        func(childComplexity int) int
 	}
@@ -1017,6 +1018,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuditLogVerification.FirstDivergence(childComplexity), true
+	case "AuditLogVerification.lag":
+		if e.ComplexityRoot.AuditLogVerification.Lag == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditLogVerification.Lag(childComplexity), true
 	case "AuditLogVerification.ok":
 		if e.ComplexityRoot.AuditLogVerification.Ok == nil {
 			break
@@ -3033,6 +3040,12 @@ type AuditLogVerification {
   "The size of the tree recomputed from the stream."
   treeSize: Int!
   """
+  Leaves the stream holds that the read model had not projected yet when it
+  was read: the projection is behind, which is not a divergence. Their rows
+  are checked by a later verification.
+  """
+  lag: Int!
+  """
   The first leaves whose messages aged out of the stream (retention). The
   tree keeps their hashes, on which the rest is recomputed; any row still
   held for them is checked against its kept leaf hash.
@@ -3894,6 +3907,8 @@ func (ec *executionContext) childFields_AuditLogVerification(ctx context.Context
 		return ec.fieldContext_AuditLogVerification_checked(ctx, field)
 	case "treeSize":
 		return ec.fieldContext_AuditLogVerification_treeSize(ctx, field)
+	case "lag":
+		return ec.fieldContext_AuditLogVerification_lag(ctx, field)
 	case "expired":
 		return ec.fieldContext_AuditLogVerification_expired(ctx, field)
 	case "firstDivergence":
@@ -6409,6 +6424,29 @@ func (ec *executionContext) _AuditLogVerification_treeSize(ctx context.Context, 
 	)
 }
 func (ec *executionContext) fieldContext_AuditLogVerification_treeSize(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditLogVerification", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AuditLogVerification_lag(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogVerification) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditLogVerification_lag(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Lag, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditLogVerification_lag(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("AuditLogVerification", field, false, false, "Int")
 }
 
@@ -16202,6 +16240,11 @@ func (ec *executionContext) _AuditLogVerification(ctx context.Context, sel ast.S
 			}
 		case "treeSize":
 			out.Values[i] = ec._AuditLogVerification_treeSize(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lag":
+			out.Values[i] = ec._AuditLogVerification_lag(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}

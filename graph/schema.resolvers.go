@@ -268,7 +268,7 @@ func (r *queryResolver) VerifyAuditLog(ctx context.Context, from *int, to *int) 
 	if err != nil {
 		return nil, err
 	}
-	out := &model.AuditLogVerification{Ok: v.OK, Checked: int(v.Checked), TreeSize: int(v.TreeSize), Expired: int(v.Expired)}
+	out := &model.AuditLogVerification{Ok: v.OK, Checked: int(v.Checked), TreeSize: int(v.TreeSize), Lag: int(v.Lag), Expired: int(v.Expired)}
 	if d := v.First; d != nil {
 		out.FirstDivergence = &model.AuditLogDivergence{LeafIndex: int(d.LeafIndex), Field: d.Field,
 			EventID: optionalString(d.EventID), Expected: &d.Expected, Found: &d.Found}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/natsx"
 )
 
 // Divergence is where the read model first departs from the stream: the
@@ -37,6 +39,10 @@ type Verification struct {
 	Checked int64
 	// TreeSize is the size of the tree recomputed from the stream.
 	TreeSize int64
+	// Lag counts the leaves the stream holds that the read model had not
+	// projected yet when it was read: a projection behind, not a
+	// divergence. Their rows are compared once they are projected.
+	Lag int64
 	// Expired counts the leaves retention removed: the first ones, whose
 	// messages aged out of the stream (the tree keeps their hashes, on which
 	// the rest is recomputed, and a row still held for one is checked
@@ -58,17 +64,42 @@ type leaf struct {
 	row   []any
 }
 
-// VerifyTree recomputes org's tree from the stream up to the read model's
-// checkpoint and compares, for the leaves in [from, to) (to < 0: all), the
-// event rows, then the stored tree hashes, then every stored checkpoint
-// (whose signature open checks) with it. It reports the divergence of the
-// lowest leaf. Memory holds the tree's hashes (64 bytes a leaf) and the ids
-// seen, to tell duplicates from leaves, not the events.
+// VerifyTree recomputes org's tree from the stream and compares, for the
+// leaves in [from, to) (to < 0: all), the event rows, then the stored tree
+// hashes, then every stored checkpoint (whose signature open checks) with
+// it. It reports the divergence of the lowest leaf. Memory holds the tree's
+// hashes (64 bytes a leaf) and the ids seen, to tell duplicates from
+// leaves, not the events.
+//
+// The read model may be behind the stream while it is read: the leaves of
+// messages past org's projected position that have no row yet are counted
+// as Lag, not as a divergence. To tell the two apart without a snapshot,
+// it reads in this order: org's projected position, the stored
+// checkpoints, the stored tree size, the stream's head, then the rows up
+// to that head; each read can only see as much as or more than the one
+// before.
 func (s *EventStore) VerifyTree(ctx context.Context, js jetstream.JetStream, org string, from, to int64, open OpenFunc) (*Verification, error) {
-	through, err := s.Checkpoint(ctx)
+	projected, err := s.orgCheckpoint(ctx, org)
 	if err != nil {
 		return nil, err
 	}
+	cps, err := s.Checkpoints(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	storedSize, err := s.TreeSize(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	head, err := js.Stream(ctx, s.stream)
+	if err != nil {
+		return nil, fmt.Errorf("verify %s: %w", org, err)
+	}
+	info, err := head.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("verify %s: %w", org, err)
+	}
+	through := info.State.LastSeq
 	quarantined, err := s.Quarantined(ctx)
 	if err != nil {
 		return nil, err
@@ -91,7 +122,8 @@ func (s *EventStore) VerifyTree(ctx context.Context, js jetstream.JetStream, org
 	// Rows come in leaf order from one query and are merged with the leaves
 	// as the stream yields them.
 	rows, err := s.pool.Query(ctx, fmt.Sprintf(`SELECT %s FROM %s.events
-		WHERE org_id = $1 AND leaf_index >= $2 AND leaf_index < $3 ORDER BY leaf_index, id`, selectColumns, s.schema), org, from, to)
+		WHERE org_id = $1 AND leaf_index >= $2 AND leaf_index < $3 AND stream_seq <= $4 ORDER BY leaf_index, id`, selectColumns, s.schema),
+		org, from, to, int64(through))
 	if err != nil {
 		return nil, fmt.Errorf("verify %s: %w", org, err)
 	}
@@ -152,6 +184,11 @@ func (s *EventStore) VerifyTree(ctx context.Context, js jetstream.JetStream, org
 		}
 		if (cur == nil || cur.leaf > l.index) && l.row[2].(time.Time).Before(dropped) {
 			res.Expired++ // its month was dropped by retention
+			return nil
+		}
+		if (cur == nil || cur.leaf > l.index) && l.seq > projected {
+			res.Lag++ // not projected yet when the read model was read
+			res.Checked--
 			return nil
 		}
 		if cur == nil || cur.leaf > l.index {
@@ -218,17 +255,36 @@ func (s *EventStore) VerifyTree(ctx context.Context, js jetstream.JetStream, org
 		found(&Divergence{LeafIndex: cur.leaf, EventID: cur.e.ID, Field: "row", Expected: "no row: the stream has no such leaf", Found: "event " + cur.e.ID})
 	}
 	rows.Close()
-	if err := s.verifyHashes(ctx, org, from, min(to, res.TreeSize), stored, found); err != nil {
+	if err := s.verifyHashes(ctx, org, from, min(to, res.TreeSize, storedSize), stored, found); err != nil {
 		return nil, err
 	}
-	if err := s.verifySize(ctx, org, res.TreeSize, found); err != nil {
-		return nil, err
+	// The stored tree was read before the stream's head, so it holds at
+	// most the stream's leaves, and at least those projected before.
+	if storedSize > res.TreeSize || storedSize < res.TreeSize-res.Lag {
+		found(&Divergence{LeafIndex: min(storedSize, res.TreeSize), Field: "treeSize",
+			Expected: fmt.Sprintf("%d, or up to %d leaves fewer while projecting", res.TreeSize, res.Lag), Found: strconv.FormatInt(storedSize, 10)})
 	}
-	if err := s.verifyCheckpoints(ctx, org, res.TreeSize, reader, open, found); err != nil {
+	if err := s.verifyCheckpoints(cps, res.TreeSize, reader, open, found); err != nil {
 		return nil, err
 	}
 	res.First, res.OK = first, first == nil
 	return res, nil
+}
+
+// orgCheckpoint is the stream position up to which the read model holds
+// every event of org: its slot's checkpoint once slots are projected, else
+// the read model's checkpoint.
+func (s *EventStore) orgCheckpoint(ctx context.Context, org string) (uint64, error) {
+	var seq int64
+	err := s.pool.QueryRow(ctx, fmt.Sprintf(`SELECT seq FROM %s.checkpoint WHERE stream = $1`, s.schema),
+		slotKey(s.stream, natsx.SlotOf(org))).Scan(&seq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return s.Checkpoint(ctx)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read checkpoint: %w", err)
+	}
+	return uint64(seq), nil
 }
 
 // streamAgedOut reports whether the stream has removed messages from its
@@ -416,28 +472,11 @@ func (s *EventStore) verifyHashes(ctx context.Context, org string, from, to int6
 	return nil
 }
 
-// verifySize compares the tree size the read model keeps with the one
-// recomputed.
-func (s *EventStore) verifySize(ctx context.Context, org string, size int64, found func(*Divergence)) error {
-	got, err := s.TreeSize(ctx, org)
-	if err != nil {
-		return err
-	}
-	if got != size {
-		found(&Divergence{LeafIndex: min(got, size), Field: "treeSize", Expected: strconv.FormatInt(size, 10), Found: strconv.FormatInt(got, 10)})
-	}
-	return nil
-}
-
 // verifyCheckpoints checks every stored checkpoint of org: its signature,
 // that its columns are what its note says, and that its root is the root
 // of the recomputed tree at its size. A bad checkpoint is located at its
 // tree's last leaf.
-func (s *EventStore) verifyCheckpoints(ctx context.Context, org string, size int64, r tlog.HashReader, open OpenFunc, found func(*Divergence)) error {
-	cps, err := s.Checkpoints(ctx, org)
-	if err != nil {
-		return err
-	}
+func (s *EventStore) verifyCheckpoints(cps []SignedCheckpoint, size int64, r tlog.HashReader, open OpenFunc, found func(*Divergence)) error {
 	b64 := func(h tlog.Hash) string { return base64.StdEncoding.EncodeToString(h[:]) }
 	for _, c := range cps {
 		at := max(c.Size-1, 0)

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/mod/sumdb/note"
@@ -217,6 +218,7 @@ type verification struct {
 	Ok              bool
 	Checked         int64
 	TreeSize        int64
+	Lag             int64
 	FirstDivergence *struct {
 		LeafIndex              int64
 		EventID                *string
@@ -227,8 +229,60 @@ type verification struct {
 func verifyLog(t *testing.T, env *testenv.Env, org string) verification {
 	t.Helper()
 	var out struct{ VerifyAuditLog verification }
-	env.Do(t, testenv.AdminToken(t, org), `{ verifyAuditLog { ok checked treeSize firstDivergence { leafIndex eventId field expected found } } }`, nil).MustData(t, &out)
+	env.Do(t, testenv.AdminToken(t, org), `{ verifyAuditLog { ok checked treeSize lag firstDivergence { leafIndex eventId field expected found } } }`, nil).MustData(t, &out)
 	return out.VerifyAuditLog
+}
+
+// A read model behind its stream is lag, not a divergence: with the
+// projector's writes held back, events just recorded verify ok with their
+// leaves counted as lag; once projected they are checked, and a real
+// divergence among projected leaves is still found while others lag.
+func TestVerificationTellsLagFromDivergence(t *testing.T) {
+	env := testenv.Start(t)
+	orgs := []string{"lag1", "lag2", "lag3", "lag4"}
+	at := time.Now().Add(-time.Hour)
+	for i, org := range orgs {
+		env.EnableOrg(t, org, domain.RegionUS)
+		mustRecord(t, env, []map[string]any{userCreated(org, at, fmt.Sprintf("first%d@example.com", i))})
+	}
+	env.WaitProjected(t)
+	ctx := context.Background()
+	pool := env.EventStore(domain.RegionUS).Pool()
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	// The projector's next transaction waits on this lock; reads pass.
+	if _, err := tx.Exec(ctx, `LOCK TABLE audit_us.event_ids IN EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	for i, org := range orgs {
+		mustRecord(t, env, []map[string]any{userCreated(org, at, fmt.Sprintf("second%d@example.com", i)), userCreated(org, at, fmt.Sprintf("third%d@example.com", i))})
+	}
+	for _, org := range orgs {
+		v := verifyLog(t, env, org)
+		// Reading the log records a view too, so the stream may hold more.
+		if !v.Ok || v.Lag < 2 || v.TreeSize < 4 || v.FirstDivergence != nil {
+			t.Fatalf("%s while its projection waits: %+v, want ok with at least 2 leaves of lag", org, v)
+		}
+	}
+	// A real divergence in a projected leaf is found though others lag.
+	if _, err := pool.Exec(ctx, `UPDATE audit_us.events SET actor_name = 'Mallory' WHERE org_id = 'lag1' AND leaf_index = 1`); err != nil {
+		t.Fatal(err)
+	}
+	if v := verifyLog(t, env, "lag1"); v.Ok || v.FirstDivergence == nil || v.FirstDivergence.Field != "actor.name" {
+		t.Fatalf("tampered while lagging: %+v", v)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	env.WaitProjected(t)
+	for _, org := range orgs[1:] {
+		if v := verifyLog(t, env, org); !v.Ok || v.Lag != 0 && v.Lag > 1 {
+			t.Fatalf("%s once projected: %+v", org, v)
+		}
+	}
 }
 
 // Every kind of tampering with the read model is found by verifyAuditLog

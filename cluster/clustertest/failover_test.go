@@ -364,6 +364,42 @@ func TestInstanceLossHandsOverPartitions(t *testing.T) {
 	}
 }
 
+// SIGSTOP one of two instances while events arrive: its processes and
+// connections stay, so only silence tells. Postgres ends its sessions after
+// the holder timeout, the other instance takes its partitions and stays
+// ready; after SIGCONT the frozen one writes nothing stale (fenced), takes
+// its share again, and every event is in the read model exactly once.
+func TestFrozenInstanceHandsOverPartitions(t *testing.T) {
+	orgs := orgNames(16)
+	c, opts, a1, a2 := twoInstances(t, 4, orgs, "AUDITD_HOLDER_TIMEOUT=3s")
+	stream := natsx.AuditStream(domain.RegionUS)
+	waitUntil(t, 30*time.Second, "two partitions each", func() bool {
+		return len(a1.Ready(t).Held(stream)) == 2 && len(a2.Ready(t).Held(stream)) == 2
+	})
+	in := newIngester(t, orgs, a2)
+	done := make(chan struct{})
+	go func() { defer close(done); in.run(4, 40, 50) }()
+	waitUntil(t, 60*time.Second, "2,000 events acknowledged", func() bool { return in.count() >= 2000 })
+	held := a1.Ready(t).Held(stream)
+	a1.Freeze()
+	frozen := time.Now()
+	took := waitUntil(t, 30*time.Second, "the other instance projects every partition", func() bool {
+		return slices.Equal(a2.Ready(t).Held(stream), []int{0, 1, 2, 3})
+	})
+	t.Logf("SIGSTOP of the instance projecting partitions %v; the other projected them %s later (holder timeout 3s)", held, took.Round(time.Millisecond))
+	if r := a2.Ready(t); r.Code != http.StatusOK {
+		t.Errorf("the healthy instance is not ready while the other is frozen: %+v", r)
+	}
+	<-done
+	a1.Thaw()
+	rejoined := waitUntil(t, 30*time.Second, "the thawed instance takes its share again", func() bool {
+		return len(a1.Ready(t).Held(stream)) == 2 && len(a2.Ready(t).Held(stream)) == 2
+	})
+	t.Logf("frozen for %s; after SIGCONT it held two partitions again within %s; ingest: %s",
+		time.Since(frozen).Round(time.Millisecond)-rejoined.Round(time.Millisecond), rejoined.Round(time.Millisecond), in.summary())
+	assertExactlyOnce(t, c, opts, in)
+}
+
 // SIGKILL the instance running an export and serving a live subscription:
 // the other instance finishes the export (a second attempt), and the
 // subscriber, reconnecting to it with after, misses nothing.

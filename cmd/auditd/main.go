@@ -302,6 +302,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		"embedded NATS: host:port of a listener for NATS ingest clients; empty opens none (AUDITD_NATS_LISTEN)")
 	ingestUser := fs.String("nats-ingest-user", env("AUDITD_NATS_INGEST_USER", ""),
 		"embedded NATS: user ingest clients connect as; password in AUDITD_NATS_INGEST_PASSWORD (AUDITD_NATS_INGEST_USER)")
+	holderTimeout := fs.Duration("holder-timeout", envDuration("AUDITD_HOLDER_TIMEOUT", projections.DefaultHolderTimeout),
+		"how long a Postgres session holding projection locks may be silent before Postgres ends it and another instance takes its partitions (AUDITD_HOLDER_TIMEOUT)")
 	checkpointEvery := fs.Duration("checkpoint-every", server.DefaultCheckpointEvery,
 		"sign a checkpoint of each organization's tree that grew this often; 0 only on demand")
 	partitionCount := fs.Int("projection-partitions", envInt("AUDITD_PROJECTION_PARTITIONS", 1),
@@ -317,6 +319,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			return fmt.Errorf("AUDITD_PROJECTION_PARTITIONS=%q is not a number", v)
 		}
 	}
+	if v := os.Getenv("AUDITD_HOLDER_TIMEOUT"); v != "" {
+		if _, err := time.ParseDuration(v); err != nil {
+			return fmt.Errorf("AUDITD_HOLDER_TIMEOUT: %w", err)
+		}
+	}
+	if *holderTimeout < time.Second {
+		return fmt.Errorf("--holder-timeout must be at least 1s (a live projector speaks every second), not %s", *holderTimeout)
+	}
+	cfg.HolderTimeout = *holderTimeout
 	if v := os.Getenv("AUDITD_EXPORT_ACK_WAIT"); v != "" {
 		if _, err := time.ParseDuration(v); err != nil {
 			return fmt.Errorf("AUDITD_EXPORT_ACK_WAIT: %w", err)

@@ -122,6 +122,10 @@ type AuditLogVerification struct {
 	Checked int `json:"checked"`
 	// The size of the tree recomputed from the stream.
 	TreeSize int `json:"treeSize"`
+	// Leaves the stream holds that the read model had not projected yet when it
+	// was read: the projection is behind, which is not a divergence. Their rows
+	// are checked by a later verification.
+	Lag int `json:"lag"`
 	// The first leaves whose messages aged out of the stream (retention). The
 	// tree keeps their hashes, on which the rest is recomputed; any row still
 	// held for them is checked against its kept leaf hash.

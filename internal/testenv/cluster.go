@@ -667,6 +667,13 @@ func (a *Auditd) Kill() {
 	<-a.done
 }
 
+// Freeze stops the process with SIGSTOP: it keeps its connections and
+// does nothing, as a hung host would, until Thaw.
+func (a *Auditd) Freeze() { _ = a.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Thaw resumes a frozen process with SIGCONT.
+func (a *Auditd) Thaw() { _ = a.cmd.Process.Signal(syscall.SIGCONT) }
+
 // Stop asks the process to shut down with SIGTERM and waits up to 30 s for
 // it to end; it returns how it ended (nil for a clean exit).
 func (a *Auditd) Stop() error {
