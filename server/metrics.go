@@ -23,6 +23,12 @@ type metrics struct {
 	ingested *prometheus.CounterVec
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// regionFailures counts failed runs of per-region tasks, so one
+	// region's trouble shows while the others go on.
+	regionFailures *prometheus.CounterVec
+	// clockSkew is the host's clock minus each region's database clock,
+	// as retention last read them.
+	clockSkew *prometheus.GaugeVec
 }
 
 func newMetrics() *metrics {
@@ -41,11 +47,26 @@ func newMetrics() *metrics {
 			Help:    "HTTP request duration by route pattern; websocket connections count their whole life.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route"}),
+		regionFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditlog_region_task_failures_total",
+			Help: "Failed runs of a per-region task (checkpoints, retention, reconcile); the region is retried and the others go on.",
+		}, []string{"task", "region"}),
+		clockSkew: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "auditlog_clock_skew_seconds",
+			Help: "Host clock minus the region's Postgres clock, as retention last read them; beyond the tolerance retention does nothing.",
+		}, []string{"region"}),
+	}
+	// Every region's failure series exists from the start, at 0, so an
+	// alert on its increase sees the first failure.
+	for _, task := range []string{taskCheckpoints, taskRetention, taskReconcile} {
+		for _, r := range domain.Regions {
+			m.regionFailures.WithLabelValues(task, string(r))
+		}
 	}
 	m.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.ingested, m.requests, m.duration,
+		m.ingested, m.requests, m.duration, m.regionFailures, m.clockSkew,
 	)
 	return m
 }
