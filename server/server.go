@@ -232,6 +232,12 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.RetentionEvery == 0 {
 		cfg.RetentionEvery = DefaultRetentionEvery
 	}
+	switch {
+	case cfg.MaxFutureSkew == 0:
+		cfg.MaxFutureSkew = domain.MaxClockSkew
+	case cfg.MaxFutureSkew < 0 || cfg.MaxFutureSkew > domain.MaxFutureSkewLimit:
+		return nil, fmt.Errorf("max future skew %s: must be positive and at most %s", cfg.MaxFutureSkew, domain.MaxFutureSkewLimit)
+	}
 	if cfg.ClockTolerance <= 0 {
 		cfg.ClockTolerance = DefaultClockTolerance
 	}
@@ -309,6 +315,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	s.recorder = ingest.NewRecorder(s.js, s.settings, cfg.Now, s.metrics)
+	s.recorder.MaxFutureSkew = cfg.MaxFutureSkew
 	s.store = projections.NewSettingsStore(s.control, s.recorder, s.log)
 	if err := s.store.Migrate(ctx); err != nil {
 		return nil, err
