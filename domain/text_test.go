@@ -116,3 +116,38 @@ func TestFilterRefusesNUL(t *testing.T) {
 		}
 	}
 }
+
+// occurredAt may lie at most the configured skew ahead of the recording
+// time; beyond it the event is refused with BAD_USER_INPUT on occurredAt.
+func TestOccurredAtFutureSkewIsConfigurable(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name      string
+		ahead     time.Duration
+		maxFuture time.Duration
+		ok        bool
+	}{
+		{"default, inside", 4 * time.Minute, MaxClockSkew, true},
+		{"default, beyond", 6 * time.Minute, MaxClockSkew, false},
+		{"an hour allowed, 50 minutes ahead", 50 * time.Minute, time.Hour, true},
+		{"an hour allowed, 200 days ahead", 200 * Day, time.Hour, false},
+		{"one second allowed, two ahead", 2 * time.Second, time.Second, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := validEvent()
+			e.OccurredAt = now.Add(tc.ahead)
+			err := e.ValidateWithin(now, tc.maxFuture)
+			if tc.ok {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			var de *Error
+			if !errors.As(err, &de) || de.Code != CodeBadUserInput || de.Field != "occurredAt" {
+				t.Fatalf("got %v, want BAD_USER_INPUT on occurredAt", err)
+			}
+		})
+	}
+}

@@ -21,8 +21,12 @@ const (
 	MaxDetailsBytes = 64 << 10
 	MaxStringLen    = 1024
 	MaxIDLen        = 128
-	// MaxClockSkew is how far in the future occurredAt may lie.
+	// MaxClockSkew is how far in the future occurredAt may lie by default.
 	MaxClockSkew = 5 * time.Minute
+	// MaxFutureSkewLimit bounds a configured future skew: the streams'
+	// retention margin and reconciliation assume no event occurs later
+	// than this after it was stored.
+	MaxFutureSkewLimit = 12 * time.Hour
 )
 
 // EarliestOccurredAt bounds occurredAt from below; anything older is a bug in
@@ -53,7 +57,11 @@ func ValidEventID(id string) bool {
 // Validate checks e against the envelope rules and its type's payload schema.
 // now is the recording time, used to reject events from the future. The error
 // is a BAD_USER_INPUT *Error naming the first offending field.
-func (e *Event) Validate(now time.Time) error {
+func (e *Event) Validate(now time.Time) error { return e.ValidateWithin(now, MaxClockSkew) }
+
+// ValidateWithin is Validate with occurredAt allowed up to maxFuture after
+// now (the configured skew; see MaxFutureSkewLimit).
+func (e *Event) ValidateWithin(now time.Time, maxFuture time.Duration) error {
 	switch {
 	case !ValidEventID(e.ID):
 		return BadInput("id", "must be a ULID or a UUID")
@@ -67,8 +75,8 @@ func (e *Event) Validate(now time.Time) error {
 		return BadInput("occurredAt", "is required: an RFC 3339 time such as 2026-01-02T15:04:05Z (0001-01-01T00:00:00Z is the zero time, which says nothing)")
 	case e.OccurredAt.Before(EarliestOccurredAt):
 		return BadInput("occurredAt", "is before %s", EarliestOccurredAt.Format(time.RFC3339))
-	case e.OccurredAt.After(now.Add(MaxClockSkew)):
-		return BadInput("occurredAt", "is more than %s in the future", MaxClockSkew)
+	case e.OccurredAt.After(now.Add(maxFuture)):
+		return BadInput("occurredAt", "is more than %s in the future", maxFuture)
 	}
 	if err := e.Actor.Validate(); err != nil {
 		return err

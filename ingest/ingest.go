@@ -60,6 +60,9 @@ type Recorder struct {
 	settings SettingsReader
 	now      func() time.Time
 	tally    Tally
+	// MaxFutureSkew is how far in the future an event's occurredAt may
+	// lie; zero means domain.MaxClockSkew.
+	MaxFutureSkew time.Duration
 }
 
 // NewRecorder returns a Recorder appending through js and counting outcomes
@@ -122,7 +125,11 @@ func (r *Recorder) record(ctx context.Context, p *domain.Principal, events []dom
 			results[i].reject(domain.Errorf(domain.CodeForbidden, "type", "%s events are recorded by the audit log itself, never by a service", e.Type))
 			continue
 		}
-		if err := e.Validate(now); err != nil {
+		maxFuture := r.MaxFutureSkew
+		if maxFuture <= 0 {
+			maxFuture = domain.MaxClockSkew
+		}
+		if err := e.ValidateWithin(now, maxFuture); err != nil {
 			results[i].reject(err)
 			continue
 		}

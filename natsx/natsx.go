@@ -466,10 +466,10 @@ type Streams struct {
 // the read model shows. JetStream ages a message by when it was stored; the
 // read model drops an event by when it occurred, and only with its whole
 // month, once the month's last instant is past retention. An event occurs at
-// most domain.MaxClockSkew after it is stored, its month ends at most 31 days
-// after it occurred, and enforcement runs daily, so its row can outlive the
-// retention by 32 days and 5 minutes after it was stored. 33 days covers
-// that with room to spare.
+// most domain.MaxFutureSkewLimit (12 hours) after it is stored, its month
+// ends at most 31 days after it occurred, and enforcement runs daily, so its
+// row can outlive the retention by 32 and a half days after it was stored.
+// 33 days covers that.
 const RetentionMargin = 33 * 24 * time.Hour
 
 // MaxAgeOf is the maximum age of region r's stream: its retention plus

@@ -26,11 +26,16 @@ const ControlSchema = "control"
 func RegionSchema(r domain.Region) string { return "audit_" + r.Lower() }
 
 // Migrate creates schema and applies the embedded migrations of its kind
-// ("region" or "control"). tern serializes concurrent migrators with an
-// advisory lock, so instances may start together.
+// ("region" or "control"). Any number of instances may start together: each
+// migrates under one database-wide advisory lock (see migrateLock).
 func Migrate(ctx context.Context, pool *pgxpool.Pool, schema, kind string) error {
 	return migrateTo(ctx, pool, schema, kind, -1)
 }
+
+// migrateLock is the session advisory lock every migration of the
+// database runs under, whatever its schema: schema creation, extensions
+// (CREATE EXTENSION IF NOT EXISTS races the same way) and tern's steps.
+const migrateLock int64 = 0x6175646974_6d6967 // "audit" "mig"
 
 // migrateTo applies the migrations of kind up to version, or all of them
 // when version is negative.
@@ -40,6 +45,13 @@ func migrateTo(ctx context.Context, pool *pgxpool.Pool, schema, kind string, ver
 		return fmt.Errorf("migrate %s: %w", schema, err)
 	}
 	defer conn.Release()
+	// CREATE SCHEMA IF NOT EXISTS is not safe against itself: two sessions
+	// both see no schema and the second fails on pg_namespace's unique key.
+	// tern's own lock is only taken after it, so one lock covers it all.
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrateLock); err != nil {
+		return fmt.Errorf("migrate %s: lock: %w", schema, err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", migrateLock) //nolint:errcheck // ending the session ends the lock too
 	if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+quoteIdent(schema)); err != nil {
 		return fmt.Errorf("migrate %s: create schema: %w", schema, err)
 	}

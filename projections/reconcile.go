@@ -250,7 +250,7 @@ func orgOfSubject(subject string) string {
 
 // expired reports whether the event of a message is one retention removed:
 // it occurred before through, the end of the latest month dropped, before
-// which every month is gone. An event occurs at most domain.MaxClockSkew
+// which every month is gone. An event occurs at most domain.MaxFutureSkewLimit
 // after it is stored, so a message stored well before through needs no
 // look at its body; only recent messages of old events (backfills) are read.
 func (s *EventStore) expired(stream jetstream.Stream, through time.Time) func(context.Context, streamEvent) (bool, error) {
@@ -258,7 +258,7 @@ func (s *EventStore) expired(stream jetstream.Stream, through time.Time) func(co
 		switch {
 		case through.IsZero():
 			return false, nil
-		case e.stored.Add(domain.MaxClockSkew).Before(through):
+		case e.stored.Add(domain.MaxFutureSkewLimit).Before(through):
 			return true, nil
 		}
 		raw, err := stream.GetMsg(ctx, e.seq)

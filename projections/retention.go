@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -63,7 +64,7 @@ func (s *EventStore) EnforceRetention(ctx context.Context, ret domain.Retention,
 	}
 	var drops []RetentionDrop
 	for _, m := range months {
-		d, err := s.dropMonth(ctx, m)
+		d, err := s.dropMonth(ctx, m, ret.Floor)
 		if err != nil {
 			return drops, err
 		}
@@ -125,9 +126,16 @@ func monthOf(name string) (time.Time, bool) {
 	return t, err == nil
 }
 
+// ErrInsideFloor is returned when a month to drop ends inside the
+// retention floor by the database's clock: whatever clock the caller went
+// by, nothing younger than the floor is ever dropped.
+var ErrInsideFloor = errors.New("month ends inside the retention floor by the database clock")
+
 // dropMonth removes month from the read model in one transaction and adds
-// it to retention_drops; nil when another run removed it first.
-func (s *EventStore) dropMonth(ctx context.Context, month time.Time) (*RetentionDrop, error) {
+// it to retention_drops; nil when another run removed it first. It refuses
+// a month that ends inside floor by the database's own clock, checked in
+// the same transaction.
+func (s *EventStore) dropMonth(ctx context.Context, month time.Time, floor time.Duration) (*RetentionDrop, error) {
 	d := &RetentionDrop{Month: month}
 	end := d.End()
 	name := "events_" + month.Format("2006_01")
@@ -137,6 +145,14 @@ func (s *EventStore) dropMonth(ctx context.Context, month time.Time) (*Retention
 		}
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext($1))", "retention-drop:"+s.schema); err != nil {
 			return err
+		}
+		var inside bool
+		if err := tx.QueryRow(ctx, `SELECT $1::timestamptz > now() - make_interval(secs => $2)`,
+			end, floor.Seconds()).Scan(&inside); err != nil {
+			return err
+		}
+		if inside {
+			return ErrInsideFloor
 		}
 		// Row deletes first, the partition last: detaching locks the
 		// whole table, and holding that only briefly keeps reads going.
@@ -195,6 +211,16 @@ func boolCount(b bool) int64 {
 		return 1
 	}
 	return 0
+}
+
+// DatabaseNow is the read model's Postgres clock: the time retention
+// trusts, since the host running auditd cannot skew it on its own.
+func (s *EventStore) DatabaseNow(ctx context.Context) (time.Time, error) {
+	var now time.Time
+	if err := s.pool.QueryRow(ctx, `SELECT now()`).Scan(&now); err != nil {
+		return now, fmt.Errorf("database clock %s: %w", s.schema, err)
+	}
+	return now.UTC(), nil
 }
 
 // RetentionTotals is what retention has removed from a read model so far.

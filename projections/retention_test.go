@@ -231,3 +231,56 @@ func TestReconcileIgnoresRowsWhoseMessagesAgedOut(t *testing.T) {
 		t.Fatalf("a changed record of an aged-out leaf: %+v %+v", v, v.First)
 	}
 }
+
+// Whatever clock the caller goes by, a month that ends inside the floor by
+// the database's clock is never dropped: a host 200 days ahead asks for
+// months still inside the floor and gets ErrInsideFloor, and every row stays.
+func TestRetentionRefusesMonthsInsideTheFloorByTheDatabaseClock(t *testing.T) {
+	js, store, newProjector := newStore(t)
+	ctx := context.Background()
+	pool := store.Pool()
+	real := time.Now().UTC()
+	at := real.AddDate(0, 0, -250) // 250 days old: inside the 365-day floor
+	month := time.Date(at.Year(), at.Month(), 1, 0, 0, 0, 0, time.UTC)
+	mustExec(t, pool, `SELECT audit_us.ensure_partitions($1, $2)`, month, month.AddDate(0, 1, 0))
+	last := publishAt(t, js, "acme", at)
+	runUntil(t, newProjector(100), last)
+
+	skewed := real.Add(200 * domain.Day)
+	drops, err := store.EnforceRetention(ctx, domain.Retention{Period: 400 * domain.Day, Floor: 365 * domain.Day}, skewed)
+	if !errors.Is(err, projections.ErrInsideFloor) || len(drops) != 0 {
+		t.Fatalf("drops %+v, err %v; want ErrInsideFloor and nothing dropped", drops, err)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM audit_us.events WHERE org_id = 'acme'`); n != 1 {
+		t.Fatalf("%d rows of acme left, want 1", n)
+	}
+}
+
+// An event far ahead lands in events_default; creating its month later
+// moves it into the month's partition in the same transaction instead of
+// failing, and the event still reads.
+func TestEnsurePartitionsTakesItsMonthOutOfTheDefault(t *testing.T) {
+	js, store, newProjector := newStore(t)
+	ctx := context.Background()
+	pool := store.Pool()
+	now := time.Now().UTC()
+	ahead := time.Date(now.Year(), now.Month(), 10, 12, 0, 0, 0, time.UTC).AddDate(0, 5, 0) // month M+5
+	last := publishAt(t, js, "acme", ahead)
+	runUntil(t, newProjector(100), last)
+	if n := count(t, pool, `SELECT count(*) FROM audit_us.events_default`); n != 1 {
+		t.Fatalf("events_default holds %d rows, want the M+5 event", n)
+	}
+	if err := store.EnsurePartitions(ctx, 6); err != nil {
+		t.Fatalf("creating M+5 with its row in the default: %v", err)
+	}
+	part := "audit_us.events_" + ahead.Format("2006_01")
+	if n := count(t, pool, `SELECT count(*) FROM `+part); n != 1 {
+		t.Fatalf("%s holds %d rows, want 1", part, n)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM audit_us.events_default`); n != 0 {
+		t.Fatalf("events_default still holds %d rows", n)
+	}
+	if ids := firstPage(t, store, "acme"); len(ids) != 1 {
+		t.Fatalf("acme reads %v", ids)
+	}
+}

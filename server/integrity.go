@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -180,38 +181,38 @@ func (in *integrity) problem() string {
 	return ""
 }
 
-// reconcileLoop reconciles every regional read model every interval, one
-// instance at a time per region, repairing what it finds.
+// reconcileLoop reconciles every regional read model every interval, each
+// region on its own schedule and by one instance at a time, repairing what
+// it finds.
 func (in *integrity) reconcileLoop(ctx context.Context, period time.Duration) {
-	every(ctx, period, func() {
-		for _, r := range domain.Regions {
-			st := in.s.events[r]
-			ran, err := onlyOne(ctx, st.Pool(), "reconcile:"+st.Schema(), func() error {
-				_, err := in.s.reconcileRegion(ctx, r, true)
-				return err
-			})
-			if err != nil && ctx.Err() == nil {
-				in.s.log.Error().Err(err).Str("region", string(r)).Msg("reconciliation failed")
-			}
-			if ran {
-				in.refresh(ctx)
-			}
+	in.s.regionLoops(ctx, taskReconcile, period, false, func(ctx context.Context, r domain.Region) error {
+		st := in.s.events[r]
+		ran, err := onlyOne(ctx, st.Pool(), "reconcile:"+st.Schema(), func() error {
+			_, err := in.s.reconcileRegion(ctx, r, true)
+			return err
+		})
+		if ran {
+			in.refresh(ctx)
 		}
+		return err
 	})
 }
 
-// onlyOne runs fn unless another instance holds lock, and says whether it ran.
+// onlyOne runs fn unless another instance holds lock, and says whether it
+// ran. The lock is held on a connection of its own, not one of pool's:
+// regions sharing a database run their tasks at once, and lock holders
+// taking the pool's few connections would leave fn none to run with.
 func onlyOne(ctx context.Context, pool *pgxpool.Pool, lock string, fn func() error) (bool, error) {
-	conn, err := pool.Acquire(ctx)
+	conn, err := pgx.ConnectConfig(ctx, pool.Config().ConnConfig.Copy())
 	if err != nil {
-		return false, err
+		return false, fmt.Errorf("lock %s: %w", lock, err)
 	}
-	defer conn.Release()
+	// Closing the session releases the lock.
+	defer conn.Close(context.WithoutCancel(ctx))
 	var got bool
 	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtext($1))", lock).Scan(&got); err != nil || !got {
 		return false, err
 	}
-	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(hashtext($1))", lock) //nolint:errcheck // the session ends the lock anyway
 	return true, fn()
 }
 

@@ -27,6 +27,12 @@ type metrics struct {
 	// while NATS itself confines the ingest responder to _INBOX.
 	dropped    *prometheus.CounterVec
 	restricted prometheus.Gauge
+	// regionFailures counts failed runs of per-region tasks, so one
+	// region's trouble shows while the others go on.
+	regionFailures *prometheus.CounterVec
+	// clockSkew is the host's clock minus each region's database clock,
+	// as retention last read them.
+	clockSkew *prometheus.GaugeVec
 }
 
 func newMetrics() *metrics {
@@ -53,14 +59,29 @@ func newMetrics() *metrics {
 			Name: "auditlog_nats_responder_restricted",
 			Help: "1 when NATS refuses the connection answering ingest requests any publish outside _INBOX (checked at start); 0 is a misconfigured NATS user.",
 		}),
+		regionFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditlog_region_task_failures_total",
+			Help: "Failed runs of a per-region task (checkpoints, retention, reconcile); the region is retried and the others go on.",
+		}, []string{"task", "region"}),
+		clockSkew: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "auditlog_clock_skew_seconds",
+			Help: "Host clock minus the region's Postgres clock, as retention last read them; beyond the tolerance retention does nothing.",
+		}, []string{"region"}),
 	}
 	for _, reason := range []string{ingest.DropNoReply, ingest.DropReplySubject} {
 		m.dropped.WithLabelValues(reason)
 	}
+	// Every region's failure series exists from the start, at 0, so an
+	// alert on its increase sees the first failure.
+	for _, task := range []string{taskCheckpoints, taskRetention, taskReconcile} {
+		for _, r := range domain.Regions {
+			m.regionFailures.WithLabelValues(task, string(r))
+		}
+	}
 	m.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.ingested, m.requests, m.duration, m.dropped, m.restricted,
+		m.ingested, m.requests, m.duration, m.dropped, m.restricted, m.regionFailures, m.clockSkew,
 	)
 	return m
 }

@@ -2,8 +2,10 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -105,53 +107,82 @@ func (s *Server) Retention(r domain.Region) domain.Retention {
 	return domain.Retention{Period: s.cfg.Retention[r], Floor: retentionFloor(s.cfg)}
 }
 
+// DefaultClockTolerance is how far the host's clock may stray from the
+// trusted clock (the region's Postgres) before retention refuses to act on
+// either: more than NTP ever leaves between two synchronized hosts, far
+// less than the day a month's expiry could be misjudged by.
+const DefaultClockTolerance = time.Minute
+
+// ErrClockSkew is returned by retention when the host's clock and the
+// trusted clock disagree beyond the tolerance: nothing is dropped then.
+var ErrClockSkew = errors.New("host clock disagrees with the database clock")
+
 // retentionLoop drops expired months once at start, then every period,
-// each region by one instance at a time.
+// each region on its own schedule and by one instance at a time.
 func (s *Server) retentionLoop(ctx context.Context, period time.Duration) {
-	run := func() {
-		for _, r := range domain.Regions {
-			if s.Retention(r).Forever() {
-				continue
-			}
-			st := s.events[r]
-			_, err := onlyOne(ctx, st.Pool(), "retention:"+st.Schema(), func() error {
-				_, err := s.enforceRetention(ctx, r)
-				return err
-			})
-			if err != nil && ctx.Err() == nil {
-				s.log.Error().Err(err).Str("region", string(r)).Msg("retention enforcement failed")
-			}
+	s.regionLoops(ctx, taskRetention, period, true, func(ctx context.Context, r domain.Region) error {
+		if s.Retention(r).Forever() {
+			return nil
 		}
-	}
-	run()
-	every(ctx, period, run)
+		st := s.events[r]
+		_, err := onlyOne(ctx, st.Pool(), "retention:"+st.Schema(), func() error {
+			_, err := s.enforceRetention(ctx, r)
+			return err
+		})
+		return err
+	})
 }
 
 // EnforceRetention drops the expired months of every region now, whatever
-// the schedule, and returns them by region. Another instance enforcing at
-// the same time removes each month once between them.
+// the schedule, and returns them by region. The regions run at once and a
+// failing one does not stop the others; the error joins the failures.
+// Another instance enforcing at the same time removes each month once
+// between them.
 func (s *Server) EnforceRetention(ctx context.Context) (map[domain.Region][]projections.RetentionDrop, error) {
+	var mu sync.Mutex
 	out := map[domain.Region][]projections.RetentionDrop{}
-	for _, r := range domain.Regions {
+	err := s.eachRegion(ctx, taskRetention, func(ctx context.Context, r domain.Region) error {
 		drops, err := s.enforceRetention(ctx, r)
 		if len(drops) > 0 {
+			mu.Lock()
 			out[r] = drops
+			mu.Unlock()
 		}
-		if err != nil {
-			return out, err
-		}
-	}
-	return out, nil
+		return err
+	})
+	return out, err
 }
 
-// enforceRetention drops region r's expired months and logs each drop and
-// the run.
+// trustedNow is the time retention decides by: the region's Postgres
+// clock, which the host cannot skew on its own. It also checks the host's
+// clock against it and reports (gauge auditlog_clock_skew_seconds) a
+// disagreement beyond the tolerance as ErrClockSkew.
+func (s *Server) trustedNow(ctx context.Context, r domain.Region) (time.Time, error) {
+	db, err := s.events[r].DatabaseNow(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	skew := s.cfg.Now().Sub(db)
+	s.metrics.clockSkew.WithLabelValues(string(r)).Set(skew.Seconds())
+	if skew > s.cfg.ClockTolerance || skew < -s.cfg.ClockTolerance {
+		return db, fmt.Errorf("%w: host %s, database %s (skew %s, tolerance %s); retention waits until they agree",
+			ErrClockSkew, s.cfg.Now().UTC().Format(time.RFC3339), db.UTC().Format(time.RFC3339),
+			skew.Round(time.Second), s.cfg.ClockTolerance)
+	}
+	return db, nil
+}
+
+// enforceRetention drops region r's expired months, judged by the trusted
+// clock, and logs each drop and the run.
 func (s *Server) enforceRetention(ctx context.Context, r domain.Region) ([]projections.RetentionDrop, error) {
 	ret := s.Retention(r)
 	if ret.Forever() {
 		return nil, nil
 	}
-	now := s.cfg.Now()
+	now, err := s.trustedNow(ctx, r)
+	if err != nil {
+		return nil, err
+	}
 	drops, err := s.events[r].EnforceRetention(ctx, ret, now)
 	var events int64
 	for _, d := range drops {

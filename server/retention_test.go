@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -212,5 +213,49 @@ func TestRetentionForeverInSettings(t *testing.T) {
 	r.MustData(t, &out)
 	if got := out.AuditLogSettings.Retention; got == nil || got.Days != nil || got.OldestKept != nil || got.FloorDays != 365 {
 		t.Fatalf("retention %+v", got)
+	}
+}
+
+// A host clock 200 days ahead does not drive retention: the skew against
+// the database's clock is reported (gauge, failure counter, error) and
+// nothing is dropped, though by the host's clock the month is past the
+// retention.
+func TestRetentionWithASkewedHostClockDropsNothing(t *testing.T) {
+	const ahead = 200 * domain.Day
+	env := testenv.Start(t, func(c *server.Config) {
+		c.Retention = map[domain.Region]time.Duration{domain.RegionUS: 400 * domain.Day}
+		c.Now = func() time.Time { return time.Now().Add(ahead) }
+	})
+	ctx := context.Background()
+	env.EnableOrg(t, "acme", domain.RegionUS)
+	at := time.Now().AddDate(0, 0, -250) // inside the floor, past 400 days by the host's clock
+	month := time.Date(at.Year(), at.Month(), 1, 0, 0, 0, 0, time.UTC)
+	pool := env.EventStore(domain.RegionUS).Pool()
+	mustExec(t, pool, `SELECT audit_us.ensure_partitions($1, $2)`, month, month.AddDate(0, 1, 0))
+	if r := record(t, env, []map[string]any{userCreated("acme", at, "a@acme.example")}); r[0].Status != "RECORDED" {
+		t.Fatalf("%+v", r[0])
+	}
+	env.WaitProjected(t)
+
+	drops, err := env.EnforceRetention(ctx)
+	if !errors.Is(err, server.ErrClockSkew) || len(drops) != 0 {
+		t.Fatalf("drops %+v, err %v; want ErrClockSkew and nothing dropped", drops, err)
+	}
+	if n := list(t, env, "acme", nil, 50, "").TotalCount; n < 1 {
+		t.Fatalf("acme reads %d events after retention", n)
+	}
+	var partitions int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_class WHERE relname = $1`, "events_"+month.Format("2006_01")).Scan(&partitions); err != nil || partitions != 1 {
+		t.Fatalf("month partition: %d, %v", partitions, err)
+	}
+	m := scrape(t, env)
+	if skew := m["auditlog_clock_skew_seconds{region=US}"]; skew < (ahead - time.Minute).Seconds() {
+		t.Fatalf("reported skew %vs, want about %vs", skew, ahead.Seconds())
+	}
+	if f := m["auditlog_region_task_failures_total{region=US}{task=retention}"]; f < 1 {
+		t.Fatalf("retention failures of US: %v", f)
+	}
+	if p := m["auditlog_retention_partitions_dropped_total{stream=AUDIT_US}"]; p != 0 {
+		t.Fatalf("%v partitions dropped", p)
 	}
 }

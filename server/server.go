@@ -113,6 +113,13 @@ type Config struct {
 	// DefaultRetentionFloor and a negative value no floor at all, which
 	// only tests want.
 	RetentionFloor time.Duration
+	// ClockTolerance is how far the host's clock may differ from the
+	// region's Postgres clock before retention refuses to act (default
+	// DefaultClockTolerance).
+	ClockTolerance time.Duration
+	// MaxFutureSkew is how far in the future an event's occurredAt may
+	// lie (default domain.MaxClockSkew, at most domain.MaxFutureSkewLimit).
+	MaxFutureSkew time.Duration
 	// RetentionEvery is how often expired months are dropped, besides once
 	// at start (default DefaultRetentionEvery; negative never).
 	RetentionEvery time.Duration
@@ -250,6 +257,15 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.RetentionEvery == 0 {
 		cfg.RetentionEvery = DefaultRetentionEvery
 	}
+	switch {
+	case cfg.MaxFutureSkew == 0:
+		cfg.MaxFutureSkew = domain.MaxClockSkew
+	case cfg.MaxFutureSkew < 0 || cfg.MaxFutureSkew > domain.MaxFutureSkewLimit:
+		return nil, fmt.Errorf("max future skew %s: must be positive and at most %s", cfg.MaxFutureSkew, domain.MaxFutureSkewLimit)
+	}
+	if cfg.ClockTolerance <= 0 {
+		cfg.ClockTolerance = DefaultClockTolerance
+	}
 	if err := checkRetention(cfg); err != nil {
 		return nil, err
 	}
@@ -336,6 +352,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	s.recorder = ingest.NewRecorder(s.js, s.settings, cfg.Now, s.metrics)
+	s.recorder.MaxFutureSkew = cfg.MaxFutureSkew
 	s.store = projections.NewSettingsStore(s.control, s.recorder, s.log)
 	if err := s.store.Migrate(ctx); err != nil {
 		return nil, err
@@ -505,8 +522,9 @@ func (s *Server) EventStore(r domain.Region) *projections.EventStore { return s.
 func (s *Server) VerifierKey() string { return s.trees.VerifierKey() }
 
 // IssueCheckpoints gives every organization whose tree has grown a signed
-// checkpoint now, as the periodic issuer does.
-func (s *Server) IssueCheckpoints(ctx context.Context) { s.trees.issueAll(ctx) }
+// checkpoint now, as the periodic issuer does; the error joins the regions
+// that failed, each reported, while the others were served.
+func (s *Server) IssueCheckpoints(ctx context.Context) error { return s.trees.issueAll(ctx) }
 
 // Feed is the live event feed.
 func (s *Server) Feed() *live.Feed { return s.feed }
@@ -569,7 +587,7 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Go(func() { s.integrity.reconcileLoop(pctx, s.cfg.ReconcileEvery) })
 	}
 	if s.cfg.CheckpointEvery > 0 {
-		wg.Go(func() { every(pctx, s.cfg.CheckpointEvery, func() { s.trees.issueAll(pctx) }) })
+		wg.Go(func() { s.regionLoops(pctx, taskCheckpoints, s.cfg.CheckpointEvery, false, s.trees.issueRegion) })
 	}
 	if s.cfg.ExportWorkers >= 0 {
 		wg.Go(func() {

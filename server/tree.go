@@ -214,34 +214,40 @@ func (t *trees) issue(ctx context.Context, region domain.Region, st *projections
 	return &c, nil
 }
 
-// issueAll gives every grown tree of every region a checkpoint, one
-// instance at a time per region.
-func (t *trees) issueAll(ctx context.Context) {
-	for _, r := range domain.Regions {
-		st := t.s.events[r]
-		_, err := onlyOne(ctx, st.Pool(), "checkpoints:"+st.Schema(), func() error {
-			if err := t.sync(ctx, r); err != nil {
-				return err
-			}
-			orgs, err := st.GrownTrees(ctx)
-			if err != nil {
-				return err
-			}
-			for _, org := range orgs {
-				if _, err := t.issue(ctx, r, st, org, false); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil && ctx.Err() == nil {
-			t.s.log.Error().Err(err).Str("region", string(r)).Msg("issuing checkpoints failed")
+// issueAll gives every grown tree of every region a checkpoint, the
+// regions at once, each by one instance at a time; a region that fails is
+// reported (see regionTask) and does not hold up the others.
+func (t *trees) issueAll(ctx context.Context) error {
+	return t.s.eachRegion(ctx, taskCheckpoints, t.issueRegion)
+}
+
+// issueRegion syncs region r's checkpoints from the stream and gives each
+// of its grown trees a checkpoint, unless another instance is doing so.
+func (t *trees) issueRegion(ctx context.Context, r domain.Region) error {
+	st := t.s.events[r]
+	_, err := onlyOne(ctx, st.Pool(), "checkpoints:"+st.Schema(), func() error {
+		if err := t.sync(ctx, r); err != nil {
+			return err
 		}
-	}
+		orgs, err := st.GrownTrees(ctx)
+		if err != nil {
+			return err
+		}
+		for _, org := range orgs {
+			if _, err := t.issue(ctx, r, st, org, false); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return err
 }
 
 // sync copies the checkpoints of region the stream holds and the read model
 // does not (after a rebuild, or a crash between publish and save) into it.
+// It compares with the last checkpoint of the region's own subjects: the
+// stream's last sequence is usually another region's, and reading past it
+// would wait out a fetch every pass for nothing.
 func (t *trees) sync(ctx context.Context, r domain.Region) error {
 	st := t.s.events[r]
 	after, err := st.LastCheckpointSeq(ctx)
@@ -252,11 +258,14 @@ func (t *trees) sync(ctx context.Context, r domain.Region) error {
 	if err != nil {
 		return fmt.Errorf("sync checkpoints: %w", err)
 	}
-	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(natsx.CheckpointSubjects(r)))
+	last, err := stream.GetLastMsgForSubject(ctx, natsx.CheckpointSubjects(r))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("sync checkpoints: %w", err)
 	}
-	if len(info.State.Subjects) == 0 || info.State.LastSeq <= after {
+	if last.Sequence <= after {
 		return nil
 	}
 	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
@@ -268,11 +277,10 @@ func (t *trees) sync(ctx context.Context, r domain.Region) error {
 	}
 	for {
 		m, err := cons.Next(jetstream.FetchMaxWait(2 * time.Second))
-		if errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded) {
-			return nil
-		}
 		if err != nil {
-			return fmt.Errorf("sync checkpoints: %w", err)
+			// The region's last checkpoint is known to be there: running
+			// out before it is a failure to retry, not the end.
+			return fmt.Errorf("sync checkpoints through %d: %w", last.Sequence, err)
 		}
 		md, err := m.Metadata()
 		if err != nil {
@@ -287,7 +295,7 @@ func (t *trees) sync(ctx context.Context, r domain.Region) error {
 		}); err != nil {
 			return err
 		}
-		if md.NumPending == 0 {
+		if md.Sequence.Stream >= last.Sequence {
 			return nil
 		}
 	}

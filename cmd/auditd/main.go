@@ -306,6 +306,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		"how long a Postgres session holding projection locks may be silent before Postgres ends it and another instance takes its partitions (AUDITD_HOLDER_TIMEOUT)")
 	checkpointEvery := fs.Duration("checkpoint-every", server.DefaultCheckpointEvery,
 		"sign a checkpoint of each organization's tree that grew this often; 0 only on demand")
+	maxFutureSkew := fs.Duration("max-future-skew", envDuration("AUDITD_MAX_FUTURE_SKEW", domain.MaxClockSkew),
+		"refuse events whose occurredAt lies further than this in the future; at most 12h (AUDITD_MAX_FUTURE_SKEW)")
 	partitionCount := fs.Int("projection-partitions", envInt("AUDITD_PROJECTION_PARTITIONS", 1),
 		"partitions projecting each regional stream, shared by all instances; seeds a new deployment only, change it with `auditd projections partitions N` (AUDITD_PROJECTION_PARTITIONS)")
 	log, cfg, err := c.setup(ctx, fs, args, stderr)
@@ -333,6 +335,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			return fmt.Errorf("AUDITD_EXPORT_ACK_WAIT: %w", err)
 		}
 	}
+	if v := os.Getenv("AUDITD_MAX_FUTURE_SKEW"); v != "" {
+		if _, err := time.ParseDuration(v); err != nil {
+			return fmt.Errorf("AUDITD_MAX_FUTURE_SKEW: %w", err)
+		}
+	}
+	if *maxFutureSkew <= 0 || *maxFutureSkew > domain.MaxFutureSkewLimit {
+		return fmt.Errorf("--max-future-skew (AUDITD_MAX_FUTURE_SKEW) must be positive and at most %s, not %s", domain.MaxFutureSkewLimit, *maxFutureSkew)
+	}
+	cfg.MaxFutureSkew = *maxFutureSkew
 	if !natsx.ValidPartitionCount(*partitionCount) {
 		return fmt.Errorf("--projection-partitions must be a power of two from 1 to %d, not %d", projections.MaxPartitions, *partitionCount)
 	}
