@@ -2,12 +2,14 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/auditlog/auditlog/domain"
@@ -43,6 +45,11 @@ type ProjectionHealth struct {
 	// Unheld counts the slots of a regional stream no projector of any
 	// instance holds the lock of: 0 while the region is projected.
 	Unheld int `json:"unheld"`
+	// NewestCheckpoint is when the region's newest signed checkpoint was
+	// stored, if it has one.
+	NewestCheckpoint *time.Time `json:"newestCheckpoint,omitempty"`
+	// unheldTooLong says slots have been unheld for the stall timeout.
+	unheldTooLong bool
 }
 
 // integrity watches every read model against its stream so that a stalled
@@ -55,10 +62,14 @@ type integrity struct {
 	mu     sync.Mutex
 	health map[string]*ProjectionHealth
 	moved  map[string]time.Time // when each checkpoint last moved or caught up
+	// held is when each regional stream last had every slot held: slots
+	// are unheld for a moment at start and on a takeover, which is no
+	// problem until it lasts the stall timeout.
+	held map[string]time.Time
 }
 
 func newIntegrity(s *Server, stallAfter time.Duration) *integrity {
-	return &integrity{s: s, stallAfter: stallAfter, health: map[string]*ProjectionHealth{}, moved: map[string]time.Time{}}
+	return &integrity{s: s, stallAfter: stallAfter, health: map[string]*ProjectionHealth{}, moved: map[string]time.Time{}, held: map[string]time.Time{}}
 }
 
 // watch refreshes the health of every read model until ctx ends.
@@ -106,6 +117,10 @@ func (in *integrity) refresh(ctx context.Context) {
 		}
 
 		h.Stalled = h.Lag > 0 && now.Sub(in.moved[name]) > in.stallAfter
+		if _, seen := in.held[name]; !seen || h.Unheld == 0 {
+			in.held[name] = now
+		}
+		h.unheldTooLong = h.Unheld > 0 && now.Sub(in.held[name]) > in.stallAfter
 		if h.Stalled && (prev == nil || !prev.Stalled) {
 			in.s.log.Error().Str("stream", name).Uint64("checkpoint", h.Checkpoint).Uint64("lag", h.Lag).
 				Msg("projection stalled: its checkpoint has not moved while the stream is ahead")
@@ -127,6 +142,19 @@ func (in *integrity) read(ctx context.Context, name string, rm readModel) (*Proj
 	h.Lag = h.Stored - min(h.Checkpoint, h.Stored)
 	if h.Quarantined, err = rm.QuarantineCount(ctx); err != nil {
 		return nil, err
+	}
+	if r, ok := regionOf(name); ok {
+		cs, err := in.s.js.Stream(ctx, natsx.CheckpointStream)
+		if err != nil {
+			return nil, err
+		}
+		m, err := cs.GetLastMsgForSubject(ctx, natsx.CheckpointSubjects(r))
+		switch {
+		case err == nil:
+			h.NewestCheckpoint = &m.Time
+		case !errors.Is(err, jetstream.ErrMsgNotFound):
+			return nil, err
+		}
 	}
 	if st, ok := rm.(*projections.EventStore); ok {
 		last, err := st.LastReconcile(ctx)
@@ -160,6 +188,16 @@ func (in *integrity) snapshot() []ProjectionHealth {
 	return out
 }
 
+// regionOf is the region whose stream name is.
+func regionOf(name string) (domain.Region, bool) {
+	for _, r := range domain.Regions {
+		if natsx.AuditStream(r) == name {
+			return r, true
+		}
+	}
+	return "", false
+}
+
 func auditStreams() []string {
 	out := make([]string, len(domain.Regions))
 	for i, r := range domain.Regions {
@@ -168,17 +206,27 @@ func auditStreams() []string {
 	return out
 }
 
-// problem says why the read models cannot be trusted now, or "".
-func (in *integrity) problem() string {
+// problems say why the read models, shared by every instance, cannot be
+// trusted now: a projection stalled, acknowledged events missing, messages
+// quarantined, slots nobody projects. They are the deployment's health, not
+// this instance's: /readyz reports them beside its own readiness.
+func (in *integrity) problems() []string {
+	var out []string
 	for _, h := range in.snapshot() {
-		switch {
-		case h.Stalled:
-			return fmt.Sprintf("projection of %s stalled at %d with %d messages behind", h.Stream, h.Checkpoint, h.Lag)
-		case h.Gaps > 0:
-			return fmt.Sprintf("read model of %s is missing %d acknowledged events (run auditd projections reconcile --repair)", h.Stream, h.Gaps)
+		if h.Stalled {
+			out = append(out, fmt.Sprintf("projection of %s stalled at %d with %d messages behind", h.Stream, h.Checkpoint, h.Lag))
+		}
+		if h.Gaps > 0 {
+			out = append(out, fmt.Sprintf("read model of %s is missing %d acknowledged events (run auditd projections reconcile --repair)", h.Stream, h.Gaps))
+		}
+		if h.Quarantined > 0 {
+			out = append(out, fmt.Sprintf("%d messages of %s are quarantined (auditd projections quarantine)", h.Quarantined, h.Stream))
+		}
+		if h.unheldTooLong {
+			out = append(out, fmt.Sprintf("%d slots of %s are projected by no instance", h.Unheld, h.Stream))
 		}
 	}
-	return ""
+	return out
 }
 
 // reconcileLoop reconciles every regional read model every interval, each
@@ -252,6 +300,7 @@ type integrityCollector struct {
 	in                                              *integrity
 	quarantined, gaps, stalled, reconciled, resyncs *prometheus.Desc
 	partitions, takeovers, unheld, fenced           *prometheus.Desc
+	problems, checkpointAge                         *prometheus.Desc
 }
 
 func newIntegrityCollector(in *integrity) *integrityCollector {
@@ -274,13 +323,17 @@ func newIntegrityCollector(in *integrity) *integrityCollector {
 			"Slots of a regional stream no projector of any instance holds; above 0 for long, part of the region is not projected.", labels, nil),
 		takeovers: prometheus.NewDesc("auditlog_projection_partition_starts_total",
 			"Partitions of the stream this instance started projecting: at start, after a layout change, and on taking over a dead instance's.", labels, nil),
+		problems: prometheus.NewDesc("auditlog_cluster_problems",
+			"Problems of the read models every instance shares (stalled, missing events, quarantined messages, unprojected slots), as /readyz lists them under cluster; alert on any.", nil, nil),
+		checkpointAge: prometheus.NewDesc("auditlog_checkpoint_newest_age_seconds",
+			"Age of the region's newest signed checkpoint; growing past the checkpoint period while the region takes events, checkpoints are not being issued.", labels, nil),
 		fenced: prometheus.NewDesc("auditlog_projection_fenced_total",
 			"Partitions of this instance whose write was refused because another instance had taken their slots (it was frozen or cut off meanwhile).", labels, nil),
 	}
 }
 
 func (c *integrityCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.quarantined, c.gaps, c.stalled, c.reconciled, c.resyncs, c.partitions, c.takeovers, c.unheld, c.fenced} {
+	for _, d := range []*prometheus.Desc{c.quarantined, c.gaps, c.stalled, c.reconciled, c.resyncs, c.partitions, c.takeovers, c.unheld, c.fenced, c.problems, c.checkpointAge} {
 		ch <- d
 	}
 }
@@ -293,10 +346,14 @@ func (c *integrityCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.gaps, prometheus.GaugeValue, float64(h.Gaps), h.Stream)
 			ch <- prometheus.MustNewConstMetric(c.unheld, prometheus.GaugeValue, float64(h.Unheld), h.Stream)
 		}
+		if h.NewestCheckpoint != nil {
+			ch <- prometheus.MustNewConstMetric(c.checkpointAge, prometheus.GaugeValue, time.Since(*h.NewestCheckpoint).Seconds(), h.Stream)
+		}
 		if h.LastReconcile != nil {
 			ch <- prometheus.MustNewConstMetric(c.reconciled, prometheus.GaugeValue, float64(h.LastReconcile.Unix()), h.Stream)
 		}
 	}
+	ch <- prometheus.MustNewConstMetric(c.problems, prometheus.GaugeValue, float64(len(c.in.problems())))
 	ch <- prometheus.MustNewConstMetric(c.resyncs, prometheus.CounterValue,
 		float64(c.in.s.controlProjector.Resyncs()), c.in.s.controlProjector.Stream)
 	for _, r := range domain.Regions {

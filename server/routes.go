@@ -67,12 +67,23 @@ func (s *Server) routes(resolver *graph.Resolver) http.Handler {
 		if err := s.Ready(ctx); err != nil {
 			code, status = http.StatusServiceUnavailable, err.Error()
 		}
+		type cluster struct {
+			Status   string   `json:"status"`
+			Problems []string `json:"problems"`
+		}
+		c := cluster{Status: "ok", Problems: s.Problems()}
+		if len(c.Problems) > 0 {
+			c.Status = "degraded"
+		} else {
+			c.Problems = []string{}
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(code)
 		_ = json.NewEncoder(w).Encode(struct {
 			Status      string             `json:"status"`
+			Cluster     cluster            `json:"cluster"`
 			Projections []ProjectionHealth `json:"projections"`
-		}{status, s.Projections()})
+		}{status, c, s.Projections()})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
 	return requestLog(s.log, s.metrics, mux)

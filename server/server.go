@@ -696,9 +696,10 @@ func stopService(svc micro.Service, log zerolog.Logger) {
 	}
 }
 
-// Ready reports why the server cannot serve, or nil: NATS or Postgres
-// unreachable, a projection stalled, or acknowledged events missing from a
-// read model.
+// Ready reports why this instance cannot serve, or nil: NATS or Postgres
+// unreachable from it. The health of what every instance shares (a
+// projection stalled, events missing, slots nobody projects) is Problems':
+// a load balancer must not drop a healthy instance because another froze.
 func (s *Server) Ready(ctx context.Context) error {
 	if s.nc.Status() != nats.CONNECTED {
 		return fmt.Errorf("nats is %s", s.nc.Status())
@@ -711,11 +712,12 @@ func (s *Server) Ready(ctx context.Context) error {
 			return errors.New("postgres does not answer")
 		}
 	}
-	if problem := s.integrity.problem(); problem != "" {
-		return errors.New(problem)
-	}
 	return nil
 }
+
+// Problems are what is wrong with the read models every instance shares,
+// as last read; none when the deployment is healthy.
+func (s *Server) Problems() []string { return s.integrity.problems() }
 
 // Projections is the health of every read model as last read.
 func (s *Server) Projections() []ProjectionHealth { return s.integrity.snapshot() }
