@@ -23,6 +23,9 @@ type metrics struct {
 	ingested *prometheus.CounterVec
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// bodies counts /query bodies refused before they were decoded;
+	// persisted counts persisted queries refused or not stored.
+	bodies, persisted *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -41,11 +44,19 @@ func newMetrics() *metrics {
 			Help:    "HTTP request duration by route pattern; websocket connections count their whole life.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route"}),
+		bodies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditlog_http_bodies_refused_total",
+			Help: "/query request bodies refused before decoding, by caller (anonymous, authenticated) and reason (too_large, budget).",
+		}, []string{"caller", "reason"}),
+		persisted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditlog_persisted_queries_refused_total",
+			Help: "Persisted queries not stored, by reason (anonymous: run but not stored; too_large, full, unavailable: refused).",
+		}, []string{"reason"}),
 	}
 	m.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.ingested, m.requests, m.duration,
+		m.ingested, m.requests, m.duration, m.bodies, m.persisted,
 	)
 	return m
 }
@@ -53,6 +64,34 @@ func newMetrics() *metrics {
 // Count implements ingest.Tally.
 func (m *metrics) Count(status ingest.Status, n int) {
 	m.ingested.WithLabelValues(string(status)).Add(float64(n))
+}
+
+// registerBudget exposes the body budget: its size, what is held now,
+// and the most ever held at once, which never exceeds the size.
+func (m *metrics) registerBudget(b *bodyBudget) {
+	m.registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "auditlog_http_body_budget_bytes",
+			Help: "Bytes of /query request bodies all requests may hold in memory at once.",
+		}, func() float64 { return float64(b.size) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "auditlog_http_body_budget_in_use_bytes",
+			Help: "Bytes of /query request bodies held in memory now.",
+		}, func() float64 { return float64(b.inUse.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "auditlog_http_body_budget_peak_bytes",
+			Help: "The most bytes of /query request bodies held in memory at once since the start.",
+		}, func() float64 { return float64(b.peak.Load()) }),
+	)
+}
+
+// bodyRefused counts a /query body refused for reason.
+func (m *metrics) bodyRefused(anonymous bool, reason string) {
+	caller := "authenticated"
+	if anonymous {
+		caller = "anonymous"
+	}
+	m.bodies.WithLabelValues(caller, reason).Inc()
 }
 
 // observe records one HTTP request under its route pattern, never its raw
