@@ -50,6 +50,7 @@ func (s *Server) routes(resolver *graph.Resolver) http.Handler {
 	// how large a body may be.
 	budget := newBodyBudget(s.cfg.BodyBudget, s.cfg.BodyWait)
 	s.metrics.registerBudget(budget)
+	s.metrics.registry.MustRegister(newStorageCollector(s))
 	mux.Handle("/query", cors(s.cfg.AllowedOrigins, s.cfg.Verifier.Middleware(
 		bodies(s.cfg.MaxRequestBytes, budget, s.metrics, withRequest(requestErrors(gql))))))
 	pg := playground()
@@ -67,15 +68,21 @@ func (s *Server) routes(resolver *graph.Resolver) http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		code, status := http.StatusOK, "ready"
+		storage := s.storage(ctx)
+		problem, warnings := storage.assess()
 		if err := s.Ready(ctx); err != nil {
 			code, status = http.StatusServiceUnavailable, err.Error()
+		} else if problem != "" {
+			code, status = http.StatusServiceUnavailable, problem
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(code)
 		_ = json.NewEncoder(w).Encode(struct {
 			Status      string             `json:"status"`
+			Warnings    []string           `json:"warnings,omitempty"`
+			Storage     StorageHealth      `json:"storage"`
 			Projections []ProjectionHealth `json:"projections"`
-		}{status, s.Projections()})
+		}{status, warnings, storage, s.Projections()})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
 	return requestLog(s.log, s.metrics, mux)
