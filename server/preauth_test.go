@@ -286,7 +286,15 @@ func TestAnonymousLargeBodiesRefusedUnread(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			gate := make(chan struct{})
 			defer close(gate)
-			a := do(paddedRequest(env, tc.token, total, tc.sendable, tc.declared, gate))
+			answers := make(chan answer, 1)
+			req := paddedRequest(env, tc.token, total, tc.sendable, tc.declared, gate)
+			go func() { answers <- do(req) }()
+			var a answer
+			select {
+			case a = <-answers:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("no answer in 10s while the client held back all past %d bytes: the server waits for the whole body", tc.sendable)
+			}
 			if a.err != nil || a.status != http.StatusRequestEntityTooLarge || a.code != "UNAUTHENTICATED" {
 				t.Fatalf("got %d %s (%v), want 413 UNAUTHENTICATED", a.status, a.code, a.err)
 			}
