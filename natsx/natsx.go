@@ -317,6 +317,12 @@ const APQBucket = "AUDIT_APQ"
 // with its text; a client whose hash is forgotten sends the text again.
 const DefaultAPQTTL = 24 * time.Hour
 
+// DefaultAPQMaxBytes bounds the persisted query bucket: room for 4,096
+// queries of the largest size, or over 100,000 ordinary ones, and small
+// beside any JetStream's storage, so persisted queries cannot crowd out
+// the events.
+const DefaultAPQMaxBytes = 64 << 20
+
 // ExportQueueSubject is where a job to run in region r is queued.
 func ExportQueueSubject(r domain.Region) string { return exportQueuePrefix + r.Lower() }
 
@@ -453,6 +459,9 @@ type Streams struct {
 	ExportJobTTL time.Duration
 	// APQTTL is how long a persisted query is kept (default DefaultAPQTTL).
 	APQTTL time.Duration
+	// APQMaxBytes bounds the persisted query bucket's storage (default
+	// DefaultAPQMaxBytes); a full bucket refuses new queries.
+	APQMaxBytes int64
 	// ExportAckWait is how long a job may go without a heartbeat from the
 	// instance running it before another instance takes it over.
 	ExportAckWait time.Duration
@@ -506,6 +515,9 @@ func (s Streams) WithDefaults() Streams {
 	}
 	if s.APQTTL == 0 {
 		s.APQTTL = DefaultAPQTTL
+	}
+	if s.APQMaxBytes == 0 {
+		s.APQMaxBytes = DefaultAPQMaxBytes
 	}
 	return s
 }
@@ -604,8 +616,9 @@ func (s Streams) ensureLeases(ctx context.Context, js jetstream.JetStream) error
 }
 
 // ensureAPQ declares the persisted query bucket. Queries are at most
-// MaxAPQQueryBytes (the API's query size limit); one a client stops sending
-// expires.
+// MaxAPQQueryBytes, the bucket at most APQMaxBytes, and one a client stops
+// sending expires. An existing bucket gets the current limits: a bucket
+// made before they existed had none.
 func (s Streams) ensureAPQ(ctx context.Context, js jetstream.JetStream) error {
 	chk := s.check(ctx, js, "bucket", APQBucket, "KV_"+APQBucket, layoutOf(s.Replicas, nil))
 	_, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
@@ -613,6 +626,7 @@ func (s Streams) ensureAPQ(ctx context.Context, js jetstream.JetStream) error {
 		Description:  "automatic persisted GraphQL queries, keyed by their SHA-256",
 		TTL:          s.APQTTL,
 		MaxValueSize: MaxAPQQueryBytes,
+		MaxBytes:     s.APQMaxBytes,
 		Storage:      jetstream.FileStorage,
 		Replicas:     s.Replicas,
 	})
@@ -622,9 +636,10 @@ func (s Streams) ensureAPQ(ctx context.Context, js jetstream.JetStream) error {
 	return nil
 }
 
-// MaxAPQQueryBytes is the largest query the persisted query bucket holds,
-// the API's own query size limit.
-const MaxAPQQueryBytes = 64 << 10
+// MaxAPQQueryBytes is the largest query the persisted query bucket holds:
+// over ten times the console's largest query, and a quarter of the API's
+// query size limit, which longer queries still meet when sent as text.
+const MaxAPQQueryBytes = 16 << 10
 
 // ensureExports declares the export job bucket, the work queue and each
 // region's file bucket; files stay in their region like the events they hold.

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/internal/testenv"
 	"github.com/auditlog/auditlog/natsx"
@@ -129,4 +131,30 @@ func matches(filter, subject string) bool {
 		}
 	}
 	return true
+}
+
+// TestEnsureCapsAnExistingAPQBucket: a persisted query bucket declared
+// before it had a byte cap (as older deployments did) gets the cap, the
+// per-query size and the TTL when the streams are declared again.
+func TestEnsureCapsAnExistingAPQBucket(t *testing.T) {
+	ctx := context.Background()
+	streams := natsx.Streams{DuplicateWindow: time.Minute}
+	js := testenv.JetStream(t, streams)
+	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: natsx.APQBucket, TTL: natsx.DefaultAPQTTL, MaxValueSize: 64 << 10, Storage: jetstream.FileStorage,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := streams.Ensure(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(ctx, "KV_"+natsx.APQBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	if cfg.MaxBytes != natsx.DefaultAPQMaxBytes || cfg.MaxMsgSize != natsx.MaxAPQQueryBytes || cfg.MaxAge != natsx.DefaultAPQTTL {
+		t.Fatalf("bucket keeps max bytes %d, max value %d, TTL %s; want %d, %d, %s", cfg.MaxBytes, cfg.MaxMsgSize, cfg.MaxAge,
+			natsx.DefaultAPQMaxBytes, natsx.MaxAPQQueryBytes, natsx.DefaultAPQTTL)
+	}
 }

@@ -33,6 +33,9 @@ type metrics struct {
 	// clockSkew is the host's clock minus each region's database clock,
 	// as retention last read them.
 	clockSkew *prometheus.GaugeVec
+	// bodies counts /query bodies refused before they were decoded;
+	// persisted counts persisted queries refused or not stored.
+	bodies, persisted *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -67,6 +70,14 @@ func newMetrics() *metrics {
 			Name: "auditlog_clock_skew_seconds",
 			Help: "Host clock minus the region's Postgres clock, as retention last read them; beyond the tolerance retention does nothing.",
 		}, []string{"region"}),
+		bodies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditlog_http_bodies_refused_total",
+			Help: "/query request bodies refused before decoding, by caller (anonymous, authenticated) and reason (too_large, budget).",
+		}, []string{"caller", "reason"}),
+		persisted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditlog_persisted_queries_refused_total",
+			Help: "Persisted queries not stored, by reason (anonymous: run but not stored; too_large, full, unavailable: refused).",
+		}, []string{"reason"}),
 	}
 	for _, reason := range []string{ingest.DropNoReply, ingest.DropReplySubject} {
 		m.dropped.WithLabelValues(reason)
@@ -81,7 +92,7 @@ func newMetrics() *metrics {
 	m.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.ingested, m.requests, m.duration, m.dropped, m.restricted, m.regionFailures, m.clockSkew,
+		m.ingested, m.requests, m.duration, m.dropped, m.restricted, m.regionFailures, m.clockSkew, m.bodies, m.persisted,
 	)
 	return m
 }
@@ -93,6 +104,34 @@ func (m *metrics) Count(status ingest.Status, n int) {
 
 // Dropped implements ingest.DropCounter.
 func (m *metrics) Dropped(reason string) { m.dropped.WithLabelValues(reason).Inc() }
+
+// registerBudget exposes the body budget: its size, what is held now,
+// and the most ever held at once, which never exceeds the size.
+func (m *metrics) registerBudget(b *bodyBudget) {
+	m.registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "auditlog_http_body_budget_bytes",
+			Help: "Bytes of /query request bodies all requests may hold in memory at once.",
+		}, func() float64 { return float64(b.size) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "auditlog_http_body_budget_in_use_bytes",
+			Help: "Bytes of /query request bodies held in memory now.",
+		}, func() float64 { return float64(b.inUse.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "auditlog_http_body_budget_peak_bytes",
+			Help: "The most bytes of /query request bodies held in memory at once since the start.",
+		}, func() float64 { return float64(b.peak.Load()) }),
+	)
+}
+
+// bodyRefused counts a /query body refused for reason.
+func (m *metrics) bodyRefused(anonymous bool, reason string) {
+	caller := "authenticated"
+	if anonymous {
+		caller = "anonymous"
+	}
+	m.bodies.WithLabelValues(caller, reason).Inc()
+}
 
 // observe records one HTTP request under its route pattern, never its raw
 // path, which would let clients create series at will.

@@ -1,10 +1,8 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"regexp"
 	"time"
@@ -19,8 +17,8 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/vektah/gqlparser/v2/ast"
 
-	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/graph"
+	"github.com/auditlog/auditlog/natsx"
 )
 
 func (s *Server) routes(resolver *graph.Resolver) http.Handler {
@@ -35,8 +33,8 @@ func (s *Server) routes(resolver *graph.Resolver) http.Handler {
 		gql.Use(extension.Introspection{})
 	}
 	// Persisted queries first: the cost limit measures the query a hash
-	// stands for. The cache stores no query longer than the limit allows.
-	gql.Use(extension.AutomaticPersistedQuery{Cache: apqCache{kv: s.apq, max: limits.Bytes}})
+	// stands for.
+	gql.Use(persistedQueries{kv: s.apq, max: natsx.MaxAPQQueryBytes, metrics: s.metrics})
 	// Then the cost limit, so that nothing else runs for a request it refuses.
 	gql.Use(costLimit{schema: es.Schema(), limits: limits, weights: graph.CostWeights(), timeout: s.cfg.RequestTimeout})
 	gql.SetParserTokenLimit(limits.Tokens)
@@ -48,7 +46,13 @@ func (s *Server) routes(resolver *graph.Resolver) http.Handler {
 	gql.SetRecoverFunc(graph.Recover())
 
 	mux := http.NewServeMux()
-	mux.Handle("/query", cors(s.cfg.AllowedOrigins, limitBody(s.cfg.MaxRequestBytes, textOnly(s.cfg.Verifier.Middleware(withRequest(requestErrors(gql)))))))
+	// The token is verified before a byte of the body is read: it decides
+	// how large a body may be.
+	budget := newBodyBudget(s.cfg.BodyBudget, s.cfg.BodyWait)
+	s.metrics.registerBudget(budget)
+	s.metrics.registry.MustRegister(newStorageCollector(s))
+	mux.Handle("/query", cors(s.cfg.AllowedOrigins, s.cfg.Verifier.Middleware(
+		bodies(s.cfg.MaxRequestBytes, budget, s.metrics, withRequest(requestErrors(gql))))))
 	pg := playground()
 	mux.Handle("GET /console/", console())
 	mux.Handle("GET /console", http.RedirectHandler("/console/", http.StatusMovedPermanently))
@@ -64,6 +68,10 @@ func (s *Server) routes(resolver *graph.Resolver) http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		code, status := http.StatusOK, "ready"
+		// Storage is shared by every instance: running out of it is the
+		// deployment's problem, which must not take a healthy instance out.
+		storage := s.storage(ctx)
+		problem, warnings := storage.assess()
 		if err := s.Ready(ctx); err != nil {
 			code, status = http.StatusServiceUnavailable, err.Error()
 		}
@@ -72,6 +80,10 @@ func (s *Server) routes(resolver *graph.Resolver) http.Handler {
 			Problems []string `json:"problems"`
 		}
 		c := cluster{Status: "ok", Problems: s.Problems()}
+		if problem != "" {
+			c.Problems = append(c.Problems, problem)
+		}
+		c.Problems = append(c.Problems, warnings...)
 		if len(c.Problems) > 0 {
 			c.Status = "degraded"
 		} else {
@@ -82,43 +94,12 @@ func (s *Server) routes(resolver *graph.Resolver) http.Handler {
 		_ = json.NewEncoder(w).Encode(struct {
 			Status      string             `json:"status"`
 			Cluster     cluster            `json:"cluster"`
+			Storage     StorageHealth      `json:"storage"`
 			Projections []ProjectionHealth `json:"projections"`
-		}{status, c, s.Projections()})
+		}{status, c, storage, s.Projections()})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
 	return requestLog(s.log, s.metrics, mux)
-}
-
-// limitBody refuses a request body over max bytes with 413, before any of
-// it is decoded: gqlgen reads a body whole, so without a bound one request
-// could take all the memory there is. A declared length is checked at once
-// (net/http never reads past it); a chunked body is read up to max+1.
-func limitBody(max int64, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > max {
-			writeTooLarge(w, r, max)
-			return
-		}
-		if r.ContentLength < 0 {
-			body, err := io.ReadAll(io.LimitReader(r.Body, max+1))
-			if err != nil {
-				writeError(w, r, domain.BadInput("", "could not read the request body: %v", err))
-				return
-			}
-			if int64(len(body)) > max {
-				writeTooLarge(w, r, max)
-				return
-			}
-			r.Body = io.NopCloser(bytes.NewReader(body))
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-func writeTooLarge(w http.ResponseWriter, r *http.Request, max int64) {
-	w.Header().Set("Connection", "close") // the rest of the body is not read
-	writeErrorStatus(w, r, http.StatusRequestEntityTooLarge,
-		domain.BadInput("", "the request body is larger than %d bytes; send fewer events per call", max))
 }
 
 func writeStatus(w http.ResponseWriter, code int, status string) {

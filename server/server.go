@@ -72,6 +72,13 @@ type Config struct {
 	// MaxRequestBytes bounds a /query request body; default
 	// DefaultMaxRequestBytes.
 	MaxRequestBytes int64
+	// BodyBudget bounds the bytes of /query bodies all requests hold in
+	// memory at once; default DefaultBodyBudget, never below
+	// MaxRequestBytes.
+	BodyBudget int64
+	// BodyWait is how long a request waits for its share of BodyBudget
+	// before it is refused with 503; default DefaultBodyWait.
+	BodyWait time.Duration
 	// MaxResponseBytes bounds the data of one GraphQL answer; a larger one
 	// is replaced by a RESPONSE_TOO_LARGE error. Default
 	// DefaultMaxResponseBytes.
@@ -244,6 +251,13 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	if cfg.MaxRequestBytes == 0 {
 		cfg.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if cfg.BodyBudget == 0 {
+		cfg.BodyBudget = DefaultBodyBudget
+	}
+	cfg.BodyBudget = max(cfg.BodyBudget, cfg.MaxRequestBytes)
+	if cfg.BodyWait == 0 {
+		cfg.BodyWait = DefaultBodyWait
 	}
 	if cfg.StallAfter == 0 {
 		cfg.StallAfter = DefaultStallAfter

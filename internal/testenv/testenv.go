@@ -512,3 +512,18 @@ func (x *ExternalNATS) Stop() {
 
 // Restart starts the stopped server again with the storage it had.
 func (x *ExternalNATS) Restart() { x.start() }
+
+// BucketUsage is the bytes and values a key-value bucket of e holds now,
+// to check that a request wrote nothing.
+func (e *Env) BucketUsage(t testing.TB, bucket string) (bytes, values uint64) {
+	t.Helper()
+	kv, err := e.JetStream().KeyValue(t.Context(), bucket)
+	if err != nil {
+		t.Fatalf("bucket %s: %v", bucket, err)
+	}
+	st, err := kv.Status(t.Context())
+	if err != nil {
+		t.Fatalf("bucket %s status: %v", bucket, err)
+	}
+	return st.Bytes(), st.Values()
+}
