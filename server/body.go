@@ -22,11 +22,18 @@ func isJSON(r *http.Request) bool {
 // It runs after limitBody, so the body it reads is bounded.
 func textOnly(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		for _, vs := range r.URL.Query() {
+		for k, vs := range r.URL.Query() {
 			for _, v := range vs {
 				if !utf8.ValidString(v) {
 					writeRequestError(w, r, domain.BadInput("", "the query string is not valid UTF-8"))
 					return
+				}
+				// GET carries its variables as JSON text: the same check.
+				if k == "variables" || k == "extensions" {
+					if err := checkJSONBody(k, []byte(v)); err != nil {
+						writeRequestError(w, r, err)
+						return
+					}
 				}
 			}
 		}
@@ -48,7 +55,25 @@ func textOnly(next http.Handler) http.Handler {
 			writeRequestError(w, r, domain.BadInput("", "the request body is not valid JSON"))
 			return
 		}
+		// A key given twice would be read as its last value by gqlgen and
+		// as something else by another reader: refuse it, naming it.
+		if isJSON(r) {
+			if err := checkJSONBody("", body); err != nil {
+				writeRequestError(w, r, err)
+				return
+			}
+		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		next.ServeHTTP(w, r)
 	})
+}
+
+// checkJSONBody refuses JSON text that readers could read differently:
+// a lone surrogate escape or a key given twice. A NUL is left to the
+// checks of each field, which name the event it is in.
+func checkJSONBody(field string, data []byte) error {
+	if err := domain.CheckBody(data); err != nil {
+		return err
+	}
+	return domain.CheckJSONKeys(field, data)
 }
