@@ -28,18 +28,19 @@ func CheckJSON(field string, raw []byte) error {
 	return checkJSON(field, raw, true)
 }
 
-// CheckJSONKeys is CheckJSON without the escape checks: it refuses only
-// what is not JSON, too deep, or a key given twice. A request body uses it,
-// so that a NUL is refused later, per event, naming the event's field.
-func CheckJSONKeys(field string, raw []byte) error {
+// CheckJSONRequest is CheckJSON but for NUL: it refuses what is not JSON,
+// too deep, a key given twice or a lone surrogate escape. A GraphQL request
+// body uses it, so that a NUL is refused later, per event, naming the
+// event's field.
+func CheckJSONRequest(field string, raw []byte) error {
 	return checkJSON(field, raw, false)
 }
 
-func checkJSON(field string, raw []byte, escapes bool) error {
+func checkJSON(field string, raw []byte, nul bool) error {
 	if !utf8.Valid(raw) {
 		return BadInput(field, "is not valid UTF-8 (first bad byte at %d)", firstInvalidUTF8(raw))
 	}
-	s := scanner{data: raw, escapes: escapes}
+	s := scanner{data: raw, nul: nul}
 	s.space()
 	if err := s.value(field, 0); err != nil {
 		return err
@@ -53,9 +54,9 @@ func checkJSON(field string, raw []byte, escapes bool) error {
 
 // scanner walks a JSON text once, without building values.
 type scanner struct {
-	data    []byte
-	i       int
-	escapes bool
+	data []byte
+	i    int
+	nul  bool // refuse \u0000 too
 }
 
 func (s *scanner) space() {
@@ -243,13 +244,10 @@ func (s *scanner) str(path string, want bool) (string, error) {
 		}
 		s.i += 6
 		switch {
-		case r == 0 && s.escapes:
+		case r == 0 && s.nul:
 			return "", BadInput(path, "%s a NUL character (\\u0000) at byte %d", what, at)
 		case r >= 0xDC00 && r <= 0xDFFF:
-			if s.escapes {
-				return "", BadInput(path, "%s a lone UTF-16 surrogate escape at byte %d", what, at)
-			}
-			r = utf8.RuneError
+			return "", BadInput(path, "%s a lone UTF-16 surrogate escape at byte %d", what, at)
 		case r >= 0xD800 && r <= 0xDBFF:
 			lo, ok := rune(-1), false
 			if s.i+1 < len(s.data) && s.data[s.i] == '\\' && s.data[s.i+1] == 'u' {
@@ -258,10 +256,8 @@ func (s *scanner) str(path string, want bool) (string, error) {
 			if ok && lo >= 0xDC00 && lo <= 0xDFFF {
 				s.i += 6
 				r = 0x10000 + (r-0xD800)<<10 + (lo - 0xDC00)
-			} else if s.escapes {
-				return "", BadInput(path, "%s a lone UTF-16 surrogate escape at byte %d", what, at)
 			} else {
-				r = utf8.RuneError
+				return "", BadInput(path, "%s a lone UTF-16 surrogate escape at byte %d", what, at)
 			}
 		}
 		if want {

@@ -61,14 +61,34 @@ func TestCheckJSON(t *testing.T) {
 	}
 }
 
-// CheckJSONKeys leaves NUL to the field checks but still refuses keys twice.
-func TestCheckJSONKeys(t *testing.T) {
-	if err := CheckJSONKeys("", []byte(`{"a":"\u0000"}`)); err != nil {
-		t.Fatalf("NUL refused by the key check: %v", err)
+// CheckJSONRequest leaves NUL to the field checks but refuses keys twice
+// and lone surrogates, naming where.
+func TestCheckJSONRequest(t *testing.T) {
+	if err := CheckJSONRequest("", []byte(`{"a":"\u0000"}`)); err != nil {
+		t.Fatalf("NUL refused by the request check: %v", err)
 	}
-	err := CheckJSONKeys("", []byte(`{"variables":{"events":[{"details":{"k":1,"k":2}}]}}`))
-	if CodeOf(err) != CodeBadUserInput || !strings.HasPrefix(err.Error(), "variables.events[0].details.k: ") {
-		t.Fatalf("got %v", err)
+	for raw, want := range map[string]string{
+		`{"variables":{"events":[{"details":{"k":1,"k":2}}]}}`:   "variables.events[0].details.k: ",
+		`{"variables":{"events":[{"actor":{"name":"\ud800"}}]}}`: "variables.events[0].actor.name: ",
+	} {
+		err := CheckJSONRequest("", []byte(raw))
+		if CodeOf(err) != CodeBadUserInput || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%s: got %v", raw, err)
+		}
+	}
+}
+
+func TestCheckQueryText(t *testing.T) {
+	for q, ok := range map[string]bool{
+		`{ a(s: "x\ud83d\ude00") }`: true,
+		`{ a(s: "\\ud800") }`:       true, // an escaped backslash, then text
+		`{ a(s: "x\ud800") }`:       false,
+		`{ a(s: "x\udc00") }`:       false,
+		`{ a(s: "x\ud800\u0041") }`: false,
+	} {
+		if err := CheckQueryText(q); (err == nil) != ok {
+			t.Errorf("CheckQueryText(%s) = %v, want ok=%v", q, err, ok)
+		}
 	}
 }
 

@@ -2,11 +2,15 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"mime"
 	"net/http"
 	"unicode/utf8"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/auditlog/auditlog/domain"
 )
@@ -46,8 +50,13 @@ func textOnly(next http.Handler) http.Handler {
 			writeRequestError(w, r, domain.BadInput("", "could not read the request body: %v", err))
 			return
 		}
-		if err := domain.CheckBody(body); err != nil {
+		// A JSON body is checked below, naming the field at fault.
+		if err := domain.CheckBody(body); err != nil && !isJSON(r) {
 			writeRequestError(w, r, err)
+			return
+		}
+		if !utf8.Valid(body) {
+			writeRequestError(w, r, domain.CheckBody(body))
 			return
 		}
 		// gqlgen would quote the whole body back in its error.
@@ -69,11 +78,30 @@ func textOnly(next http.Handler) http.Handler {
 }
 
 // checkJSONBody refuses JSON text that readers could read differently:
-// a lone surrogate escape or a key given twice. A NUL is left to the
-// checks of each field, which name the event it is in.
+// a lone surrogate escape or a key given twice, naming where. A NUL is left
+// to the checks of each field, which name the event it is in.
 func checkJSONBody(field string, data []byte) error {
-	if err := domain.CheckBody(data); err != nil {
-		return err
+	return domain.CheckJSONRequest(field, data)
+}
+
+// queryText refuses a query whose text holds a lone surrogate escape in a
+// literal, on every transport (HTTP and websocket) and for the query a
+// persisted hash stands for; the lexer would store U+FFFD instead.
+type queryText struct{}
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationParameterMutator
+} = queryText{}
+
+func (queryText) ExtensionName() string                   { return "QueryText" }
+func (queryText) Validate(graphql.ExecutableSchema) error { return nil }
+
+// MutateOperationParameters checks the raw query text.
+func (queryText) MutateOperationParameters(_ context.Context, p *graphql.RawParams) *gqlerror.Error {
+	if err := domain.CheckQueryText(p.Query); err != nil {
+		return &gqlerror.Error{Message: err.Error(), Err: err,
+			Extensions: map[string]any{"code": string(domain.CodeOf(err))}}
 	}
-	return domain.CheckJSONKeys(field, data)
+	return nil
 }

@@ -39,6 +39,7 @@ func (s *Server) routes(resolver *graph.Resolver) http.Handler {
 	gql.Use(extension.AutomaticPersistedQuery{Cache: apqCache{kv: s.apq, max: limits.Bytes}})
 	// Then the cost limit, so that nothing else runs for a request it refuses.
 	gql.Use(costLimit{schema: es.Schema(), limits: limits, weights: graph.CostWeights(), timeout: s.cfg.RequestTimeout})
+	gql.Use(queryText{})
 	gql.SetParserTokenLimit(limits.Tokens)
 	gql.Use(extension.FixedComplexityLimit(maxComplexity))
 	gql.AroundResponses(deadline(s.cfg.RequestTimeout))
