@@ -276,3 +276,65 @@ func fetchText(t *testing.T, url string) string {
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
 }
+
+// The attack's numbers: 250 nasty events in a 1,000-event NATS batch are
+// refused at once and the other org's events are readable promptly; and 250
+// such messages published straight to the stream are quarantined without
+// holding back the event behind them.
+func TestNastyBatchDoesNotHoldOthersBack(t *testing.T) {
+	env := testenv.Start(t, testenv.WithNATSIngest())
+	env.EnableOrg(t, "acme", domain.RegionUS)
+	env.EnableOrg(t, "globex", domain.RegionUS)
+	at := time.Now().Add(-time.Minute)
+	var texts []string
+	for i := range 1000 {
+		if i%4 == 0 {
+			texts = append(texts, nasty(i/4%2, at)) // details key twice, NUL or lone surrogate first
+			continue
+		}
+		g, _ := json.Marshal(userCreated("globex", at, fmt.Sprintf("g%d@example.com", i)))
+		texts = append(texts, string(g))
+	}
+	reply, took := natsRecord(t, env.NATSIngest(t), natsx.IngestSubjectPrefix+"PLATFORM", "Bearer "+testenv.ServiceToken(t),
+		[]byte(`{"events":[`+strings.Join(texts, ",")+`]}`))
+	if reply.Error != nil {
+		t.Fatalf("NATS reply: %+v", reply.Error)
+	}
+	refused := 0
+	for i, r := range reply.Results {
+		if i%4 == 0 && r.Code == domain.CodeBadUserInput {
+			refused++
+		} else if i%4 != 0 && r.Status != ingest.Recorded {
+			t.Fatalf("event %d: %+v", i, r)
+		}
+	}
+	if refused != 250 {
+		t.Fatalf("%d of 250 refused", refused)
+	}
+	start := time.Now()
+	waitRead(t, env, "globex", 750)
+	t.Logf("NATS: 1,000 events (250 nasty) answered in %s; 250 refused with BAD_USER_INPUT; the 750 good readable %s later",
+		took.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+
+	// Straight to the stream, past ingest.
+	ctx := context.Background()
+	for i := range 250 {
+		raw := strings.NewReplacer(`"ID"`, `"`+ulid.Make().String()+`"`, `"AT"`, `"`+at.UTC().Format(time.RFC3339)+`"`).Replace(nastyTemplate)
+		raw = strings.Replace(raw, `"details":{"userId":"u1"}`, []string{`"details":{"userId":"\u0000","userId":"u1"}`, `"details":{"userId":"\ud800","userId":"u1"}`}[i%2], 1)
+		if _, err := env.JetStream().PublishAsync("audit.us.acme.PLATFORM.USER_LOGOUT", []byte(raw)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-env.JetStream().PublishAsyncComplete()
+	start = time.Now()
+	mustRecord(t, env, []map[string]any{userCreated("globex", at, "behind@example.com")})
+	waitRead(t, env, "globex", 751)
+	t.Logf("stream: 250 raw nasty messages, then a globex event readable %s after it was recorded", time.Since(start).Round(time.Millisecond))
+	env.WaitProjected(t)
+	if n, _ := env.EventStore(domain.RegionUS).QuarantineCount(ctx); n != 250 {
+		t.Fatalf("quarantined %d, want 250", n)
+	}
+	if c := list(t, env, "acme", map[string]any{"types": []string{"USER_LOGOUT"}}, 10, ""); c.TotalCount != 0 {
+		t.Fatalf("acme holds %d nasty events", c.TotalCount)
+	}
+}
