@@ -202,3 +202,40 @@ func checkNumber(lit string) error {
 	}
 	return nil
 }
+
+// CheckQueryText reports a lone UTF-16 surrogate escape (\uD800 without its
+// pair) in a GraphQL query's text: the GraphQL lexer turns it into U+FFFD,
+// so an inline literal would store what the client never wrote. NUL is left
+// to the checks of each field. The whole text is read as string content;
+// outside strings a backslash is not GraphQL anyway.
+func CheckQueryText(query string) error {
+	q := []byte(query)
+	for i := 0; i+1 < len(q); i++ {
+		if q[i] != '\\' {
+			continue
+		}
+		if q[i+1] != 'u' {
+			i++ // an escaped character, perhaps a backslash
+			continue
+		}
+		r, ok := hex4(q, i+2)
+		if !ok {
+			i++
+			continue
+		}
+		switch {
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return BadInput("query", "contains a lone UTF-16 surrogate escape at byte %d", i)
+		case r >= 0xD800 && r <= 0xDBFF:
+			if i+11 < len(q) && q[i+6] == '\\' && q[i+7] == 'u' {
+				if lo, ok := hex4(q, i+8); ok && lo >= 0xDC00 && lo <= 0xDFFF {
+					i += 11
+					continue
+				}
+			}
+			return BadInput("query", "contains a lone UTF-16 surrogate escape at byte %d", i)
+		}
+		i += 5
+	}
+	return nil
+}

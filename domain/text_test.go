@@ -34,7 +34,7 @@ func TestValidateRefusesWhatPostgresCannotHold(t *testing.T) {
 		{"details string lone high surrogate", func(e *Event) { e.Details = json.RawMessage(`{"userId":"u\ud800"}`) }, "details.userId"},
 		{"details string lone low surrogate", func(e *Event) { e.Details = json.RawMessage(`{"userId":"\udc00x"}`) }, "details.userId"},
 		{"details raw invalid UTF-8", func(e *Event) { e.Details = json.RawMessage("{\"userId\":\"u\xff\"}") }, "details"},
-		{"details key NUL", func(e *Event) { e.Details = json.RawMessage(`{"userId":"u","a\u0000":1}`) }, "details.a\x00"},
+		{"details key NUL", func(e *Event) { e.Details = json.RawMessage(`{"userId":"u","a\u0000":1}`) }, "details"},
 		{"change before NUL", policy(`{"policyId":"p","changes":[{"field":"f","before":"x\u0000","after":"y"}]}`), "details.changes"},
 		{"change after nested NUL", policy(`{"policyId":"p","changes":[{"field":"f","after":{"a":["\u0000"]}}]}`), "details.changes"},
 		{"change nested key NUL", policy(`{"policyId":"p","changes":[{"field":"f","after":{"k\u0000":1}}]}`), "details.changes"},

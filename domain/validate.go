@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/oklog/ulid/v2"
@@ -133,11 +132,13 @@ func ValidateDetails(t EventType, details json.RawMessage) error {
 	if len(details) > MaxDetailsBytes {
 		return BadInput("details", "is larger than %d bytes", MaxDetailsBytes)
 	}
-	if !utf8.Valid(details) {
-		return BadInput("details", "is not valid UTF-8")
-	}
 	fields := map[string]json.RawMessage{}
 	if trimmed := bytes.TrimSpace(details); len(trimmed) > 0 && !bytes.Equal(trimmed, []byte("null")) {
+		// Read the bytes once, as every decoder and jsonb will: no key
+		// twice, no NUL or lone surrogate, at any depth.
+		if err := CheckJSON("details", trimmed); err != nil {
+			return err
+		}
 		if trimmed[0] != '{' {
 			return BadInput("details", "must be a JSON object")
 		}

@@ -80,6 +80,53 @@ func (r *Recorder) Record(ctx context.Context, p *domain.Principal, events []dom
 	return r.recordTallied(ctx, p, events, false)
 }
 
+// RecordJSON is Record for events given as JSON texts, as NATS producers
+// send them: each is read once by domain.DecodeEvent, so a key given twice,
+// a NUL or a lone surrogate anywhere in it, or a field spelled otherwise,
+// rejects that event alone, naming the field, before anything is validated
+// or appended.
+func (r *Recorder) RecordJSON(ctx context.Context, p *domain.Principal, raws []json.RawMessage) ([]Result, error) {
+	if len(raws) > MaxBatch {
+		return nil, domain.BadInput("events", "at most %d events per call, got %d", MaxBatch, len(raws))
+	}
+	results := make([]Result, len(raws))
+	events := make([]domain.Event, 0, len(raws))
+	at := make([]int, 0, len(raws))
+	for i, raw := range raws {
+		e, err := domain.DecodeEvent(raw)
+		if err != nil {
+			results[i].ID = echoID(raw)
+			results[i].reject(err)
+			continue
+		}
+		events = append(events, e)
+		at = append(at, i)
+	}
+	decoded, err := r.recordTallied(ctx, p, events, false)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range at {
+		results[i] = decoded[j]
+	}
+	if refused := len(raws) - len(at); refused > 0 && r.tally != nil {
+		r.tally.Count(Rejected, refused)
+	}
+	return results, nil
+}
+
+// echoID is the id a refused event text gives, if it reads as one, so the
+// producer can tell which event was refused.
+func echoID(raw []byte) string {
+	var e struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(raw, &e) != nil || !domain.ValidEventID(e.ID) {
+		return ""
+	}
+	return e.ID
+}
+
 // recordTallied is Record; own says the events are the audit log's own,
 // whose ids may be name-based UUIDs.
 func (r *Recorder) recordTallied(ctx context.Context, p *domain.Principal, events []domain.Event, own bool) ([]Result, error) {
@@ -192,15 +239,25 @@ func MsgID(org, id string) string { return org + ":" + id }
 // and the stream is named so a subject mapped elsewhere fails instead of
 // landing outside the region.
 func message(region domain.Region, e *domain.Event) (*nats.Msg, error) {
-	data, err := json.Marshal(e)
+	data, err := Encode(e)
 	if err != nil {
-		return nil, fmt.Errorf("encode event %s: %w", e.ID, err)
+		return nil, err
 	}
 	m := nats.NewMsg(natsx.AuditSubject(region, e))
 	m.Data = data
 	m.Header.Set(jetstream.MsgIDHeader, MsgID(e.OrgID, e.ID))
 	m.Header.Set(jetstream.ExpectedStreamHeader, natsx.AuditStream(region))
 	return m, nil
+}
+
+// Encode is e as the stream stores it, the record every projector reads:
+// one encoding, so what was validated is what is stored.
+func Encode(e *domain.Event) ([]byte, error) {
+	data, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("encode event %s: %w", e.ID, err)
+	}
+	return data, nil
 }
 
 func (r *Recorder) publishAsync(e *domain.Event, region domain.Region) (jetstream.PubAckFuture, error) {

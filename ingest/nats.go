@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -143,17 +144,15 @@ func (r *Recorder) handle(ctx context.Context, v TokenVerifier, subject string, 
 	if !utf8.Valid(data) {
 		return errorReply(domain.BadInput("", "body is not valid UTF-8"))
 	}
-	var req Request
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return errorReply(domain.BadInput("", "body is not a JSON {\"events\": [...]} request: %v", err))
+	raws, err := splitRequest(data)
+	if err != nil {
+		return errorReply(err)
 	}
 	// The subject names one source: events of any other are forbidden even
 	// when the token allows them.
 	narrowed := *p
 	narrowed.Sources = []domain.Source{source}
-	results, err := r.Record(ctx, &narrowed, req.Events)
+	results, err := r.RecordJSON(ctx, &narrowed, raws)
 	if err != nil {
 		if domain.CodeOf(err) == domain.CodeInternal {
 			log.Error().Err(err).Str("subject", subject).Str("principal", p.Subject).Msg("nats ingest failed")
@@ -165,6 +164,43 @@ func (r *Recorder) handle(ctx context.Context, v TokenVerifier, subject string, 
 		out[i] = ReplyResult{ID: res.ID, Status: res.Status, Code: res.Code, Reason: res.Reason}
 	}
 	return Reply{Results: out}
+}
+
+// splitRequest reads a {"events": [...]} body into its events, each still
+// raw: a bad event is refused alone by RecordJSON, while a body that is not
+// such an object (another key, "events" twice, trailing data) is refused
+// whole.
+func splitRequest(data []byte) ([]json.RawMessage, error) {
+	const shape = "body is not a JSON {\"events\": [...]} request"
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, domain.BadInput("", "%s", shape)
+	}
+	var events []json.RawMessage
+	seen := false
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, domain.BadInput("", "%s: %v", shape, err)
+		}
+		switch key, _ := tok.(string); {
+		case key != "events":
+			return nil, domain.BadInput(key, "is not a field of an ingest request; %s", shape)
+		case seen:
+			return nil, domain.BadInput("events", "is given twice in one object; a key may appear once")
+		}
+		seen = true
+		if err := dec.Decode(&events); err != nil {
+			return nil, domain.BadInput("events", "must be a list of events: %v", err)
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, domain.BadInput("", "%s: %v", shape, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, domain.BadInput("", "%s: data after the object", shape)
+	}
+	return events, nil
 }
 
 // authenticate verifies the bearer token of hdr.

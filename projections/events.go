@@ -179,6 +179,12 @@ func (s *EventStore) Decode(batch []Message) {
 // other message was not written by it (an older build, a bug, a hand-made
 // publish) and must not reach the read model as if it were an event.
 func (s *EventStore) decode(m *Message) any {
+	// What Postgres would refuse (a NUL, a lone surrogate) is found here,
+	// so the message is quarantined at once rather than by splitting its
+	// batch until the insert that fails is alone.
+	if err := domain.CheckJSONText("record", m.Data); err != nil {
+		return fmt.Errorf("not storable: %w", err)
+	}
 	var e domain.Event
 	if err := json.Unmarshal(m.Data, &e); err != nil {
 		return fmt.Errorf("not an event: %w", err)

@@ -37,6 +37,7 @@ func (s *Server) routes(resolver *graph.Resolver) http.Handler {
 	gql.Use(persistedQueries{kv: s.apq, max: natsx.MaxAPQQueryBytes, metrics: s.metrics})
 	// Then the cost limit, so that nothing else runs for a request it refuses.
 	gql.Use(costLimit{schema: es.Schema(), limits: limits, weights: graph.CostWeights(), timeout: s.cfg.RequestTimeout})
+	gql.Use(queryText{})
 	gql.SetParserTokenLimit(limits.Tokens)
 	gql.Use(extension.FixedComplexityLimit(maxComplexity))
 	gql.AroundResponses(deadline(s.cfg.RequestTimeout))

@@ -50,7 +50,7 @@ func TestHostileTextIsRefusedAndNothingStops(t *testing.T) {
 		{"requestId", ev("acme", "USER_LOGOUT", "PLATFORM", at, map[string]any{"userId": "u"}, map[string]any{"requestId": "\x00"})},
 		{"details.userId", ev("acme", "USER_LOGOUT", "PLATFORM", at, map[string]any{"userId": "u\x00"}, nil)},
 		{"details.changes[0].before", policy("x\x00")},
-		{"details.changes[0].before", policy(map[string]any{"nested": []any{"deep\x00"}})},
+		{"details.changes[0].before.nested[0]", policy(map[string]any{"nested": []any{"deep\x00"}})},
 		{"details.changes[0].before", policy(map[string]any{"k\x00": 1})},
 	}
 	events := []map[string]any{}

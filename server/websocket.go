@@ -1,7 +1,10 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"net/http"
 	"time"
 
@@ -9,6 +12,7 @@ import (
 	coderws "github.com/coder/websocket"
 
 	"github.com/auditlog/auditlog/auth"
+	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/live"
 )
 
@@ -17,6 +21,9 @@ const (
 	// wsForbidden is graphql-transport-ws's close code for a refused
 	// connection_init.
 	wsForbidden = 4403
+	// wsBadMessage is graphql-transport-ws's close code for a message it
+	// cannot take.
+	wsBadMessage = 4400
 	// wsPing is how often the server pings; a client that does not answer
 	// within two pings is disconnected.
 	wsPing = 15 * time.Second
@@ -102,4 +109,44 @@ func (c *timedConn) SetReadDeadline(d time.Time) error {
 		return l.SetReadDeadline(d)
 	}
 	return nil
+}
+
+// NextReader hands gqlgen only messages that read one way: each is checked
+// as the HTTP body is (valid UTF-8, no lone surrogate escape, no key twice)
+// before gqlgen's decoder, which would keep one of two keys and turn a lone
+// surrogate into U+FFFD. A refused operation is answered with an error
+// carrying extensions.code for its id, and the connection reads on; any
+// other refused message closes the connection with 4400.
+func (c *timedConn) NextReader() (int, io.Reader, error) {
+	for {
+		typ, r, err := c.WebsocketConn.NextReader()
+		if err != nil {
+			return typ, r, err
+		}
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return typ, nil, err
+		}
+		bad := checkJSONBody("", data)
+		if bad == nil {
+			return typ, bytes.NewReader(data), nil
+		}
+		var m struct {
+			ID   string `json:"id"`
+			Type string `json:"type"`
+		}
+		_ = json.Unmarshal(data, &m)
+		if m.ID == "" || (m.Type != "subscribe" && m.Type != "start") {
+			reason := bad.Error()
+			if len(reason) > 120 { // a close frame's reason is at most 123 bytes
+				reason = reason[:120]
+			}
+			_ = c.WriteClose(wsBadMessage, reason)
+			return typ, nil, bad
+		}
+		payload := []map[string]any{{"message": bad.Error(), "extensions": map[string]any{"code": domain.CodeOf(bad)}}}
+		if err := c.WriteJSON(map[string]any{"id": m.ID, "type": "error", "payload": payload}); err != nil {
+			return typ, nil, err
+		}
+	}
 }
