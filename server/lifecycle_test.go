@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"testing"
 	"time"
 
@@ -49,8 +50,17 @@ func TestRebuildReproducesQueryResults(t *testing.T) {
 		}
 		return out
 	}
+	// The operator's partition layout outlives the rebuild of the control
+	// schema it is kept in.
+	if _, err := env.SetProjectionPartitions(context.Background(), 4); err != nil {
+		t.Fatal(err)
+	}
 	before := snapshot(env)
-	after := snapshot(env.Rebuild(t))
+	rebuilt := env.Rebuild(t)
+	after := snapshot(rebuilt)
+	if n, err := rebuilt.ProjectionPartitions(context.Background()); err != nil || n != 4 {
+		t.Fatalf("layout after rebuild: %d (%v), want 4", n, err)
+	}
 	for i := range before {
 		if !bytes.Equal(before[i], after[i]) {
 			t.Fatalf("query %d differs after rebuild:\nbefore %.300s\nafter  %.300s", i, before[i], after[i])

@@ -14,11 +14,21 @@ import (
 // waits (or, while it holds the lock, Rebuild does), and a running auditd's
 // partitions make Rebuild fail: stop auditd first.
 func (s *Server) Rebuild(ctx context.Context) error {
-	err := s.controlProjector.Rebuild(ctx, func(ctx context.Context) error {
+	// The partition layout is the operator's choice, not derived from a
+	// stream: it outlives the control schema it is kept in.
+	layout, err := projections.PartitionCount(ctx, s.control)
+	if err != nil {
+		return err
+	}
+	err = s.controlProjector.Rebuild(ctx, func(ctx context.Context) error {
 		if err := projections.DropSchema(ctx, s.control, projections.ControlSchema); err != nil {
 			return err
 		}
-		return s.store.Migrate(ctx)
+		if err := s.store.Migrate(ctx); err != nil {
+			return err
+		}
+		_, err := projections.SetPartitionCount(ctx, s.control, layout)
+		return err
 	})
 	if err != nil {
 		return err
