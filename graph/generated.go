@@ -2953,6 +2953,12 @@ scalar Time
 "Any JSON value."
 scalar JSON
 
+"""
+A signed 64-bit integer, as a JSON number: tree sizes and leaf indexes,
+which a large organization's log can take past GraphQL Int's 32 bits.
+"""
+scalar Int64
+
 enum Role {
   ADMIN
   SERVICE
@@ -3018,15 +3024,15 @@ type Checkpoint {
   note: String!
   "auditlog/<region in lower case>/<org>, e.g. auditlog/us/acme."
   origin: String!
-  treeSize: Int!
+  treeSize: Int64!
   "The RFC 6962 root hash of the tree's first treeSize leaves, base64."
   rootHash: String!
 }
 
 "The proof that one leaf is in a tree of treeSize leaves."
 type InclusionProof {
-  leafIndex: Int!
-  treeSize: Int!
+  leafIndex: Int64!
+  treeSize: Int64!
   "Base64 SHA-256 hashes in RFC 9162 order, from the leaf's sibling up."
   hashes: [String!]!
 }
@@ -3036,21 +3042,21 @@ type AuditLogVerification {
   "True when the read model and the checkpoints agree with the stream."
   ok: Boolean!
   "How many leaves' rows were compared."
-  checked: Int!
+  checked: Int64!
   "The size of the tree recomputed from the stream."
-  treeSize: Int!
+  treeSize: Int64!
   """
   Leaves the stream holds that the read model had not projected yet when it
   was read: the projection is behind, which is not a divergence. Their rows
   are checked by a later verification.
   """
-  lag: Int!
+  lag: Int64!
   """
   The first leaves whose messages aged out of the stream (retention). The
   tree keeps their hashes, on which the rest is recomputed; any row still
   held for them is checked against its kept leaf hash.
   """
-  expired: Int!
+  expired: Int64!
   "The divergence at the lowest leaf, or null."
   firstDivergence: AuditLogDivergence
 }
@@ -3062,7 +3068,7 @@ Where the read model departs from the stream. field is an event field
 .treeSize or .note for a stored checkpoint.
 """
 type AuditLogDivergence {
-  leafIndex: Int!
+  leafIndex: Int64!
   "The event the stream has at the leaf, when the divergence is in a row."
   eventId: ID
   field: String!
@@ -3399,7 +3405,7 @@ interface AuditEvent {
   "The event's leaf in the organization's Merkle tree, base64: the message exactly as the stream stores it. Its leaf hash is SHA-256(0x00 || record)."
   record: String!
   "The leaf's index in the organization's tree; null until the event is projected (auditEventRecorded delivers it before)."
-  leafIndex: Int
+  leafIndex: Int64
 }
 
 "API key events."
@@ -3419,7 +3425,7 @@ type ApiKeyEvent implements AuditEvent {
   details: JSON!
   liveCursor: String!
   record: String!
-  leafIndex: Int
+  leafIndex: Int64
   apiKeyId: String
   apiKeyName: String
   keyType: String
@@ -3444,7 +3450,7 @@ type ExternalIdpEvent implements AuditEvent {
   details: JSON!
   liveCursor: String!
   record: String!
-  leafIndex: Int
+  leafIndex: Int64
   idpName: String
   certificateFingerprint: String
   certificateExpiresAt: Time
@@ -3468,7 +3474,7 @@ type KeyContactEvent implements AuditEvent {
   details: JSON!
   liveCursor: String!
   record: String!
-  leafIndex: Int
+  leafIndex: Int64
   contactEmail: String
   contactName: String
 }
@@ -3490,7 +3496,7 @@ type MfaEvent implements AuditEvent {
   details: JSON!
   liveCursor: String!
   record: String!
-  leafIndex: Int
+  leafIndex: Int64
   mfaRequired: Boolean
   changedFields: [String!]
 }
@@ -3512,7 +3518,7 @@ type OrganizationEvent implements AuditEvent {
   details: JSON!
   liveCursor: String!
   record: String!
-  leafIndex: Int
+  leafIndex: Int64
   previousName: String
   newName: String
   fromCustomerId: String
@@ -3536,7 +3542,7 @@ type PasswordPolicyEvent implements AuditEvent {
   details: JSON!
   liveCursor: String!
   record: String!
-  leafIndex: Int
+  leafIndex: Int64
   changedFields: [String!]
   minLength: Int
 }
@@ -3558,7 +3564,7 @@ type OrganizationProductEvent implements AuditEvent {
   details: JSON!
   liveCursor: String!
   record: String!
-  leafIndex: Int
+  leafIndex: Int64
   productCode: String
   licenseType: String
   trialEndsAt: Time
@@ -3581,7 +3587,7 @@ type UserEvent implements AuditEvent {
   details: JSON!
   liveCursor: String!
   record: String!
-  leafIndex: Int
+  leafIndex: Int64
   userId: String
   userEmail: String
   userName: String
@@ -3607,7 +3613,7 @@ type UserRoleEvent implements AuditEvent {
   details: JSON!
   liveCursor: String!
   record: String!
-  leafIndex: Int
+  leafIndex: Int64
   userId: String
   role: String
   previousRole: String
@@ -3630,7 +3636,7 @@ type UserAccessEvent implements AuditEvent {
   details: JSON!
   liveCursor: String!
   record: String!
-  leafIndex: Int
+  leafIndex: Int64
   userId: String
   productCode: String
   fromCustomerId: String
@@ -3654,7 +3660,7 @@ type CustomerEvent implements AuditEvent {
   details: JSON!
   liveCursor: String!
   record: String!
-  leafIndex: Int
+  leafIndex: Int64
   previousName: String
   newName: String
   fromCustomerId: String
@@ -3678,7 +3684,7 @@ type AuditLogEvent implements AuditEvent {
   details: JSON!
   liveCursor: String!
   record: String!
-  leafIndex: Int
+  leafIndex: Int64
   region: Region
   "For AUDIT_LOG_SETTINGS_DENIED: the refused operation; for AUDIT_LOG_VIEWED: search, view, history, live or download."
   action: String
@@ -3713,7 +3719,7 @@ type PolicyEvent implements AuditEvent {
   details: JSON!
   liveCursor: String!
   record: String!
-  leafIndex: Int
+  leafIndex: Int64
   policyId: String
   policyName: String
   "For POLICY_UPDATED: each changed field with its value before and after."
@@ -5057,14 +5063,14 @@ func (ec *executionContext) _ApiKeyEvent_leafIndex(ctx context.Context, field gr
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
-			return ec.marshalOInt2ᚖint(ctx, selections, v)
+			return ec.marshalOInt642ᚖint(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_ApiKeyEvent_leafIndex(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ApiKeyEvent", field, true, false, "Int")
+	return graphql.NewScalarFieldContext("ApiKeyEvent", field, true, false, "Int64")
 }
 
 func (ec *executionContext) _ApiKeyEvent_apiKeyId(ctx context.Context, field graphql.CollectedField, obj *model.ApiKeyEvent) (ret graphql.Marshaler) {
@@ -5461,14 +5467,14 @@ func (ec *executionContext) _AuditLogDivergence_leafIndex(ctx context.Context, f
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
-			return ec.marshalNInt2int(ctx, selections, v)
+			return ec.marshalNInt642int(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_AuditLogDivergence_leafIndex(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("AuditLogDivergence", field, false, false, "Int")
+	return graphql.NewScalarFieldContext("AuditLogDivergence", field, false, false, "Int64")
 }
 
 func (ec *executionContext) _AuditLogDivergence_eventId(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogDivergence) (ret graphql.Marshaler) {
@@ -5939,14 +5945,14 @@ func (ec *executionContext) _AuditLogEvent_leafIndex(ctx context.Context, field 
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
-			return ec.marshalOInt2ᚖint(ctx, selections, v)
+			return ec.marshalOInt642ᚖint(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_AuditLogEvent_leafIndex(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("AuditLogEvent", field, true, false, "Int")
+	return graphql.NewScalarFieldContext("AuditLogEvent", field, true, false, "Int64")
 }
 
 func (ec *executionContext) _AuditLogEvent_region(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogEvent) (ret graphql.Marshaler) {
@@ -6394,14 +6400,14 @@ func (ec *executionContext) _AuditLogVerification_checked(ctx context.Context, f
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
-			return ec.marshalNInt2int(ctx, selections, v)
+			return ec.marshalNInt642int(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_AuditLogVerification_checked(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("AuditLogVerification", field, false, false, "Int")
+	return graphql.NewScalarFieldContext("AuditLogVerification", field, false, false, "Int64")
 }
 
 func (ec *executionContext) _AuditLogVerification_treeSize(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogVerification) (ret graphql.Marshaler) {
@@ -6417,14 +6423,14 @@ func (ec *executionContext) _AuditLogVerification_treeSize(ctx context.Context, 
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
-			return ec.marshalNInt2int(ctx, selections, v)
+			return ec.marshalNInt642int(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_AuditLogVerification_treeSize(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("AuditLogVerification", field, false, false, "Int")
+	return graphql.NewScalarFieldContext("AuditLogVerification", field, false, false, "Int64")
 }
 
 func (ec *executionContext) _AuditLogVerification_lag(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogVerification) (ret graphql.Marshaler) {
@@ -6440,14 +6446,14 @@ func (ec *executionContext) _AuditLogVerification_lag(ctx context.Context, field
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
-			return ec.marshalNInt2int(ctx, selections, v)
+			return ec.marshalNInt642int(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_AuditLogVerification_lag(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("AuditLogVerification", field, false, false, "Int")
+	return graphql.NewScalarFieldContext("AuditLogVerification", field, false, false, "Int64")
 }
 
 func (ec *executionContext) _AuditLogVerification_expired(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogVerification) (ret graphql.Marshaler) {
@@ -6463,14 +6469,14 @@ func (ec *executionContext) _AuditLogVerification_expired(ctx context.Context, f
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
-			return ec.marshalNInt2int(ctx, selections, v)
+			return ec.marshalNInt642int(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_AuditLogVerification_expired(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("AuditLogVerification", field, false, false, "Int")
+	return graphql.NewScalarFieldContext("AuditLogVerification", field, false, false, "Int64")
 }
 
 func (ec *executionContext) _AuditLogVerification_firstDivergence(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogVerification) (ret graphql.Marshaler) {
@@ -6564,14 +6570,14 @@ func (ec *executionContext) _Checkpoint_treeSize(ctx context.Context, field grap
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
-			return ec.marshalNInt2int(ctx, selections, v)
+			return ec.marshalNInt642int(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_Checkpoint_treeSize(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Checkpoint", field, false, false, "Int")
+	return graphql.NewScalarFieldContext("Checkpoint", field, false, false, "Int64")
 }
 
 func (ec *executionContext) _Checkpoint_rootHash(ctx context.Context, field graphql.CollectedField, obj *model.Checkpoint) (ret graphql.Marshaler) {
@@ -6973,14 +6979,14 @@ func (ec *executionContext) _CustomerEvent_leafIndex(ctx context.Context, field 
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
-			return ec.marshalOInt2ᚖint(ctx, selections, v)
+			return ec.marshalOInt642ᚖint(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_CustomerEvent_leafIndex(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("CustomerEvent", field, true, false, "Int")
+	return graphql.NewScalarFieldContext("CustomerEvent", field, true, false, "Int64")
 }
 
 func (ec *executionContext) _CustomerEvent_previousName(ctx context.Context, field graphql.CollectedField, obj *model.CustomerEvent) (ret graphql.Marshaler) {
@@ -8021,14 +8027,14 @@ func (ec *executionContext) _ExternalIdpEvent_leafIndex(ctx context.Context, fie
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
-			return ec.marshalOInt2ᚖint(ctx, selections, v)
+			return ec.marshalOInt642ᚖint(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_ExternalIdpEvent_leafIndex(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ExternalIdpEvent", field, true, false, "Int")
+	return graphql.NewScalarFieldContext("ExternalIdpEvent", field, true, false, "Int64")
 }
 
 func (ec *executionContext) _ExternalIdpEvent_idpName(ctx context.Context, field graphql.CollectedField, obj *model.ExternalIdpEvent) (ret graphql.Marshaler) {
@@ -8136,14 +8142,14 @@ func (ec *executionContext) _InclusionProof_leafIndex(ctx context.Context, field
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
-			return ec.marshalNInt2int(ctx, selections, v)
+			return ec.marshalNInt642int(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_InclusionProof_leafIndex(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("InclusionProof", field, false, false, "Int")
+	return graphql.NewScalarFieldContext("InclusionProof", field, false, false, "Int64")
 }
 
 func (ec *executionContext) _InclusionProof_treeSize(ctx context.Context, field graphql.CollectedField, obj *model.InclusionProof) (ret graphql.Marshaler) {
@@ -8159,14 +8165,14 @@ func (ec *executionContext) _InclusionProof_treeSize(ctx context.Context, field 
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
-			return ec.marshalNInt2int(ctx, selections, v)
+			return ec.marshalNInt642int(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_InclusionProof_treeSize(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("InclusionProof", field, false, false, "Int")
+	return graphql.NewScalarFieldContext("InclusionProof", field, false, false, "Int64")
 }
 
 func (ec *executionContext) _InclusionProof_hashes(ctx context.Context, field graphql.CollectedField, obj *model.InclusionProof) (ret graphql.Marshaler) {
@@ -8568,14 +8574,14 @@ func (ec *executionContext) _KeyContactEvent_leafIndex(ctx context.Context, fiel
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
-			return ec.marshalOInt2ᚖint(ctx, selections, v)
+			return ec.marshalOInt642ᚖint(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_KeyContactEvent_leafIndex(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("KeyContactEvent", field, true, false, "Int")
+	return graphql.NewScalarFieldContext("KeyContactEvent", field, true, false, "Int64")
 }
 
 func (ec *executionContext) _KeyContactEvent_contactEmail(ctx context.Context, field graphql.CollectedField, obj *model.KeyContactEvent) (ret graphql.Marshaler) {
@@ -9000,14 +9006,14 @@ func (ec *executionContext) _MfaEvent_leafIndex(ctx context.Context, field graph
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
-			return ec.marshalOInt2ᚖint(ctx, selections, v)
+			return ec.marshalOInt642ᚖint(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_MfaEvent_leafIndex(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("MfaEvent", field, true, false, "Int")
+	return graphql.NewScalarFieldContext("MfaEvent", field, true, false, "Int64")
 }
 
 func (ec *executionContext) _MfaEvent_mfaRequired(ctx context.Context, field graphql.CollectedField, obj *model.MfaEvent) (ret graphql.Marshaler) {
@@ -9755,14 +9761,14 @@ func (ec *executionContext) _OrganizationEvent_leafIndex(ctx context.Context, fi
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
-			return ec.marshalOInt2ᚖint(ctx, selections, v)
+			return ec.marshalOInt642ᚖint(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_OrganizationEvent_leafIndex(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("OrganizationEvent", field, true, false, "Int")
+	return graphql.NewScalarFieldContext("OrganizationEvent", field, true, false, "Int64")
 }
 
 func (ec *executionContext) _OrganizationEvent_previousName(ctx context.Context, field graphql.CollectedField, obj *model.OrganizationEvent) (ret graphql.Marshaler) {
@@ -10233,14 +10239,14 @@ func (ec *executionContext) _OrganizationProductEvent_leafIndex(ctx context.Cont
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
-			return ec.marshalOInt2ᚖint(ctx, selections, v)
+			return ec.marshalOInt642ᚖint(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_OrganizationProductEvent_leafIndex(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("OrganizationProductEvent", field, true, false, "Int")
+	return graphql.NewScalarFieldContext("OrganizationProductEvent", field, true, false, "Int64")
 }
 
 func (ec *executionContext) _OrganizationProductEvent_productCode(ctx context.Context, field graphql.CollectedField, obj *model.OrganizationProductEvent) (ret graphql.Marshaler) {
@@ -10780,14 +10786,14 @@ func (ec *executionContext) _PasswordPolicyEvent_leafIndex(ctx context.Context, 
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
-			return ec.marshalOInt2ᚖint(ctx, selections, v)
+			return ec.marshalOInt642ᚖint(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_PasswordPolicyEvent_leafIndex(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("PasswordPolicyEvent", field, true, false, "Int")
+	return graphql.NewScalarFieldContext("PasswordPolicyEvent", field, true, false, "Int64")
 }
 
 func (ec *executionContext) _PasswordPolicyEvent_changedFields(ctx context.Context, field graphql.CollectedField, obj *model.PasswordPolicyEvent) (ret graphql.Marshaler) {
@@ -11373,14 +11379,14 @@ func (ec *executionContext) _PolicyEvent_leafIndex(ctx context.Context, field gr
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
-			return ec.marshalOInt2ᚖint(ctx, selections, v)
+			return ec.marshalOInt642ᚖint(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_PolicyEvent_leafIndex(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("PolicyEvent", field, true, false, "Int")
+	return graphql.NewScalarFieldContext("PolicyEvent", field, true, false, "Int64")
 }
 
 func (ec *executionContext) _PolicyEvent_policyId(ctx context.Context, field graphql.CollectedField, obj *model.PolicyEvent) (ret graphql.Marshaler) {
@@ -13010,14 +13016,14 @@ func (ec *executionContext) _UserAccessEvent_leafIndex(ctx context.Context, fiel
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
-			return ec.marshalOInt2ᚖint(ctx, selections, v)
+			return ec.marshalOInt642ᚖint(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_UserAccessEvent_leafIndex(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("UserAccessEvent", field, true, false, "Int")
+	return graphql.NewScalarFieldContext("UserAccessEvent", field, true, false, "Int64")
 }
 
 func (ec *executionContext) _UserAccessEvent_userId(ctx context.Context, field graphql.CollectedField, obj *model.UserAccessEvent) (ret graphql.Marshaler) {
@@ -13488,14 +13494,14 @@ func (ec *executionContext) _UserEvent_leafIndex(ctx context.Context, field grap
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
-			return ec.marshalOInt2ᚖint(ctx, selections, v)
+			return ec.marshalOInt642ᚖint(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_UserEvent_leafIndex(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("UserEvent", field, true, false, "Int")
+	return graphql.NewScalarFieldContext("UserEvent", field, true, false, "Int64")
 }
 
 func (ec *executionContext) _UserEvent_userId(ctx context.Context, field graphql.CollectedField, obj *model.UserEvent) (ret graphql.Marshaler) {
@@ -14012,14 +14018,14 @@ func (ec *executionContext) _UserRoleEvent_leafIndex(ctx context.Context, field 
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
-			return ec.marshalOInt2ᚖint(ctx, selections, v)
+			return ec.marshalOInt642ᚖint(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_UserRoleEvent_leafIndex(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("UserRoleEvent", field, true, false, "Int")
+	return graphql.NewScalarFieldContext("UserRoleEvent", field, true, false, "Int64")
 }
 
 func (ec *executionContext) _UserRoleEvent_userId(ctx context.Context, field graphql.CollectedField, obj *model.UserRoleEvent) (ret graphql.Marshaler) {
@@ -19126,6 +19132,20 @@ func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.Selecti
 	return res
 }
 
+func (ec *executionContext) unmarshalNInt642int(ctx context.Context, v any) (int, error) {
+	res, err := graphql.UnmarshalInt(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNInt642int(ctx context.Context, sel ast.SelectionSet, v int) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalInt(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "Int64!")
+	}
+	return res
+}
+
 func (ec *executionContext) unmarshalNJSON2encodingᚋjsonᚐRawMessage(ctx context.Context, v any) (json.RawMessage, error) {
 	res, err := model.UnmarshalJSON(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -19702,6 +19722,24 @@ func (ec *executionContext) unmarshalOInt2ᚖint(ctx context.Context, v any) (*i
 }
 
 func (ec *executionContext) marshalOInt2ᚖint(ctx context.Context, sel ast.SelectionSet, v *int) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalInt(*v)
+	return res
+}
+
+func (ec *executionContext) unmarshalOInt642ᚖint(ctx context.Context, v any) (*int, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalInt(v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOInt642ᚖint(ctx context.Context, sel ast.SelectionSet, v *int) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
