@@ -61,7 +61,14 @@ func (p persistedQueries) Validate(graphql.ExecutableSchema) error {
 
 // MutateOperationParameters looks up or stores the query of a request that
 // carries the persistedQuery extension.
-func (p persistedQueries) MutateOperationParameters(ctx context.Context, raw *graphql.RawParams) *gqlerror.Error {
+func (p persistedQueries) MutateOperationParameters(ctx context.Context, raw *graphql.RawParams) (gerr *gqlerror.Error) {
+	// Each refusal here is a request that never executes: its answer has
+	// no data, which GraphQL over HTTP gives a 4xx status.
+	defer func() {
+		if gerr != nil {
+			markNotExecuted(ctx)
+		}
+	}()
 	ext, ok := raw.Extensions["persistedQuery"]
 	if !ok || ext == nil {
 		return nil

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"mime"
 	"net/http"
@@ -45,20 +46,37 @@ func requestErrors(next http.Handler) http.Handler {
 			return
 		}
 		rw := &errorRewriter{ResponseWriter: w}
-		next.ServeHTTP(rw, r)
+		next.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), notExecutedKey{}, &rw.notExecuted)))
 		rw.finish()
 	})
+}
+
+type notExecutedKey struct{}
+
+// markNotExecuted tells requestErrors that the request was refused before
+// it executed, in a way gqlgen answers with 200 and "data": null (a
+// persisted query not found, say): it is answered as the other requests
+// that never execute are, without data, and with 400 under
+// application/graphql-response+json.
+func markNotExecuted(ctx context.Context) {
+	if f, ok := ctx.Value(notExecutedKey{}).(*bool); ok {
+		*f = true
+	}
 }
 
 // errorRewriter holds back a 4xx answer until it can rewrite it.
 type errorRewriter struct {
 	http.ResponseWriter
-	status int
-	held   bool
-	buf    bytes.Buffer
+	status      int
+	held        bool
+	buf         bytes.Buffer
+	notExecuted bool
 }
 
 func (e *errorRewriter) WriteHeader(code int) {
+	if code == http.StatusOK && e.notExecuted {
+		code = http.StatusBadRequest // finish answers application/json with 200
+	}
 	// 405 (a mutation over GET) and 413 are about the HTTP request itself.
 	if code >= 400 && code < 500 && code != http.StatusMethodNotAllowed && code != http.StatusRequestEntityTooLarge {
 		e.status, e.held = code, true

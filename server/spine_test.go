@@ -396,13 +396,14 @@ func TestGraphQLOverHTTP(t *testing.T) {
 		body     string
 		notGraph bool
 	}{
-		"JSON parse failure":  {`{"query":"{ auditEventTypes { type } }"`, true},
-		"non-UTF-8 body":      {"{\"query\":\"{ auditEventTypes { type } }\",\"operationName\":\"\xff\"}", true},
-		"GraphQL parse error": {`{"query":"{ auditEvents( }"}`, false},
-		"validation failure":  {`{"query":"{ nope }"}`, false},
-		"invalid variables":   {`{"query":"query($f: Int!){ auditEvents(first: $f) { totalCount } }","variables":{"f":"x"}}`, false},
-		"no query":            {`{"variables":{}}`, false},
-		"variables not a map": {`{"query":"{ auditEventTypes { type } }","variables":"x"}`, false},
+		"JSON parse failure":        {`{"query":"{ auditEventTypes { type } }"`, true},
+		"non-UTF-8 body":            {"{\"query\":\"{ auditEventTypes { type } }\",\"operationName\":\"\xff\"}", true},
+		"GraphQL parse error":       {`{"query":"{ auditEvents( }"}`, false},
+		"validation failure":        {`{"query":"{ nope }"}`, false},
+		"invalid variables":         {`{"query":"query($f: Int!){ auditEvents(first: $f) { totalCount } }","variables":{"f":"x"}}`, false},
+		"no query":                  {`{"variables":{}}`, false},
+		"variables not a map":       {`{"query":"{ auditEventTypes { type } }","variables":"x"}`, false},
+		"persisted query not found": {`{"extensions":{"persistedQuery":{"version":1,"sha256Hash":"` + strings.Repeat("0", 64) + `"}}}`, false},
 	}
 	for name, b := range bodies {
 		for _, tc := range []struct {
