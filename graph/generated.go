@@ -102,8 +102,10 @@ type ComplexityRoot struct {
 		Action       func(childComplexity int) int
 		Actor        func(childComplexity int) int
 		Category     func(childComplexity int) int
+		Count        func(childComplexity int) int
 		Description  func(childComplexity int) int
 		Details      func(childComplexity int) int
+		Distinct     func(childComplexity int) int
 		EventID      func(childComplexity int) int
 		ExportID     func(childComplexity int) int
 		Filter       func(childComplexity int) int
@@ -113,6 +115,7 @@ type ComplexityRoot struct {
 		LeafIndex    func(childComplexity int) int
 		LiveCursor   func(childComplexity int) int
 		OccurredAt   func(childComplexity int) int
+		Reads        func(childComplexity int) int
 		Record       func(childComplexity int) int
 		RecordedAt   func(childComplexity int) int
 		Region       func(childComplexity int) int
@@ -817,6 +820,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuditLogEvent.Category(childComplexity), true
+	case "AuditLogEvent.count":
+		if e.ComplexityRoot.AuditLogEvent.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditLogEvent.Count(childComplexity), true
 	case "AuditLogEvent.description":
 		if e.ComplexityRoot.AuditLogEvent.Description == nil {
 			break
@@ -829,6 +838,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuditLogEvent.Details(childComplexity), true
+	case "AuditLogEvent.distinct":
+		if e.ComplexityRoot.AuditLogEvent.Distinct == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditLogEvent.Distinct(childComplexity), true
 	case "AuditLogEvent.eventId":
 		if e.ComplexityRoot.AuditLogEvent.EventID == nil {
 			break
@@ -883,6 +898,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuditLogEvent.OccurredAt(childComplexity), true
+	case "AuditLogEvent.reads":
+		if e.ComplexityRoot.AuditLogEvent.Reads == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditLogEvent.Reads(childComplexity), true
 	case "AuditLogEvent.record":
 		if e.ComplexityRoot.AuditLogEvent.Record == nil {
 			break
@@ -3700,6 +3721,12 @@ type AuditLogEvent implements AuditEvent {
   resourceKind: String
   "For AUDIT_LOG_VIEWED: the resource whose history was read."
   resourceId: ID
+  "For AUDIT_LOG_VIEWED: how many reads the event stands for (1 for a reader's first read of its kind in a window; the reads after it for the event recorded when the window ends)."
+  count: Int
+  "For AUDIT_LOG_VIEWED recorded when a window ends: how many different things its reads read."
+  distinct: Int
+  "For AUDIT_LOG_VIEWED recorded when a window ends: up to 20 of the different filters, events, resources or exports read."
+  reads: [String!]
 }
 
 "Custom Policy Builder events."
@@ -6137,6 +6164,75 @@ func (ec *executionContext) _AuditLogEvent_resourceId(ctx context.Context, field
 }
 func (ec *executionContext) fieldContext_AuditLogEvent_resourceId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("AuditLogEvent", field, false, false, "ID")
+}
+
+func (ec *executionContext) _AuditLogEvent_count(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditLogEvent_count(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Count, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditLogEvent_count(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditLogEvent", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AuditLogEvent_distinct(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditLogEvent_distinct(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Distinct, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditLogEvent_distinct(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditLogEvent", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AuditLogEvent_reads(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditLogEvent_reads(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reads, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalOString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditLogEvent_reads(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditLogEvent", field, false, false, "String")
 }
 
 func (ec *executionContext) _AuditLogRetention_days(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogRetention) (ret graphql.Marshaler) {
@@ -16102,6 +16198,21 @@ func (ec *executionContext) _AuditLogEvent(ctx context.Context, sel ast.Selectio
 			}
 		case "resourceId":
 			out.Values[i] = ec._AuditLogEvent_resourceId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "count":
+			out.Values[i] = ec._AuditLogEvent_count(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "distinct":
+			out.Values[i] = ec._AuditLogEvent_distinct(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "reads":
+			out.Values[i] = ec._AuditLogEvent_reads(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}

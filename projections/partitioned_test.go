@@ -70,13 +70,34 @@ func waitFor(t *testing.T, what string, cond func() bool) time.Duration {
 
 func waitCheckpoint(t *testing.T, store *projections.EventStore, seq uint64) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("checkpoint at %d", seq), func() bool {
+	start := time.Now()
+	for {
 		cp, err := store.Checkpoint(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
-		return cp >= seq
-	})
+		if cp >= seq {
+			return
+		}
+		if time.Since(start) > 30*time.Second {
+			// Which slots are behind, and under which fencing epoch.
+			rows, err := store.Pool().Query(context.Background(), `SELECT stream, seq, epoch FROM audit_us.checkpoint WHERE seq < $1 ORDER BY stream`, int64(seq))
+			if err == nil {
+				for rows.Next() {
+					var (
+						key       string
+						at, epoch int64
+					)
+					if rows.Scan(&key, &at, &epoch) == nil {
+						t.Logf("checkpoint %s at %d, epoch %d", key, at, epoch)
+					}
+				}
+				rows.Close()
+			}
+			t.Fatalf("after 30s: checkpoint at %d, want %d", cp, seq)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // publishOrgs appends n events of each org and returns the stream's last

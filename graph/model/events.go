@@ -153,6 +153,8 @@ type (
 		Action                            *string
 		ExportID, Format, Filter          *string
 		EventID, ResourceKind, ResourceID *string
+		Count, Distinct                   *int
+		Reads                             []string
 	}
 	// PolicyEvent is a Custom Policy Builder event.
 	PolicyEvent struct {
