@@ -189,6 +189,13 @@ func (pp *Partitioned) balance(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The slots some projector holds now: a partition with one of them is
+	// not tried, so an instance below its share goes straight to a free
+	// partition instead of cycling through held ones.
+	locked, err := lockedKeys(ctx, pp.Store.Pool(), pp.slotLockName())
+	if err != nil {
+		return err
+	}
 	pp.mu.Lock()
 	defer pp.mu.Unlock()
 	if count != pp.count {
@@ -238,7 +245,8 @@ func (pp *Partitioned) balance(ctx context.Context) error {
 	}
 	for k := 0; k < count && len(pp.running) < share; k++ {
 		i := (first + k) % count
-		if pp.running[i] != nil || now.Before(pp.retryAt[i]) || now.Sub(pp.heldElsewhere[i]) < 3*pp.tick() {
+		if pp.running[i] != nil || now.Before(pp.retryAt[i]) || now.Sub(pp.heldElsewhere[i]) < 3*pp.tick() ||
+			slices.ContainsFunc(Slots(i, count), func(s int) bool { _, held := slices.BinarySearch(locked, uint32(s)); return held }) {
 			continue
 		}
 		pp.startLocked(ctx, i, count)
