@@ -271,6 +271,26 @@ func (c *NATSCluster) stopNode(i int) {
 // Kill ends node i at once with SIGKILL, as a crash would.
 func (c *NATSCluster) Kill(i int) { c.stopNode(i) }
 
+// Terminate stops node i with SIGTERM, as an operator's restart does: the
+// server shuts down gracefully (its JetStream assets stepping down first)
+// and exits; it waits up to 30 s, then kills it.
+func (c *NATSCluster) Terminate(i int) {
+	c.t.Helper()
+	n := c.nodes[i]
+	if n.cmd == nil {
+		return
+	}
+	_ = n.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-n.done:
+	case <-time.After(30 * time.Second):
+		c.t.Errorf("%s did not exit within 30s of SIGTERM; killing it", n.name)
+		_ = n.cmd.Process.Kill()
+		<-n.done
+	}
+	n.cmd = nil
+}
+
 // Restart starts the killed node i again, with its storage and ports, and
 // waits until the cluster is whole again.
 func (c *NATSCluster) Restart(i int) {
