@@ -7,9 +7,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
+	"math/bits"
 	"strings"
 	"time"
 
@@ -109,7 +111,8 @@ type provedEncoder struct {
 	n       int64
 	leaves  leafSpan
 	digest  hash.Hash
-	line    bytes.Buffer
+	line    []byte
+	compact bytes.Buffer
 	pending []*domain.Event
 	batch   []int64
 }
@@ -159,12 +162,19 @@ func (p *provedEncoder) writeBatch() error {
 	for i, e := range p.pending {
 		p.n++
 		p.leaves.add(*e.LeafIndex)
-		p.line.Reset()
-		if err := encodeLine(&p.line, p.n, *e.LeafIndex, e.Record, treelog.EncodeHashes(proofs[i])); err != nil {
-			return fmt.Errorf("event %s: %w", e.ID, err)
+		line, ok := appendLine(p.line[:0], &p.compact, p.n, *e.LeafIndex, e.Record, proofs[i])
+		if !ok {
+			// A record the fast path does not handle: encodeLine, the
+			// format's definition, writes it.
+			b := bytes.NewBuffer(line)
+			if err := encodeLine(b, p.n, *e.LeafIndex, e.Record, treelog.EncodeHashes(proofs[i])); err != nil {
+				return fmt.Errorf("event %s: %w", e.ID, err)
+			}
+			line = b.Bytes()
 		}
-		p.digest.Write(p.line.Bytes())
-		if _, err := p.w.Write(p.line.Bytes()); err != nil {
+		p.line = line
+		p.digest.Write(line)
+		if _, err := p.w.Write(line); err != nil {
 			return err
 		}
 	}
@@ -174,19 +184,50 @@ func (p *provedEncoder) writeBatch() error {
 }
 
 // proveRecords is the inclusion proof of each of leaves in the tree of size,
-// reading every hash they need from r with one call.
+// reading every hash they need from r with one call. Each proof is the one
+// tlog.ProveRecord gives, but a subtree's hash is read or computed once per
+// batch, not once per proof that holds it: neighbouring leaves share all
+// but their lowest siblings.
 func proveRecords(size int64, leaves []int64, r tlog.HashReader) ([]tlog.RecordProof, error) {
-	// tlog asks for a proof's hashes in one call whose indexes depend only
-	// on the leaf and the size: a first pass learns them.
-	var need indexRecorder
-	for _, leaf := range leaves {
-		if _, err := tlog.ProveRecord(size, leaf, &need); err != nil {
-			return nil, fmt.Errorf("leaf %d of a tree of %d: %w", leaf, size, err)
+	// The proof of a leaf is the hash of each sibling on its path from the
+	// root, lowest first (tlog's leafProof). A left sibling is a complete
+	// subtree, one stored hash; a right one may be the tree's incomplete
+	// right edge, hashed from the complete subtrees it splits into.
+	type span struct{ lo, hi int64 }
+	paths := make([][]span, len(leaves))
+	nodes := make(map[span]tlog.Hash)
+	for k, leaf := range leaves {
+		if size <= 0 || leaf < 0 || leaf >= size {
+			return nil, fmt.Errorf("leaf %d of a tree of %d: %w", leaf, size, errors.New("invalid leaf"))
+		}
+		var path []span
+		for lo, hi := int64(0), size; lo+1 < hi; {
+			m := lo + maxPow2Below(hi-lo)
+			if leaf < m {
+				path = append(path, span{m, hi})
+				hi = m
+			} else {
+				path = append(path, span{lo, m})
+				lo = m
+			}
+		}
+		paths[k] = path
+		for _, s := range path {
+			nodes[s] = tlog.Hash{}
 		}
 	}
-	indexes := make([]int64, 0, len(need.seen))
-	for i := range need.seen {
-		indexes = append(indexes, i)
+	// The stored hashes of the complete subtrees the siblings split into.
+	var indexes []int64
+	pieces := func(s span, visit func(level int, lo int64)) {
+		for lo := s.lo; lo < s.hi; {
+			k := maxPow2Below(s.hi - lo + 1)
+			level := bits.TrailingZeros64(uint64(k))
+			visit(level, lo)
+			lo += k
+		}
+	}
+	for s := range nodes {
+		pieces(s, func(level int, lo int64) { indexes = append(indexes, tlog.StoredHashIndex(level, lo>>level)) })
 	}
 	found, err := r.ReadHashes(indexes)
 	if err != nil {
@@ -195,46 +236,41 @@ func proveRecords(size int64, leaves []int64, r tlog.HashReader) ([]tlog.RecordP
 	if len(found) != len(indexes) {
 		return nil, fmt.Errorf("read %d tree hashes, got %d", len(indexes), len(found))
 	}
-	known := make(hashMap, len(indexes))
+	stored := make(map[int64]tlog.Hash, len(indexes))
 	for k, i := range indexes {
-		known[i] = found[k]
+		stored[i] = found[k]
+	}
+	var hs []tlog.Hash
+	for s := range nodes {
+		hs = hs[:0]
+		pieces(s, func(level int, lo int64) { hs = append(hs, stored[tlog.StoredHashIndex(level, lo>>level)]) })
+		h := hs[len(hs)-1]
+		for i := len(hs) - 2; i >= 0; i-- {
+			h = tlog.NodeHash(hs[i], h)
+		}
+		nodes[s] = h
 	}
 	proofs := make([]tlog.RecordProof, len(leaves))
-	for k, leaf := range leaves {
-		if proofs[k], err = tlog.ProveRecord(size, leaf, known); err != nil {
-			return nil, fmt.Errorf("leaf %d of a tree of %d: %w", leaf, size, err)
+	total := 0
+	for _, p := range paths {
+		total += len(p)
+	}
+	flat := make([]tlog.Hash, total)
+	for k, path := range paths {
+		proof := flat[:len(path):len(path)]
+		flat = flat[len(path):]
+		for i, s := range path {
+			proof[len(path)-1-i] = nodes[s]
 		}
+		proofs[k] = proof
 	}
 	return proofs, nil
 }
 
-// indexRecorder is a tlog.HashReader that notes the indexes asked for and
-// answers zero hashes.
-type indexRecorder struct{ seen map[int64]struct{} }
-
-func (r *indexRecorder) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
-	if r.seen == nil {
-		r.seen = make(map[int64]struct{})
-	}
-	for _, i := range indexes {
-		r.seen[i] = struct{}{}
-	}
-	return make([]tlog.Hash, len(indexes)), nil
-}
-
-// hashMap is a tlog.HashReader over hashes already read.
-type hashMap map[int64]tlog.Hash
-
-func (m hashMap) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(indexes))
-	for k, i := range indexes {
-		h, ok := m[i]
-		if !ok {
-			return nil, fmt.Errorf("tree hash %d was not read", i)
-		}
-		out[k] = h
-	}
-	return out, nil
+// maxPow2Below is the largest power of 2 smaller than n (n > 1), as tlog's
+// maxpow2.
+func maxPow2Below(n int64) int64 {
+	return 1 << (bits.Len64(uint64(n-1)) - 1)
 }
 
 // leafSpan is the first and last leaf of an export's lines.

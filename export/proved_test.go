@@ -12,6 +12,7 @@ import (
 // made of it.
 type countingHashes struct {
 	stored []tlog.Hash
+	leaves []int64
 	reads  int
 }
 
@@ -83,5 +84,33 @@ func TestProveRecordsReadsTheTreeOncePerBatch(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Every leaf of trees of every size up to 70 gets tlog's proof, in one
+// batch.
+func TestProveRecordsEqualsTlogForEveryLeaf(t *testing.T) {
+	tree := treeOf(t, 70)
+	for size := int64(1); size <= 70; size++ {
+		leaves := make([]int64, size)
+		for i := range leaves {
+			leaves[i] = size - 1 - int64(i)
+		}
+		proofs, err := proveRecords(size, leaves, tree)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, leaf := range leaves {
+			want, err := tlog.ProveRecord(size, leaf, tree)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(proofs[k], want) {
+				t.Fatalf("size %d, leaf %d: proof differs from tlog's", size, leaf)
+			}
+		}
+	}
+	if _, err := proveRecords(5, []int64{5}, tree); err == nil {
+		t.Fatal("a proof of a leaf outside the tree")
 	}
 }
