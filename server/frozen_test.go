@@ -25,19 +25,6 @@ func held(env *testenv.Env) []int {
 	return nil
 }
 
-// waitUntil polls cond for up to limit and returns how long it took.
-func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > limit {
-			t.Fatalf("after %v: %s", limit, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return time.Since(start)
-}
-
 // An instance whose path to Postgres goes silent (a frozen network, a
 // SIGSTOPped process: Postgres sees the same silence) loses its slots
 // within the holder timeout: Postgres ends its sessions, and the healthy
@@ -69,7 +56,7 @@ func TestFrozenInstanceLosesItsSlots(t *testing.T) {
 		orgs[i] = fmt.Sprintf("frozen%d", i)
 		healthy.EnableOrg(t, orgs[i], domain.RegionUS)
 	}
-	waitUntil(t, 30*time.Second, "two partitions each", func() bool {
+	waitFor(t, 30*time.Second, "two partitions each", func() bool {
 		return len(held(healthy)) == 2 && len(held(frozen)) == 2
 	})
 	record := func(env *testenv.Env, round int) {
@@ -87,7 +74,7 @@ func TestFrozenInstanceLosesItsSlots(t *testing.T) {
 	proxy.Freeze()
 	frozenAt := time.Now()
 	record(healthy, 1)
-	took := waitUntil(t, 10*holderTimeout, "the healthy instance holds all four partitions", func() bool {
+	took := waitFor(t, 10*holderTimeout, "the healthy instance holds all four partitions", func() bool {
 		return slices.Equal(held(healthy), []int{0, 1, 2, 3})
 	})
 	healthy.WaitProjected(t)
@@ -98,7 +85,7 @@ func TestFrozenInstanceLosesItsSlots(t *testing.T) {
 	}
 
 	proxy.Thaw()
-	waitUntil(t, 30*time.Second, "the thawed instance takes its share again", func() bool {
+	waitFor(t, 30*time.Second, "the thawed instance takes its share again", func() bool {
 		return len(held(frozen)) == 2 && len(held(healthy)) == 2
 	})
 	record(frozen, 2)
@@ -109,17 +96,7 @@ func TestFrozenInstanceLosesItsSlots(t *testing.T) {
 			t.Errorf("%s: %d events, want 15", org, c.TotalCount)
 		}
 	}
-	if code := readyz(t, frozen); code != http.StatusOK {
+	if code, _ := getReadyz(t, frozen); code != http.StatusOK {
 		t.Errorf("the thawed instance's /readyz: %d", code)
 	}
-}
-
-func readyz(t *testing.T, env *testenv.Env) int {
-	t.Helper()
-	resp, err := http.Get(env.URL + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
 }

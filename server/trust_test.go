@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -377,63 +376,55 @@ func TestReadyzReportsAStalledProjection(t *testing.T) {
 	waitCluster(t, env, "ok")
 }
 
-// waitCluster polls /readyz until its cluster status is want, for up to 15
-// seconds, checking that the instance itself stays ready, and returns the
-// problems listed.
-func waitCluster(t *testing.T, env *testenv.Env, want string) []string {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get(env.URL + "/readyz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		var body struct {
-			Cluster struct {
-				Status   string
-				Problems []string
-			}
-		}
-		if err := json.Unmarshal(raw, &body); err != nil {
-			t.Fatalf("readyz: %v: %s", err, raw)
-		}
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("readyz %d while only the shared read model has a problem: %s", resp.StatusCode, raw)
-		}
-		if body.Cluster.Status == want {
-			return body.Cluster.Problems
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cluster status stays %q, want %q: %s", body.Cluster.Status, want, raw)
-		}
-		time.Sleep(100 * time.Millisecond)
+// readiness is what /readyz answers.
+type readiness struct {
+	Status  string
+	Cluster struct {
+		Status   string
+		Problems []string
 	}
 }
 
-// waitReadyz polls /readyz until it answers code, for up to 15 seconds,
-// and returns its status.
+// getReadyz reads /readyz once: its status code and body.
+func getReadyz(t *testing.T, env *testenv.Env) (int, readiness) {
+	t.Helper()
+	resp, err := http.Get(env.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body readiness
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("readyz: %v", err)
+	}
+	return resp.StatusCode, body
+}
+
+// waitCluster polls /readyz until its cluster status is want, checking
+// that the instance itself stays ready, and returns the problems listed.
+func waitCluster(t *testing.T, env *testenv.Env, want string) []string {
+	t.Helper()
+	var body readiness
+	waitFor(t, 15*time.Second, "cluster status "+want, func() bool {
+		var code int
+		if code, body = getReadyz(t, env); code != http.StatusOK {
+			t.Fatalf("readyz %d while only the shared read model has a problem: %+v", code, body)
+		}
+		return body.Cluster.Status == want
+	})
+	return body.Cluster.Problems
+}
+
+// waitReadyz polls /readyz until it answers code, and returns its status.
 func waitReadyz(t *testing.T, env *testenv.Env, code int) string {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get(env.URL + "/readyz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		var body struct{ Status string }
-		_ = json.Unmarshal(raw, &body)
-		if resp.StatusCode == code {
-			return body.Status
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("readyz stays %d, want %d: %s", resp.StatusCode, code, raw)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	var body readiness
+	waitFor(t, 15*time.Second, fmt.Sprintf("/readyz answering %d", code), func() bool {
+		var got int
+		got, body = getReadyz(t, env)
+		return got == code
+	})
+	return body.Status
 }
 
 // A partition whose Postgres session is lost while it idles (a database

@@ -309,53 +309,48 @@ func twoInstances(t *testing.T, partitions int, orgs []string, env ...string) (*
 	return c, opts, a1, a2
 }
 
+// leaderOutDuringIngest takes the node leading region US's stream away
+// with stop while two instances take events, brings it back once they are
+// done, and checks
+// that every acknowledged event is in the read model exactly once and
+// reconcile finds no gap.
+func leaderOutDuringIngest(t *testing.T, how string, stop func(c *testenv.NATSCluster, node int)) {
+	orgs := orgNames(8)
+	c, opts, a1, a2 := twoInstances(t, 4, orgs)
+
+	in := newIngester(t, orgs, a1, a2)
+	done := make(chan struct{})
+	go func() { defer close(done); in.run(4, 40, 50) }()
+	waitUntil(t, 60*time.Second, "2,000 events acknowledged", func() bool { return in.count() >= 2000 })
+	stream := natsx.AuditStream(domain.RegionUS)
+	leader := streamLeader(t, c, stream)
+	stopped := time.Now()
+	stop(c, leader)
+	t.Logf("%s of %s, leader of %s, after %d events; gone %s later", how, c.Name(leader), stream, in.count(),
+		time.Since(stopped).Round(time.Millisecond))
+	if newLeader := streamLeader(t, c, stream); newLeader == leader {
+		t.Fatalf("%s still leads after the %s", c.Name(leader), how)
+	}
+	<-done
+	t.Logf("ingest: %s; finished %s after the %s", in.summary(), time.Since(stopped).Round(time.Millisecond), how)
+	c.Restart(leader)
+	t.Logf("%s back %s after the %s", c.Name(leader), time.Since(stopped).Round(time.Millisecond), how)
+	assertExactlyOnce(t, c, opts, in)
+}
+
 // SIGKILL the node leading region US's stream while two instances take
 // events: ingest answers UNAVAILABLE during the election, the client sends
 // the same batch again, and every acknowledged event is in the read model
 // exactly once.
 func TestNodeLossDuringIngest(t *testing.T) {
-	orgs := orgNames(8)
-	c, opts, a1, a2 := twoInstances(t, 4, orgs)
-
-	in := newIngester(t, orgs, a1, a2)
-	done := make(chan struct{})
-	go func() { defer close(done); in.run(4, 40, 50) }()
-	waitUntil(t, 60*time.Second, "2,000 events acknowledged", func() bool { return in.count() >= 2000 })
-	leader := streamLeader(t, c, natsx.AuditStream(domain.RegionUS))
-	killed := time.Now()
-	c.Kill(leader)
-	t.Logf("killed %s, leader of %s, after %d events", c.Name(leader), natsx.AuditStream(domain.RegionUS), in.count())
-	<-done
-	t.Logf("ingest: %s; finished %s after the kill", in.summary(), time.Since(killed).Round(time.Millisecond))
-	newLeader := streamLeader(t, c, natsx.AuditStream(domain.RegionUS))
-	if newLeader == leader {
-		t.Fatalf("%s still leads after it was killed", c.Name(leader))
-	}
-	c.Restart(leader)
-	assertExactlyOnce(t, c, opts, in)
+	leaderOutDuringIngest(t, "SIGKILL", (*testenv.NATSCluster).Kill)
 }
 
 // Restart the node leading region US's stream as an operator does, with
-// SIGTERM, while two instances take events: every acknowledged event is in
-// the read model exactly once, and reconcile finds no gap.
+// SIGTERM (a graceful shutdown), while two instances take events: the same
+// guarantees.
 func TestNodeRestartDuringIngest(t *testing.T) {
-	orgs := orgNames(8)
-	c, opts, a1, a2 := twoInstances(t, 4, orgs)
-
-	in := newIngester(t, orgs, a1, a2)
-	done := make(chan struct{})
-	go func() { defer close(done); in.run(4, 40, 50) }()
-	waitUntil(t, 60*time.Second, "2,000 events acknowledged", func() bool { return in.count() >= 2000 })
-	leader := streamLeader(t, c, natsx.AuditStream(domain.RegionUS))
-	stopped := time.Now()
-	c.Terminate(leader)
-	t.Logf("SIGTERM to %s, leader of %s, after %d events; it exited %s later", c.Name(leader),
-		natsx.AuditStream(domain.RegionUS), in.count(), time.Since(stopped).Round(time.Millisecond))
-	c.Restart(leader)
-	t.Logf("%s back %s after the SIGTERM", c.Name(leader), time.Since(stopped).Round(time.Millisecond))
-	<-done
-	t.Logf("ingest: %s; finished %s after the SIGTERM", in.summary(), time.Since(stopped).Round(time.Millisecond))
-	assertExactlyOnce(t, c, opts, in)
+	leaderOutDuringIngest(t, "SIGTERM", (*testenv.NATSCluster).Terminate)
 }
 
 // SIGKILL one of two instances while both take events: the other takes
