@@ -56,6 +56,9 @@ func slotKey(stream string, slot int) string { return fmt.Sprintf("%s.%d", strea
 // Pool is the database the store lives in.
 func (s *EventStore) Pool() *pgxpool.Pool { return s.pool }
 
+// Stream is the name of the stream the store projects.
+func (s *EventStore) Stream() string { return s.stream }
+
 // Schema is the Postgres schema of the store.
 func (s *EventStore) Schema() string { return s.schema }
 

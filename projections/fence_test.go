@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/auditlog/auditlog/internal/projtest"
 	"github.com/auditlog/auditlog/projections"
 )
 
@@ -16,7 +17,7 @@ import (
 // the slots, each of the first one's writes (a batch, an idle advance, a
 // quarantine) is refused with ErrFenced and rolled back whole.
 func TestStaleHolderWritesNothing(t *testing.T) {
-	_, store, _ := newStore(t)
+	_, store, _ := projtest.NewStore(t)
 	ctx := context.Background()
 	session := func() *pgx.Conn {
 		pc, err := store.Pool().Acquire(ctx)
@@ -34,7 +35,7 @@ func TestStaleHolderWritesNothing(t *testing.T) {
 	batch := func(first uint64, n int) []projections.Message {
 		out := make([]projections.Message, n)
 		for i := range out {
-			subject, data := rawEvent(fmt.Sprintf("org%d", i%3), nil)
+			subject, data := projtest.RawEvent(fmt.Sprintf("org%d", i%3), nil)
 			out[i] = projections.Message{Seq: first + uint64(i), Subject: subject, Data: data}
 		}
 		return out
@@ -52,7 +53,7 @@ func TestStaleHolderWritesNothing(t *testing.T) {
 	if err := fresh.Fence(ctx, freshConn); err != nil {
 		t.Fatal(err)
 	}
-	rows := count(t, store.Pool(), `SELECT count(*) FROM audit_us.events`)
+	rows := projtest.Count(t, store.Pool(), `SELECT count(*) FROM audit_us.events`)
 	before, err := store.Checkpoint(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -68,10 +69,10 @@ func TestStaleHolderWritesNothing(t *testing.T) {
 			t.Errorf("stale %s: %v, want ErrFenced", name, err)
 		}
 	}
-	if got := count(t, store.Pool(), `SELECT count(*) FROM audit_us.events`); got != rows {
+	if got := projtest.Count(t, store.Pool(), `SELECT count(*) FROM audit_us.events`); got != rows {
 		t.Errorf("stale writes stored %d rows", got-rows)
 	}
-	if got := count(t, store.Pool(), `SELECT count(*) FROM audit_us.quarantine`); got != 0 {
+	if got := projtest.Count(t, store.Pool(), `SELECT count(*) FROM audit_us.quarantine`); got != 0 {
 		t.Errorf("stale quarantine stored %d messages", got)
 	}
 	if after, err := store.Checkpoint(ctx); err != nil || after != before {
@@ -81,7 +82,7 @@ func TestStaleHolderWritesNothing(t *testing.T) {
 	if err := fresh.Apply(ctx, freshConn, batch(6, 20)); err != nil {
 		t.Fatalf("the new holder: %v", err)
 	}
-	if got := count(t, store.Pool(), `SELECT count(*) FROM audit_us.events`); got != rows+20 {
+	if got := projtest.Count(t, store.Pool(), `SELECT count(*) FROM audit_us.events`); got != rows+20 {
 		t.Errorf("new holder stored %d rows, want 20", got-rows)
 	}
 	if cp, _ := store.Checkpoint(ctx); cp != 25 {

@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 
-	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/internal/projtest"
 	"github.com/auditlog/auditlog/internal/testenv"
 	"github.com/auditlog/auditlog/projections"
 )
@@ -112,16 +112,7 @@ func TestUpgradeSplitsMonthsByOrgAndKeepsRows(t *testing.T) {
 	m := &readModel{EventStore: s}
 	e := event("org-003", time.Now(), nil)
 	m.apply(t, e)
-	if got := firstPage(t, s, "org-003"); len(got) == 0 || got[0] != e.ID {
+	if got := projtest.FirstPage(t, s, "org-003"); len(got) == 0 || got[0] != e.ID {
 		t.Fatalf("event written after the upgrade is not first: %v", got)
 	}
-}
-
-func firstPage(t *testing.T, s *projections.EventStore, org string) []string {
-	t.Helper()
-	page, err := s.List(context.Background(), org, domain.Filter{}, projections.PageRequest{First: 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ids(page)
 }

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/internal/projtest"
 	"github.com/auditlog/auditlog/natsx"
 	"github.com/auditlog/auditlog/projections"
 )
@@ -106,7 +107,7 @@ func publishOrgs(t *testing.T, js jetstream.JetStream, orgs []string, n int) uin
 	t.Helper()
 	var last uint64
 	for _, org := range orgs {
-		last = publish(t, js, org, n)
+		last = projtest.Publish(t, js, org, n)
 	}
 	return last
 }
@@ -155,7 +156,7 @@ func orgNames(n int) []string {
 // Two instances share the partitions about evenly; when one stops, the
 // other takes its partitions over and nothing is lost or applied twice.
 func TestPartitionsAreSharedAndTakenOver(t *testing.T) {
-	js, store, _ := newStore(t)
+	js, store, _ := projtest.NewStore(t)
 	var layout atomic.Int64
 	layout.Store(4)
 	orgs := orgNames(24)
@@ -198,7 +199,7 @@ func TestPartitionsAreSharedAndTakenOver(t *testing.T) {
 // once and each org's order: the new partitions start from their slots'
 // checkpoints, and slot locks keep old and new from overlapping.
 func TestRepartitionKeepsEveryEvent(t *testing.T) {
-	js, store, _ := newStore(t)
+	js, store, _ := projtest.NewStore(t)
 	var layout atomic.Int64
 	layout.Store(2)
 	orgs := orgNames(16)
@@ -226,7 +227,7 @@ func TestRepartitionKeepsEveryEvent(t *testing.T) {
 // before any partition runs, so each org's tree keeps stream order.
 func TestEventsStoredBeforeSlotsComeFirst(t *testing.T) {
 	ctx := context.Background()
-	js, store, single := newStore(t)
+	js, store, single := projtest.NewStore(t)
 	stream, err := js.Stream(ctx, natsx.AuditStream(domain.RegionUS))
 	if err != nil {
 		t.Fatal(err)
@@ -238,8 +239,8 @@ func TestEventsStoredBeforeSlotsComeFirst(t *testing.T) {
 	}
 	orgs := orgNames(6)
 	applied := publishOrgs(t, js, orgs, 10)
-	runUntil(t, single(100), applied) // the old projector applied these
-	publishOrgs(t, js, orgs, 10)      // and never these
+	projtest.RunUntil(t, single(100), applied) // the old projector applied these
+	publishOrgs(t, js, orgs, 10)               // and never these
 	if err := (natsx.Streams{DuplicateWindow: time.Minute}).Ensure(ctx, js); err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +264,7 @@ func TestEventsStoredBeforeSlotsComeFirst(t *testing.T) {
 // no partition without a holder: one found held elsewhere is passed over
 // for a free one.
 func TestNoPartitionIsLeftWithoutAHolder(t *testing.T) {
-	js, store, _ := newStore(t)
+	js, store, _ := projtest.NewStore(t)
 	var layout atomic.Int64
 	layout.Store(4)
 	var ins []*projections.Partitioned

@@ -3,97 +3,38 @@ package projections_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/oklog/ulid/v2"
-	"github.com/rs/zerolog"
-
 	"github.com/auditlog/auditlog/domain"
-	"github.com/auditlog/auditlog/internal/testenv"
+	"github.com/auditlog/auditlog/internal/projtest"
 	"github.com/auditlog/auditlog/natsx"
 	"github.com/auditlog/auditlog/projections"
 )
 
-// runUntil runs p until its read model holds seq, then stops it.
-func runUntil(t *testing.T, p *projections.Projector, seq uint64) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for p.Applied() < seq {
-		select {
-		case err := <-done:
-			cancel()
-			t.Fatalf("projector stopped at %d of %d: %v", p.Applied(), seq, err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			cancel()
-			t.Fatalf("projector at %d of %d after 30s", p.Applied(), seq)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("projector: %v", err)
-	}
-}
-
-func newStore(t *testing.T) (jetstream.JetStream, *projections.EventStore, func(batch int) *projections.Projector) {
-	t.Helper()
-	js := testenv.JetStream(t, natsx.Streams{DuplicateWindow: time.Minute})
-	pool := testenv.Pool(t)
-	store := projections.NewEventStore(pool, "audit_us", natsx.AuditStream(domain.RegionUS), zerolog.Nop())
-	if err := store.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return js, store, func(batch int) *projections.Projector {
-		return &projections.Projector{JS: js, Pool: pool, Stream: natsx.AuditStream(domain.RegionUS),
-			Durable: "pg-events", Sink: store, Log: zerolog.Nop(), Batch: batch}
-	}
-}
-
-func rawEvent(org string, mutate func(map[string]any)) (string, []byte) {
-	e := map[string]any{
-		"id": ulid.Make().String(), "orgId": org, "source": "PLATFORM", "type": "USER_LOGOUT",
-		"occurredAt": time.Now().Add(-time.Minute).UTC(), "recordedAt": time.Now().UTC(),
-		"actor":   map[string]any{"kind": "USER", "id": "u1", "name": "Ann"},
-		"details": map[string]any{"userId": "u1"},
-	}
-	if mutate != nil {
-		mutate(e)
-	}
-	data, _ := json.Marshal(e)
-	return "audit.us." + org + ".PLATFORM.USER_LOGOUT", data
-}
-
 // Whatever reaches a stream, one message must not stop a region: each bad
 // message is quarantined with its bytes and reason, every other one applied.
 func TestProjectorQuarantinesWhatItCannotApply(t *testing.T) {
-	js, store, newProjector := newStore(t)
+	js, store, newProjector := projtest.NewStore(t)
 	ctx := context.Background()
 	poison := map[string]func() (string, []byte){
 		"not JSON": func() (string, []byte) { return "audit.us.acme.PLATFORM.USER_LOGOUT", []byte("\x00\xff{not json") },
 		"NUL in actor name": func() (string, []byte) {
-			return rawEvent("acme", func(e map[string]any) { e["actor"] = map[string]any{"kind": "USER", "id": "u1", "name": "nul\x00name"} })
+			return projtest.RawEvent("acme", func(e map[string]any) { e["actor"] = map[string]any{"kind": "USER", "id": "u1", "name": "nul\x00name"} })
 		},
 		"NUL in details": func() (string, []byte) {
-			return rawEvent("acme", func(e map[string]any) { e["details"] = map[string]any{"userId": "u\x00"} })
+			return projtest.RawEvent("acme", func(e map[string]any) { e["details"] = map[string]any{"userId": "u\x00"} })
 		},
 		"NUL in user agent": func() (string, []byte) {
-			return rawEvent("acme", func(e map[string]any) { e["userAgent"] = "x\x00" })
+			return projtest.RawEvent("acme", func(e map[string]any) { e["userAgent"] = "x\x00" })
 		},
 		"invalid UTF-8 in details": func() (string, []byte) {
-			subj, data := rawEvent("acme", func(e map[string]any) { e["details"] = map[string]any{"userId": "u-MARK"} })
+			subj, data := projtest.RawEvent("acme", func(e map[string]any) { e["details"] = map[string]any{"userId": "u-MARK"} })
 			return subj, bytes.Replace(data, []byte("MARK"), []byte("\xff\xfe"), 1)
 		},
 		"another org's event on this org's subject": func() (string, []byte) {
-			_, data := rawEvent("victim", nil)
+			_, data := projtest.RawEvent("victim", nil)
 			return "audit.us.acme.PLATFORM.USER_LOGOUT", data
 		},
 	}
@@ -108,16 +49,16 @@ func TestProjectorQuarantinesWhatItCannotApply(t *testing.T) {
 	}
 	for name, make := range poison {
 		for range 7 {
-			publish(rawEvent("acme", nil))
+			publish(projtest.RawEvent("acme", nil))
 			good++
 		}
 		bad[publish(make())] = name
 	}
-	last := publish(rawEvent("other", nil))
+	last := publish(projtest.RawEvent("other", nil))
 	good++
 
 	p := newProjector(100)
-	runUntil(t, p, last)
+	projtest.RunUntil(t, p, last)
 
 	var rows int
 	if err := store.Pool().QueryRow(ctx, `SELECT count(*) FROM audit_us.events`).Scan(&rows); err != nil {
@@ -147,9 +88,9 @@ func TestProjectorQuarantinesWhatItCannotApply(t *testing.T) {
 // acked over: the projector notices that the stream holds what it was not
 // given and resumes from its checkpoint.
 func TestProjectorResyncsAfterLostDeliveries(t *testing.T) {
-	js, store, newProjector := newStore(t)
+	js, store, newProjector := projtest.NewStore(t)
 	ctx := context.Background()
-	last := publish(t, js, "acme", 3000)
+	last := projtest.Publish(t, js, "acme", 3000)
 
 	var mu sync.Mutex
 	lost := map[uint64]bool{}
@@ -169,9 +110,9 @@ func TestProjectorResyncsAfterLostDeliveries(t *testing.T) {
 	})
 	// A lost tail shows when deliveries pause while the stream holds more.
 	p.IdleCheck = 200 * time.Millisecond
-	runUntil(t, p, last)
-	publish(t, js, "acme", 1)
-	runUntil(t, p, last+1)
+	projtest.RunUntil(t, p, last)
+	projtest.Publish(t, js, "acme", 1)
+	projtest.RunUntil(t, p, last+1)
 
 	var rows, distinct int
 	if err := store.Pool().QueryRow(ctx, `SELECT count(*), count(DISTINCT stream_seq) FROM audit_us.events`).Scan(&rows, &distinct); err != nil {
@@ -187,7 +128,7 @@ func TestProjectorResyncsAfterLostDeliveries(t *testing.T) {
 
 // Sequences the stream no longer holds are a real hole, not a lost delivery.
 func TestProjectorPassesRealHoles(t *testing.T) {
-	js, store, newProjector := newStore(t)
+	js, store, newProjector := projtest.NewStore(t)
 	ctx := context.Background()
 	s, err := js.Stream(ctx, natsx.AuditStream(domain.RegionUS))
 	if err != nil {
@@ -203,7 +144,7 @@ func TestProjectorPassesRealHoles(t *testing.T) {
 	if s, err = js.CreateStream(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	last := publish(t, js, "acme", 500)
+	last := projtest.Publish(t, js, "acme", 500)
 	for seq := uint64(100); seq < 120; seq++ {
 		if err := s.DeleteMsg(ctx, seq); err != nil {
 			t.Fatal(err)
@@ -213,7 +154,7 @@ func TestProjectorPassesRealHoles(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := newProjector(50)
-	runUntil(t, p, last)
+	projtest.RunUntil(t, p, last)
 	var rows int
 	if err := store.Pool().QueryRow(ctx, `SELECT count(*) FROM audit_us.events`).Scan(&rows); err != nil {
 		t.Fatal(err)

@@ -2,52 +2,19 @@ package projections_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/oklog/ulid/v2"
 	"github.com/rs/zerolog"
 
 	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/internal/projtest"
 	"github.com/auditlog/auditlog/internal/testenv"
 	"github.com/auditlog/auditlog/natsx"
 	"github.com/auditlog/auditlog/projections"
 )
-
-// publish appends n valid events of org to region US and returns the
-// stream's last sequence.
-func publish(t *testing.T, js jetstream.JetStream, org string, n int) uint64 {
-	t.Helper()
-	ctx := context.Background()
-	base := time.Now().Add(-time.Hour).UTC()
-	for i := range n {
-		e := domain.Event{
-			ID: ulid.Make().String(), OrgID: org, Source: domain.SourcePlatform, Type: "USER_LOGOUT",
-			OccurredAt: base.Add(time.Duration(i) * time.Millisecond), RecordedAt: base,
-			Actor:   domain.Actor{Kind: domain.ActorUser, ID: fmt.Sprintf("u%d", i%7)},
-			Details: json.RawMessage(fmt.Sprintf(`{"userId":"u%d"}`, i)),
-		}
-		data, _ := json.Marshal(e)
-		if _, err := js.PublishAsync(natsx.AuditSubject(domain.RegionUS, &e), data, jetstream.WithMsgID(e.ID)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	select {
-	case <-js.PublishAsyncComplete():
-	case <-time.After(10 * time.Second):
-		t.Fatal("publish did not complete")
-	}
-	s, err := js.Stream(ctx, natsx.AuditStream(domain.RegionUS))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s.CachedInfo().State.LastSeq
-}
 
 // crashAfterCommit commits its first batches, then fails the next one after
 // committing it: the projector exits between commit and ack, as on a crash.
@@ -78,7 +45,7 @@ func TestProjectorResumesExactlyAfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 5000
-	last := publish(t, js, "acme", n)
+	last := projtest.Publish(t, js, "acme", n)
 	newProjector := func(sink projections.Sink) *projections.Projector {
 		return &projections.Projector{JS: js, Pool: pool, Stream: natsx.AuditStream(domain.RegionUS),
 			Durable: "pg-events", Sink: sink, Log: zerolog.Nop(), Batch: 500}
@@ -140,7 +107,7 @@ func TestProjectorsAreExclusive(t *testing.T) {
 	if err := store.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	last := publish(t, js, "acme", 2000)
+	last := projtest.Publish(t, js, "acme", 2000)
 	// Two instances race for the same read model; one holds the lock.
 	done := make(chan error, 2)
 	ps := make([]*projections.Projector, 2)

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/retention"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -90,7 +91,7 @@ func (s *EventStore) Reconcile(ctx context.Context, js jetstream.JetStream, repa
 		return nil, err
 	}
 	rep := &Report{Stream: s.stream, Through: through, Orgs: map[string]*OrgReport{}}
-	retained, err := s.RetentionTotals(ctx)
+	retained, err := retention.ReadTotals(ctx, s)
 	if err != nil {
 		return nil, err
 	}

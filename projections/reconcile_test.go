@@ -5,20 +5,21 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/auditlog/auditlog/internal/projtest"
 )
 
 func TestReconcileFindsAndRepairsExactlyWhatIsMissing(t *testing.T) {
-	js, store, newProjector := newStore(t)
+	js, store, newProjector := projtest.NewStore(t)
 	ctx := context.Background()
 	pool := store.Pool()
-	publish(t, js, "acme", 1500)
-	publish(t, js, "globex", 700)
+	projtest.Publish(t, js, "acme", 1500)
+	projtest.Publish(t, js, "globex", 700)
 	// The same event sent again past the de-duplication window is a second
 	// message and one row (here once as an older build wrote it, with the
 	// bare id); a message that is no event is quarantined.
-	subject, data := rawEvent("acme", nil)
+	subject, data := projtest.RawEvent("acme", nil)
 	var e struct{ ID string }
 	_ = json.Unmarshal(data, &e)
 	for _, id := range []string{e.ID, "acme:" + e.ID} {
@@ -30,7 +31,7 @@ func TestReconcileFindsAndRepairsExactlyWhatIsMissing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runUntil(t, newProjector(300), ack.Sequence)
+	projtest.RunUntil(t, newProjector(300), ack.Sequence)
 
 	rep, err := store.Reconcile(ctx, js, false)
 	if err != nil {
@@ -76,9 +77,9 @@ func TestReconcileFindsAndRepairsExactlyWhatIsMissing(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT row_to_json(e)::text FROM audit_us.events e WHERE stream_seq = 1200`).Scan(&before); err != nil {
 		t.Fatal(err)
 	}
-	mustExec(t, pool, `DELETE FROM audit_us.events WHERE stream_seq IN (7, 1200, 2100)`)
-	mustExec(t, pool, `DELETE FROM audit_us.event_ids WHERE org_id = $1 AND id = $2`, lost[1].org, lost[1].id)
-	mustExec(t, pool, `INSERT INTO audit_us.events SELECT org_id, 'forged', occurred_at, recorded_at, source, type, category,
+	projtest.MustExec(t, pool, `DELETE FROM audit_us.events WHERE stream_seq IN (7, 1200, 2100)`)
+	projtest.MustExec(t, pool, `DELETE FROM audit_us.event_ids WHERE org_id = $1 AND id = $2`, lost[1].org, lost[1].id)
+	projtest.MustExec(t, pool, `INSERT INTO audit_us.events SELECT org_id, 'forged', occurred_at, recorded_at, source, type, category,
 		actor_kind, actor_id, actor_name, actor_email, target_kind, target_id, target_name, ip_address, user_agent,
 		request_id, details, search_text, stream_seq FROM audit_us.events WHERE stream_seq = 8`)
 
@@ -124,12 +125,5 @@ func TestReconcileFindsAndRepairsExactlyWhatIsMissing(t *testing.T) {
 	}
 	if st, _ := store.LastReconcile(ctx); st.Gaps != 0 {
 		t.Fatalf("kept status after repair: %+v", st)
-	}
-}
-
-func mustExec(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) {
-	t.Helper()
-	if _, err := pool.Exec(context.Background(), sql, args...); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/natsx"
+	"github.com/auditlog/auditlog/retention"
 )
 
 // Divergence is where the read model first departs from the stream: the
@@ -212,7 +213,7 @@ func (s *EventStore) VerifyTree(ctx context.Context, js jetstream.JetStream, org
 	if err != nil {
 		return nil, fmt.Errorf("verify %s: %w", org, err)
 	}
-	retained, err := s.RetentionTotals(ctx)
+	retained, err := retention.ReadTotals(ctx, s)
 	if err != nil {
 		return nil, fmt.Errorf("verify %s: %w", org, err)
 	}

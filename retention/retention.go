@@ -1,4 +1,7 @@
-package projections
+// Package retention removes expired events from a region's read model, a
+// whole month at a time, judged by the database's clock and never inside
+// the retention floor.
+package retention
 
 import (
 	"context"
@@ -9,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/auditlog/auditlog/domain"
 )
@@ -19,8 +23,15 @@ import (
 // with it, in one transaction. A single event is never deleted on its own,
 // and no other table is touched.
 
-// RetentionDrop is one expired month removed from a read model.
-type RetentionDrop struct {
+// Store is the read model retention works on (readmodel.EventStore).
+type Store interface {
+	Pool() *pgxpool.Pool
+	Schema() string
+	Stream() string
+}
+
+// Drop is one expired month removed from a read model.
+type Drop struct {
 	// Month is the first instant of the month, UTC; the month ends at End.
 	Month time.Time
 	// Partition is the month partition dropped, or "" when the month had
@@ -32,7 +43,7 @@ type RetentionDrop struct {
 }
 
 // End is the first instant after the month.
-func (d RetentionDrop) End() time.Time { return d.Month.AddDate(0, 1, 0) }
+func (d Drop) End() time.Time { return d.Month.AddDate(0, 1, 0) }
 
 // monthPartition matches the names ensure_partitions gives month partitions.
 var monthPartition = regexp.MustCompile(`^events_(\d{4})_(\d{2})$`)
@@ -42,29 +53,29 @@ var monthPartition = regexp.MustCompile(`^events_(\d{4})_(\d{2})$`)
 // again on its next run rather than queue every query behind a long one.
 const retentionLockTimeout = "10s"
 
-// EnforceRetention removes every month of the read model that ended at or
+// Enforce removes every month of the read model that ended at or
 // before ret.Horizon(now): each month entirely older than the retention
 // period. A month partly inside it is kept whole. It refuses a retention
 // below its floor, and never drops a month that ends inside the floor.
 // Concurrent calls, from any instance, remove each month once.
-func (s *EventStore) EnforceRetention(ctx context.Context, ret domain.Retention, now time.Time) ([]RetentionDrop, error) {
+func Enforce(ctx context.Context, s Store, ret domain.Retention, now time.Time) ([]Drop, error) {
 	if ret.Forever() {
 		return nil, nil
 	}
 	if err := ret.Check(); err != nil {
-		return nil, fmt.Errorf("retention %s: %w", s.schema, err)
+		return nil, fmt.Errorf("retention %s: %w", s.Schema(), err)
 	}
 	horizon := ret.Horizon(now)
 	if floor := now.Add(-ret.Floor); horizon.After(floor) {
-		return nil, fmt.Errorf("retention %s: months up to %s would be inside the floor %s", s.schema, horizon, floor)
+		return nil, fmt.Errorf("retention %s: months up to %s would be inside the floor %s", s.Schema(), horizon, floor)
 	}
-	months, err := s.expiredMonths(ctx, horizon)
+	months, err := expiredMonths(ctx, s, horizon)
 	if err != nil {
 		return nil, err
 	}
-	var drops []RetentionDrop
+	var drops []Drop
 	for _, m := range months {
-		d, err := s.dropMonth(ctx, m, ret.Floor)
+		d, err := dropMonth(ctx, s, m, ret.Floor)
 		if err != nil {
 			return drops, err
 		}
@@ -77,16 +88,16 @@ func (s *EventStore) EnforceRetention(ctx context.Context, ret domain.Retention,
 
 // expiredMonths lists the months before horizon that the read model holds:
 // those with a partition and those with rows in events_default.
-func (s *EventStore) expiredMonths(ctx context.Context, horizon time.Time) ([]time.Time, error) {
-	rows, err := s.pool.Query(ctx, `
+func expiredMonths(ctx context.Context, s Store, horizon time.Time) ([]time.Time, error) {
+	rows, err := s.Pool().Query(ctx, `
 		SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-		WHERE i.inhparent = to_regclass($1)`, s.schema+".events")
+		WHERE i.inhparent = to_regclass($1)`, s.Schema()+".events")
 	if err != nil {
-		return nil, fmt.Errorf("retention %s: partitions: %w", s.schema, err)
+		return nil, fmt.Errorf("retention %s: partitions: %w", s.Schema(), err)
 	}
 	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, fmt.Errorf("retention %s: partitions: %w", s.schema, err)
+		return nil, fmt.Errorf("retention %s: partitions: %w", s.Schema(), err)
 	}
 	var months []time.Time
 	for _, name := range names {
@@ -97,15 +108,15 @@ func (s *EventStore) expiredMonths(ctx context.Context, horizon time.Time) ([]ti
 	}
 	// A month without a partition can still have rows: events_default
 	// takes those of every month no partition covers.
-	rows, err = s.pool.Query(ctx, fmt.Sprintf(`
+	rows, err = s.Pool().Query(ctx, fmt.Sprintf(`
 		SELECT DISTINCT date_trunc('month', occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
-		FROM %s.events_default WHERE occurred_at < $1`, s.schema), horizon)
+		FROM %s.events_default WHERE occurred_at < $1`, s.Schema()), horizon)
 	if err != nil {
-		return nil, fmt.Errorf("retention %s: default partition: %w", s.schema, err)
+		return nil, fmt.Errorf("retention %s: default partition: %w", s.Schema(), err)
 	}
 	inDefault, err := pgx.CollectRows(rows, pgx.RowTo[time.Time])
 	if err != nil {
-		return nil, fmt.Errorf("retention %s: default partition: %w", s.schema, err)
+		return nil, fmt.Errorf("retention %s: default partition: %w", s.Schema(), err)
 	}
 	for _, m := range inDefault {
 		if m = m.UTC(); !slices.ContainsFunc(months, m.Equal) {
@@ -135,15 +146,15 @@ var ErrInsideFloor = errors.New("month ends inside the retention floor by the da
 // it to retention_drops; nil when another run removed it first. It refuses
 // a month that ends inside floor by the database's own clock, checked in
 // the same transaction.
-func (s *EventStore) dropMonth(ctx context.Context, month time.Time, floor time.Duration) (*RetentionDrop, error) {
-	d := &RetentionDrop{Month: month}
+func dropMonth(ctx context.Context, s Store, month time.Time, floor time.Duration) (*Drop, error) {
+	d := &Drop{Month: month}
 	end := d.End()
 	name := "events_" + month.Format("2006_01")
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.Pool(), func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+retentionLockTimeout+"'"); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext($1))", "retention-drop:"+s.schema); err != nil {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext($1))", "retention-drop:"+s.Schema()); err != nil {
 			return err
 		}
 		var inside bool
@@ -157,27 +168,27 @@ func (s *EventStore) dropMonth(ctx context.Context, month time.Time, floor time.
 		// Row deletes first, the partition last: detaching locks the
 		// whole table, and holding that only briefly keeps reads going.
 		tag, err := tx.Exec(ctx, fmt.Sprintf(
-			`DELETE FROM %s.event_ids WHERE occurred_at >= $1 AND occurred_at < $2`, s.schema), month, end)
+			`DELETE FROM %s.event_ids WHERE occurred_at >= $1 AND occurred_at < $2`, s.Schema()), month, end)
 		if err != nil {
 			return fmt.Errorf("event ids: %w", err)
 		}
 		d.IDs = tag.RowsAffected()
 		if tag, err = tx.Exec(ctx, fmt.Sprintf(
-			`DELETE FROM %s.events_default WHERE occurred_at >= $1 AND occurred_at < $2`, s.schema), month, end); err != nil {
+			`DELETE FROM %s.events_default WHERE occurred_at >= $1 AND occurred_at < $2`, s.Schema()), month, end); err != nil {
 			return fmt.Errorf("default partition: %w", err)
 		}
 		d.Events = tag.RowsAffected()
 		var exists bool
-		if err := tx.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, s.schema+"."+name).Scan(&exists); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, s.Schema()+"."+name).Scan(&exists); err != nil {
 			return err
 		}
 		if exists {
-			table := pgx.Identifier{s.schema, name}.Sanitize()
+			table := pgx.Identifier{s.Schema(), name}.Sanitize()
 			var n int64
 			if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil {
 				return fmt.Errorf("count %s: %w", name, err)
 			}
-			if _, err := tx.Exec(ctx, fmt.Sprintf("ALTER TABLE %s.events DETACH PARTITION %s", s.schema, table)); err != nil {
+			if _, err := tx.Exec(ctx, fmt.Sprintf("ALTER TABLE %s.events DETACH PARTITION %s", s.Schema(), table)); err != nil {
 				return fmt.Errorf("detach %s: %w", name, err)
 			}
 			if _, err := tx.Exec(ctx, "DROP TABLE "+table); err != nil {
@@ -193,12 +204,12 @@ func (s *EventStore) dropMonth(ctx context.Context, month time.Time, floor time.
 			VALUES ($1, $2, $3, $4, $5, now())
 			ON CONFLICT (stream, month) DO UPDATE SET partitions = retention_drops.partitions + excluded.partitions,
 				events = retention_drops.events + excluded.events, event_ids = retention_drops.event_ids + excluded.event_ids,
-				dropped_at = excluded.dropped_at`, s.schema),
-			s.stream, month, boolCount(d.Partition != ""), d.Events, d.IDs)
+				dropped_at = excluded.dropped_at`, s.Schema()),
+			s.Stream(), month, boolCount(d.Partition != ""), d.Events, d.IDs)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("retention %s: drop %s: %w", s.schema, month.Format("2006-01"), err)
+		return nil, fmt.Errorf("retention %s: drop %s: %w", s.Schema(), month.Format("2006-01"), err)
 	}
 	if d.Partition == "" && d.Events == 0 && d.IDs == 0 {
 		return nil, nil
@@ -215,31 +226,31 @@ func boolCount(b bool) int64 {
 
 // DatabaseNow is the read model's Postgres clock: the time retention
 // trusts, since the host running auditd cannot skew it on its own.
-func (s *EventStore) DatabaseNow(ctx context.Context) (time.Time, error) {
+func DatabaseNow(ctx context.Context, s Store) (time.Time, error) {
 	var now time.Time
-	if err := s.pool.QueryRow(ctx, `SELECT now()`).Scan(&now); err != nil {
-		return now, fmt.Errorf("database clock %s: %w", s.schema, err)
+	if err := s.Pool().QueryRow(ctx, `SELECT now()`).Scan(&now); err != nil {
+		return now, fmt.Errorf("database clock %s: %w", s.Schema(), err)
 	}
 	return now.UTC(), nil
 }
 
-// RetentionTotals is what retention has removed from a read model so far.
-type RetentionTotals struct {
+// Totals is what retention has removed from a read model so far.
+type Totals struct {
 	Partitions, Events int64
 	// Through is the end of the latest month removed: events that occurred
 	// before it are gone on purpose. Zero when nothing was removed.
 	Through time.Time
 }
 
-// RetentionTotals sums retention_drops.
-func (s *EventStore) RetentionTotals(ctx context.Context) (RetentionTotals, error) {
-	var t RetentionTotals
+// ReadTotals sums retention_drops.
+func ReadTotals(ctx context.Context, s Store) (Totals, error) {
+	var t Totals
 	var latest *time.Time
-	err := s.pool.QueryRow(ctx, fmt.Sprintf(
+	err := s.Pool().QueryRow(ctx, fmt.Sprintf(
 		`SELECT coalesce(sum(partitions), 0)::bigint, coalesce(sum(events), 0)::bigint, max(month)
-		 FROM %s.retention_drops WHERE stream = $1`, s.schema), s.stream).Scan(&t.Partitions, &t.Events, &latest)
+		 FROM %s.retention_drops WHERE stream = $1`, s.Schema()), s.Stream()).Scan(&t.Partitions, &t.Events, &latest)
 	if err != nil {
-		return t, fmt.Errorf("retention totals %s: %w", s.schema, err)
+		return t, fmt.Errorf("retention totals %s: %w", s.Schema(), err)
 	}
 	if latest != nil {
 		t.Through = latest.UTC().AddDate(0, 1, 0)
