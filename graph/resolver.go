@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/auditlog/auditlog/integrity"
+
 	"github.com/99designs/gqlgen/graphql"
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -64,10 +66,10 @@ type DownloadSigner interface {
 // Tree issues and proves the checkpoints of each organization's Merkle tree.
 type Tree interface {
 	VerifierKey() string
-	Checkpoint(ctx context.Context, org string) (*projections.SignedCheckpoint, treelog.Checkpoint, error)
+	Checkpoint(ctx context.Context, org string) (*integrity.SignedCheckpoint, treelog.Checkpoint, error)
 	ProveEvent(ctx context.Context, org, id string, treeSize *int64) (leaf, size int64, proof []tlog.Hash, err error)
 	ProveConsistency(ctx context.Context, org string, from, to int64) ([]tlog.Hash, error)
-	Verify(ctx context.Context, org string, from, to int64) (*projections.Verification, error)
+	Verify(ctx context.Context, org string, from, to int64) (*integrity.Verification, error)
 }
 
 // Resolver is the root resolver; its dependencies are set by the server.

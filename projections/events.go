@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -352,4 +353,71 @@ func (s *EventStore) WithPool(pool *pgxpool.Pool) *EventStore {
 	p := *s
 	p.pool = pool
 	return &p
+}
+
+// OrgCheckpoint is the stream position up to which the read model holds
+// every event of org: its slot's checkpoint once slots are projected, else
+// the read model's checkpoint.
+func (s *EventStore) OrgCheckpoint(ctx context.Context, org string) (uint64, error) {
+	var seq int64
+	err := s.pool.QueryRow(ctx, fmt.Sprintf(`SELECT seq FROM %s.checkpoint WHERE stream = $1`, s.schema),
+		slotKey(s.stream, natsx.SlotOf(org))).Scan(&seq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return s.Checkpoint(ctx)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read checkpoint: %w", err)
+	}
+	return uint64(seq), nil
+}
+
+// Restore writes rows, decoded from messages the read model lost, as the
+// projector would have, leaving the checkpoint alone: an id claimed for a
+// row that is gone is claimed again, and a row that is gone was a leaf, so
+// it gets its leaf index back. It returns how many rows it wrote.
+func (s *EventStore) Restore(ctx context.Context, rows [][]any) (int, error) {
+	n := 0
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		orgs, ids := make([]string, len(rows)), make([]string, len(rows))
+		for i, r := range rows {
+			orgs[i], ids[i] = r[0].(string), r[1].(string)
+		}
+		_, err := tx.Exec(ctx, fmt.Sprintf(`
+			DELETE FROM %[1]s.event_ids i USING unnest($1::text[], $2::text[]) AS u(org, id)
+			WHERE i.org_id = u.org AND i.id = u.id AND NOT EXISTS (
+				SELECT 1 FROM %[1]s.events e
+				WHERE e.org_id = i.org_id AND e.occurred_at = i.occurred_at AND e.id = i.id)`, s.schema), orgs, ids)
+		if err != nil {
+			return fmt.Errorf("release lost claims: %w", err)
+		}
+		fresh, err := s.claimIDs(ctx, tx, rows)
+		if err != nil {
+			return err
+		}
+		if err := s.restoreLeaves(ctx, tx, fresh); err != nil {
+			return err
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{s.schema, "events"}, EventColumns, pgx.CopyFromRows(fresh)); err != nil {
+			return fmt.Errorf("copy: %w", err)
+		}
+		n = len(fresh)
+		return nil
+	})
+	return n, err
+}
+
+// DecodeRow is m as a row of EventColumns with its record, or why m can
+// never be one.
+func (s *EventStore) DecodeRow(m Message) ([]any, error) {
+	d := s.decode(&m)
+	if err, ok := d.(error); ok {
+		return nil, err
+	}
+	return d.([]any), nil
+}
+
+// RowRecord is the record (the message data, the leaf) of a row DecodeRow gave.
+func RowRecord(row []any) []byte {
+	r, _ := row[colRecord].([]byte)
+	return r
 }

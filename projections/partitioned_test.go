@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditlog/auditlog/integrity"
+
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"golang.org/x/mod/sumdb/tlog"
@@ -125,7 +127,7 @@ func assertComplete(t *testing.T, js jetstream.JetStream, store *projections.Eve
 	if want := len(orgs) * perOrg; rows != want || ids != want {
 		t.Fatalf("%d rows, %d distinct, want %d", rows, ids, want)
 	}
-	rep, err := store.Reconcile(ctx, js, false)
+	rep, err := integrity.Reconcile(ctx, store, js, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +135,7 @@ func assertComplete(t *testing.T, js jetstream.JetStream, store *projections.Eve
 		t.Fatalf("reconcile: %d gaps, %d extra", len(rep.Gaps), len(rep.Extra))
 	}
 	for _, org := range orgs[:3] {
-		v, err := store.VerifyTree(ctx, js, org, 0, -1, func(string) (int64, tlog.Hash, error) {
+		v, err := integrity.VerifyTree(ctx, store, js, org, 0, -1, func(string) (int64, tlog.Hash, error) {
 			return 0, tlog.Hash{}, fmt.Errorf("no checkpoints in this test")
 		})
 		if err != nil {

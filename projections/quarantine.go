@@ -18,7 +18,7 @@ func quarantine(ctx context.Context, conn *pgx.Conn, schema, stream string, keys
 		_, err := tx.Exec(ctx, fmt.Sprintf(`
 			INSERT INTO %s.quarantine (stream, seq, subject, data, error)
 			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (stream, seq) DO NOTHING`, schema),
-			stream, int64(m.Seq), storable(m.Subject), m.Data, storable(reason.Error()))
+			stream, int64(m.Seq), Storable(m.Subject), m.Data, Storable(reason.Error()))
 		if err != nil {
 			return fmt.Errorf("quarantine: %w", err)
 		}
@@ -26,9 +26,9 @@ func quarantine(ctx context.Context, conn *pgx.Conn, schema, stream string, keys
 	})
 }
 
-// storable makes s fit a text column whatever it quotes of a hostile
+// Storable makes s fit a text column whatever it quotes of a hostile
 // message: valid UTF-8 without NUL.
-func storable(s string) string {
+func Storable(s string) string {
 	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\\u0000")
 }
 

@@ -97,7 +97,7 @@ func (s *EventStore) list(ctx context.Context, q *query, p PageRequest) (*EventP
 	if err != nil {
 		return nil, fmt.Errorf("list events: %w", err)
 	}
-	events, err := pgx.CollectRows(rows, scanEvent)
+	events, err := pgx.CollectRows(rows, ScanEvent)
 	if err != nil {
 		return nil, fmt.Errorf("list events: %w", err)
 	}
@@ -121,7 +121,7 @@ func (s *EventStore) listSQL(q *query, p PageRequest) string {
 		q.add("(occurred_at, id) "+op+" ($%d, $%d)", p.After.OccurredAt, p.After.ID)
 	}
 	return fmt.Sprintf("SELECT %s FROM %s.events WHERE %s ORDER BY occurred_at %s, id %s LIMIT %d",
-		selectColumns, s.schema, q.sql(), order, order, p.First+1)
+		SelectColumns, s.schema, q.sql(), order, order, p.First+1)
 }
 
 // ExplainList returns the plan Postgres chooses for List, for tests and
@@ -162,12 +162,12 @@ func (s *EventStore) Get(ctx context.Context, org, id string) (*domain.Event, er
 	sql := fmt.Sprintf(`SELECT %s FROM %[2]s.events e
 		WHERE e.org_id = $1 AND e.id = $2
 		  AND e.occurred_at = (SELECT occurred_at FROM %[2]s.event_ids WHERE org_id = $1 AND id = $2)`,
-		selectColumns, s.schema)
+		SelectColumns, s.schema)
 	rows, err := s.pool.Query(ctx, sql, org, id)
 	if err != nil {
 		return nil, fmt.Errorf("get event: %w", err)
 	}
-	e, err := pgx.CollectOneRow(rows, scanEvent)
+	e, err := pgx.CollectOneRow(rows, ScanEvent)
 	if err == pgx.ErrNoRows {
 		return nil, nil
 	}
@@ -253,13 +253,13 @@ func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
-const selectColumns = `id, org_id, source, type, occurred_at, recorded_at,
+const SelectColumns = `id, org_id, source, type, occurred_at, recorded_at,
 	actor_kind, actor_id, coalesce(actor_name, ''), coalesce(actor_email, ''),
 	target_kind, target_id, coalesce(target_name, ''),
 	coalesce(ip_address, ''), coalesce(user_agent, ''), coalesce(request_id, ''), details, stream_seq,
 	leaf_index, record`
 
-func scanEvent(row pgx.CollectableRow) (*domain.Event, error) {
+func ScanEvent(row pgx.CollectableRow) (*domain.Event, error) {
 	var (
 		e          domain.Event
 		tkind, tid *string
@@ -300,13 +300,13 @@ func (s *EventStore) Export(ctx context.Context, org string, f domain.Filter, to
 	}
 	total(n)
 	rows, err := tx.Query(ctx, fmt.Sprintf("SELECT %s FROM %s.events WHERE %s ORDER BY occurred_at DESC, id DESC",
-		selectColumns, s.schema, q.sql()), q.args...)
+		SelectColumns, s.schema, q.sql()), q.args...)
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		e, err := scanEvent(rows)
+		e, err := ScanEvent(rows)
 		if err != nil {
 			return fmt.Errorf("export scan: %w", err)
 		}

@@ -248,46 +248,36 @@ func (s *EventStore) Hashes(ctx context.Context, org string) tlog.HashReader {
 	return &hashReader{ctx: ctx, q: s.pool, schema: s.schema, org: org}
 }
 
-// TreeHash is the root hash of org's tree at size n, which must not exceed
-// the tree's size.
-func (s *EventStore) TreeHash(ctx context.Context, org string, n int64) (tlog.Hash, error) {
-	if err := s.checkSize(ctx, org, n); err != nil {
-		return tlog.Hash{}, err
+// restoreLeaves gives each repaired row the leaf its record already is in
+// its organization's tree: a lost row does not change the tree, which the
+// stream determines. A message that never became a leaf (which the
+// projector's checks make impossible) is appended as a new one, and logged,
+// since a rebuild will place it at its stream position instead.
+func (s *EventStore) restoreLeaves(ctx context.Context, tx pgx.Tx, rows [][]any) error {
+	var appended [][]any
+	for _, row := range rows {
+		org := row[0].(string)
+		h := tlog.RecordHash(row[colRecord].([]byte))
+		res, err := tx.Query(ctx, fmt.Sprintf(`SELECT idx FROM %s.tree_hashes WHERE org_id = $1 AND hash = $2`, s.schema), org, h[:])
+		if err != nil {
+			return fmt.Errorf("find leaf: %w", err)
+		}
+		idxs, err := pgx.CollectRows(res, pgx.RowTo[int64])
+		if err != nil {
+			return fmt.Errorf("find leaf: %w", err)
+		}
+		found := false
+		for _, idx := range idxs {
+			if level, n := tlog.SplitStoredHashIndex(idx); level == 0 {
+				row[colLeafIndex], found = n, true
+				break
+			}
+		}
+		if !found {
+			s.log.Warn().Str("org_id", org).Str("id", row[1].(string)).
+				Msg("repaired event was never a leaf; appended to its tree (a rebuild places it at its stream position)")
+			appended = append(appended, row)
+		}
 	}
-	return tlog.TreeHash(n, s.Hashes(ctx, org))
-}
-
-// ProveRecord is the inclusion proof of leaf in org's tree of size n, in
-// RFC 9162 order (from the leaf's sibling up).
-func (s *EventStore) ProveRecord(ctx context.Context, org string, n, leaf int64) (tlog.RecordProof, error) {
-	if leaf < 0 || leaf >= n {
-		return nil, fmt.Errorf("leaf %d of a tree of %d: %w", leaf, n, ErrNoLeaf)
-	}
-	if err := s.checkSize(ctx, org, n); err != nil {
-		return nil, err
-	}
-	return tlog.ProveRecord(n, leaf, s.Hashes(ctx, org))
-}
-
-// ProveTree is the consistency proof of org's tree of size from with its
-// tree of size to.
-func (s *EventStore) ProveTree(ctx context.Context, org string, from, to int64) (tlog.TreeProof, error) {
-	if from < 1 || from > to {
-		return nil, fmt.Errorf("consistency of %d with %d: %w", from, to, ErrNoLeaf)
-	}
-	if err := s.checkSize(ctx, org, to); err != nil {
-		return nil, err
-	}
-	return tlog.ProveTree(to, from, s.Hashes(ctx, org))
-}
-
-func (s *EventStore) checkSize(ctx context.Context, org string, n int64) error {
-	size, err := s.TreeSize(ctx, org)
-	if err != nil {
-		return err
-	}
-	if n < 0 || n > size {
-		return fmt.Errorf("tree size %d of %s, which has %d leaves: %w", n, org, size, ErrNoLeaf)
-	}
-	return nil
+	return s.appendLeaves(ctx, tx, appended)
 }

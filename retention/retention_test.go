@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditlog/auditlog/integrity"
+
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/internal/projtest"
 	"github.com/auditlog/auditlog/retention"
@@ -111,7 +113,7 @@ func TestRetentionDropsWholeExpiredMonthsOnly(t *testing.T) {
 		t.Fatalf("totals %+v, %v", totals, err)
 	}
 
-	rep, err := store.Reconcile(ctx, js, true)
+	rep, err := integrity.Reconcile(ctx, store, js, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	integ "github.com/auditlog/auditlog/integrity"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
@@ -157,7 +159,7 @@ func (in *integrity) read(ctx context.Context, name string, rm readModel) (*Proj
 		}
 	}
 	if st, ok := rm.(*projections.EventStore); ok {
-		last, err := st.LastReconcile(ctx)
+		last, err := integ.LastReconcile(ctx, st)
 		if err != nil {
 			return nil, err
 		}
@@ -266,8 +268,8 @@ func onlyOne(ctx context.Context, pool *pgxpool.Pool, lock string, fn func() err
 
 // Reconcile compares every regional stream with its read model and, when
 // repair is set, re-applies what is missing. See projections.Reconcile.
-func (s *Server) Reconcile(ctx context.Context, repair bool) ([]*projections.Report, error) {
-	var out []*projections.Report
+func (s *Server) Reconcile(ctx context.Context, repair bool) ([]*integ.Report, error) {
+	var out []*integ.Report
 	for _, r := range domain.Regions {
 		rep, err := s.reconcileRegion(ctx, r, repair)
 		if err != nil {
@@ -278,8 +280,8 @@ func (s *Server) Reconcile(ctx context.Context, repair bool) ([]*projections.Rep
 	return out, nil
 }
 
-func (s *Server) reconcileRegion(ctx context.Context, r domain.Region, repair bool) (*projections.Report, error) {
-	rep, err := s.events[r].Reconcile(ctx, s.js, repair)
+func (s *Server) reconcileRegion(ctx context.Context, r domain.Region, repair bool) (*integ.Report, error) {
+	rep, err := integ.Reconcile(ctx, s.events[r], s.js, repair)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditlog/auditlog/integrity"
+
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/oklog/ulid/v2"
 
@@ -320,7 +322,7 @@ func TestServeReconcilesAndRepairs(t *testing.T) {
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		st, err := env.EventStore(domain.RegionUS).LastReconcile(context.Background())
+		st, err := integrity.LastReconcile(context.Background(), env.EventStore(domain.RegionUS))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,6 +13,7 @@
 package main
 
 import (
+	"github.com/auditlog/auditlog/integrity"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -614,7 +615,7 @@ func partitions(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	})
 }
 
-func printReport(w io.Writer, rep *projections.Report) {
+func printReport(w io.Writer, rep *integrity.Report) {
 	fmt.Fprintf(w, "%s: %d messages checked from sequence %d through %d in %s: %d gaps, %d repaired, %d quarantined, %d expired, %d unexplained rows\n",
 		rep.Stream, rep.Checked, rep.From, rep.Through, rep.Took.Round(time.Millisecond), len(rep.Gaps), rep.Repaired,
 		len(rep.Quarantined), rep.Expired, rep.Unexplained)

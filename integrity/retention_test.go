@@ -1,4 +1,4 @@
-package projections_test
+package integrity_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/integrity"
 	"github.com/auditlog/auditlog/internal/projtest"
 	"github.com/auditlog/auditlog/natsx"
 )
@@ -49,7 +50,7 @@ func TestReconcileIgnoresRowsWhoseMessagesAgedOut(t *testing.T) {
 	setMaxAge(0, time.Minute)
 	projtest.RunUntil(t, newProjector(100), projtest.Publish(t, js, "acme", 10))
 
-	rep, err := store.Reconcile(ctx, js, false)
+	rep, err := integrity.Reconcile(ctx, store, js, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +67,7 @@ func TestReconcileIgnoresRowsWhoseMessagesAgedOut(t *testing.T) {
 	// The tree outlives the messages: verification starts from the hashes
 	// it kept for the first 20 leaves and checks their rows against them.
 	noCheckpoints := func(string) (int64, tlog.Hash, error) { return 0, tlog.Hash{}, errors.New("no checkpoint expected") }
-	v, err := store.VerifyTree(ctx, js, "acme", 0, -1, noCheckpoints)
+	v, err := integrity.VerifyTree(ctx, store, js, "acme", 0, -1, noCheckpoints)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,40 +77,11 @@ func TestReconcileIgnoresRowsWhoseMessagesAgedOut(t *testing.T) {
 	if _, err := store.Pool().Exec(ctx, `UPDATE audit_us.events SET record = convert_to(replace(convert_from(record, 'UTF8'), 'u3', 'u9'), 'UTF8') WHERE org_id = 'acme' AND leaf_index = 3`); err != nil {
 		t.Fatal(err)
 	}
-	v, err = store.VerifyTree(ctx, js, "acme", 0, -1, noCheckpoints)
+	v, err = integrity.VerifyTree(ctx, store, js, "acme", 0, -1, noCheckpoints)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if v.OK || v.First == nil || v.First.LeafIndex != 3 || v.First.Field != "record" {
 		t.Fatalf("a changed record of an aged-out leaf: %+v %+v", v, v.First)
-	}
-}
-
-// An event far ahead lands in events_default; creating its month later
-// moves it into the month's partition in the same transaction instead of
-// failing, and the event still reads.
-func TestEnsurePartitionsTakesItsMonthOutOfTheDefault(t *testing.T) {
-	js, store, newProjector := projtest.NewStore(t)
-	ctx := context.Background()
-	pool := store.Pool()
-	now := time.Now().UTC()
-	ahead := time.Date(now.Year(), now.Month(), 10, 12, 0, 0, 0, time.UTC).AddDate(0, 5, 0) // month M+5
-	last := projtest.PublishAt(t, js, "acme", ahead)
-	projtest.RunUntil(t, newProjector(100), last)
-	if n := projtest.Count(t, pool, `SELECT count(*) FROM audit_us.events_default`); n != 1 {
-		t.Fatalf("events_default holds %d rows, want the M+5 event", n)
-	}
-	if err := store.EnsurePartitions(ctx, 6); err != nil {
-		t.Fatalf("creating M+5 with its row in the default: %v", err)
-	}
-	part := "audit_us.events_" + ahead.Format("2006_01")
-	if n := projtest.Count(t, pool, `SELECT count(*) FROM `+part); n != 1 {
-		t.Fatalf("%s holds %d rows, want 1", part, n)
-	}
-	if n := projtest.Count(t, pool, `SELECT count(*) FROM audit_us.events_default`); n != 0 {
-		t.Fatalf("events_default still holds %d rows", n)
-	}
-	if ids := projtest.FirstPage(t, store, "acme"); len(ids) != 1 {
-		t.Fatalf("acme reads %v", ids)
 	}
 }

@@ -1,4 +1,4 @@
-package projections
+package integrity
 
 import (
 	"cmp"
@@ -14,8 +14,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/projections"
 	"github.com/auditlog/auditlog/retention"
-	"golang.org/x/mod/sumdb/tlog"
 )
 
 // Reconciliation compares a regional stream with its read model message by
@@ -65,7 +65,7 @@ type Report struct {
 	// Gaps are messages the read model should hold as events and does
 	// not; Extra are rows no message of the stream accounts for.
 	Gaps, Extra []EventRef
-	Quarantined []Quarantined
+	Quarantined []projections.Quarantined
 	// Unexplained counts rows that no message of the stream accounts for.
 	Unexplained int64
 	// Expired counts messages whose event retention removed from the read
@@ -84,13 +84,13 @@ const reconcileChunk = 5000
 // model and, when repair is set, re-applies each missing message without a
 // rebuild. The result is also kept in the read model, where every
 // instance's metrics read it.
-func (s *EventStore) Reconcile(ctx context.Context, js jetstream.JetStream, repair bool) (*Report, error) {
+func Reconcile(ctx context.Context, s *projections.EventStore, js jetstream.JetStream, repair bool) (*Report, error) {
 	start := time.Now()
 	through, err := s.Checkpoint(ctx)
 	if err != nil {
 		return nil, err
 	}
-	rep := &Report{Stream: s.stream, Through: through, Orgs: map[string]*OrgReport{}}
+	rep := &Report{Stream: s.Stream(), Through: through, Orgs: map[string]*OrgReport{}}
 	retained, err := retention.ReadTotals(ctx, s)
 	if err != nil {
 		return nil, err
@@ -106,30 +106,30 @@ func (s *EventStore) Reconcile(ctx context.Context, js jetstream.JetStream, repa
 		rep.org(org).Quarantined++
 	}
 	if through > 0 {
-		if err := s.walk(ctx, js, rep, func(stream jetstream.Stream, chunk []streamEvent) error {
-			return s.compare(ctx, rep, chunk, quarantined, s.expired(stream, retained.Through))
+		if err := walk(ctx, s, js, rep, func(stream jetstream.Stream, chunk []streamEvent) error {
+			return compare(ctx, s, rep, chunk, quarantined, expired(s, stream, retained.Through))
 		}); err != nil {
 			return nil, err
 		}
 	}
-	if err := s.countRows(ctx, rep); err != nil {
+	if err := countRows(ctx, s, rep); err != nil {
 		return nil, err
 	}
 	for org, o := range rep.Orgs {
 		if o.Rows > o.Stored {
-			if err := s.findExtra(ctx, js, rep, org); err != nil {
+			if err := findExtra(ctx, s, js, rep, org); err != nil {
 				return nil, err
 			}
 		}
 	}
 	slices.SortFunc(rep.Extra, func(a, b EventRef) int { return cmp.Compare(a.Seq, b.Seq) })
 	if repair && len(rep.Gaps) > 0 {
-		if rep.Repaired, err = s.repair(ctx, js, rep.Gaps); err != nil {
+		if rep.Repaired, err = repairGaps(ctx, s, js, rep.Gaps); err != nil {
 			return rep, err
 		}
 	}
 	rep.Took = time.Since(start)
-	return rep, s.saveReport(ctx, rep)
+	return rep, saveReport(ctx, s, rep)
 }
 
 func (r *Report) org(id string) *OrgReport {
@@ -151,10 +151,10 @@ type streamEvent struct {
 
 // walk reads the stream from its first message through rep.Through,
 // headers only, and hands it over in chunks. It sets rep.From.
-func (s *EventStore) walk(ctx context.Context, js jetstream.JetStream, rep *Report, fn func(jetstream.Stream, []streamEvent) error) error {
-	stream, err := js.Stream(ctx, s.stream)
+func walk(ctx context.Context, s *projections.EventStore, js jetstream.JetStream, rep *Report, fn func(jetstream.Stream, []streamEvent) error) error {
+	stream, err := js.Stream(ctx, s.Stream())
 	if err != nil {
-		return fmt.Errorf("reconcile %s: %w", s.stream, err)
+		return fmt.Errorf("reconcile %s: %w", s.Stream(), err)
 	}
 	state := stream.CachedInfo().State
 	rep.From = state.FirstSeq
@@ -163,7 +163,7 @@ func (s *EventStore) walk(ctx context.Context, js jetstream.JetStream, rep *Repo
 		return nil
 	}
 	through = min(through, state.LastSeq)
-	iter, err := s.messages(ctx, stream, ">", true)
+	iter, err := messages(ctx, s, stream, ">", true)
 	if err != nil {
 		return err
 	}
@@ -174,18 +174,18 @@ func (s *EventStore) walk(ctx context.Context, js jetstream.JetStream, rep *Repo
 		m, err := iter.Next(jetstream.NextContext(nctx))
 		cancel()
 		if err != nil {
-			return fmt.Errorf("reconcile %s: read stream: %w", s.stream, err)
+			return fmt.Errorf("reconcile %s: read stream: %w", s.Stream(), err)
 		}
 		md, err := m.Metadata()
 		if err != nil {
-			return fmt.Errorf("reconcile %s: %w", s.stream, err)
+			return fmt.Errorf("reconcile %s: %w", s.Stream(), err)
 		}
 		seq := md.Sequence.Stream
 		if seq > through {
 			break
 		}
 		ev := streamEvent{seq: seq, stored: md.Timestamp, org: orgOfSubject(m.Subject())}
-		if ev.id, err = s.eventID(ctx, stream, ev.org, seq, m.Headers().Get(jetstream.MsgIDHeader)); err != nil {
+		if ev.id, err = eventID(ctx, s, stream, ev.org, seq, m.Headers().Get(jetstream.MsgIDHeader)); err != nil {
 			return err
 		}
 		chunk = append(chunk, ev)
@@ -207,14 +207,14 @@ func (s *EventStore) walk(ctx context.Context, js jetstream.JetStream, rep *Repo
 
 // messages reads the messages of stream on subject from the first; headers
 // only when the caller needs their sequence, subject and id, not their body.
-func (s *EventStore) messages(ctx context.Context, stream jetstream.Stream, subject string, headersOnly bool) (jetstream.MessagesContext, error) {
+func messages(ctx context.Context, s *projections.EventStore, stream jetstream.Stream, subject string, headersOnly bool) (jetstream.MessagesContext, error) {
 	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, HeadersOnly: headersOnly})
 	if err != nil {
-		return nil, fmt.Errorf("reconcile %s: %w", s.stream, err)
+		return nil, fmt.Errorf("reconcile %s: %w", s.Stream(), err)
 	}
 	iter, err := cons.Messages(jetstream.PullMaxMessages(reconcileChunk))
 	if err != nil {
-		return nil, fmt.Errorf("reconcile %s: %w", s.stream, err)
+		return nil, fmt.Errorf("reconcile %s: %w", s.Stream(), err)
 	}
 	return iter, nil
 }
@@ -222,7 +222,7 @@ func (s *EventStore) messages(ctx context.Context, stream jetstream.Stream, subj
 // eventID is the event id of a message: its de-duplication id, which is
 // "<org>:<id>" (or the bare id in messages from before identity was per
 // org), else what its body says.
-func (s *EventStore) eventID(ctx context.Context, stream jetstream.Stream, org string, seq uint64, msgID string) (string, error) {
+func eventID(ctx context.Context, s *projections.EventStore, stream jetstream.Stream, org string, seq uint64, msgID string) (string, error) {
 	if id, ok := strings.CutPrefix(msgID, org+":"); ok {
 		return id, nil
 	}
@@ -231,7 +231,7 @@ func (s *EventStore) eventID(ctx context.Context, stream jetstream.Stream, org s
 	}
 	raw, err := stream.GetMsg(ctx, seq)
 	if err != nil {
-		return "", fmt.Errorf("reconcile %s: read message %d: %w", s.stream, seq, err)
+		return "", fmt.Errorf("reconcile %s: read message %d: %w", s.Stream(), seq, err)
 	}
 	var e struct {
 		ID string `json:"id"`
@@ -254,7 +254,7 @@ func orgOfSubject(subject string) string {
 // which every month is gone. An event occurs at most domain.MaxFutureSkewLimit
 // after it is stored, so a message stored well before through needs no
 // look at its body; only recent messages of old events (backfills) are read.
-func (s *EventStore) expired(stream jetstream.Stream, through time.Time) func(context.Context, streamEvent) (bool, error) {
+func expired(s *projections.EventStore, stream jetstream.Stream, through time.Time) func(context.Context, streamEvent) (bool, error) {
 	return func(ctx context.Context, e streamEvent) (bool, error) {
 		switch {
 		case through.IsZero():
@@ -264,7 +264,7 @@ func (s *EventStore) expired(stream jetstream.Stream, through time.Time) func(co
 		}
 		raw, err := stream.GetMsg(ctx, e.seq)
 		if err != nil {
-			return false, fmt.Errorf("reconcile %s: read message %d: %w", s.stream, e.seq, err)
+			return false, fmt.Errorf("reconcile %s: read message %d: %w", s.Stream(), e.seq, err)
 		}
 		var ev struct {
 			OccurredAt time.Time `json:"occurredAt"`
@@ -279,7 +279,7 @@ func (s *EventStore) expired(stream jetstream.Stream, through time.Time) func(co
 // compare looks up the events of chunk in the read model: each is stored
 // from its own message, from an earlier one (a duplicate), removed by
 // retention, or missing.
-func (s *EventStore) compare(ctx context.Context, rep *Report, chunk []streamEvent, quarantined map[uint64]bool,
+func compare(ctx context.Context, s *projections.EventStore, rep *Report, chunk []streamEvent, quarantined map[uint64]bool,
 	expired func(context.Context, streamEvent) (bool, error)) error {
 	seqs, orgs, ids := make([]int64, 0, len(chunk)), make([]string, 0, len(chunk)), make([]string, 0, len(chunk))
 	bySeq := make(map[uint64]streamEvent, len(chunk))
@@ -290,14 +290,14 @@ func (s *EventStore) compare(ctx context.Context, rep *Report, chunk []streamEve
 		seqs, orgs, ids = append(seqs, int64(e.seq)), append(orgs, e.org), append(ids, e.id)
 		bySeq[e.seq] = e
 	}
-	rows, err := s.pool.Query(ctx, fmt.Sprintf(`
+	rows, err := s.Pool().Query(ctx, fmt.Sprintf(`
 		SELECT u.seq, u.org, u.id, e.stream_seq
 		FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u(seq, org, id)
 		LEFT JOIN %[1]s.event_ids i ON i.org_id = u.org AND i.id = u.id
-		LEFT JOIN %[1]s.events e ON e.org_id = i.org_id AND e.occurred_at = i.occurred_at AND e.id = i.id`, s.schema),
+		LEFT JOIN %[1]s.events e ON e.org_id = i.org_id AND e.occurred_at = i.occurred_at AND e.id = i.id`, s.Schema()),
 		seqs, orgs, ids)
 	if err != nil {
-		return fmt.Errorf("reconcile %s: %w", s.stream, err)
+		return fmt.Errorf("reconcile %s: %w", s.Stream(), err)
 	}
 	var (
 		seq     int64
@@ -321,7 +321,7 @@ func (s *EventStore) compare(ctx context.Context, rep *Report, chunk []streamEve
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("reconcile %s: %w", s.stream, err)
+		return fmt.Errorf("reconcile %s: %w", s.Stream(), err)
 	}
 	for _, m := range missing {
 		gone, err := expired(ctx, bySeq[m.Seq])
@@ -343,12 +343,12 @@ func (s *EventStore) compare(ctx context.Context, rep *Report, chunk []streamEve
 // countRows counts each org's rows from the stream's first message up to
 // the checkpoint, so rows that no message explains show too. Rows from
 // messages that aged out of the stream have nothing to be compared with.
-func (s *EventStore) countRows(ctx context.Context, rep *Report) error {
-	rows, err := s.pool.Query(ctx, fmt.Sprintf(
-		`SELECT org_id, count(*) FROM %s.events WHERE stream_seq >= $2 AND stream_seq <= $1 GROUP BY org_id`, s.schema),
+func countRows(ctx context.Context, s *projections.EventStore, rep *Report) error {
+	rows, err := s.Pool().Query(ctx, fmt.Sprintf(
+		`SELECT org_id, count(*) FROM %s.events WHERE stream_seq >= $2 AND stream_seq <= $1 GROUP BY org_id`, s.Schema()),
 		int64(rep.Through), int64(rep.From))
 	if err != nil {
-		return fmt.Errorf("reconcile %s: count rows: %w", s.stream, err)
+		return fmt.Errorf("reconcile %s: count rows: %w", s.Stream(), err)
 	}
 	var (
 		org string
@@ -361,7 +361,7 @@ func (s *EventStore) countRows(ctx context.Context, rep *Report) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("reconcile %s: count rows: %w", s.stream, err)
+		return fmt.Errorf("reconcile %s: count rows: %w", s.Stream(), err)
 	}
 	slices.SortFunc(rep.Gaps, func(a, b EventRef) int { return cmp.Compare(a.Seq, b.Seq) })
 	return nil
@@ -372,12 +372,12 @@ func (s *EventStore) countRows(ctx context.Context, rep *Report) error {
 // matched with the org's messages,
 // read again from the stream. It runs only for an org whose rows outnumber
 // its stored messages, so its memory is one such org's rows.
-func (s *EventStore) findExtra(ctx context.Context, js jetstream.JetStream, rep *Report, org string) error {
-	rows, err := s.pool.Query(ctx, fmt.Sprintf(
-		`SELECT id, stream_seq FROM %s.events WHERE org_id = $1 AND stream_seq >= $3 AND stream_seq <= $2`, s.schema),
+func findExtra(ctx context.Context, s *projections.EventStore, js jetstream.JetStream, rep *Report, org string) error {
+	rows, err := s.Pool().Query(ctx, fmt.Sprintf(
+		`SELECT id, stream_seq FROM %s.events WHERE org_id = $1 AND stream_seq >= $3 AND stream_seq <= $2`, s.Schema()),
 		org, int64(rep.Through), int64(rep.From))
 	if err != nil {
-		return fmt.Errorf("reconcile %s: rows of %s: %w", s.stream, org, err)
+		return fmt.Errorf("reconcile %s: rows of %s: %w", s.Stream(), org, err)
 	}
 	unmatched := map[[2]any]bool{}
 	var (
@@ -388,10 +388,10 @@ func (s *EventStore) findExtra(ctx context.Context, js jetstream.JetStream, rep 
 		unmatched[[2]any{id, uint64(seq)}] = true
 		return nil
 	}); err != nil {
-		return fmt.Errorf("reconcile %s: rows of %s: %w", s.stream, org, err)
+		return fmt.Errorf("reconcile %s: rows of %s: %w", s.Stream(), org, err)
 	}
-	err = s.walkOrg(ctx, js, org, rep.Through, true, func(stream jetstream.Stream, seq uint64, m jetstream.Msg) error {
-		id, err := s.eventID(ctx, stream, org, seq, m.Headers().Get(jetstream.MsgIDHeader))
+	err = walkOrg(ctx, s, js, org, rep.Through, true, func(stream jetstream.Stream, seq uint64, m jetstream.Msg) error {
+		id, err := eventID(ctx, s, stream, org, seq, m.Headers().Get(jetstream.MsgIDHeader))
 		if err != nil {
 			return err
 		}
@@ -399,7 +399,7 @@ func (s *EventStore) findExtra(ctx context.Context, js jetstream.JetStream, rep 
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("reconcile %s: %w", s.stream, err)
+		return fmt.Errorf("reconcile %s: %w", s.Stream(), err)
 	}
 	for k := range unmatched {
 		rep.Extra = append(rep.Extra, EventRef{Seq: k[1].(uint64), OrgID: org, ID: k[0].(string)})
@@ -407,14 +407,14 @@ func (s *EventStore) findExtra(ctx context.Context, js jetstream.JetStream, rep 
 	return nil
 }
 
-// repair re-applies the messages of gaps to the read model, leaving the
+// repairGaps re-applies the messages of gaps to the read model, leaving the
 // checkpoint alone: the rows are written as the projector would have, and
 // an id claimed for a row that is gone is claimed again. A row that is gone
 // was a leaf, and the tree still has it, so it gets its leaf index back.
-func (s *EventStore) repair(ctx context.Context, js jetstream.JetStream, gaps []EventRef) (int, error) {
-	stream, err := js.Stream(ctx, s.stream)
+func repairGaps(ctx context.Context, s *projections.EventStore, js jetstream.JetStream, gaps []EventRef) (int, error) {
+	stream, err := js.Stream(ctx, s.Stream())
 	if err != nil {
-		return 0, fmt.Errorf("repair %s: %w", s.stream, err)
+		return 0, fmt.Errorf("repair %s: %w", s.Stream(), err)
 	}
 	repaired := 0
 	for chunk := range slices.Chunk(gaps, 500) {
@@ -422,42 +422,18 @@ func (s *EventStore) repair(ctx context.Context, js jetstream.JetStream, gaps []
 		for _, g := range chunk {
 			raw, err := stream.GetMsg(ctx, g.Seq)
 			if err != nil {
-				return repaired, fmt.Errorf("repair %s: read message %d: %w", s.stream, g.Seq, err)
+				return repaired, fmt.Errorf("repair %s: read message %d: %w", s.Stream(), g.Seq, err)
 			}
-			d := s.decode(&Message{Seq: g.Seq, Subject: raw.Subject, Data: raw.Data})
-			if err, ok := d.(error); ok {
-				return repaired, fmt.Errorf("repair %s: message %d: %w", s.stream, g.Seq, err)
+			row, err := s.DecodeRow(projections.Message{Seq: g.Seq, Subject: raw.Subject, Data: raw.Data})
+			if err != nil {
+				return repaired, fmt.Errorf("repair %s: message %d: %w", s.Stream(), g.Seq, err)
 			}
-			rows = append(rows, d.([]any))
+			rows = append(rows, row)
 		}
-		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			orgs, ids := make([]string, len(rows)), make([]string, len(rows))
-			for i, r := range rows {
-				orgs[i], ids[i] = r[0].(string), r[1].(string)
-			}
-			_, err := tx.Exec(ctx, fmt.Sprintf(`
-				DELETE FROM %[1]s.event_ids i USING unnest($1::text[], $2::text[]) AS u(org, id)
-				WHERE i.org_id = u.org AND i.id = u.id AND NOT EXISTS (
-					SELECT 1 FROM %[1]s.events e
-					WHERE e.org_id = i.org_id AND e.occurred_at = i.occurred_at AND e.id = i.id)`, s.schema), orgs, ids)
-			if err != nil {
-				return fmt.Errorf("release lost claims: %w", err)
-			}
-			fresh, err := s.claimIDs(ctx, tx, rows)
-			if err != nil {
-				return err
-			}
-			if err := s.restoreLeaves(ctx, tx, fresh); err != nil {
-				return err
-			}
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{s.schema, "events"}, EventColumns, pgx.CopyFromRows(fresh)); err != nil {
-				return fmt.Errorf("copy: %w", err)
-			}
-			repaired += len(fresh)
-			return nil
-		})
+		n, err := s.Restore(ctx, rows)
+		repaired += n
 		if err != nil {
-			return repaired, fmt.Errorf("repair %s: %w", s.stream, err)
+			return repaired, fmt.Errorf("repair %s: %w", s.Stream(), err)
 		}
 	}
 	return repaired, nil
@@ -472,68 +448,34 @@ type ReconcileStatus struct {
 	Found, Gaps, Quarantined, Unexplained int64
 }
 
-func (s *EventStore) saveReport(ctx context.Context, rep *Report) error {
-	_, err := s.pool.Exec(ctx, fmt.Sprintf(`
+func saveReport(ctx context.Context, s *projections.EventStore, rep *Report) error {
+	_, err := s.Pool().Exec(ctx, fmt.Sprintf(`
 		INSERT INTO %s.reconciliation (stream, finished_at, through, found, gaps, quarantined, unexplained)
 		VALUES ($1, now(), $2, $3, $4, $5, $6)
 		ON CONFLICT (stream) DO UPDATE SET finished_at = excluded.finished_at, through = excluded.through,
 			found = excluded.found, gaps = excluded.gaps, quarantined = excluded.quarantined,
-			unexplained = excluded.unexplained`, s.schema),
-		s.stream, int64(rep.Through), int64(len(rep.Gaps)), int64(len(rep.Gaps)-rep.Repaired),
+			unexplained = excluded.unexplained`, s.Schema()),
+		s.Stream(), int64(rep.Through), int64(len(rep.Gaps)), int64(len(rep.Gaps)-rep.Repaired),
 		int64(len(rep.Quarantined)), rep.Unexplained)
 	if err != nil {
-		return fmt.Errorf("reconcile %s: save result: %w", s.stream, err)
+		return fmt.Errorf("reconcile %s: save result: %w", s.Stream(), err)
 	}
 	return nil
 }
 
 // LastReconcile is the store's last reconciliation, or nil when none ran.
-func (s *EventStore) LastReconcile(ctx context.Context) (*ReconcileStatus, error) {
+func LastReconcile(ctx context.Context, s *projections.EventStore) (*ReconcileStatus, error) {
 	var st ReconcileStatus
 	var through int64
-	err := s.pool.QueryRow(ctx, fmt.Sprintf(
-		`SELECT finished_at, through, found, gaps, quarantined, unexplained FROM %s.reconciliation WHERE stream = $1`, s.schema),
-		s.stream).Scan(&st.At, &through, &st.Found, &st.Gaps, &st.Quarantined, &st.Unexplained)
+	err := s.Pool().QueryRow(ctx, fmt.Sprintf(
+		`SELECT finished_at, through, found, gaps, quarantined, unexplained FROM %s.reconciliation WHERE stream = $1`, s.Schema()),
+		s.Stream()).Scan(&st.At, &through, &st.Found, &st.Gaps, &st.Quarantined, &st.Unexplained)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("last reconcile %s: %w", s.stream, err)
+		return nil, fmt.Errorf("last reconcile %s: %w", s.Stream(), err)
 	}
 	st.Through = uint64(through)
 	return &st, nil
-}
-
-// restoreLeaves gives each repaired row the leaf its record already is in
-// its organization's tree: a lost row does not change the tree, which the
-// stream determines. A message that never became a leaf (which the
-// projector's checks make impossible) is appended as a new one, and logged,
-// since a rebuild will place it at its stream position instead.
-func (s *EventStore) restoreLeaves(ctx context.Context, tx pgx.Tx, rows [][]any) error {
-	var appended [][]any
-	for _, row := range rows {
-		org := row[0].(string)
-		h := tlog.RecordHash(row[colRecord].([]byte))
-		res, err := tx.Query(ctx, fmt.Sprintf(`SELECT idx FROM %s.tree_hashes WHERE org_id = $1 AND hash = $2`, s.schema), org, h[:])
-		if err != nil {
-			return fmt.Errorf("find leaf: %w", err)
-		}
-		idxs, err := pgx.CollectRows(res, pgx.RowTo[int64])
-		if err != nil {
-			return fmt.Errorf("find leaf: %w", err)
-		}
-		found := false
-		for _, idx := range idxs {
-			if level, n := tlog.SplitStoredHashIndex(idx); level == 0 {
-				row[colLeafIndex], found = n, true
-				break
-			}
-		}
-		if !found {
-			s.log.Warn().Str("org_id", org).Str("id", row[1].(string)).
-				Msg("repaired event was never a leaf; appended to its tree (a rebuild places it at its stream position)")
-			appended = append(appended, row)
-		}
-	}
-	return s.appendLeaves(ctx, tx, appended)
 }

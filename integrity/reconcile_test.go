@@ -1,9 +1,11 @@
-package projections_test
+package integrity_test
 
 import (
 	"context"
 	"encoding/json"
 	"testing"
+
+	"github.com/auditlog/auditlog/integrity"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -33,7 +35,7 @@ func TestReconcileFindsAndRepairsExactlyWhatIsMissing(t *testing.T) {
 	}
 	projtest.RunUntil(t, newProjector(300), ack.Sequence)
 
-	rep, err := store.Reconcile(ctx, js, false)
+	rep, err := integrity.Reconcile(ctx, store, js, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +85,7 @@ func TestReconcileFindsAndRepairsExactlyWhatIsMissing(t *testing.T) {
 		actor_kind, actor_id, actor_name, actor_email, target_kind, target_id, target_name, ip_address, user_agent,
 		request_id, details, search_text, stream_seq FROM audit_us.events WHERE stream_seq = 8`)
 
-	rep, err = store.Reconcile(ctx, js, false)
+	rep, err = integrity.Reconcile(ctx, store, js, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,11 +100,11 @@ func TestReconcileFindsAndRepairsExactlyWhatIsMissing(t *testing.T) {
 			t.Errorf("gap %d is %+v, want %+v", i, g, lost[i])
 		}
 	}
-	if st, err := store.LastReconcile(ctx); err != nil || st == nil || st.Gaps != 3 || st.Quarantined != 1 {
+	if st, err := integrity.LastReconcile(ctx, store); err != nil || st == nil || st.Gaps != 3 || st.Quarantined != 1 {
 		t.Fatalf("kept status %+v, %v", st, err)
 	}
 
-	rep, err = store.Reconcile(ctx, js, true)
+	rep, err = integrity.Reconcile(ctx, store, js, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,14 +118,14 @@ func TestReconcileFindsAndRepairsExactlyWhatIsMissing(t *testing.T) {
 	if after != before {
 		t.Fatalf("repaired row differs:\n%s\n%s", after, before)
 	}
-	rep, err = store.Reconcile(ctx, js, false)
+	rep, err = integrity.Reconcile(ctx, store, js, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(rep.Gaps) != 0 {
 		t.Fatalf("after repair: %+v", rep.Gaps)
 	}
-	if st, _ := store.LastReconcile(ctx); st.Gaps != 0 {
+	if st, _ := integrity.LastReconcile(ctx, store); st.Gaps != 0 {
 		t.Fatalf("kept status after repair: %+v", st)
 	}
 }

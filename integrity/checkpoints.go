@@ -1,4 +1,4 @@
-package projections
+package integrity
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/auditlog/auditlog/projections"
 )
 
 // SignedCheckpoint is a checkpoint issued for an organization's tree, as
@@ -23,10 +25,10 @@ type SignedCheckpoint struct {
 }
 
 // SaveCheckpoint keeps c; keeping it again changes nothing.
-func (s *EventStore) SaveCheckpoint(ctx context.Context, c SignedCheckpoint) error {
-	_, err := s.pool.Exec(ctx, fmt.Sprintf(`
+func SaveCheckpoint(ctx context.Context, s *projections.EventStore, c SignedCheckpoint) error {
+	_, err := s.Pool().Exec(ctx, fmt.Sprintf(`
 		INSERT INTO %s.checkpoints (org_id, tree_size, root_hash, note, issued_at, seq)
-		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`, s.schema),
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`, s.Schema()),
 		c.OrgID, c.Size, c.Root[:], c.Note, c.IssuedAt, int64(c.Seq))
 	if err != nil {
 		return fmt.Errorf("save checkpoint: %w", err)
@@ -53,9 +55,9 @@ func scanCheckpoint(row pgx.CollectableRow) (SignedCheckpoint, error) {
 }
 
 // LatestCheckpoint is org's checkpoint of the largest tree, or nil.
-func (s *EventStore) LatestCheckpoint(ctx context.Context, org string) (*SignedCheckpoint, error) {
-	rows, err := s.pool.Query(ctx, fmt.Sprintf(`SELECT %s FROM %s.checkpoints WHERE org_id = $1 ORDER BY tree_size DESC LIMIT 1`,
-		checkpointColumns, s.schema), org)
+func LatestCheckpoint(ctx context.Context, s *projections.EventStore, org string) (*SignedCheckpoint, error) {
+	rows, err := s.Pool().Query(ctx, fmt.Sprintf(`SELECT %s FROM %s.checkpoints WHERE org_id = $1 ORDER BY tree_size DESC LIMIT 1`,
+		checkpointColumns, s.Schema()), org)
 	if err != nil {
 		return nil, fmt.Errorf("latest checkpoint: %w", err)
 	}
@@ -70,9 +72,9 @@ func (s *EventStore) LatestCheckpoint(ctx context.Context, org string) (*SignedC
 }
 
 // Checkpoints are every checkpoint of org, smallest tree first.
-func (s *EventStore) Checkpoints(ctx context.Context, org string) ([]SignedCheckpoint, error) {
-	rows, err := s.pool.Query(ctx, fmt.Sprintf(`SELECT %s FROM %s.checkpoints WHERE org_id = $1 ORDER BY tree_size`,
-		checkpointColumns, s.schema), org)
+func Checkpoints(ctx context.Context, s *projections.EventStore, org string) ([]SignedCheckpoint, error) {
+	rows, err := s.Pool().Query(ctx, fmt.Sprintf(`SELECT %s FROM %s.checkpoints WHERE org_id = $1 ORDER BY tree_size`,
+		checkpointColumns, s.Schema()), org)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoints: %w", err)
 	}
@@ -85,11 +87,11 @@ func (s *EventStore) Checkpoints(ctx context.Context, org string) ([]SignedCheck
 
 // GrownTrees lists the orgs whose tree has grown past their latest
 // checkpoint, or that have none.
-func (s *EventStore) GrownTrees(ctx context.Context) ([]string, error) {
-	rows, err := s.pool.Query(ctx, fmt.Sprintf(`
+func GrownTrees(ctx context.Context, s *projections.EventStore) ([]string, error) {
+	rows, err := s.Pool().Query(ctx, fmt.Sprintf(`
 		SELECT t.org_id FROM %[1]s.tree_size t
 		WHERE t.size > coalesce((SELECT max(tree_size) FROM %[1]s.checkpoints c WHERE c.org_id = t.org_id), 0)
-		ORDER BY t.org_id`, s.schema))
+		ORDER BY t.org_id`, s.Schema()))
 	if err != nil {
 		return nil, fmt.Errorf("grown trees: %w", err)
 	}
@@ -102,9 +104,9 @@ func (s *EventStore) GrownTrees(ctx context.Context) ([]string, error) {
 
 // LastCheckpointSeq is the highest checkpoint stream sequence the read
 // model holds.
-func (s *EventStore) LastCheckpointSeq(ctx context.Context) (uint64, error) {
+func LastCheckpointSeq(ctx context.Context, s *projections.EventStore) (uint64, error) {
 	var seq int64
-	if err := s.pool.QueryRow(ctx, fmt.Sprintf(`SELECT coalesce(max(seq), 0) FROM %s.checkpoints`, s.schema)).Scan(&seq); err != nil {
+	if err := s.Pool().QueryRow(ctx, fmt.Sprintf(`SELECT coalesce(max(seq), 0) FROM %s.checkpoints`, s.Schema())).Scan(&seq); err != nil {
 		return 0, fmt.Errorf("last checkpoint: %w", err)
 	}
 	return uint64(seq), nil

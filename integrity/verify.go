@@ -1,11 +1,10 @@
-package projections
+package integrity
 
 import (
 	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -17,7 +16,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/auditlog/auditlog/domain"
-	"github.com/auditlog/auditlog/natsx"
+	"github.com/auditlog/auditlog/projections"
 	"github.com/auditlog/auditlog/retention"
 )
 
@@ -80,12 +79,12 @@ type leaf struct {
 // checkpoints, the stored tree size, the stream's head, then the rows up
 // to that head; each read can only see as much as or more than the one
 // before.
-func (s *EventStore) VerifyTree(ctx context.Context, js jetstream.JetStream, org string, from, to int64, open OpenFunc) (*Verification, error) {
-	projected, err := s.orgCheckpoint(ctx, org)
+func VerifyTree(ctx context.Context, s *projections.EventStore, js jetstream.JetStream, org string, from, to int64, open OpenFunc) (*Verification, error) {
+	projected, err := s.OrgCheckpoint(ctx, org)
 	if err != nil {
 		return nil, err
 	}
-	cps, err := s.Checkpoints(ctx, org)
+	cps, err := Checkpoints(ctx, s, org)
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +92,7 @@ func (s *EventStore) VerifyTree(ctx context.Context, js jetstream.JetStream, org
 	if err != nil {
 		return nil, err
 	}
-	head, err := js.Stream(ctx, s.stream)
+	head, err := js.Stream(ctx, s.Stream())
 	if err != nil {
 		return nil, fmt.Errorf("verify %s: %w", org, err)
 	}
@@ -107,7 +106,7 @@ func (s *EventStore) VerifyTree(ctx context.Context, js jetstream.JetStream, org
 		return nil, err
 	}
 	skip := map[uint64]bool{}
-	var held []Quarantined
+	var held []projections.Quarantined
 	for _, q := range quarantined {
 		skip[q.Seq] = true
 		if quarantinedFor(q, org) {
@@ -127,8 +126,8 @@ func (s *EventStore) VerifyTree(ctx context.Context, js jetstream.JetStream, org
 
 	// Rows come in leaf order from one query and are merged with the leaves
 	// as the stream yields them.
-	rows, err := s.pool.Query(ctx, fmt.Sprintf(`SELECT %s FROM %s.events
-		WHERE org_id = $1 AND leaf_index >= $2 AND leaf_index < $3 AND stream_seq <= $4 ORDER BY leaf_index, id`, selectColumns, s.schema),
+	rows, err := s.Pool().Query(ctx, fmt.Sprintf(`SELECT %s FROM %s.events
+		WHERE org_id = $1 AND leaf_index >= $2 AND leaf_index < $3 AND stream_seq <= $4 ORDER BY leaf_index, id`, projections.SelectColumns, s.Schema()),
 		org, from, to, int64(through))
 	if err != nil {
 		return nil, fmt.Errorf("verify %s: %w", org, err)
@@ -138,7 +137,7 @@ func (s *EventStore) VerifyTree(ctx context.Context, js jetstream.JetStream, org
 		if !rows.Next() {
 			return nil, rows.Err()
 		}
-		e, err := scanEvent(rows)
+		e, err := projections.ScanEvent(rows)
 		if err != nil {
 			return nil, err
 		}
@@ -209,7 +208,7 @@ func (s *EventStore) VerifyTree(ctx context.Context, js jetstream.JetStream, org
 		return err
 	}
 
-	agedOut, err := s.streamAgedOut(ctx, js)
+	agedOut, err := streamAgedOut(ctx, s, js)
 	if err != nil {
 		return nil, fmt.Errorf("verify %s: %w", org, err)
 	}
@@ -218,14 +217,13 @@ func (s *EventStore) VerifyTree(ctx context.Context, js jetstream.JetStream, org
 		return nil, fmt.Errorf("verify %s: %w", org, err)
 	}
 	dropped = retained.Through // rows of events before it are gone by design
-	err = s.walkOrg(ctx, js, org, through, false, func(_ jetstream.Stream, seq uint64, m jetstream.Msg) error {
+	err = walkOrg(ctx, s, js, org, through, false, func(_ jetstream.Stream, seq uint64, m jetstream.Msg) error {
 		subject, data := m.Subject(), m.Data()
 		if skip[seq] {
 			return nil
 		}
-		d := s.decode(&Message{Seq: seq, Subject: subject, Data: data})
-		row, ok := d.([]any)
-		if !ok {
+		row, err := s.DecodeRow(projections.Message{Seq: seq, Subject: subject, Data: data})
+		if err != nil {
 			return nil // not an event, quarantined or about to be
 		}
 		if id := row[1].(string); seen[id] {
@@ -236,7 +234,7 @@ func (s *EventStore) VerifyTree(ctx context.Context, js jetstream.JetStream, org
 		if res.TreeSize == 0 && agedOut {
 			// The stream no longer holds its first messages: start from
 			// the hashes the tree kept for the leaves before this one.
-			k, kept, err := s.keptPrefix(ctx, org, data)
+			k, kept, err := keptPrefix(ctx, s, org, data)
 			if err != nil {
 				return err
 			}
@@ -261,7 +259,7 @@ func (s *EventStore) VerifyTree(ctx context.Context, js jetstream.JetStream, org
 		found(&Divergence{LeafIndex: cur.leaf, EventID: cur.e.ID, Field: "row", Expected: "no row: the stream has no such leaf", Found: "event " + cur.e.ID})
 	}
 	rows.Close()
-	if err := s.verifyHashes(ctx, org, from, min(to, res.TreeSize, storedSize), stored, found); err != nil {
+	if err := verifyHashes(ctx, s, org, from, min(to, res.TreeSize, storedSize), stored, found); err != nil {
 		return nil, err
 	}
 	// The stored tree was read before the stream's head, so it holds at
@@ -270,7 +268,7 @@ func (s *EventStore) VerifyTree(ctx context.Context, js jetstream.JetStream, org
 		found(&Divergence{LeafIndex: min(storedSize, res.TreeSize), Field: "treeSize",
 			Expected: fmt.Sprintf("%d, or up to %d leaves fewer while projecting", res.TreeSize, res.Lag), Found: strconv.FormatInt(storedSize, 10)})
 	}
-	if err := s.verifyCheckpoints(cps, res.TreeSize, reader, open, found); err != nil {
+	if err := verifyCheckpoints(s, cps, res.TreeSize, reader, open, found); err != nil {
 		return nil, err
 	}
 	if len(held) > 0 && first == nil {
@@ -282,25 +280,9 @@ func (s *EventStore) VerifyTree(ctx context.Context, js jetstream.JetStream, org
 	return res, nil
 }
 
-// orgCheckpoint is the stream position up to which the read model holds
-// every event of org: its slot's checkpoint once slots are projected, else
-// the read model's checkpoint.
-func (s *EventStore) orgCheckpoint(ctx context.Context, org string) (uint64, error) {
-	var seq int64
-	err := s.pool.QueryRow(ctx, fmt.Sprintf(`SELECT seq FROM %s.checkpoint WHERE stream = $1`, s.schema),
-		slotKey(s.stream, natsx.SlotOf(org))).Scan(&seq)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return s.Checkpoint(ctx)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("read checkpoint: %w", err)
-	}
-	return uint64(seq), nil
-}
-
 // quarantinedFor reports whether q concerns org: its subject names org
 // (audit.<region>.<org>.…), or its data claims to be one of org's events.
-func quarantinedFor(q Quarantined, org string) bool {
+func quarantinedFor(q projections.Quarantined, org string) bool {
 	if parts := strings.SplitN(q.Subject, ".", 4); len(parts) >= 3 && parts[2] == org {
 		return true
 	}
@@ -310,13 +292,13 @@ func quarantinedFor(q Quarantined, org string) bool {
 	return json.Unmarshal(q.Data, &e) == nil && e.OrgID == org
 }
 
-func quarantineDivergence(held []Quarantined, size int64) *Divergence {
+func quarantineDivergence(held []projections.Quarantined, size int64) *Divergence {
 	q := held[0]
 	var e struct {
 		ID string `json:"id"`
 	}
 	_ = json.Unmarshal(q.Data, &e)
-	return &Divergence{LeafIndex: size, EventID: storable(e.ID), Field: "quarantine",
+	return &Divergence{LeafIndex: size, EventID: projections.Storable(e.ID), Field: "quarantine",
 		Expected: "every message of the organization's stream applied to the read model",
 		Found: fmt.Sprintf("%d message(s) quarantined, never applied; the first at stream sequence %d: %s",
 			len(held), q.Seq, q.Error)}
@@ -324,8 +306,8 @@ func quarantineDivergence(held []Quarantined, size int64) *Divergence {
 
 // streamAgedOut reports whether the stream has removed messages from its
 // start, as its maximum age (retention) does.
-func (s *EventStore) streamAgedOut(ctx context.Context, js jetstream.JetStream) (bool, error) {
-	stream, err := js.Stream(ctx, s.stream)
+func streamAgedOut(ctx context.Context, s *projections.EventStore, js jetstream.JetStream) (bool, error) {
+	stream, err := js.Stream(ctx, s.Stream())
 	if err != nil {
 		return false, err
 	}
@@ -337,9 +319,9 @@ func (s *EventStore) streamAgedOut(ctx context.Context, js jetstream.JetStream) 
 // the tree of size k, which the tree kept when the messages before it aged
 // out. A record the tree does not know starts the tree at 0, and the
 // comparison then shows where the stream and the tree part.
-func (s *EventStore) keptPrefix(ctx context.Context, org string, data []byte) (int64, []tlog.Hash, error) {
+func keptPrefix(ctx context.Context, s *projections.EventStore, org string, data []byte) (int64, []tlog.Hash, error) {
 	h := tlog.RecordHash(data)
-	rows, err := s.pool.Query(ctx, fmt.Sprintf(`SELECT idx FROM %s.tree_hashes WHERE org_id = $1 AND hash = $2`, s.schema), org, h[:])
+	rows, err := s.Pool().Query(ctx, fmt.Sprintf(`SELECT idx FROM %s.tree_hashes WHERE org_id = $1 AND hash = $2`, s.Schema()), org, h[:])
 	if err != nil {
 		return 0, nil, fmt.Errorf("find leaf: %w", err)
 	}
@@ -357,7 +339,7 @@ func (s *EventStore) keptPrefix(ctx context.Context, org string, data []byte) (i
 		return 0, nil, nil
 	}
 	count := tlog.StoredHashCount(k)
-	rows, err = s.pool.Query(ctx, fmt.Sprintf(`SELECT hash FROM %s.tree_hashes WHERE org_id = $1 AND idx < $2 ORDER BY idx`, s.schema), org, count)
+	rows, err = s.Pool().Query(ctx, fmt.Sprintf(`SELECT hash FROM %s.tree_hashes WHERE org_id = $1 AND idx < $2 ORDER BY idx`, s.Schema()), org, count)
 	if err != nil {
 		return 0, nil, fmt.Errorf("kept hashes: %w", err)
 	}
@@ -385,10 +367,10 @@ type storedRow struct {
 }
 
 // compareRow compares the row stored for l with the event l's message is,
-// field by field, in the order of EventColumns.
+// field by field, in the order of projections.EventColumns.
 func compareRow(l leaf, r *storedRow) *Divergence {
 	var want domain.Event
-	record := l.row[colRecord].([]byte)
+	record := projections.RowRecord(l.row)
 	_ = json.Unmarshal(record, &want) // it decoded before
 	got := r.e
 	div := func(field, expected, found string) *Divergence {
@@ -462,12 +444,12 @@ func sameJSON(div func(field, expected, found string) *Divergence, want, got jso
 
 // verifyHashes compares the stored hashes of the leaves in [from, to) with
 // the ones recomputed.
-func (s *EventStore) verifyHashes(ctx context.Context, org string, from, to int64, stored []tlog.Hash, found func(*Divergence)) error {
+func verifyHashes(ctx context.Context, s *projections.EventStore, org string, from, to int64, stored []tlog.Hash, found func(*Divergence)) error {
 	if from >= to {
 		return nil
 	}
 	lo, hi := tlog.StoredHashIndex(0, from), tlog.StoredHashIndex(0, to)
-	rows, err := s.pool.Query(ctx, fmt.Sprintf(`SELECT idx, hash FROM %s.tree_hashes WHERE org_id = $1 AND idx >= $2 AND idx < $3 ORDER BY idx`, s.schema), org, lo, hi)
+	rows, err := s.Pool().Query(ctx, fmt.Sprintf(`SELECT idx, hash FROM %s.tree_hashes WHERE org_id = $1 AND idx >= $2 AND idx < $3 ORDER BY idx`, s.Schema()), org, lo, hi)
 	if err != nil {
 		return fmt.Errorf("verify %s: tree hashes: %w", org, err)
 	}
@@ -511,7 +493,7 @@ func (s *EventStore) verifyHashes(ctx context.Context, org string, from, to int6
 // that its columns are what its note says, and that its root is the root
 // of the recomputed tree at its size. A bad checkpoint is located at its
 // tree's last leaf.
-func (s *EventStore) verifyCheckpoints(cps []SignedCheckpoint, size int64, r tlog.HashReader, open OpenFunc, found func(*Divergence)) error {
+func verifyCheckpoints(s *projections.EventStore, cps []SignedCheckpoint, size int64, r tlog.HashReader, open OpenFunc, found func(*Divergence)) error {
 	b64 := func(h tlog.Hash) string { return base64.StdEncoding.EncodeToString(h[:]) }
 	for _, c := range cps {
 		at := max(c.Size-1, 0)
@@ -539,12 +521,12 @@ func (s *EventStore) verifyCheckpoints(cps []SignedCheckpoint, size int64, r tlo
 
 // walkOrg hands fn every message of org the stream holds up to through, in
 // order: headers only when headersOnly, else with their data.
-func (s *EventStore) walkOrg(ctx context.Context, js jetstream.JetStream, org string, through uint64, headersOnly bool,
+func walkOrg(ctx context.Context, s *projections.EventStore, js jetstream.JetStream, org string, through uint64, headersOnly bool,
 	fn func(stream jetstream.Stream, seq uint64, m jetstream.Msg) error) error {
 	if through == 0 {
 		return nil
 	}
-	stream, err := js.Stream(ctx, s.stream)
+	stream, err := js.Stream(ctx, s.Stream())
 	if err != nil {
 		return err
 	}
@@ -556,7 +538,7 @@ func (s *EventStore) walkOrg(ctx context.Context, js jetstream.JetStream, org st
 	if len(info.State.Subjects) == 0 {
 		return nil
 	}
-	iter, err := s.messages(ctx, stream, subject, headersOnly)
+	iter, err := messages(ctx, s, stream, subject, headersOnly)
 	if err != nil {
 		return err
 	}
