@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/mod/sumdb/tlog"
 
-	"github.com/auditlog/auditlog/projections"
+	"github.com/auditlog/auditlog/readmodel"
 )
 
 // SignedCheckpoint is a checkpoint issued for an organization's tree, as
@@ -25,7 +25,7 @@ type SignedCheckpoint struct {
 }
 
 // SaveCheckpoint keeps c; keeping it again changes nothing.
-func SaveCheckpoint(ctx context.Context, s *projections.EventStore, c SignedCheckpoint) error {
+func SaveCheckpoint(ctx context.Context, s *readmodel.EventStore, c SignedCheckpoint) error {
 	_, err := s.Pool().Exec(ctx, fmt.Sprintf(`
 		INSERT INTO %s.checkpoints (org_id, tree_size, root_hash, note, issued_at, seq)
 		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`, s.Schema()),
@@ -55,7 +55,7 @@ func scanCheckpoint(row pgx.CollectableRow) (SignedCheckpoint, error) {
 }
 
 // LatestCheckpoint is org's checkpoint of the largest tree, or nil.
-func LatestCheckpoint(ctx context.Context, s *projections.EventStore, org string) (*SignedCheckpoint, error) {
+func LatestCheckpoint(ctx context.Context, s *readmodel.EventStore, org string) (*SignedCheckpoint, error) {
 	rows, err := s.Pool().Query(ctx, fmt.Sprintf(`SELECT %s FROM %s.checkpoints WHERE org_id = $1 ORDER BY tree_size DESC LIMIT 1`,
 		checkpointColumns, s.Schema()), org)
 	if err != nil {
@@ -72,7 +72,7 @@ func LatestCheckpoint(ctx context.Context, s *projections.EventStore, org string
 }
 
 // Checkpoints are every checkpoint of org, smallest tree first.
-func Checkpoints(ctx context.Context, s *projections.EventStore, org string) ([]SignedCheckpoint, error) {
+func Checkpoints(ctx context.Context, s *readmodel.EventStore, org string) ([]SignedCheckpoint, error) {
 	rows, err := s.Pool().Query(ctx, fmt.Sprintf(`SELECT %s FROM %s.checkpoints WHERE org_id = $1 ORDER BY tree_size`,
 		checkpointColumns, s.Schema()), org)
 	if err != nil {
@@ -87,7 +87,7 @@ func Checkpoints(ctx context.Context, s *projections.EventStore, org string) ([]
 
 // GrownTrees lists the orgs whose tree has grown past their latest
 // checkpoint, or that have none.
-func GrownTrees(ctx context.Context, s *projections.EventStore) ([]string, error) {
+func GrownTrees(ctx context.Context, s *readmodel.EventStore) ([]string, error) {
 	rows, err := s.Pool().Query(ctx, fmt.Sprintf(`
 		SELECT t.org_id FROM %[1]s.tree_size t
 		WHERE t.size > coalesce((SELECT max(tree_size) FROM %[1]s.checkpoints c WHERE c.org_id = t.org_id), 0)
@@ -104,7 +104,7 @@ func GrownTrees(ctx context.Context, s *projections.EventStore) ([]string, error
 
 // LastCheckpointSeq is the highest checkpoint stream sequence the read
 // model holds.
-func LastCheckpointSeq(ctx context.Context, s *projections.EventStore) (uint64, error) {
+func LastCheckpointSeq(ctx context.Context, s *readmodel.EventStore) (uint64, error) {
 	var seq int64
 	if err := s.Pool().QueryRow(ctx, fmt.Sprintf(`SELECT coalesce(max(seq), 0) FROM %s.checkpoints`, s.Schema())).Scan(&seq); err != nil {
 		return 0, fmt.Errorf("last checkpoint: %w", err)

@@ -10,11 +10,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/auditlog/auditlog/projector"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditlog/auditlog/domain"
-	"github.com/auditlog/auditlog/projections"
+	"github.com/auditlog/auditlog/readmodel"
 	"github.com/auditlog/auditlog/retention"
 )
 
@@ -65,7 +67,7 @@ type Report struct {
 	// Gaps are messages the read model should hold as events and does
 	// not; Extra are rows no message of the stream accounts for.
 	Gaps, Extra []EventRef
-	Quarantined []projections.Quarantined
+	Quarantined []readmodel.Quarantined
 	// Unexplained counts rows that no message of the stream accounts for.
 	Unexplained int64
 	// Expired counts messages whose event retention removed from the read
@@ -84,7 +86,7 @@ const reconcileChunk = 5000
 // model and, when repair is set, re-applies each missing message without a
 // rebuild. The result is also kept in the read model, where every
 // instance's metrics read it.
-func Reconcile(ctx context.Context, s *projections.EventStore, js jetstream.JetStream, repair bool) (*Report, error) {
+func Reconcile(ctx context.Context, s *readmodel.EventStore, js jetstream.JetStream, repair bool) (*Report, error) {
 	start := time.Now()
 	through, err := s.Checkpoint(ctx)
 	if err != nil {
@@ -151,7 +153,7 @@ type streamEvent struct {
 
 // walk reads the stream from its first message through rep.Through,
 // headers only, and hands it over in chunks. It sets rep.From.
-func walk(ctx context.Context, s *projections.EventStore, js jetstream.JetStream, rep *Report, fn func(jetstream.Stream, []streamEvent) error) error {
+func walk(ctx context.Context, s *readmodel.EventStore, js jetstream.JetStream, rep *Report, fn func(jetstream.Stream, []streamEvent) error) error {
 	stream, err := js.Stream(ctx, s.Stream())
 	if err != nil {
 		return fmt.Errorf("reconcile %s: %w", s.Stream(), err)
@@ -207,7 +209,7 @@ func walk(ctx context.Context, s *projections.EventStore, js jetstream.JetStream
 
 // messages reads the messages of stream on subject from the first; headers
 // only when the caller needs their sequence, subject and id, not their body.
-func messages(ctx context.Context, s *projections.EventStore, stream jetstream.Stream, subject string, headersOnly bool) (jetstream.MessagesContext, error) {
+func messages(ctx context.Context, s *readmodel.EventStore, stream jetstream.Stream, subject string, headersOnly bool) (jetstream.MessagesContext, error) {
 	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, HeadersOnly: headersOnly})
 	if err != nil {
 		return nil, fmt.Errorf("reconcile %s: %w", s.Stream(), err)
@@ -222,7 +224,7 @@ func messages(ctx context.Context, s *projections.EventStore, stream jetstream.S
 // eventID is the event id of a message: its de-duplication id, which is
 // "<org>:<id>" (or the bare id in messages from before identity was per
 // org), else what its body says.
-func eventID(ctx context.Context, s *projections.EventStore, stream jetstream.Stream, org string, seq uint64, msgID string) (string, error) {
+func eventID(ctx context.Context, s *readmodel.EventStore, stream jetstream.Stream, org string, seq uint64, msgID string) (string, error) {
 	if id, ok := strings.CutPrefix(msgID, org+":"); ok {
 		return id, nil
 	}
@@ -254,7 +256,7 @@ func orgOfSubject(subject string) string {
 // which every month is gone. An event occurs at most domain.MaxFutureSkewLimit
 // after it is stored, so a message stored well before through needs no
 // look at its body; only recent messages of old events (backfills) are read.
-func expired(s *projections.EventStore, stream jetstream.Stream, through time.Time) func(context.Context, streamEvent) (bool, error) {
+func expired(s *readmodel.EventStore, stream jetstream.Stream, through time.Time) func(context.Context, streamEvent) (bool, error) {
 	return func(ctx context.Context, e streamEvent) (bool, error) {
 		switch {
 		case through.IsZero():
@@ -279,7 +281,7 @@ func expired(s *projections.EventStore, stream jetstream.Stream, through time.Ti
 // compare looks up the events of chunk in the read model: each is stored
 // from its own message, from an earlier one (a duplicate), removed by
 // retention, or missing.
-func compare(ctx context.Context, s *projections.EventStore, rep *Report, chunk []streamEvent, quarantined map[uint64]bool,
+func compare(ctx context.Context, s *readmodel.EventStore, rep *Report, chunk []streamEvent, quarantined map[uint64]bool,
 	expired func(context.Context, streamEvent) (bool, error)) error {
 	seqs, orgs, ids := make([]int64, 0, len(chunk)), make([]string, 0, len(chunk)), make([]string, 0, len(chunk))
 	bySeq := make(map[uint64]streamEvent, len(chunk))
@@ -343,7 +345,7 @@ func compare(ctx context.Context, s *projections.EventStore, rep *Report, chunk 
 // countRows counts each org's rows from the stream's first message up to
 // the checkpoint, so rows that no message explains show too. Rows from
 // messages that aged out of the stream have nothing to be compared with.
-func countRows(ctx context.Context, s *projections.EventStore, rep *Report) error {
+func countRows(ctx context.Context, s *readmodel.EventStore, rep *Report) error {
 	rows, err := s.Pool().Query(ctx, fmt.Sprintf(
 		`SELECT org_id, count(*) FROM %s.events WHERE stream_seq >= $2 AND stream_seq <= $1 GROUP BY org_id`, s.Schema()),
 		int64(rep.Through), int64(rep.From))
@@ -372,7 +374,7 @@ func countRows(ctx context.Context, s *projections.EventStore, rep *Report) erro
 // matched with the org's messages,
 // read again from the stream. It runs only for an org whose rows outnumber
 // its stored messages, so its memory is one such org's rows.
-func findExtra(ctx context.Context, s *projections.EventStore, js jetstream.JetStream, rep *Report, org string) error {
+func findExtra(ctx context.Context, s *readmodel.EventStore, js jetstream.JetStream, rep *Report, org string) error {
 	rows, err := s.Pool().Query(ctx, fmt.Sprintf(
 		`SELECT id, stream_seq FROM %s.events WHERE org_id = $1 AND stream_seq >= $3 AND stream_seq <= $2`, s.Schema()),
 		org, int64(rep.Through), int64(rep.From))
@@ -411,7 +413,7 @@ func findExtra(ctx context.Context, s *projections.EventStore, js jetstream.JetS
 // checkpoint alone: the rows are written as the projector would have, and
 // an id claimed for a row that is gone is claimed again. A row that is gone
 // was a leaf, and the tree still has it, so it gets its leaf index back.
-func repairGaps(ctx context.Context, s *projections.EventStore, js jetstream.JetStream, gaps []EventRef) (int, error) {
+func repairGaps(ctx context.Context, s *readmodel.EventStore, js jetstream.JetStream, gaps []EventRef) (int, error) {
 	stream, err := js.Stream(ctx, s.Stream())
 	if err != nil {
 		return 0, fmt.Errorf("repair %s: %w", s.Stream(), err)
@@ -424,7 +426,7 @@ func repairGaps(ctx context.Context, s *projections.EventStore, js jetstream.Jet
 			if err != nil {
 				return repaired, fmt.Errorf("repair %s: read message %d: %w", s.Stream(), g.Seq, err)
 			}
-			row, err := s.DecodeRow(projections.Message{Seq: g.Seq, Subject: raw.Subject, Data: raw.Data})
+			row, err := s.DecodeRow(projector.Message{Seq: g.Seq, Subject: raw.Subject, Data: raw.Data})
 			if err != nil {
 				return repaired, fmt.Errorf("repair %s: message %d: %w", s.Stream(), g.Seq, err)
 			}
@@ -448,7 +450,7 @@ type ReconcileStatus struct {
 	Found, Gaps, Quarantined, Unexplained int64
 }
 
-func saveReport(ctx context.Context, s *projections.EventStore, rep *Report) error {
+func saveReport(ctx context.Context, s *readmodel.EventStore, rep *Report) error {
 	_, err := s.Pool().Exec(ctx, fmt.Sprintf(`
 		INSERT INTO %s.reconciliation (stream, finished_at, through, found, gaps, quarantined, unexplained)
 		VALUES ($1, now(), $2, $3, $4, $5, $6)
@@ -464,7 +466,7 @@ func saveReport(ctx context.Context, s *projections.EventStore, rep *Report) err
 }
 
 // LastReconcile is the store's last reconciliation, or nil when none ran.
-func LastReconcile(ctx context.Context, s *projections.EventStore) (*ReconcileStatus, error) {
+func LastReconcile(ctx context.Context, s *readmodel.EventStore) (*ReconcileStatus, error) {
 	var st ReconcileStatus
 	var through int64
 	err := s.Pool().QueryRow(ctx, fmt.Sprintf(

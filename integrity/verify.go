@@ -11,12 +11,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/auditlog/auditlog/projector"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/auditlog/auditlog/domain"
-	"github.com/auditlog/auditlog/projections"
+	"github.com/auditlog/auditlog/readmodel"
 	"github.com/auditlog/auditlog/retention"
 )
 
@@ -79,7 +81,7 @@ type leaf struct {
 // checkpoints, the stored tree size, the stream's head, then the rows up
 // to that head; each read can only see as much as or more than the one
 // before.
-func VerifyTree(ctx context.Context, s *projections.EventStore, js jetstream.JetStream, org string, from, to int64, open OpenFunc) (*Verification, error) {
+func VerifyTree(ctx context.Context, s *readmodel.EventStore, js jetstream.JetStream, org string, from, to int64, open OpenFunc) (*Verification, error) {
 	projected, err := s.OrgCheckpoint(ctx, org)
 	if err != nil {
 		return nil, err
@@ -106,7 +108,7 @@ func VerifyTree(ctx context.Context, s *projections.EventStore, js jetstream.Jet
 		return nil, err
 	}
 	skip := map[uint64]bool{}
-	var held []projections.Quarantined
+	var held []readmodel.Quarantined
 	for _, q := range quarantined {
 		skip[q.Seq] = true
 		if quarantinedFor(q, org) {
@@ -127,7 +129,7 @@ func VerifyTree(ctx context.Context, s *projections.EventStore, js jetstream.Jet
 	// Rows come in leaf order from one query and are merged with the leaves
 	// as the stream yields them.
 	rows, err := s.Pool().Query(ctx, fmt.Sprintf(`SELECT %s FROM %s.events
-		WHERE org_id = $1 AND leaf_index >= $2 AND leaf_index < $3 AND stream_seq <= $4 ORDER BY leaf_index, id`, projections.SelectColumns, s.Schema()),
+		WHERE org_id = $1 AND leaf_index >= $2 AND leaf_index < $3 AND stream_seq <= $4 ORDER BY leaf_index, id`, readmodel.SelectColumns, s.Schema()),
 		org, from, to, int64(through))
 	if err != nil {
 		return nil, fmt.Errorf("verify %s: %w", org, err)
@@ -137,7 +139,7 @@ func VerifyTree(ctx context.Context, s *projections.EventStore, js jetstream.Jet
 		if !rows.Next() {
 			return nil, rows.Err()
 		}
-		e, err := projections.ScanEvent(rows)
+		e, err := readmodel.ScanEvent(rows)
 		if err != nil {
 			return nil, err
 		}
@@ -222,7 +224,7 @@ func VerifyTree(ctx context.Context, s *projections.EventStore, js jetstream.Jet
 		if skip[seq] {
 			return nil
 		}
-		row, err := s.DecodeRow(projections.Message{Seq: seq, Subject: subject, Data: data})
+		row, err := s.DecodeRow(projector.Message{Seq: seq, Subject: subject, Data: data})
 		if err != nil {
 			return nil // not an event, quarantined or about to be
 		}
@@ -282,7 +284,7 @@ func VerifyTree(ctx context.Context, s *projections.EventStore, js jetstream.Jet
 
 // quarantinedFor reports whether q concerns org: its subject names org
 // (audit.<region>.<org>.…), or its data claims to be one of org's events.
-func quarantinedFor(q projections.Quarantined, org string) bool {
+func quarantinedFor(q readmodel.Quarantined, org string) bool {
 	if parts := strings.SplitN(q.Subject, ".", 4); len(parts) >= 3 && parts[2] == org {
 		return true
 	}
@@ -292,13 +294,13 @@ func quarantinedFor(q projections.Quarantined, org string) bool {
 	return json.Unmarshal(q.Data, &e) == nil && e.OrgID == org
 }
 
-func quarantineDivergence(held []projections.Quarantined, size int64) *Divergence {
+func quarantineDivergence(held []readmodel.Quarantined, size int64) *Divergence {
 	q := held[0]
 	var e struct {
 		ID string `json:"id"`
 	}
 	_ = json.Unmarshal(q.Data, &e)
-	return &Divergence{LeafIndex: size, EventID: projections.Storable(e.ID), Field: "quarantine",
+	return &Divergence{LeafIndex: size, EventID: readmodel.Storable(e.ID), Field: "quarantine",
 		Expected: "every message of the organization's stream applied to the read model",
 		Found: fmt.Sprintf("%d message(s) quarantined, never applied; the first at stream sequence %d: %s",
 			len(held), q.Seq, q.Error)}
@@ -306,7 +308,7 @@ func quarantineDivergence(held []projections.Quarantined, size int64) *Divergenc
 
 // streamAgedOut reports whether the stream has removed messages from its
 // start, as its maximum age (retention) does.
-func streamAgedOut(ctx context.Context, s *projections.EventStore, js jetstream.JetStream) (bool, error) {
+func streamAgedOut(ctx context.Context, s *readmodel.EventStore, js jetstream.JetStream) (bool, error) {
 	stream, err := js.Stream(ctx, s.Stream())
 	if err != nil {
 		return false, err
@@ -319,7 +321,7 @@ func streamAgedOut(ctx context.Context, s *projections.EventStore, js jetstream.
 // the tree of size k, which the tree kept when the messages before it aged
 // out. A record the tree does not know starts the tree at 0, and the
 // comparison then shows where the stream and the tree part.
-func keptPrefix(ctx context.Context, s *projections.EventStore, org string, data []byte) (int64, []tlog.Hash, error) {
+func keptPrefix(ctx context.Context, s *readmodel.EventStore, org string, data []byte) (int64, []tlog.Hash, error) {
 	h := tlog.RecordHash(data)
 	rows, err := s.Pool().Query(ctx, fmt.Sprintf(`SELECT idx FROM %s.tree_hashes WHERE org_id = $1 AND hash = $2`, s.Schema()), org, h[:])
 	if err != nil {
@@ -367,10 +369,10 @@ type storedRow struct {
 }
 
 // compareRow compares the row stored for l with the event l's message is,
-// field by field, in the order of projections.EventColumns.
+// field by field, in the order of readmodel.EventColumns.
 func compareRow(l leaf, r *storedRow) *Divergence {
 	var want domain.Event
-	record := projections.RowRecord(l.row)
+	record := readmodel.RowRecord(l.row)
 	_ = json.Unmarshal(record, &want) // it decoded before
 	got := r.e
 	div := func(field, expected, found string) *Divergence {
@@ -444,7 +446,7 @@ func sameJSON(div func(field, expected, found string) *Divergence, want, got jso
 
 // verifyHashes compares the stored hashes of the leaves in [from, to) with
 // the ones recomputed.
-func verifyHashes(ctx context.Context, s *projections.EventStore, org string, from, to int64, stored []tlog.Hash, found func(*Divergence)) error {
+func verifyHashes(ctx context.Context, s *readmodel.EventStore, org string, from, to int64, stored []tlog.Hash, found func(*Divergence)) error {
 	if from >= to {
 		return nil
 	}
@@ -493,7 +495,7 @@ func verifyHashes(ctx context.Context, s *projections.EventStore, org string, fr
 // that its columns are what its note says, and that its root is the root
 // of the recomputed tree at its size. A bad checkpoint is located at its
 // tree's last leaf.
-func verifyCheckpoints(s *projections.EventStore, cps []SignedCheckpoint, size int64, r tlog.HashReader, open OpenFunc, found func(*Divergence)) error {
+func verifyCheckpoints(s *readmodel.EventStore, cps []SignedCheckpoint, size int64, r tlog.HashReader, open OpenFunc, found func(*Divergence)) error {
 	b64 := func(h tlog.Hash) string { return base64.StdEncoding.EncodeToString(h[:]) }
 	for _, c := range cps {
 		at := max(c.Size-1, 0)
@@ -521,7 +523,7 @@ func verifyCheckpoints(s *projections.EventStore, cps []SignedCheckpoint, size i
 
 // walkOrg hands fn every message of org the stream holds up to through, in
 // order: headers only when headersOnly, else with their data.
-func walkOrg(ctx context.Context, s *projections.EventStore, js jetstream.JetStream, org string, through uint64, headersOnly bool,
+func walkOrg(ctx context.Context, s *readmodel.EventStore, js jetstream.JetStream, org string, through uint64, headersOnly bool,
 	fn func(stream jetstream.Stream, seq uint64, m jetstream.Msg) error) error {
 	if through == 0 {
 		return nil

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/auditlog/auditlog/projector"
+
 	integ "github.com/auditlog/auditlog/integrity"
 
 	"github.com/jackc/pgx/v5"
@@ -16,7 +18,7 @@ import (
 
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/natsx"
-	"github.com/auditlog/auditlog/projections"
+	"github.com/auditlog/auditlog/readmodel"
 )
 
 // Defaults of the integrity checks.
@@ -158,7 +160,7 @@ func (in *integrity) read(ctx context.Context, name string, rm readModel) (*Proj
 			return nil, err
 		}
 	}
-	if st, ok := rm.(*projections.EventStore); ok {
+	if st, ok := rm.(*readmodel.EventStore); ok {
 		last, err := integ.LastReconcile(ctx, st)
 		if err != nil {
 			return nil, err
@@ -267,7 +269,7 @@ func onlyOne(ctx context.Context, pool *pgxpool.Pool, lock string, fn func() err
 }
 
 // Reconcile compares every regional stream with its read model and, when
-// repair is set, re-applies what is missing. See projections.Reconcile.
+// repair is set, re-applies what is missing. See readmodel.Reconcile.
 func (s *Server) Reconcile(ctx context.Context, repair bool) ([]*integ.Report, error) {
 	var out []*integ.Report
 	for _, r := range domain.Regions {
@@ -377,7 +379,7 @@ func boolValue(b bool) float64 {
 
 // partitioned is the partitioned projection of the regional stream named
 // stream, or nil for any other stream.
-func (s *Server) partitioned(stream string) *projections.Partitioned {
+func (s *Server) partitioned(stream string) *projector.Partitioned {
 	for _, pp := range s.eventProjectors {
 		if pp.Stream() == stream {
 			return pp

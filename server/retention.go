@@ -12,7 +12,7 @@ import (
 
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/natsx"
-	"github.com/auditlog/auditlog/projections"
+	"github.com/auditlog/auditlog/readmodel"
 	"github.com/auditlog/auditlog/retention"
 )
 
@@ -206,11 +206,11 @@ func (s *Server) enforceRetention(ctx context.Context, r domain.Region) ([]reten
 // read model, read from the read model itself so every instance reports
 // the same whichever one dropped the months.
 type retentionCollector struct {
-	stores             map[domain.Region]*projections.EventStore
+	stores             map[domain.Region]*readmodel.EventStore
 	partitions, events *prometheus.Desc
 }
 
-func newRetentionCollector(stores map[domain.Region]*projections.EventStore) *retentionCollector {
+func newRetentionCollector(stores map[domain.Region]*readmodel.EventStore) *retentionCollector {
 	labels := []string{"stream"}
 	return &retentionCollector{
 		stores: stores,

@@ -20,7 +20,7 @@ import (
 
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/natsx"
-	"github.com/auditlog/auditlog/projections"
+	"github.com/auditlog/auditlog/readmodel"
 	"github.com/auditlog/auditlog/treelog"
 )
 
@@ -104,7 +104,7 @@ func (t *trees) open(msg string) (int64, tlog.Hash, error) {
 
 // store is the read model of org's region, or a NOT_FOUND-free empty
 // answer's nil when the org never opted in.
-func (t *trees) store(ctx context.Context, org string) (domain.Region, *projections.EventStore, error) {
+func (t *trees) store(ctx context.Context, org string) (domain.Region, *readmodel.EventStore, error) {
 	region, ok, err := t.s.store.Region(ctx, org)
 	if err != nil || !ok {
 		return "", nil, err
@@ -114,7 +114,7 @@ func (t *trees) store(ctx context.Context, org string) (domain.Region, *projecti
 
 // checkStore is store on the integrity pool, for the API's integrity
 // queries, once the gate admitted the request; release ends the admission.
-func (t *trees) checkStore(ctx context.Context, org string) (region domain.Region, st *projections.EventStore, release func(), err error) {
+func (t *trees) checkStore(ctx context.Context, org string) (region domain.Region, st *readmodel.EventStore, release func(), err error) {
 	release, err = t.s.gate.admit(ctx, org)
 	if err != nil {
 		return "", nil, nil, err
@@ -142,7 +142,7 @@ func (t *trees) Checkpoint(ctx context.Context, org string) (*integ.SignedCheckp
 
 // checkpoint is Checkpoint on st; onDemand issues at most one checkpoint
 // per organization and CheckpointMinInterval.
-func (t *trees) checkpoint(ctx context.Context, region domain.Region, st *projections.EventStore, org string, onDemand bool) (*integ.SignedCheckpoint, treelog.Checkpoint, error) {
+func (t *trees) checkpoint(ctx context.Context, region domain.Region, st *readmodel.EventStore, org string, onDemand bool) (*integ.SignedCheckpoint, treelog.Checkpoint, error) {
 	if st == nil {
 		return t.empty(org, "")
 	}
@@ -178,7 +178,7 @@ func (t *trees) empty(org, region string) (*integ.SignedCheckpoint, treelog.Chec
 // instead while it is younger than CheckpointMinInterval: reads, which
 // themselves grow the tree, cannot grow the checkpoint stream faster than
 // one checkpoint per organization and interval.
-func (t *trees) issue(ctx context.Context, region domain.Region, st *projections.EventStore, org string, onDemand bool) (*integ.SignedCheckpoint, error) {
+func (t *trees) issue(ctx context.Context, region domain.Region, st *readmodel.EventStore, org string, onDemand bool) (*integ.SignedCheckpoint, error) {
 	latest, err := integ.LatestCheckpoint(ctx, st, org)
 	if err != nil {
 		return nil, err
@@ -338,7 +338,7 @@ func (t *trees) ProveEvent(ctx context.Context, org, id string, treeSize *int64)
 		size = c.Size
 	}
 	p, err := integ.ProveRecord(ctx, st, org, size, *e.LeafIndex)
-	if errors.Is(err, projections.ErrNoLeaf) {
+	if errors.Is(err, readmodel.ErrNoLeaf) {
 		return 0, 0, nil, domain.BadInput("treeSize", "must be larger than the event's leaf index %d and at most the tree's size", *e.LeafIndex)
 	}
 	return *e.LeafIndex, size, p, err
@@ -358,7 +358,7 @@ func (t *trees) ProveConsistency(ctx context.Context, org string, from, to int64
 		return nil, domain.BadInput("to", "the organization's log is empty")
 	}
 	p, err := integ.ProveTree(ctx, st, org, from, to)
-	if errors.Is(err, projections.ErrNoLeaf) {
+	if errors.Is(err, readmodel.ErrNoLeaf) {
 		return nil, domain.BadInput("from", "must be between 1 and to, and to at most the tree's size")
 	}
 	return p, err
@@ -403,7 +403,7 @@ func (p exportProver) TreeHashes(ctx context.Context, org string) (tlog.HashRead
 		return nil, err
 	}
 	if st == nil {
-		return nil, projections.ErrNoLeaf
+		return nil, readmodel.ErrNoLeaf
 	}
 	return st.Hashes(ctx, org), nil
 }

@@ -20,7 +20,7 @@ import (
 	"github.com/auditlog/auditlog/ingest"
 	"github.com/auditlog/auditlog/internal/testenv"
 	"github.com/auditlog/auditlog/natsx"
-	"github.com/auditlog/auditlog/projections"
+	"github.com/auditlog/auditlog/readmodel"
 	"github.com/auditlog/auditlog/server"
 )
 
@@ -277,9 +277,9 @@ func TestUpgradeKeepsExistingStreamsWorking(t *testing.T) {
 
 	c := list(t, env, "old", map[string]any{"types": []string{"AUDIT_LOG_OPT_IN", "AUDIT_LOG_OPT_OUT"}}, 10, "")
 	want := map[string]bool{
-		projections.SettingsEventID(domain.SettingsChange{}, ack.Sequence): true, // the legacy derivation
-		domain.SettingsEventID("old", 2):                                   true,
-		domain.SettingsEventID("old", 3):                                   true,
+		readmodel.SettingsEventID(domain.SettingsChange{}, ack.Sequence): true, // the legacy derivation
+		domain.SettingsEventID("old", 2):                                 true,
+		domain.SettingsEventID("old", 3):                                 true,
 	}
 	if c.TotalCount != 3 {
 		t.Fatalf("settings events %v", c.ids())

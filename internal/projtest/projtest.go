@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditlog/auditlog/projector"
+
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/oklog/ulid/v2"
@@ -19,11 +21,11 @@ import (
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/internal/testenv"
 	"github.com/auditlog/auditlog/natsx"
-	"github.com/auditlog/auditlog/projections"
+	"github.com/auditlog/auditlog/readmodel"
 )
 
 // RunUntil runs p until its read model holds seq, then stops it.
-func RunUntil(t *testing.T, p *projections.Projector, seq uint64) {
+func RunUntil(t *testing.T, p *projector.Projector, seq uint64) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -48,16 +50,16 @@ func RunUntil(t *testing.T, p *projections.Projector, seq uint64) {
 	}
 }
 
-func NewStore(t *testing.T) (jetstream.JetStream, *projections.EventStore, func(batch int) *projections.Projector) {
+func NewStore(t *testing.T) (jetstream.JetStream, *readmodel.EventStore, func(batch int) *projector.Projector) {
 	t.Helper()
 	js := testenv.JetStream(t, natsx.Streams{DuplicateWindow: time.Minute})
 	pool := testenv.Pool(t)
-	store := projections.NewEventStore(pool, "audit_us", natsx.AuditStream(domain.RegionUS), zerolog.Nop())
+	store := readmodel.NewEventStore(pool, "audit_us", natsx.AuditStream(domain.RegionUS), zerolog.Nop())
 	if err := store.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	return js, store, func(batch int) *projections.Projector {
-		return &projections.Projector{JS: js, Pool: pool, Stream: natsx.AuditStream(domain.RegionUS),
+	return js, store, func(batch int) *projector.Projector {
+		return &projector.Projector{JS: js, Pool: pool, Stream: natsx.AuditStream(domain.RegionUS),
 			Durable: "pg-events", Sink: store, Log: zerolog.Nop(), Batch: batch}
 	}
 }
@@ -140,9 +142,9 @@ func Count(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) int64 {
 	return n
 }
 
-func FirstPage(t *testing.T, s *projections.EventStore, org string) []string {
+func FirstPage(t *testing.T, s *readmodel.EventStore, org string) []string {
 	t.Helper()
-	page, err := s.List(context.Background(), org, domain.Filter{}, projections.PageRequest{First: 20})
+	page, err := s.List(context.Background(), org, domain.Filter{}, readmodel.PageRequest{First: 20})
 	if err != nil {
 		t.Fatal(err)
 	}

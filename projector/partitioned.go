@@ -1,4 +1,4 @@
-package projections
+package projector
 
 import (
 	"context"
@@ -31,8 +31,10 @@ const MaxPartitions = natsx.Slots
 // runs, the events stored before slots existed are applied, so an org's
 // older events always precede its newer ones.
 type Partitioned struct {
-	JS     jetstream.JetStream
-	Store  *EventStore
+	JS jetstream.JetStream
+	// Store is the read model projected: the sink of the events stored
+	// before slots, which gives the sink of each partition's slots.
+	Store  Store
 	Region domain.Region
 	Log    zerolog.Logger
 	// Layout reads how many partitions the deployment runs.
@@ -64,6 +66,16 @@ type Partitioned struct {
 	quarantined   atomic.Uint64
 	takeovers     atomic.Uint64
 	fenced        atomic.Uint64
+}
+
+// Store is the read model a Partitioned projects into.
+type Store interface {
+	Sink
+	// Pool is the database the read model, and the slot locks, live in.
+	Pool() *pgxpool.Pool
+	// SlotSink is the sink of the projector of slots: the same read model,
+	// keeping a position per slot.
+	SlotSink(slots []int) Sink
 }
 
 // partitionRun is one partition projected by this instance.
@@ -314,7 +326,7 @@ func (pp *Partitioned) partition(i, count int) *Projector {
 		JS: pp.JS, Pool: pp.Store.Pool(), Stream: pp.Stream(), Log: pp.Log, IdleCheck: pp.IdleCheck, HolderTimeout: pp.HolderTimeout,
 		Durable: fmt.Sprintf("%s-%d-of-%d", pp.durable(), i, count),
 		Filters: []string{natsx.PartitionSubjects(pp.Region, i, count)},
-		Sink:    pp.Store.Partition(slots),
+		Sink:    pp.Store.SlotSink(slots),
 		Lock:    slotLocks{name: pp.slotLockName(), slots: slots},
 	}
 }

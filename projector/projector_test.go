@@ -1,4 +1,4 @@
-package projections_test
+package projector_test
 
 import (
 	"context"
@@ -13,19 +13,20 @@ import (
 	"github.com/auditlog/auditlog/internal/projtest"
 	"github.com/auditlog/auditlog/internal/testenv"
 	"github.com/auditlog/auditlog/natsx"
-	"github.com/auditlog/auditlog/projections"
+	"github.com/auditlog/auditlog/projector"
+	"github.com/auditlog/auditlog/readmodel"
 )
 
 // crashAfterCommit commits its first batches, then fails the next one after
 // committing it: the projector exits between commit and ack, as on a crash.
 type crashAfterCommit struct {
-	projections.Sink
+	projector.Sink
 	batches int
 }
 
 var errCrash = errors.New("crash after commit, before ack")
 
-func (c *crashAfterCommit) Apply(ctx context.Context, conn *pgx.Conn, batch []projections.Message) error {
+func (c *crashAfterCommit) Apply(ctx context.Context, conn *pgx.Conn, batch []projector.Message) error {
 	if err := c.Sink.Apply(ctx, conn, batch); err != nil {
 		return err
 	}
@@ -40,14 +41,14 @@ func TestProjectorResumesExactlyAfterCrash(t *testing.T) {
 	js := testenv.JetStream(t, natsx.Streams{DuplicateWindow: time.Minute})
 	pool := testenv.Pool(t)
 	ctx := context.Background()
-	store := projections.NewEventStore(pool, "audit_us", natsx.AuditStream(domain.RegionUS), zerolog.Nop())
+	store := readmodel.NewEventStore(pool, "audit_us", natsx.AuditStream(domain.RegionUS), zerolog.Nop())
 	if err := store.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
 	const n = 5000
 	last := projtest.Publish(t, js, "acme", n)
-	newProjector := func(sink projections.Sink) *projections.Projector {
-		return &projections.Projector{JS: js, Pool: pool, Stream: natsx.AuditStream(domain.RegionUS),
+	newProjector := func(sink projector.Sink) *projector.Projector {
+		return &projector.Projector{JS: js, Pool: pool, Stream: natsx.AuditStream(domain.RegionUS),
 			Durable: "pg-events", Sink: sink, Log: zerolog.Nop(), Batch: 500}
 	}
 
@@ -103,16 +104,16 @@ func TestProjectorsAreExclusive(t *testing.T) {
 	pool := testenv.Pool(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	store := projections.NewEventStore(pool, "audit_us", natsx.AuditStream(domain.RegionUS), zerolog.Nop())
+	store := readmodel.NewEventStore(pool, "audit_us", natsx.AuditStream(domain.RegionUS), zerolog.Nop())
 	if err := store.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
 	last := projtest.Publish(t, js, "acme", 2000)
 	// Two instances race for the same read model; one holds the lock.
 	done := make(chan error, 2)
-	ps := make([]*projections.Projector, 2)
+	ps := make([]*projector.Projector, 2)
 	for i := range ps {
-		ps[i] = &projections.Projector{JS: js, Pool: pool, Stream: natsx.AuditStream(domain.RegionUS),
+		ps[i] = &projector.Projector{JS: js, Pool: pool, Stream: natsx.AuditStream(domain.RegionUS),
 			Durable: "pg-events", Sink: store, Log: zerolog.Nop(), Batch: 100}
 		go func() { done <- ps[i].Run(ctx) }()
 	}

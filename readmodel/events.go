@@ -1,4 +1,4 @@
-package projections
+package readmodel
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/auditlog/auditlog/projector"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -50,6 +52,9 @@ func (s *EventStore) Partition(slots []int) *EventStore {
 	}
 	return &p
 }
+
+// SlotSink is Partition as the projector runtime asks for it.
+func (s *EventStore) SlotSink(slots []int) projector.Sink { return s.Partition(slots) }
 
 // slotKey names the checkpoint of slot of stream.
 func slotKey(stream string, slot int) string { return fmt.Sprintf("%s.%d", stream, slot) }
@@ -130,7 +135,7 @@ func leastCheckpoint(ctx context.Context, q querier, schema string, keys []strin
 // Fence takes a new epoch for a partition's slots, now that its projector
 // holds their locks, and writes it on their checkpoints: from then on only
 // this store's writes move them, and a store that fenced before (a holder
-// that lost its locks without knowing) gets ErrFenced and writes nothing.
+// that lost its locks without knowing) gets projector.ErrFenced and writes nothing.
 // The store of a whole stream does not fence.
 func (s *EventStore) Fence(ctx context.Context, conn *pgx.Conn) error {
 	if !s.fenced {
@@ -157,7 +162,7 @@ func (s *EventStore) Fence(ctx context.Context, conn *pgx.Conn) error {
 // epoch when it is a partition's.
 func (s *EventStore) writeCheckpoints(ctx context.Context, tx pgx.Tx, seq int64) error {
 	if s.fenced && s.epoch == 0 {
-		return fmt.Errorf("%w: the partition's store was never fenced", ErrFenced)
+		return fmt.Errorf("%w: the partition's store was never fenced", projector.ErrFenced)
 	}
 	return writeCheckpoints(ctx, tx, s.schema, s.keys, seq, s.epoch)
 }
@@ -172,7 +177,7 @@ func (s *EventStore) Advance(ctx context.Context, conn *pgx.Conn, seq uint64) er
 
 // Decode turns each message into its row, so the projector can do this
 // while the previous batch is being written.
-func (s *EventStore) Decode(batch []Message) {
+func (s *EventStore) Decode(batch []projector.Message) {
 	for i := range batch {
 		batch[i].Decoded = s.decode(&batch[i])
 	}
@@ -182,7 +187,7 @@ func (s *EventStore) Decode(batch []Message) {
 // valid events to subjects naming their own org, source and type, so any
 // other message was not written by it (an older build, a bug, a hand-made
 // publish) and must not reach the read model as if it were an event.
-func (s *EventStore) decode(m *Message) any {
+func (s *EventStore) decode(m *projector.Message) any {
 	// What Postgres would refuse (a NUL, a lone surrogate) is found here,
 	// so the message is quarantined at once rather than by splitting its
 	// batch until the insert that fails is alone.
@@ -206,8 +211,8 @@ func (s *EventStore) decode(m *Message) any {
 
 // Apply inserts the events of batch whose id the org has not seen yet, with
 // the checkpoint, in one transaction. A message that is not an event is
-// reported as a *PoisonError before anything is written.
-func (s *EventStore) Apply(ctx context.Context, conn *pgx.Conn, batch []Message) error {
+// reported as a *projector.PoisonError before anything is written.
+func (s *EventStore) Apply(ctx context.Context, conn *pgx.Conn, batch []projector.Message) error {
 	rows := make([][]any, 0, len(batch))
 	seen := make(map[[2]string]bool, len(batch))
 	for i := range batch {
@@ -216,7 +221,7 @@ func (s *EventStore) Apply(ctx context.Context, conn *pgx.Conn, batch []Message)
 			d = s.decode(&batch[i])
 		}
 		if err, ok := d.(error); ok {
-			return &PoisonError{Seq: batch[i].Seq, Err: err}
+			return &projector.PoisonError{Seq: batch[i].Seq, Err: err}
 		}
 		row := d.([]any)
 		key := [2]string{row[0].(string), row[1].(string)}
@@ -244,9 +249,9 @@ func (s *EventStore) Apply(ctx context.Context, conn *pgx.Conn, batch []Message)
 }
 
 // Quarantine keeps m in the quarantine table and moves the checkpoint to it.
-func (s *EventStore) Quarantine(ctx context.Context, conn *pgx.Conn, m Message, reason error) error {
+func (s *EventStore) Quarantine(ctx context.Context, conn *pgx.Conn, m projector.Message, reason error) error {
 	if s.fenced && s.epoch == 0 {
-		return fmt.Errorf("%w: the partition's store was never fenced", ErrFenced)
+		return fmt.Errorf("%w: the partition's store was never fenced", projector.ErrFenced)
 	}
 	return quarantine(ctx, conn, s.schema, s.stream, s.keys, s.epoch, m, reason)
 }
@@ -408,7 +413,7 @@ func (s *EventStore) Restore(ctx context.Context, rows [][]any) (int, error) {
 
 // DecodeRow is m as a row of EventColumns with its record, or why m can
 // never be one.
-func (s *EventStore) DecodeRow(m Message) ([]any, error) {
+func (s *EventStore) DecodeRow(m projector.Message) ([]any, error) {
 	d := s.decode(&m)
 	if err, ok := d.(error); ok {
 		return nil, err

@@ -1,4 +1,4 @@
-package projections_test
+package readmodel_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 
 	"github.com/auditlog/auditlog/internal/projtest"
 	"github.com/auditlog/auditlog/internal/testenv"
-	"github.com/auditlog/auditlog/projections"
+	"github.com/auditlog/auditlog/readmodel"
 )
 
 // TestUpgradeSplitsMonthsByOrgAndKeepsRows seeds a read model at migration
@@ -20,10 +20,10 @@ import (
 func TestUpgradeSplitsMonthsByOrgAndKeepsRows(t *testing.T) {
 	ctx := context.Background()
 	pool := testenv.Pool(t)
-	if err := projections.MigrateTo(ctx, pool, "audit_us", "region", 3); err != nil {
+	if err := readmodel.MigrateTo(ctx, pool, "audit_us", "region", 3); err != nil {
 		t.Fatal(err)
 	}
-	s := projections.NewEventStore(pool, "audit_us", "AUDIT_US", zerolog.Nop())
+	s := readmodel.NewEventStore(pool, "audit_us", "AUDIT_US", zerolog.Nop())
 	if err := s.SeedSynthetic(ctx, 5_000, 10, "org-"); err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestUpgradeSplitsMonthsByOrgAndKeepsRows(t *testing.T) {
 
 	// Up to 005: 006 empties the read model on purpose, so the projector
 	// re-projects the stream and builds every organization's tree.
-	if err := projections.MigrateTo(ctx, pool, "audit_us", "region", 5); err != nil {
+	if err := readmodel.MigrateTo(ctx, pool, "audit_us", "region", 5); err != nil {
 		t.Fatal(err)
 	}
 	if err := pool.QueryRow(ctx, fingerprint).Scan(&after.n, &after.sum); err != nil {

@@ -1,4 +1,4 @@
-package projections
+package readmodel
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/ingest"
 	"github.com/auditlog/auditlog/natsx"
+	"github.com/auditlog/auditlog/projector"
 )
 
 const fuzzEvent = `{"id":"01JDQ8Z6V1K9E3M4N5P6Q7R8S9","orgId":"acme","source":"PLATFORM","type":"USER_LOGOUT",` +
@@ -63,7 +64,7 @@ func FuzzIngestedEventIsProjected(f *testing.F) {
 		if err := domain.CheckJSON("", data); err != nil {
 			t.Fatalf("the record of an accepted event reads two ways: %v\n%s", err, data)
 		}
-		m := Message{Subject: natsx.AuditSubject(domain.RegionUS, &e), Data: data, Seq: 7}
+		m := projector.Message{Subject: natsx.AuditSubject(domain.RegionUS, &e), Data: data, Seq: 7}
 		got, ok := (&EventStore{}).decode(&m).([]any)
 		if !ok {
 			t.Fatalf("the projector refuses what ingest accepted: %v\n%s", (&EventStore{}).decode(&m), data)

@@ -1,4 +1,4 @@
-package projections_test
+package projector_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/auditlog/auditlog/integrity"
+	"github.com/auditlog/auditlog/projector"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -18,27 +19,27 @@ import (
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/internal/projtest"
 	"github.com/auditlog/auditlog/natsx"
-	"github.com/auditlog/auditlog/projections"
+	"github.com/auditlog/auditlog/readmodel"
 )
 
 // instance is one auditd's partitioned projection of region US, with a
 // membership of its own, as a process would have.
 type instance struct {
-	pp      *projections.Partitioned
-	members *projections.Members
+	pp      *projector.Partitioned
+	members *projector.Members
 	cancel  context.CancelFunc
 	done    chan error
 }
 
-func startInstance(t *testing.T, js jetstream.JetStream, store *projections.EventStore, layout *atomic.Int64) *instance {
+func startInstance(t *testing.T, js jetstream.JetStream, store *readmodel.EventStore, layout *atomic.Int64) *instance {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	m, err := projections.Join(ctx, store.Pool(), 0)
+	m, err := projector.Join(ctx, store.Pool(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	in := &instance{members: m, cancel: cancel, done: make(chan error, 1)}
-	in.pp = &projections.Partitioned{
+	in.pp = &projector.Partitioned{
 		JS: js, Store: store, Region: domain.RegionUS, Log: zerolog.Nop(),
 		Layout:    func(context.Context) (int, error) { return int(layout.Load()), nil },
 		Census:    m.Census,
@@ -71,7 +72,7 @@ func waitFor(t *testing.T, what string, cond func() bool) time.Duration {
 	return time.Since(start)
 }
 
-func waitCheckpoint(t *testing.T, store *projections.EventStore, seq uint64) {
+func waitCheckpoint(t *testing.T, store *readmodel.EventStore, seq uint64) {
 	t.Helper()
 	start := time.Now()
 	for {
@@ -117,7 +118,7 @@ func publishOrgs(t *testing.T, js jetstream.JetStream, orgs []string, n int) uin
 // assertComplete checks that the read model holds every event once, that
 // reconcile finds no gap, and that each org's tree is the one its stream
 // order gives.
-func assertComplete(t *testing.T, js jetstream.JetStream, store *projections.EventStore, orgs []string, perOrg int) {
+func assertComplete(t *testing.T, js jetstream.JetStream, store *readmodel.EventStore, orgs []string, perOrg int) {
 	t.Helper()
 	ctx := context.Background()
 	var rows, ids int
@@ -269,10 +270,10 @@ func TestNoPartitionIsLeftWithoutAHolder(t *testing.T) {
 	js, store, _ := projtest.NewStore(t)
 	var layout atomic.Int64
 	layout.Store(4)
-	var ins []*projections.Partitioned
+	var ins []*projector.Partitioned
 	for range 2 {
 		ctx, cancel := context.WithCancel(context.Background())
-		pp := &projections.Partitioned{
+		pp := &projector.Partitioned{
 			JS: js, Store: store, Region: domain.RegionUS, Log: zerolog.Nop(),
 			Layout:    func(context.Context) (int, error) { return int(layout.Load()), nil },
 			Census:    func(context.Context) (int, int, error) { return 0, 2, nil }, // both rank 0

@@ -1,7 +1,10 @@
-// Package projections builds the PostgreSQL read models from the JetStream
-// log and answers the queries the API asks of them. The read models can be
-// dropped and rebuilt from the log at any time.
-package projections
+// Package readmodel is the PostgreSQL side of the projection: the read
+// model of each region (EventStore: events, ids, the Merkle tree's hashes,
+// positions, quarantine) and of the settings (SettingsStore), the sinks
+// the projector runtime hands batches to, the queries the API asks of them,
+// their migrations (tern, embedded) and synthetic seeding. The read models
+// can be dropped and rebuilt from the log at any time.
+package readmodel
 
 import (
 	"context"

@@ -1,8 +1,4 @@
-package projections
-
-// MigrateTo lets tests stop the migrations at a version, to test upgrades
-// from it.
-var MigrateTo = migrateTo
+package projector
 
 // LoseDeliveries makes p drop the deliveries lose picks, as a network or an
 // overrun client would, before p sees them.

@@ -1,4 +1,4 @@
-package projections_test
+package readmodel_test
 
 import (
 	"context"
@@ -10,25 +10,27 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditlog/auditlog/projector"
+
 	"github.com/oklog/ulid/v2"
 	"github.com/rs/zerolog"
 
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/internal/testenv"
 	"github.com/auditlog/auditlog/natsx"
-	"github.com/auditlog/auditlog/projections"
+	"github.com/auditlog/auditlog/readmodel"
 )
 
 // readModel is a migrated US store with its own apply helper.
 type readModel struct {
-	*projections.EventStore
+	*readmodel.EventStore
 	seq uint64
 }
 
 func newReadModel(t *testing.T) *readModel {
 	t.Helper()
 	pool := testenv.Pool(t)
-	s := projections.NewEventStore(pool, "audit_us", "AUDIT_US", zerolog.Nop())
+	s := readmodel.NewEventStore(pool, "audit_us", "AUDIT_US", zerolog.Nop())
 	if err := s.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -47,11 +49,11 @@ func (m *readModel) apply(t *testing.T, events ...*domain.Event) {
 	if _, err := m.Prepare(ctx, conn.Conn()); err != nil {
 		t.Fatal(err)
 	}
-	var batch []projections.Message
+	var batch []projector.Message
 	for _, e := range events {
 		m.seq++
 		data, _ := json.Marshal(e)
-		batch = append(batch, projections.Message{Seq: m.seq, Subject: natsx.AuditSubject(domain.RegionUS, e), Data: data})
+		batch = append(batch, projector.Message{Seq: m.seq, Subject: natsx.AuditSubject(domain.RegionUS, e), Data: data})
 	}
 	if err := m.Apply(ctx, conn.Conn(), batch); err != nil {
 		t.Fatal(err)
@@ -70,7 +72,7 @@ func event(org string, at time.Time, mutate func(*domain.Event)) *domain.Event {
 	return e
 }
 
-func ids(p *projections.EventPage) []string {
+func ids(p *readmodel.EventPage) []string {
 	out := []string{}
 	for _, e := range p.Events {
 		out = append(out, e.ID)
@@ -120,7 +122,7 @@ func TestSearchMatchesEveryFieldLiterally(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.search, func(t *testing.T) {
 			f := domain.Filter{Search: tc.search, ExcludeTypes: tc.exclude}
-			p, err := m.List(context.Background(), "acme", f, projections.PageRequest{First: 50})
+			p, err := m.List(context.Background(), "acme", f, readmodel.PageRequest{First: 50})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -176,7 +178,7 @@ func TestDateRangeEdges(t *testing.T) {
 			if err := f.Validate(); err != nil {
 				t.Fatal(err)
 			}
-			p, err := m.List(context.Background(), "acme", f, projections.PageRequest{First: 50})
+			p, err := m.List(context.Background(), "acme", f, readmodel.PageRequest{First: 50})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -201,9 +203,9 @@ func TestPagingWhileAppending(t *testing.T) {
 	}
 	m.apply(t, initial...)
 	seen := map[string]bool{}
-	var after *projections.Cursor
+	var after *readmodel.Cursor
 	for page := 0; ; page++ {
-		p, err := m.List(context.Background(), "acme", domain.Filter{}, projections.PageRequest{First: 7, After: after})
+		p, err := m.List(context.Background(), "acme", domain.Filter{}, readmodel.PageRequest{First: 7, After: after})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -219,7 +221,7 @@ func TestPagingWhileAppending(t *testing.T) {
 			break
 		}
 		last := p.Events[len(p.Events)-1]
-		after = &projections.Cursor{OccurredAt: last.OccurredAt, ID: last.ID}
+		after = &readmodel.Cursor{OccurredAt: last.OccurredAt, ID: last.ID}
 	}
 	for _, e := range initial {
 		if !seen[e.ID] {
@@ -235,12 +237,12 @@ func TestCountIsCapped(t *testing.T) {
 	_, err := m.Pool().Exec(ctx, fmt.Sprintf(`
 		INSERT INTO audit_us.events (org_id, id, occurred_at, recorded_at, source, type, category, actor_kind, actor_id, details, search_text, stream_seq)
 		SELECT 'acme', 'id' || g, now() - g * interval '1 second', now(), 'PLATFORM', 'USER_LOGOUT', 'USER', 'USER', 'u1', '{}', 'x', g
-		FROM generate_series(1, %d) g`, projections.CountCap+5))
+		FROM generate_series(1, %d) g`, readmodel.CountCap+5))
 	if err != nil {
 		t.Fatal(err)
 	}
 	n, capped, err := m.Count(ctx, "acme", domain.Filter{})
-	if err != nil || n != projections.CountCap || !capped {
+	if err != nil || n != readmodel.CountCap || !capped {
 		t.Fatalf("count %d capped %v err %v", n, capped, err)
 	}
 	n, capped, err = m.Count(ctx, "acme", domain.Filter{Types: []domain.EventType{"USER_CREATED"}})
@@ -250,13 +252,13 @@ func TestCountIsCapped(t *testing.T) {
 }
 
 func TestCursorRoundTripAndForgery(t *testing.T) {
-	c := projections.Cursor{OccurredAt: time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC), ID: ulid.Make().String()}
-	got, err := projections.DecodeCursor(c.Encode())
+	c := readmodel.Cursor{OccurredAt: time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC), ID: ulid.Make().String()}
+	got, err := readmodel.DecodeCursor(c.Encode())
 	if err != nil || !got.OccurredAt.Equal(c.OccurredAt) || got.ID != c.ID {
 		t.Fatalf("round trip: %+v %v", got, err)
 	}
 	for _, bad := range []string{"", "!!!", "bm9wZQ", strings.Repeat("A", 40)} {
-		if _, err := projections.DecodeCursor(bad); err == nil {
+		if _, err := readmodel.DecodeCursor(bad); err == nil {
 			t.Errorf("cursor %q accepted", bad)
 		}
 	}

@@ -1,10 +1,12 @@
-package projections
+package readmodel
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
+
+	"github.com/auditlog/auditlog/projector"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -67,7 +69,7 @@ func (s *SettingsStore) Checkpoint(ctx context.Context) (uint64, error) {
 // Apply publishes each change's audit event, then folds the batch into
 // org_settings with the checkpoint. A crash between the two re-publishes
 // events that JetStream and the events read model both de-duplicate.
-func (s *SettingsStore) Apply(ctx context.Context, conn *pgx.Conn, batch []Message) error {
+func (s *SettingsStore) Apply(ctx context.Context, conn *pgx.Conn, batch []projector.Message) error {
 	type row struct {
 		change domain.SettingsChange
 		seq    uint64
@@ -76,10 +78,10 @@ func (s *SettingsStore) Apply(ctx context.Context, conn *pgx.Conn, batch []Messa
 	for _, m := range batch {
 		var c domain.SettingsChange
 		if err := json.Unmarshal(m.Data, &c); err != nil {
-			return &PoisonError{Seq: m.Seq, Err: fmt.Errorf("not a settings change: %w", err)}
+			return &projector.PoisonError{Seq: m.Seq, Err: fmt.Errorf("not a settings change: %w", err)}
 		}
 		if m.Subject != natsx.ControlSubject(c.OrgID) || !domain.ValidOrgID(c.OrgID) || !c.Region.Valid() {
-			return &PoisonError{Seq: m.Seq, Err: fmt.Errorf("settings change of org %q in region %q stored on subject %q", c.OrgID, c.Region, m.Subject)}
+			return &projector.PoisonError{Seq: m.Seq, Err: fmt.Errorf("settings change of org %q in region %q stored on subject %q", c.OrgID, c.Region, m.Subject)}
 		}
 		e := c.AuditEvent(SettingsEventID(c, m.Seq))
 		if err := s.appender.Append(ctx, c.Region, &e); err != nil {
@@ -112,7 +114,7 @@ func (s *SettingsStore) QuarantineCount(ctx context.Context) (int64, error) {
 }
 
 // Quarantine keeps m in the quarantine table and moves the checkpoint to it.
-func (s *SettingsStore) Quarantine(ctx context.Context, conn *pgx.Conn, m Message, reason error) error {
+func (s *SettingsStore) Quarantine(ctx context.Context, conn *pgx.Conn, m projector.Message, reason error) error {
 	return quarantine(ctx, conn, ControlSchema, natsx.ControlStream, []string{natsx.ControlStream}, 0, m, reason)
 }
 

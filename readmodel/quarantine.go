@@ -1,10 +1,11 @@
-package projections
+package readmodel
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/auditlog/auditlog/projector"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -13,7 +14,7 @@ import (
 // schema's quarantine table with the reason, and moves the checkpoint past
 // it, in one transaction: the projection goes on, and the message stays
 // where an operator (and reconcile) can see it.
-func quarantine(ctx context.Context, conn *pgx.Conn, schema, stream string, keys []string, epoch int64, m Message, reason error) error {
+func quarantine(ctx context.Context, conn *pgx.Conn, schema, stream string, keys []string, epoch int64, m projector.Message, reason error) error {
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, fmt.Sprintf(`
 			INSERT INTO %s.quarantine (stream, seq, subject, data, error)
@@ -32,15 +33,10 @@ func Storable(s string) string {
 	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\\u0000")
 }
 
-// ErrFenced is a projector's write refused because another projector has
-// taken its slots since it took them: the write's transaction is rolled
-// back, so a holder that lost its slots writes nothing.
-var ErrFenced = errors.New("fenced: another projector has taken these slots")
-
 // writeCheckpoints moves the checkpoints keys to seq; never back, since a
 // partition may apply again what one of its slots already holds. With an
 // epoch (a fenced partition), it moves only checkpoints that still carry
-// that epoch, and fails with ErrFenced, in the transaction of the rows they
+// that epoch, and fails with projector.ErrFenced, in the transaction of the rows they
 // cover, when one does not.
 func writeCheckpoints(ctx context.Context, tx pgx.Tx, schema string, keys []string, seq, epoch int64) error {
 	if epoch != 0 {
@@ -50,7 +46,7 @@ func writeCheckpoints(ctx context.Context, tx pgx.Tx, schema string, keys []stri
 			return fmt.Errorf("checkpoint: %w", err)
 		}
 		if tag.RowsAffected() != int64(len(keys)) {
-			return ErrFenced
+			return projector.ErrFenced
 		}
 		return nil
 	}

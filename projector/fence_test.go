@@ -1,4 +1,4 @@
-package projections_test
+package projector_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/auditlog/auditlog/internal/projtest"
-	"github.com/auditlog/auditlog/projections"
+	"github.com/auditlog/auditlog/projector"
 )
 
 // A partition's projector that lost its slots without knowing (frozen,
@@ -28,19 +28,19 @@ func TestStaleHolderWritesNothing(t *testing.T) {
 		t.Cleanup(func() { conn.Close(ctx) })
 		return conn
 	}
-	slots := projections.Slots(0, 1)
+	slots := projector.Slots(0, 1)
 	stale, fresh := store.Partition(slots), store.Partition(slots)
 	staleConn, freshConn := session(), session()
 
-	batch := func(first uint64, n int) []projections.Message {
-		out := make([]projections.Message, n)
+	batch := func(first uint64, n int) []projector.Message {
+		out := make([]projector.Message, n)
 		for i := range out {
 			subject, data := projtest.RawEvent(fmt.Sprintf("org%d", i%3), nil)
-			out[i] = projections.Message{Seq: first + uint64(i), Subject: subject, Data: data}
+			out[i] = projector.Message{Seq: first + uint64(i), Subject: subject, Data: data}
 		}
 		return out
 	}
-	if err := stale.Apply(ctx, staleConn, batch(1, 5)); !errors.Is(err, projections.ErrFenced) {
+	if err := stale.Apply(ctx, staleConn, batch(1, 5)); !errors.Is(err, projector.ErrFenced) {
 		t.Fatalf("a write before fencing: %v, want ErrFenced", err)
 	}
 	if err := stale.Fence(ctx, staleConn); err != nil {
@@ -65,7 +65,7 @@ func TestStaleHolderWritesNothing(t *testing.T) {
 		"quarantine": func() error { return stale.Quarantine(ctx, staleConn, batch(26, 1)[0], errors.New("test")) },
 	}
 	for name, write := range writes {
-		if err := write(); !errors.Is(err, projections.ErrFenced) {
+		if err := write(); !errors.Is(err, projector.ErrFenced) {
 			t.Errorf("stale %s: %v, want ErrFenced", name, err)
 		}
 	}

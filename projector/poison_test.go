@@ -1,4 +1,4 @@
-package projections_test
+package projector_test
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/internal/projtest"
 	"github.com/auditlog/auditlog/natsx"
-	"github.com/auditlog/auditlog/projections"
+	"github.com/auditlog/auditlog/projector"
 )
 
 // Whatever reaches a stream, one message must not stop a region: each bad
@@ -95,7 +95,7 @@ func TestProjectorResyncsAfterLostDeliveries(t *testing.T) {
 	var mu sync.Mutex
 	lost := map[uint64]bool{}
 	p := newProjector(200)
-	projections.LoseDeliveries(p, func(seq uint64) bool {
+	projector.LoseDeliveries(p, func(seq uint64) bool {
 		mu.Lock()
 		defer mu.Unlock()
 		// The first delivery of a run of messages in the middle of a batch,

@@ -1,4 +1,10 @@
-package projections
+// Package projector is the projection runtime: a Projector feeds a stream
+// through a durable pull consumer into a Sink in contiguous batches (fetch,
+// delivery contiguity, poison narrowing, quarantine, fencing, holder
+// timeouts), and Partitioned shares a regional stream's partitions among
+// the instances (slot locks, membership census, layout). It knows no read
+// model: what it writes to is behind Sink, Fencer, Advancer and Store.
+package projector
 
 import (
 	"context"
@@ -56,6 +62,11 @@ func (e *PoisonError) Unwrap() error { return e.Err }
 // errResync ends a consumption whose deliveries skipped a sequence the
 // stream holds; the projector resumes from its checkpoint.
 var errResync = errors.New("deliveries skipped a stored sequence")
+
+// ErrFenced is a projector's write refused because another projector has
+// taken its slots since it took them: the write's transaction is rolled
+// back, so a holder that lost its slots writes nothing.
+var ErrFenced = errors.New("fenced: another projector has taken these slots")
 
 // ErrLocked is returned by Run when another projector holds a lock this one
 // needs and its Locker does not wait.

@@ -1,4 +1,4 @@
-package projections_test
+package readmodel_test
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/auditlog/auditlog/domain"
-	"github.com/auditlog/auditlog/projections"
+	"github.com/auditlog/auditlog/readmodel"
 )
 
 // TestFilterPathsUseIndexes seeds a read model and asks Postgres for the
@@ -37,11 +37,11 @@ func TestFilterPathsUseIndexes(t *testing.T) {
 	}
 	weekAgo := time.Now().Add(-7 * 24 * time.Hour)
 	dayAgo := time.Now().Add(-24 * time.Hour)
-	deep := &projections.Cursor{OccurredAt: time.Now().Add(-20 * 24 * time.Hour), ID: "zzzzzzzzzzzzzzzzzzzzzzzzzz"}
+	deep := &readmodel.Cursor{OccurredAt: time.Now().Add(-20 * 24 * time.Hour), ID: "zzzzzzzzzzzzzzzzzzzzzzzzzz"}
 	tests := []struct {
 		name    string
 		f       domain.Filter
-		after   *projections.Cursor
+		after   *readmodel.Cursor
 		wantIdx string // an index the plan must use; empty = any index
 	}{
 		{"first page", domain.Filter{}, nil, "events"},
@@ -56,7 +56,7 @@ func TestFilterPathsUseIndexes(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			plan, err := m.ExplainList(ctx, "org-007", tc.f, projections.PageRequest{First: 50, After: tc.after})
+			plan, err := m.ExplainList(ctx, "org-007", tc.f, readmodel.PageRequest{First: 50, After: tc.after})
 			if err != nil {
 				t.Fatal(err)
 			}
