@@ -88,7 +88,7 @@ const reconcileChunk = 5000
 // instance's metrics read it.
 func Reconcile(ctx context.Context, s *readmodel.EventStore, js jetstream.JetStream, repair bool) (*Report, error) {
 	start := time.Now()
-	through, err := s.Checkpoint(ctx)
+	through, err := s.Position(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -82,7 +82,7 @@ type leaf struct {
 // to that head; each read can only see as much as or more than the one
 // before.
 func VerifyTree(ctx context.Context, s *readmodel.EventStore, js jetstream.JetStream, org string, from, to int64, open OpenFunc) (*Verification, error) {
-	projected, err := s.OrgCheckpoint(ctx, org)
+	projected, err := s.OrgPosition(ctx, org)
 	if err != nil {
 		return nil, err
 	}

@@ -54,7 +54,7 @@ func TestStaleHolderWritesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	rows := projtest.Count(t, store.Pool(), `SELECT count(*) FROM audit_us.events`)
-	before, err := store.Checkpoint(ctx)
+	before, err := store.Position(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestStaleHolderWritesNothing(t *testing.T) {
 	if got := projtest.Count(t, store.Pool(), `SELECT count(*) FROM audit_us.quarantine`); got != 0 {
 		t.Errorf("stale quarantine stored %d messages", got)
 	}
-	if after, err := store.Checkpoint(ctx); err != nil || after != before {
+	if after, err := store.Position(ctx); err != nil || after != before {
 		t.Errorf("checkpoint moved from %d to %d (%v)", before, after, err)
 	}
 	// The new holder writes on.
@@ -85,7 +85,7 @@ func TestStaleHolderWritesNothing(t *testing.T) {
 	if got := projtest.Count(t, store.Pool(), `SELECT count(*) FROM audit_us.events`); got != rows+20 {
 		t.Errorf("new holder stored %d rows, want 20", got-rows)
 	}
-	if cp, _ := store.Checkpoint(ctx); cp != 25 {
+	if cp, _ := store.Position(ctx); cp != 25 {
 		t.Errorf("checkpoint %d after the new holder's batch, want 25", cp)
 	}
 }

@@ -76,7 +76,7 @@ func waitCheckpoint(t *testing.T, store *readmodel.EventStore, seq uint64) {
 	t.Helper()
 	start := time.Now()
 	for {
-		cp, err := store.Checkpoint(context.Background())
+		cp, err := store.Position(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -79,7 +79,7 @@ func TestProjectorQuarantinesWhatItCannotApply(t *testing.T) {
 			t.Errorf("quarantined %d (%s): %+v", m.Seq, bad[m.Seq], m)
 		}
 	}
-	if cp, _ := store.Checkpoint(ctx); cp != last {
+	if cp, _ := store.Position(ctx); cp != last {
 		t.Fatalf("checkpoint %d, want %d", cp, last)
 	}
 }

@@ -36,7 +36,7 @@ type Message struct {
 // Sink applies batches of stream messages to one read model.
 type Sink interface {
 	// Prepare readies conn for Apply and returns the last sequence applied.
-	Prepare(ctx context.Context, conn *pgx.Conn) (checkpoint uint64, err error)
+	Prepare(ctx context.Context, conn *pgx.Conn) (position uint64, err error)
 	// Apply writes batch and its last sequence as the new checkpoint in one
 	// transaction. It must be idempotent: a batch may be applied again after
 	// a crash between commit and ack. A message it can never apply is
@@ -228,15 +228,15 @@ func (p *Projector) run(ctx context.Context, until uint64, reset func(context.Co
 			return fmt.Errorf("projector %s: reset: %w", p.Stream, err)
 		}
 	}
-	checkpoint, err := p.Sink.Prepare(ctx, conn)
+	position, err := p.Sink.Prepare(ctx, conn)
 	if err != nil {
 		return p.exit(ctx, fmt.Errorf("projector %s: prepare: %w", p.Stream, err))
 	}
-	p.applied.Store(checkpoint)
-	if until == ^uint64(0) || (until > 0 && checkpoint >= until) {
+	p.applied.Store(position)
+	if until == ^uint64(0) || (until > 0 && position >= until) {
 		return nil
 	}
-	p.Log.Info().Str("stream", p.Stream).Str("durable", p.Durable).Uint64("checkpoint", checkpoint).Msg("projector started")
+	p.Log.Info().Str("stream", p.Stream).Str("durable", p.Durable).Uint64("checkpoint", position).Msg("projector started")
 	for {
 		cons, err := p.consumer(ctx, p.applied.Load())
 		if err != nil {
@@ -621,7 +621,7 @@ func (p *Projector) fill(ctx context.Context, iter jetstream.MessagesContext, ms
 // consumer (re)creates the durable so it starts right after the read
 // model's checkpoint: the read model, not the consumer, knows what it holds.
 // Only the lock holder does this, so no other instance is consuming.
-func (p *Projector) consumer(ctx context.Context, checkpoint uint64) (jetstream.Consumer, error) {
+func (p *Projector) consumer(ctx context.Context, position uint64) (jetstream.Consumer, error) {
 	stream, err := p.JS.Stream(ctx, p.Stream)
 	if err != nil {
 		return nil, fmt.Errorf("projector %s: %w", p.Stream, err)
@@ -645,9 +645,9 @@ func (p *Projector) consumer(ctx context.Context, checkpoint uint64) (jetstream.
 		MemoryStorage:     true,
 		InactiveThreshold: 10 * time.Minute,
 	}
-	if checkpoint > 0 {
+	if position > 0 {
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
-		cfg.OptStartSeq = checkpoint + 1
+		cfg.OptStartSeq = position + 1
 	}
 	cons, err := stream.CreateConsumer(ctx, cfg)
 	if err != nil {

@@ -57,7 +57,7 @@ func TestProjectorResumesExactlyAfterCrash(t *testing.T) {
 	if !errors.Is(err, errCrash) {
 		t.Fatalf("first run: %v", err)
 	}
-	cp, _ := store.Checkpoint(ctx)
+	cp, _ := store.Position(ctx)
 	if cp == 0 || cp >= last {
 		t.Fatalf("checkpoint after crash %d, want between 0 and %d", cp, last)
 	}

@@ -17,6 +17,11 @@ import (
 	"github.com/auditlog/auditlog/natsx"
 )
 
+// A projector's position in its stream (the last sequence the read model
+// holds everything of) is kept in table checkpoint, named before signed
+// checkpoints existed; in Go it is a position, and "checkpoint" means only
+// a signed tree head (integrity).
+
 // EventStore is the read model of one region: the sink its projector writes
 // and the tables its queries read.
 type EventStore struct {
@@ -84,14 +89,14 @@ var EventColumns = []string{
 
 // Prepare reads the checkpoint: the least of the store's checkpoints.
 func (s *EventStore) Prepare(ctx context.Context, conn *pgx.Conn) (uint64, error) {
-	return leastCheckpoint(ctx, conn, s.schema, s.keys)
+	return leastPosition(ctx, conn, s.schema, s.keys)
 }
 
-// Checkpoint is the last stream sequence up to which the read model holds
+// Position is the last stream sequence up to which the read model holds
 // every event: the least of its slots' checkpoints once slots are
 // projected, and until then the checkpoint of the events stored before
 // slots (slots are projected only once those are all applied).
-func (s *EventStore) Checkpoint(ctx context.Context) (uint64, error) {
+func (s *EventStore) Position(ctx context.Context) (uint64, error) {
 	keys := make([]string, natsx.Slots)
 	for i := range keys {
 		keys[i] = slotKey(s.stream, i)
@@ -101,22 +106,22 @@ func (s *EventStore) Checkpoint(ctx context.Context) (uint64, error) {
 		return 0, fmt.Errorf("read checkpoint: %w", err)
 	}
 	if written == 0 {
-		return leastCheckpoint(ctx, s.pool, s.schema, []string{s.stream})
+		return leastPosition(ctx, s.pool, s.schema, []string{s.stream})
 	}
-	return leastCheckpoint(ctx, s.pool, s.schema, keys)
+	return leastPosition(ctx, s.pool, s.schema, keys)
 }
 
 type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-func readCheckpoint(ctx context.Context, q querier, schema, stream string) (uint64, error) {
-	return leastCheckpoint(ctx, q, schema, []string{stream})
+func readPosition(ctx context.Context, q querier, schema, stream string) (uint64, error) {
+	return leastPosition(ctx, q, schema, []string{stream})
 }
 
-// leastCheckpoint is the least of the checkpoints keys, 0 if one was never
+// leastPosition is the least of the checkpoints keys, 0 if one was never
 // written.
-func leastCheckpoint(ctx context.Context, q querier, schema string, keys []string) (uint64, error) {
+func leastPosition(ctx context.Context, q querier, schema string, keys []string) (uint64, error) {
 	var (
 		seq     int64
 		written int
@@ -158,20 +163,20 @@ func (s *EventStore) Fence(ctx context.Context, conn *pgx.Conn) error {
 	})
 }
 
-// writeCheckpoints moves the store's checkpoints to seq in tx, under its
+// writePositions moves the store's checkpoints to seq in tx, under its
 // epoch when it is a partition's.
-func (s *EventStore) writeCheckpoints(ctx context.Context, tx pgx.Tx, seq int64) error {
+func (s *EventStore) writePositions(ctx context.Context, tx pgx.Tx, seq int64) error {
 	if s.fenced && s.epoch == 0 {
 		return fmt.Errorf("%w: the partition's store was never fenced", projector.ErrFenced)
 	}
-	return writeCheckpoints(ctx, tx, s.schema, s.keys, seq, s.epoch)
+	return writePositions(ctx, tx, s.schema, s.keys, seq, s.epoch)
 }
 
 // Advance moves the store's checkpoints to seq, which its projector found
 // it had every event of up to.
 func (s *EventStore) Advance(ctx context.Context, conn *pgx.Conn, seq uint64) error {
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		return s.writeCheckpoints(ctx, tx, int64(seq))
+		return s.writePositions(ctx, tx, int64(seq))
 	})
 }
 
@@ -244,7 +249,7 @@ func (s *EventStore) Apply(ctx context.Context, conn *pgx.Conn, batch []projecto
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{s.schema, "events"}, EventColumns, pgx.CopyFromRows(fresh)); err != nil {
 			return fmt.Errorf("copy: %w", err)
 		}
-		return s.writeCheckpoints(ctx, tx, last)
+		return s.writePositions(ctx, tx, last)
 	})
 }
 
@@ -332,9 +337,9 @@ func nullable(s string) *string {
 	return &s
 }
 
-// EnsurePartitions creates the monthly partitions up to months ahead, so
+// EnsureMonths creates the monthly partitions up to months ahead, so
 // inserts never fall into the default partition for current data.
-func (s *EventStore) EnsurePartitions(ctx context.Context, monthsAhead int) error {
+func (s *EventStore) EnsureMonths(ctx context.Context, monthsAhead int) error {
 	// Instances starting together would race to create the same month's
 	// table; the transaction lock makes them take turns.
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -360,15 +365,15 @@ func (s *EventStore) WithPool(pool *pgxpool.Pool) *EventStore {
 	return &p
 }
 
-// OrgCheckpoint is the stream position up to which the read model holds
+// OrgPosition is the stream position up to which the read model holds
 // every event of org: its slot's checkpoint once slots are projected, else
 // the read model's checkpoint.
-func (s *EventStore) OrgCheckpoint(ctx context.Context, org string) (uint64, error) {
+func (s *EventStore) OrgPosition(ctx context.Context, org string) (uint64, error) {
 	var seq int64
 	err := s.pool.QueryRow(ctx, fmt.Sprintf(`SELECT seq FROM %s.checkpoint WHERE stream = $1`, s.schema),
 		slotKey(s.stream, natsx.SlotOf(org))).Scan(&seq)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return s.Checkpoint(ctx)
+		return s.Position(ctx)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("read checkpoint: %w", err)

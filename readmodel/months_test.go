@@ -22,7 +22,7 @@ func TestEnsurePartitionsTakesItsMonthOutOfTheDefault(t *testing.T) {
 	if n := projtest.Count(t, pool, `SELECT count(*) FROM audit_us.events_default`); n != 1 {
 		t.Fatalf("events_default holds %d rows, want the M+5 event", n)
 	}
-	if err := store.EnsurePartitions(ctx, 6); err != nil {
+	if err := store.EnsureMonths(ctx, 6); err != nil {
 		t.Fatalf("creating M+5 with its row in the default: %v", err)
 	}
 	part := "audit_us.events_" + ahead.Format("2006_01")

@@ -23,7 +23,7 @@ func quarantine(ctx context.Context, conn *pgx.Conn, schema, stream string, keys
 		if err != nil {
 			return fmt.Errorf("quarantine: %w", err)
 		}
-		return writeCheckpoints(ctx, tx, schema, keys, int64(m.Seq), epoch)
+		return writePositions(ctx, tx, schema, keys, int64(m.Seq), epoch)
 	})
 }
 
@@ -33,12 +33,12 @@ func Storable(s string) string {
 	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\\u0000")
 }
 
-// writeCheckpoints moves the checkpoints keys to seq; never back, since a
+// writePositions moves the checkpoints keys to seq; never back, since a
 // partition may apply again what one of its slots already holds. With an
 // epoch (a fenced partition), it moves only checkpoints that still carry
 // that epoch, and fails with projector.ErrFenced, in the transaction of the rows they
 // cover, when one does not.
-func writeCheckpoints(ctx context.Context, tx pgx.Tx, schema string, keys []string, seq, epoch int64) error {
+func writePositions(ctx context.Context, tx pgx.Tx, schema string, keys []string, seq, epoch int64) error {
 	if epoch != 0 {
 		tag, err := tx.Exec(ctx, fmt.Sprintf(`
 			UPDATE %[1]s.checkpoint SET seq = greatest(seq, $2) WHERE stream = ANY($1) AND epoch = $3`, schema), keys, seq, epoch)

@@ -58,12 +58,12 @@ func (s *SettingsStore) Migrate(ctx context.Context) error {
 
 // Prepare reads the checkpoint.
 func (s *SettingsStore) Prepare(ctx context.Context, conn *pgx.Conn) (uint64, error) {
-	return readCheckpoint(ctx, conn, ControlSchema, natsx.ControlStream)
+	return readPosition(ctx, conn, ControlSchema, natsx.ControlStream)
 }
 
 // Checkpoint is the last control stream sequence the read model holds.
-func (s *SettingsStore) Checkpoint(ctx context.Context) (uint64, error) {
-	return readCheckpoint(ctx, s.pool, ControlSchema, natsx.ControlStream)
+func (s *SettingsStore) Position(ctx context.Context) (uint64, error) {
+	return readPosition(ctx, s.pool, ControlSchema, natsx.ControlStream)
 }
 
 // Apply publishes each change's audit event, then folds the batch into
@@ -104,7 +104,7 @@ func (s *SettingsStore) Apply(ctx context.Context, conn *pgx.Conn, batch []proje
 				return fmt.Errorf("upsert settings of %s: %w", r.change.OrgID, err)
 			}
 		}
-		return writeCheckpoints(ctx, tx, ControlSchema, []string{natsx.ControlStream}, int64(batch[len(batch)-1].Seq), 0)
+		return writePositions(ctx, tx, ControlSchema, []string{natsx.ControlStream}, int64(batch[len(batch)-1].Seq), 0)
 	})
 }
 

@@ -84,7 +84,7 @@ func (in *integrity) watch(ctx context.Context) {
 
 // readModel is what the watch needs of a read model.
 type readModel interface {
-	Checkpoint(ctx context.Context) (uint64, error)
+	Position(ctx context.Context) (uint64, error)
 	QuarantineCount(ctx context.Context) (int64, error)
 }
 
@@ -140,7 +140,7 @@ func (in *integrity) read(ctx context.Context, name string, rm readModel) (*Proj
 		return nil, err
 	}
 	h := &ProjectionHealth{Stream: name, Stored: stream.CachedInfo().State.LastSeq}
-	if h.Checkpoint, err = rm.Checkpoint(ctx); err != nil {
+	if h.Checkpoint, err = rm.Position(ctx); err != nil {
 		return nil, err
 	}
 	h.Lag = h.Stored - min(h.Checkpoint, h.Stored)

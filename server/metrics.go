@@ -182,7 +182,7 @@ func (c *projectionCollector) Collect(ch chan<- prometheus.Metric) {
 			continue
 		}
 		last := stream.CachedInfo().State.LastSeq
-		checkpoint, err := store.Checkpoint(ctx)
+		checkpoint, err := store.Position(ctx)
 		if err != nil {
 			continue
 		}

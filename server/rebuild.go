@@ -44,7 +44,7 @@ func (s *Server) Rebuild(ctx context.Context) error {
 			if err := st.Migrate(ctx); err != nil {
 				return err
 			}
-			return st.EnsurePartitions(ctx, partitionsAhead)
+			return st.EnsureMonths(ctx, partitionsAhead)
 		})
 		if err != nil {
 			return err

@@ -357,7 +357,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		if err := st.Migrate(ctx); err != nil {
 			return nil, err
 		}
-		if err := st.EnsurePartitions(ctx, partitionsAhead); err != nil {
+		if err := st.EnsureMonths(ctx, partitionsAhead); err != nil {
 			return nil, err
 		}
 		s.events[r] = st
@@ -683,9 +683,9 @@ const partitionsAhead = 3
 func (s *Server) maintainPartitions(ctx context.Context) {
 	every(ctx, 12*time.Hour, func() {
 		for _, st := range s.events {
-			// Instances take turns (EnsurePartitions locks), and the
+			// Instances take turns (EnsureMonths locks), and the
 			// second finds the months made.
-			if err := st.EnsurePartitions(ctx, partitionsAhead); err != nil && ctx.Err() == nil {
+			if err := st.EnsureMonths(ctx, partitionsAhead); err != nil && ctx.Err() == nil {
 				s.log.Error().Err(err).Str("schema", st.Schema()).Msg("creating partitions ahead failed")
 			}
 		}

@@ -39,7 +39,7 @@ func (b *bench) partitionRates(ctx context.Context, rep *Report) error {
 		if err := store.Migrate(ctx); err != nil {
 			return err
 		}
-		if err := store.EnsurePartitions(ctx, 3); err != nil {
+		if err := store.EnsureMonths(ctx, 3); err != nil {
 			return err
 		}
 		pp := &projector.Partitioned{
@@ -104,7 +104,7 @@ func (b *bench) backlog(ctx context.Context, js jetstream.JetStream, n, orgs int
 func waitCheckpoint(ctx context.Context, store *readmodel.EventStore, seq uint64) error {
 	deadline := time.Now().Add(10 * time.Minute)
 	for time.Now().Before(deadline) {
-		cp, err := store.Checkpoint(ctx)
+		cp, err := store.Position(ctx)
 		if err != nil {
 			return err
 		}

@@ -182,7 +182,7 @@ func (b *bench) sampleLag(ctx context.Context, l *lagSampler) {
 		if len(pending) == 0 || info.State.LastSeq > pending[len(pending)-1].seq {
 			pending = append(pending, mark{now, info.State.LastSeq})
 		}
-		cp, err := store.Checkpoint(ctx)
+		cp, err := store.Position(ctx)
 		if err != nil {
 			continue
 		}
@@ -205,7 +205,7 @@ func (b *bench) waitQueryable(ctx context.Context) error {
 	}
 	deadline := time.Now().Add(5 * time.Minute)
 	for time.Now().Before(deadline) {
-		cp, err := b.srv.EventStore(domain.RegionUS).Checkpoint(ctx)
+		cp, err := b.srv.EventStore(domain.RegionUS).Position(ctx)
 		if err != nil {
 			return err
 		}
