@@ -72,7 +72,7 @@ func waitFor(t *testing.T, what string, cond func() bool) time.Duration {
 	return time.Since(start)
 }
 
-func waitCheckpoint(t *testing.T, store *readmodel.EventStore, seq uint64) {
+func waitPosition(t *testing.T, store *readmodel.EventStore, seq uint64) {
 	t.Helper()
 	start := time.Now()
 	for {
@@ -169,7 +169,7 @@ func TestPartitionsAreSharedAndTakenOver(t *testing.T) {
 		return len(a.pp.Status().Held) == 2 && len(b.pp.Status().Held) == 2
 	})
 	last := publishOrgs(t, js, orgs, 30)
-	waitCheckpoint(t, store, last)
+	waitPosition(t, store, last)
 	held := append(a.pp.Status().Held, b.pp.Status().Held...)
 	if seen := map[int]bool{}; len(held) != 4 || func() bool {
 		for _, i := range held {
@@ -191,7 +191,7 @@ func TestPartitionsAreSharedAndTakenOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitCheckpoint(t, store, s.CachedInfo().State.LastSeq)
+	waitPosition(t, store, s.CachedInfo().State.LastSeq)
 	assertComplete(t, js, store, orgs, 50)
 	if a.pp.Takeovers() < 4 {
 		t.Fatalf("a started %d partitions, want at least 4", a.pp.Takeovers())
@@ -209,7 +209,7 @@ func TestRepartitionKeepsEveryEvent(t *testing.T) {
 	a := startInstance(t, js, store, &layout)
 	startInstance(t, js, store, &layout)
 	last := publishOrgs(t, js, orgs, 25)
-	waitCheckpoint(t, store, last)
+	waitPosition(t, store, last)
 	for _, n := range []int64{4, 1, 8} {
 		var wg sync.WaitGroup
 		wg.Go(func() { publishOrgs(t, js, orgs, 25) })
@@ -220,7 +220,7 @@ func TestRepartitionKeepsEveryEvent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitCheckpoint(t, store, s.CachedInfo().State.LastSeq)
+		waitPosition(t, store, s.CachedInfo().State.LastSeq)
 	}
 	assertComplete(t, js, store, orgs, 100)
 }
@@ -258,7 +258,7 @@ func TestEventsStoredBeforeSlotsComeFirst(t *testing.T) {
 	var layout atomic.Int64
 	layout.Store(4)
 	startInstance(t, js, store, &layout)
-	waitCheckpoint(t, store, last)
+	waitPosition(t, store, last)
 	assertComplete(t, js, store, orgs, 30)
 }
 
@@ -289,5 +289,5 @@ func TestNoPartitionIsLeftWithoutAHolder(t *testing.T) {
 		return len(ins[0].Status().Held)+len(ins[1].Status().Held) == 4
 	})
 	last := publishOrgs(t, js, orgNames(12), 10)
-	waitCheckpoint(t, store, last)
+	waitPosition(t, store, last)
 }

@@ -61,7 +61,7 @@ func (s *SettingsStore) Prepare(ctx context.Context, conn *pgx.Conn) (uint64, er
 	return readPosition(ctx, conn, ControlSchema, natsx.ControlStream)
 }
 
-// Checkpoint is the last control stream sequence the read model holds.
+// Position is the last control stream sequence the read model holds.
 func (s *SettingsStore) Position(ctx context.Context) (uint64, error) {
 	return readPosition(ctx, s.pool, ControlSchema, natsx.ControlStream)
 }
