@@ -11,7 +11,7 @@ import (
 	"github.com/auditlog/auditlog/export"
 	"github.com/auditlog/auditlog/internal/testenv"
 	"github.com/auditlog/auditlog/natsx"
-	"github.com/auditlog/auditlog/projections"
+	"github.com/auditlog/auditlog/readmodel"
 )
 
 // An organization's small export, started while another organization's big
@@ -21,7 +21,7 @@ import (
 func TestSmallExportDoesNotWaitForAnotherOrgsBigOne(t *testing.T) {
 	const bigRows, smallRows = 100_000, 300
 	ctx := context.Background()
-	store := projections.NewEventStore(testenv.Pool(t), "audit_us", natsx.AuditStream(domain.RegionUS), zerolog.Nop())
+	store := readmodel.NewEventStore(testenv.Pool(t), "audit_us", natsx.AuditStream(domain.RegionUS), zerolog.Nop())
 	if err := store.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,7 @@ import (
 
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/graph/model"
-	"github.com/auditlog/auditlog/projections"
+	"github.com/auditlog/auditlog/readmodel"
 )
 
 func deref(s *string) string {
@@ -33,8 +33,8 @@ func toFilter(f *model.AuditEventFilter) (domain.Filter, error) {
 	return df, df.Validate()
 }
 
-func toPage(first *int, after *string, ascending bool) (projections.PageRequest, error) {
-	p := projections.PageRequest{First: projections.DefaultPageSize, Ascending: ascending}
+func toPage(first *int, after *string, ascending bool) (readmodel.PageRequest, error) {
+	p := readmodel.PageRequest{First: readmodel.DefaultPageSize, Ascending: ascending}
 	if first != nil {
 		p.First = *first
 	}
@@ -42,7 +42,7 @@ func toPage(first *int, after *string, ascending bool) (projections.PageRequest,
 		return p, err
 	}
 	if after != nil && *after != "" {
-		c, err := projections.DecodeCursor(*after)
+		c, err := readmodel.DecodeCursor(*after)
 		if err != nil {
 			return p, err
 		}
@@ -54,11 +54,11 @@ func toPage(first *int, after *string, ascending bool) (projections.PageRequest,
 // toConnection presents page, read as p asked. A page read after a cursor
 // has events before it (the one at the cursor at least), which is what
 // hasPreviousPage tells a client paging forward.
-func toConnection(page *projections.EventPage, p projections.PageRequest, count func(ctx context.Context) (int, bool, error)) *model.AuditEventConnection {
+func toConnection(page *readmodel.EventPage, p readmodel.PageRequest, count func(ctx context.Context) (int, bool, error)) *model.AuditEventConnection {
 	edges := make([]*model.AuditEventEdge, len(page.Events))
 	for i, e := range page.Events {
 		edges[i] = &model.AuditEventEdge{
-			Cursor: projections.Cursor{OccurredAt: e.OccurredAt, ID: e.ID}.Encode(),
+			Cursor: readmodel.Cursor{OccurredAt: e.OccurredAt, ID: e.ID}.Encode(),
 			Node:   model.NewAuditEvent(e),
 		}
 	}

@@ -1,6 +1,6 @@
 // Package graph is the GraphQL API: gqlgen resolvers, the authorization
 // directive and error presentation. It stays thin: rules live in domain,
-// storage and queries in projections, recording in ingest.
+// storage and queries in readmodel, recording in ingest.
 package graph
 
 import (
@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/auditlog/auditlog/integrity"
+
 	"github.com/99designs/gqlgen/graphql"
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -16,7 +18,7 @@ import (
 	"github.com/auditlog/auditlog/graph/model"
 	"github.com/auditlog/auditlog/ingest"
 	"github.com/auditlog/auditlog/live"
-	"github.com/auditlog/auditlog/projections"
+	"github.com/auditlog/auditlog/readmodel"
 	"github.com/auditlog/auditlog/reads"
 	"github.com/auditlog/auditlog/treelog"
 )
@@ -35,10 +37,10 @@ type Settings interface {
 
 // Events answers queries over an organization's events.
 type Events interface {
-	List(ctx context.Context, org string, f domain.Filter, p projections.PageRequest) (*projections.EventPage, error)
+	List(ctx context.Context, org string, f domain.Filter, p readmodel.PageRequest) (*readmodel.EventPage, error)
 	Count(ctx context.Context, org string, f domain.Filter) (int, bool, error)
 	Get(ctx context.Context, org, id string) (*domain.Event, error)
-	History(ctx context.Context, org, kind, id string, p projections.PageRequest) (*projections.EventPage, error)
+	History(ctx context.Context, org, kind, id string, p readmodel.PageRequest) (*readmodel.EventPage, error)
 	CountHistory(ctx context.Context, org, kind, id string) (int, bool, error)
 }
 
@@ -64,10 +66,10 @@ type DownloadSigner interface {
 // Tree issues and proves the checkpoints of each organization's Merkle tree.
 type Tree interface {
 	VerifierKey() string
-	Checkpoint(ctx context.Context, org string) (*projections.SignedCheckpoint, treelog.Checkpoint, error)
+	Checkpoint(ctx context.Context, org string) (*integrity.SignedCheckpoint, treelog.Checkpoint, error)
 	ProveEvent(ctx context.Context, org, id string, treeSize *int64) (leaf, size int64, proof []tlog.Hash, err error)
 	ProveConsistency(ctx context.Context, org string, from, to int64) ([]tlog.Hash, error)
-	Verify(ctx context.Context, org string, from, to int64) (*projections.Verification, error)
+	Verify(ctx context.Context, org string, from, to int64) (*integrity.Verification, error)
 }
 
 // Resolver is the root resolver; its dependencies are set by the server.
@@ -187,7 +189,7 @@ func (r *Resolver) now() time.Time {
 
 func pageSize(first *int) int {
 	if first == nil || *first < 1 {
-		return projections.DefaultPageSize
+		return readmodel.DefaultPageSize
 	}
 	return *first
 }

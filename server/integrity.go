@@ -7,6 +7,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/auditlog/auditlog/projector"
+
+	integ "github.com/auditlog/auditlog/integrity"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
@@ -14,7 +18,7 @@ import (
 
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/natsx"
-	"github.com/auditlog/auditlog/projections"
+	"github.com/auditlog/auditlog/readmodel"
 )
 
 // Defaults of the integrity checks.
@@ -80,7 +84,7 @@ func (in *integrity) watch(ctx context.Context) {
 
 // readModel is what the watch needs of a read model.
 type readModel interface {
-	Checkpoint(ctx context.Context) (uint64, error)
+	Position(ctx context.Context) (uint64, error)
 	QuarantineCount(ctx context.Context) (int64, error)
 }
 
@@ -136,7 +140,7 @@ func (in *integrity) read(ctx context.Context, name string, rm readModel) (*Proj
 		return nil, err
 	}
 	h := &ProjectionHealth{Stream: name, Stored: stream.CachedInfo().State.LastSeq}
-	if h.Checkpoint, err = rm.Checkpoint(ctx); err != nil {
+	if h.Checkpoint, err = rm.Position(ctx); err != nil {
 		return nil, err
 	}
 	h.Lag = h.Stored - min(h.Checkpoint, h.Stored)
@@ -156,8 +160,8 @@ func (in *integrity) read(ctx context.Context, name string, rm readModel) (*Proj
 			return nil, err
 		}
 	}
-	if st, ok := rm.(*projections.EventStore); ok {
-		last, err := st.LastReconcile(ctx)
+	if st, ok := rm.(*readmodel.EventStore); ok {
+		last, err := integ.LastReconcile(ctx, st)
 		if err != nil {
 			return nil, err
 		}
@@ -265,9 +269,9 @@ func onlyOne(ctx context.Context, pool *pgxpool.Pool, lock string, fn func() err
 }
 
 // Reconcile compares every regional stream with its read model and, when
-// repair is set, re-applies what is missing. See projections.Reconcile.
-func (s *Server) Reconcile(ctx context.Context, repair bool) ([]*projections.Report, error) {
-	var out []*projections.Report
+// repair is set, re-applies what is missing. See readmodel.Reconcile.
+func (s *Server) Reconcile(ctx context.Context, repair bool) ([]*integ.Report, error) {
+	var out []*integ.Report
 	for _, r := range domain.Regions {
 		rep, err := s.reconcileRegion(ctx, r, repair)
 		if err != nil {
@@ -278,8 +282,8 @@ func (s *Server) Reconcile(ctx context.Context, repair bool) ([]*projections.Rep
 	return out, nil
 }
 
-func (s *Server) reconcileRegion(ctx context.Context, r domain.Region, repair bool) (*projections.Report, error) {
-	rep, err := s.events[r].Reconcile(ctx, s.js, repair)
+func (s *Server) reconcileRegion(ctx context.Context, r domain.Region, repair bool) (*integ.Report, error) {
+	rep, err := integ.Reconcile(ctx, s.events[r], s.js, repair)
 	if err != nil {
 		return nil, err
 	}
@@ -375,7 +379,7 @@ func boolValue(b bool) float64 {
 
 // partitioned is the partitioned projection of the regional stream named
 // stream, or nil for any other stream.
-func (s *Server) partitioned(stream string) *projections.Partitioned {
+func (s *Server) partitioned(stream string) *projector.Partitioned {
 	for _, pp := range s.eventProjectors {
 		if pp.Stream() == stream {
 			return pp

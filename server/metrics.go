@@ -12,7 +12,7 @@ import (
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/ingest"
 	"github.com/auditlog/auditlog/natsx"
-	"github.com/auditlog/auditlog/projections"
+	"github.com/auditlog/auditlog/readmodel"
 )
 
 // metrics is what GET /metrics serves in the Prometheus text format. No
@@ -148,11 +148,11 @@ func (m *metrics) observe(route string, code int, d time.Duration) {
 // every instance reports the same lag whichever one runs the projector.
 type projectionCollector struct {
 	js                     jetstream.JetStream
-	stores                 map[domain.Region]*projections.EventStore
+	stores                 map[domain.Region]*readmodel.EventStore
 	stored, projected, lag *prometheus.Desc
 }
 
-func newProjectionCollector(js jetstream.JetStream, stores map[domain.Region]*projections.EventStore) *projectionCollector {
+func newProjectionCollector(js jetstream.JetStream, stores map[domain.Region]*readmodel.EventStore) *projectionCollector {
 	labels := []string{"stream"}
 	return &projectionCollector{
 		js: js, stores: stores,
@@ -182,7 +182,7 @@ func (c *projectionCollector) Collect(ch chan<- prometheus.Metric) {
 			continue
 		}
 		last := stream.CachedInfo().State.LastSeq
-		checkpoint, err := store.Checkpoint(ctx)
+		checkpoint, err := store.Position(ctx)
 		if err != nil {
 			continue
 		}

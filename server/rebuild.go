@@ -3,9 +3,11 @@ package server
 import (
 	"context"
 
+	"github.com/auditlog/auditlog/projector"
+
 	"github.com/auditlog/auditlog/domain"
 
-	"github.com/auditlog/auditlog/projections"
+	"github.com/auditlog/auditlog/readmodel"
 )
 
 // Rebuild drops every read model and projects it again from its stream, the
@@ -16,18 +18,18 @@ import (
 func (s *Server) Rebuild(ctx context.Context) error {
 	// The partition layout is the operator's choice, not derived from a
 	// stream: it outlives the control schema it is kept in.
-	layout, err := projections.PartitionCount(ctx, s.control)
+	layout, err := projector.PartitionCount(ctx, s.control)
 	if err != nil {
 		return err
 	}
 	err = s.controlProjector.Rebuild(ctx, func(ctx context.Context) error {
-		if err := projections.DropSchema(ctx, s.control, projections.ControlSchema); err != nil {
+		if err := readmodel.DropSchema(ctx, s.control, readmodel.ControlSchema); err != nil {
 			return err
 		}
 		if err := s.store.Migrate(ctx); err != nil {
 			return err
 		}
-		_, err := projections.SetPartitionCount(ctx, s.control, layout)
+		_, err := projector.SetPartitionCount(ctx, s.control, layout)
 		return err
 	})
 	if err != nil {
@@ -36,13 +38,13 @@ func (s *Server) Rebuild(ctx context.Context) error {
 	for _, r := range domain.Regions {
 		st := s.events[r]
 		err := s.eventProjectors[r].Rebuild(ctx, func(ctx context.Context) error {
-			if err := projections.DropSchema(ctx, st.Pool(), st.Schema()); err != nil {
+			if err := readmodel.DropSchema(ctx, st.Pool(), st.Schema()); err != nil {
 				return err
 			}
 			if err := st.Migrate(ctx); err != nil {
 				return err
 			}
-			return st.EnsurePartitions(ctx, partitionsAhead)
+			return st.EnsureMonths(ctx, partitionsAhead)
 		})
 		if err != nil {
 			return err
@@ -58,12 +60,12 @@ func (s *Server) Rebuild(ctx context.Context) error {
 
 // ProjectionPartitions is how many partitions project each regional stream.
 func (s *Server) ProjectionPartitions(ctx context.Context) (int, error) {
-	return projections.PartitionCount(ctx, s.control)
+	return projector.PartitionCount(ctx, s.control)
 }
 
 // SetProjectionPartitions changes the partition layout of the deployment
 // to n and returns the one before; running instances switch within a
 // rebalance tick.
 func (s *Server) SetProjectionPartitions(ctx context.Context, n int) (int, error) {
-	return projections.SetPartitionCount(ctx, s.control, n)
+	return projector.SetPartitionCount(ctx, s.control, n)
 }

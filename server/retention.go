@@ -12,7 +12,8 @@ import (
 
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/natsx"
-	"github.com/auditlog/auditlog/projections"
+	"github.com/auditlog/auditlog/readmodel"
+	"github.com/auditlog/auditlog/retention"
 )
 
 // DefaultRetentionFloor is the shortest retention auditd accepts unless
@@ -138,9 +139,9 @@ func (s *Server) retentionLoop(ctx context.Context, period time.Duration) {
 // failing one does not stop the others; the error joins the failures.
 // Another instance enforcing at the same time removes each month once
 // between them.
-func (s *Server) EnforceRetention(ctx context.Context) (map[domain.Region][]projections.RetentionDrop, error) {
+func (s *Server) EnforceRetention(ctx context.Context) (map[domain.Region][]retention.Drop, error) {
 	var mu sync.Mutex
-	out := map[domain.Region][]projections.RetentionDrop{}
+	out := map[domain.Region][]retention.Drop{}
 	err := s.eachRegion(ctx, taskRetention, func(ctx context.Context, r domain.Region) error {
 		drops, err := s.enforceRetention(ctx, r)
 		if len(drops) > 0 {
@@ -158,7 +159,7 @@ func (s *Server) EnforceRetention(ctx context.Context) (map[domain.Region][]proj
 // clock against it and reports (gauge auditlog_clock_skew_seconds) a
 // disagreement beyond the tolerance as ErrClockSkew.
 func (s *Server) trustedNow(ctx context.Context, r domain.Region) (time.Time, error) {
-	db, err := s.events[r].DatabaseNow(ctx)
+	db, err := retention.DatabaseNow(ctx, s.events[r])
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -174,7 +175,7 @@ func (s *Server) trustedNow(ctx context.Context, r domain.Region) (time.Time, er
 
 // enforceRetention drops region r's expired months, judged by the trusted
 // clock, and logs each drop and the run.
-func (s *Server) enforceRetention(ctx context.Context, r domain.Region) ([]projections.RetentionDrop, error) {
+func (s *Server) enforceRetention(ctx context.Context, r domain.Region) ([]retention.Drop, error) {
 	ret := s.Retention(r)
 	if ret.Forever() {
 		return nil, nil
@@ -183,7 +184,7 @@ func (s *Server) enforceRetention(ctx context.Context, r domain.Region) ([]proje
 	if err != nil {
 		return nil, err
 	}
-	drops, err := s.events[r].EnforceRetention(ctx, ret, now)
+	drops, err := retention.Enforce(ctx, s.events[r], ret, now)
 	var events int64
 	for _, d := range drops {
 		events += d.Events
@@ -205,11 +206,11 @@ func (s *Server) enforceRetention(ctx context.Context, r domain.Region) ([]proje
 // read model, read from the read model itself so every instance reports
 // the same whichever one dropped the months.
 type retentionCollector struct {
-	stores             map[domain.Region]*projections.EventStore
+	stores             map[domain.Region]*readmodel.EventStore
 	partitions, events *prometheus.Desc
 }
 
-func newRetentionCollector(stores map[domain.Region]*projections.EventStore) *retentionCollector {
+func newRetentionCollector(stores map[domain.Region]*readmodel.EventStore) *retentionCollector {
 	labels := []string{"stream"}
 	return &retentionCollector{
 		stores: stores,
@@ -230,7 +231,7 @@ func (c *retentionCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
 	defer cancel()
 	for r, st := range c.stores {
-		t, err := st.RetentionTotals(ctx)
+		t, err := retention.ReadTotals(ctx, st)
 		if err != nil {
 			continue
 		}

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/auditlog/auditlog/projector"
+
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -30,7 +32,7 @@ import (
 	"github.com/auditlog/auditlog/ingest"
 	"github.com/auditlog/auditlog/live"
 	"github.com/auditlog/auditlog/natsx"
-	"github.com/auditlog/auditlog/projections"
+	"github.com/auditlog/auditlog/readmodel"
 	"github.com/auditlog/auditlog/reads"
 	"github.com/auditlog/auditlog/settings"
 )
@@ -136,14 +138,14 @@ type Config struct {
 	// DataDir, generated the first time.
 	SigningKey string
 	// ProjectionPartitions is how many partitions project each regional
-	// stream, shared by every instance (1 to projections.MaxPartitions). It
+	// stream, shared by every instance (1 to projector.MaxPartitions). It
 	// seeds a new deployment's layout and never changes an existing one:
 	// that is `auditd projections partitions N`. Zero means 1.
 	ProjectionPartitions int
 	// HolderTimeout is how long a session holding projection locks (or
 	// this instance's membership) may be silent before Postgres ends it, so
 	// that a frozen or cut-off instance's partitions go to the others
-	// (default projections.DefaultHolderTimeout).
+	// (default projector.DefaultHolderTimeout).
 	HolderTimeout time.Duration
 	// RebalanceEvery is how often an instance takes or hands back
 	// partitions (default 1s): how long a dead instance's partitions wait
@@ -210,8 +212,8 @@ type Server struct {
 	control   *pgxpool.Pool
 	pools     []*pgxpool.Pool
 	settings  *settings.Service
-	store     *projections.SettingsStore
-	events    map[domain.Region]*projections.EventStore
+	store     *readmodel.SettingsStore
+	events    map[domain.Region]*readmodel.EventStore
 	recorder  *ingest.Recorder
 	feed      *live.Feed
 	jobs      *export.Jobs
@@ -222,9 +224,9 @@ type Server struct {
 	handler   http.Handler
 	// controlProjector feeds the settings read model; eventProjectors the
 	// events read model of each region.
-	controlProjector *projections.Projector
-	eventProjectors  map[domain.Region]*projections.Partitioned
-	members          *projections.Members
+	controlProjector *projector.Projector
+	eventProjectors  map[domain.Region]*projector.Partitioned
+	members          *projector.Members
 	metrics          *metrics
 	integrity        *integrity
 	reads            *reads.Log
@@ -232,7 +234,7 @@ type Server struct {
 
 	// integrityEvents are the same read models on the integrity pools,
 	// which tenants' reads never wait for; gate admits work to them.
-	integrityEvents map[domain.Region]*projections.EventStore
+	integrityEvents map[domain.Region]*readmodel.EventStore
 	integrityPools  []*pgxpool.Pool
 	gate            *integrityGate
 }
@@ -297,8 +299,8 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 			return nil, fmt.Errorf("download key: %w", err)
 		}
 	}
-	s := &Server{cfg: cfg, log: cfg.Log, events: map[domain.Region]*projections.EventStore{}, metrics: newMetrics(),
-		integrityEvents: map[domain.Region]*projections.EventStore{}, gate: newIntegrityGate(integrityPerOrg, integrityRequests)}
+	s := &Server{cfg: cfg, log: cfg.Log, events: map[domain.Region]*readmodel.EventStore{}, metrics: newMetrics(),
+		integrityEvents: map[domain.Region]*readmodel.EventStore{}, gate: newIntegrityGate(integrityPerOrg, integrityRequests)}
 	defer func() {
 		if err != nil {
 			s.close()
@@ -351,11 +353,11 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 				return nil, err
 			}
 		}
-		st := projections.NewEventStore(pool, projections.RegionSchema(r), natsx.AuditStream(r), s.log)
+		st := readmodel.NewEventStore(pool, readmodel.RegionSchema(r), natsx.AuditStream(r), s.log)
 		if err := st.Migrate(ctx); err != nil {
 			return nil, err
 		}
-		if err := st.EnsurePartitions(ctx, partitionsAhead); err != nil {
+		if err := st.EnsureMonths(ctx, partitionsAhead); err != nil {
 			return nil, err
 		}
 		s.events[r] = st
@@ -367,30 +369,30 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s.recorder = ingest.NewRecorder(s.js, s.settings, cfg.Now, s.metrics)
 	s.recorder.MaxFutureSkew = cfg.MaxFutureSkew
-	s.store = projections.NewSettingsStore(s.control, s.recorder, s.log)
+	s.store = readmodel.NewSettingsStore(s.control, s.recorder, s.log)
 	if err := s.store.Migrate(ctx); err != nil {
 		return nil, err
 	}
 
-	s.controlProjector = &projections.Projector{
+	s.controlProjector = &projector.Projector{
 		JS: s.js, Pool: s.control, Stream: natsx.ControlStream, Durable: "pg-settings", Sink: s.store, Log: s.log,
 		HolderTimeout: cfg.HolderTimeout,
 	}
-	if _, err := projections.InitPartitionCount(ctx, s.control, max(cfg.ProjectionPartitions, 1)); err != nil {
+	if _, err := projector.InitPartitionCount(ctx, s.control, max(cfg.ProjectionPartitions, 1)); err != nil {
 		return nil, err
 	}
-	s.eventProjectors = map[domain.Region]*projections.Partitioned{}
+	s.eventProjectors = map[domain.Region]*projector.Partitioned{}
 	for _, r := range domain.Regions {
-		s.eventProjectors[r] = &projections.Partitioned{
+		s.eventProjectors[r] = &projector.Partitioned{
 			JS: s.js, Store: s.events[r], Region: r, Log: s.log, Tick: cfg.RebalanceEvery, HolderTimeout: cfg.HolderTimeout,
-			Layout: func(ctx context.Context) (int, error) { return projections.PartitionCount(ctx, s.control) },
+			Layout: func(ctx context.Context) (int, error) { return projector.PartitionCount(ctx, s.control) },
 			// Run joins: only serving instances count in the census, not a
 			// command such as reconcile.
 			Census: func(ctx context.Context) (int, int, error) { return s.members.Census(ctx) },
 		}
 	}
 
-	reader := projections.NewReader(s.store, s.events)
+	reader := readmodel.NewReader(s.store, s.events)
 	s.feed = live.NewFeed(s.js, s.settings, cfg.Live, s.log)
 	s.integrity = newIntegrity(s, cfg.StallAfter)
 	s.metrics.registry.MustRegister(
@@ -530,7 +532,7 @@ func (s *Server) NATSIngestURL() string {
 }
 
 // EventStore is region r's read model.
-func (s *Server) EventStore(r domain.Region) *projections.EventStore { return s.events[r] }
+func (s *Server) EventStore(r domain.Region) *readmodel.EventStore { return s.events[r] }
 
 // VerifierKey is the note verifier key of the checkpoints the server signs.
 func (s *Server) VerifierKey() string { return s.trees.VerifierKey() }
@@ -544,7 +546,7 @@ func (s *Server) IssueCheckpoints(ctx context.Context) error { return s.trees.is
 func (s *Server) Feed() *live.Feed { return s.feed }
 
 // SettingsStore is the settings read model.
-func (s *Server) SettingsStore() *projections.SettingsStore { return s.store }
+func (s *Server) SettingsStore() *readmodel.SettingsStore { return s.store }
 
 // Listen binds the HTTP address; Run serves on it. Split from Run so callers
 // know the address of ":0" before serving.
@@ -571,7 +573,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.responder, err = s.connectResponder(); err != nil {
 		return err
 	}
-	if s.members, err = projections.Join(ctx, s.control, s.cfg.HolderTimeout); err != nil {
+	if s.members, err = projector.Join(ctx, s.control, s.cfg.HolderTimeout); err != nil {
 		return err
 	}
 	pctx, stopProjectors := context.WithCancel(context.WithoutCancel(ctx))
@@ -649,7 +651,7 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // supervise restarts a failed projector with capped backoff until ctx ends.
-func (s *Server) supervise(ctx context.Context, p *projections.Projector) {
+func (s *Server) supervise(ctx context.Context, p *projector.Projector) {
 	backoff := 100 * time.Millisecond
 	for {
 		err := p.Run(ctx)
@@ -681,9 +683,9 @@ const partitionsAhead = 3
 func (s *Server) maintainPartitions(ctx context.Context) {
 	every(ctx, 12*time.Hour, func() {
 		for _, st := range s.events {
-			// Instances take turns (EnsurePartitions locks), and the
+			// Instances take turns (EnsureMonths locks), and the
 			// second finds the months made.
-			if err := st.EnsurePartitions(ctx, partitionsAhead); err != nil && ctx.Err() == nil {
+			if err := st.EnsureMonths(ctx, partitionsAhead); err != nil && ctx.Err() == nil {
 				s.log.Error().Err(err).Str("schema", st.Schema()).Msg("creating partitions ahead failed")
 			}
 		}

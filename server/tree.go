@@ -12,13 +12,15 @@ import (
 	"strings"
 	"time"
 
+	integ "github.com/auditlog/auditlog/integrity"
+
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/natsx"
-	"github.com/auditlog/auditlog/projections"
+	"github.com/auditlog/auditlog/readmodel"
 	"github.com/auditlog/auditlog/treelog"
 )
 
@@ -102,7 +104,7 @@ func (t *trees) open(msg string) (int64, tlog.Hash, error) {
 
 // store is the read model of org's region, or a NOT_FOUND-free empty
 // answer's nil when the org never opted in.
-func (t *trees) store(ctx context.Context, org string) (domain.Region, *projections.EventStore, error) {
+func (t *trees) store(ctx context.Context, org string) (domain.Region, *readmodel.EventStore, error) {
 	region, ok, err := t.s.store.Region(ctx, org)
 	if err != nil || !ok {
 		return "", nil, err
@@ -112,7 +114,7 @@ func (t *trees) store(ctx context.Context, org string) (domain.Region, *projecti
 
 // checkStore is store on the integrity pool, for the API's integrity
 // queries, once the gate admitted the request; release ends the admission.
-func (t *trees) checkStore(ctx context.Context, org string) (region domain.Region, st *projections.EventStore, release func(), err error) {
+func (t *trees) checkStore(ctx context.Context, org string) (region domain.Region, st *readmodel.EventStore, release func(), err error) {
 	release, err = t.s.gate.admit(ctx, org)
 	if err != nil {
 		return "", nil, nil, err
@@ -127,7 +129,7 @@ func (t *trees) checkStore(ctx context.Context, org string) (region domain.Regio
 // Checkpoint is org's latest checkpoint; when the tree has grown past it,
 // or has none, one is issued now, so it covers every projected event,
 // unless one was issued for org less than CheckpointMinInterval ago.
-func (t *trees) Checkpoint(ctx context.Context, org string) (*projections.SignedCheckpoint, treelog.Checkpoint, error) {
+func (t *trees) Checkpoint(ctx context.Context, org string) (*integ.SignedCheckpoint, treelog.Checkpoint, error) {
 	region, st, release, err := t.checkStore(ctx, org)
 	if release != nil {
 		defer release()
@@ -140,7 +142,7 @@ func (t *trees) Checkpoint(ctx context.Context, org string) (*projections.Signed
 
 // checkpoint is Checkpoint on st; onDemand issues at most one checkpoint
 // per organization and CheckpointMinInterval.
-func (t *trees) checkpoint(ctx context.Context, region domain.Region, st *projections.EventStore, org string, onDemand bool) (*projections.SignedCheckpoint, treelog.Checkpoint, error) {
+func (t *trees) checkpoint(ctx context.Context, region domain.Region, st *readmodel.EventStore, org string, onDemand bool) (*integ.SignedCheckpoint, treelog.Checkpoint, error) {
 	if st == nil {
 		return t.empty(org, "")
 	}
@@ -156,7 +158,7 @@ func (t *trees) checkpoint(ctx context.Context, region domain.Region, st *projec
 
 // empty signs the checkpoint of an org with no events (kept nowhere:
 // it commits to nothing).
-func (t *trees) empty(org, region string) (*projections.SignedCheckpoint, treelog.Checkpoint, error) {
+func (t *trees) empty(org, region string) (*integ.SignedCheckpoint, treelog.Checkpoint, error) {
 	if region == "" {
 		region = "none"
 	}
@@ -166,7 +168,7 @@ func (t *trees) empty(org, region string) (*projections.SignedCheckpoint, treelo
 	if err != nil {
 		return nil, cp, err
 	}
-	return &projections.SignedCheckpoint{OrgID: org, Note: msg, Root: cp.Hash}, cp, nil
+	return &integ.SignedCheckpoint{OrgID: org, Note: msg, Root: cp.Hash}, cp, nil
 }
 
 // issue returns org's latest checkpoint, issuing one first when the tree
@@ -176,8 +178,8 @@ func (t *trees) empty(org, region string) (*projections.SignedCheckpoint, treelo
 // instead while it is younger than CheckpointMinInterval: reads, which
 // themselves grow the tree, cannot grow the checkpoint stream faster than
 // one checkpoint per organization and interval.
-func (t *trees) issue(ctx context.Context, region domain.Region, st *projections.EventStore, org string, onDemand bool) (*projections.SignedCheckpoint, error) {
-	latest, err := st.LatestCheckpoint(ctx, org)
+func (t *trees) issue(ctx context.Context, region domain.Region, st *readmodel.EventStore, org string, onDemand bool) (*integ.SignedCheckpoint, error) {
+	latest, err := integ.LatestCheckpoint(ctx, st, org)
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +194,7 @@ func (t *trees) issue(ctx context.Context, region domain.Region, st *projections
 	if size == 0 || (latest != nil && latest.Size >= size) {
 		return latest, nil
 	}
-	root, err := st.TreeHash(ctx, org, size)
+	root, err := integ.TreeHash(ctx, st, org, size)
 	if err != nil {
 		return nil, err
 	}
@@ -207,8 +209,8 @@ func (t *trees) issue(ctx context.Context, region domain.Region, st *projections
 	if err != nil {
 		return nil, fmt.Errorf("publish checkpoint of %s: %w", org, err)
 	}
-	c := projections.SignedCheckpoint{OrgID: org, Size: size, Root: root, Note: msg, IssuedAt: t.s.cfg.Now().UTC(), Seq: ack.Sequence}
-	if err := st.SaveCheckpoint(ctx, c); err != nil {
+	c := integ.SignedCheckpoint{OrgID: org, Size: size, Root: root, Note: msg, IssuedAt: t.s.cfg.Now().UTC(), Seq: ack.Sequence}
+	if err := integ.SaveCheckpoint(ctx, st, c); err != nil {
 		return nil, err
 	}
 	return &c, nil
@@ -229,7 +231,7 @@ func (t *trees) issueRegion(ctx context.Context, r domain.Region) error {
 		if err := t.sync(ctx, r); err != nil {
 			return err
 		}
-		orgs, err := st.GrownTrees(ctx)
+		orgs, err := integ.GrownTrees(ctx, st)
 		if err != nil {
 			return err
 		}
@@ -250,7 +252,7 @@ func (t *trees) issueRegion(ctx context.Context, r domain.Region) error {
 // would wait out a fetch every pass for nothing.
 func (t *trees) sync(ctx context.Context, r domain.Region) error {
 	st := t.s.events[r]
-	after, err := st.LastCheckpointSeq(ctx)
+	after, err := integ.LastCheckpointSeq(ctx, st)
 	if err != nil {
 		return err
 	}
@@ -290,7 +292,7 @@ func (t *trees) sync(ctx context.Context, r domain.Region) error {
 		size, root, err := t.open(string(m.Data()))
 		if err != nil {
 			t.s.log.Error().Err(err).Uint64("seq", md.Sequence.Stream).Msg("checkpoint in the stream does not open with the configured key; skipped")
-		} else if err := st.SaveCheckpoint(ctx, projections.SignedCheckpoint{
+		} else if err := integ.SaveCheckpoint(ctx, st, integ.SignedCheckpoint{
 			OrgID: org, Size: size, Root: root, Note: string(m.Data()), IssuedAt: md.Timestamp.UTC(), Seq: md.Sequence.Stream,
 		}); err != nil {
 			return err
@@ -335,8 +337,8 @@ func (t *trees) ProveEvent(ctx context.Context, org, id string, treeSize *int64)
 		}
 		size = c.Size
 	}
-	p, err := st.ProveRecord(ctx, org, size, *e.LeafIndex)
-	if errors.Is(err, projections.ErrNoLeaf) {
+	p, err := integ.ProveRecord(ctx, st, org, size, *e.LeafIndex)
+	if errors.Is(err, readmodel.ErrNoLeaf) {
 		return 0, 0, nil, domain.BadInput("treeSize", "must be larger than the event's leaf index %d and at most the tree's size", *e.LeafIndex)
 	}
 	return *e.LeafIndex, size, p, err
@@ -355,8 +357,8 @@ func (t *trees) ProveConsistency(ctx context.Context, org string, from, to int64
 	if st == nil {
 		return nil, domain.BadInput("to", "the organization's log is empty")
 	}
-	p, err := st.ProveTree(ctx, org, from, to)
-	if errors.Is(err, projections.ErrNoLeaf) {
+	p, err := integ.ProveTree(ctx, st, org, from, to)
+	if errors.Is(err, readmodel.ErrNoLeaf) {
 		return nil, domain.BadInput("from", "must be between 1 and to, and to at most the tree's size")
 	}
 	return p, err
@@ -364,7 +366,7 @@ func (t *trees) ProveConsistency(ctx context.Context, org string, from, to int64
 
 // Verify recomputes org's tree from the stream and compares the read model
 // and the stored checkpoints with it.
-func (t *trees) Verify(ctx context.Context, org string, from, to int64) (*projections.Verification, error) {
+func (t *trees) Verify(ctx context.Context, org string, from, to int64) (*integ.Verification, error) {
 	_, st, release, err := t.checkStore(ctx, org)
 	if release != nil {
 		defer release()
@@ -373,9 +375,9 @@ func (t *trees) Verify(ctx context.Context, org string, from, to int64) (*projec
 		return nil, err
 	}
 	if st == nil {
-		return &projections.Verification{OK: true}, nil
+		return &integ.Verification{OK: true}, nil
 	}
-	return st.VerifyTree(ctx, t.s.js, org, from, to, t.open)
+	return integ.VerifyTree(ctx, st, t.s.js, org, from, to, t.open)
 }
 
 // exportProver lends exports the trees' checkpoints, proofs and key.
@@ -401,7 +403,7 @@ func (p exportProver) TreeHashes(ctx context.Context, org string) (tlog.HashRead
 		return nil, err
 	}
 	if st == nil {
-		return nil, projections.ErrNoLeaf
+		return nil, readmodel.ErrNoLeaf
 	}
 	return st.Hashes(ctx, org), nil
 }

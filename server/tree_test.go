@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditlog/auditlog/integrity"
+
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -423,7 +425,7 @@ func TestRebuildGivesTheSameRoots(t *testing.T) {
 			if size == 0 {
 				continue
 			}
-			root, err := st.TreeHash(ctx, org, cp.TreeSize)
+			root, err := integrity.TreeHash(ctx, st, org, cp.TreeSize)
 			if err != nil {
 				t.Fatal(err)
 			}

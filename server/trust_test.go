@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditlog/auditlog/integrity"
+
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/oklog/ulid/v2"
 
@@ -17,7 +19,7 @@ import (
 	"github.com/auditlog/auditlog/ingest"
 	"github.com/auditlog/auditlog/internal/testenv"
 	"github.com/auditlog/auditlog/natsx"
-	"github.com/auditlog/auditlog/projections"
+	"github.com/auditlog/auditlog/readmodel"
 	"github.com/auditlog/auditlog/server"
 )
 
@@ -274,9 +276,9 @@ func TestUpgradeKeepsExistingStreamsWorking(t *testing.T) {
 
 	c := list(t, env, "old", map[string]any{"types": []string{"AUDIT_LOG_OPT_IN", "AUDIT_LOG_OPT_OUT"}}, 10, "")
 	want := map[string]bool{
-		projections.SettingsEventID(domain.SettingsChange{}, ack.Sequence): true, // the legacy derivation
-		domain.SettingsEventID("old", 2):                                   true,
-		domain.SettingsEventID("old", 3):                                   true,
+		readmodel.SettingsEventID(domain.SettingsChange{}, ack.Sequence): true, // the legacy derivation
+		domain.SettingsEventID("old", 2):                                 true,
+		domain.SettingsEventID("old", 3):                                 true,
 	}
 	if c.TotalCount != 3 {
 		t.Fatalf("settings events %v", c.ids())
@@ -319,7 +321,7 @@ func TestServeReconcilesAndRepairs(t *testing.T) {
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		st, err := env.EventStore(domain.RegionUS).LastReconcile(context.Background())
+		st, err := integrity.LastReconcile(context.Background(), env.EventStore(domain.RegionUS))
 		if err != nil {
 			t.Fatal(err)
 		}

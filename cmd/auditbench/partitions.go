@@ -7,12 +7,14 @@ import (
 	"os"
 	"time"
 
+	"github.com/auditlog/auditlog/projector"
+
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/natsx"
-	"github.com/auditlog/auditlog/projections"
+	"github.com/auditlog/auditlog/readmodel"
 )
 
 // partitionRates measures how fast P partitions project a backlog of
@@ -33,14 +35,14 @@ func (b *bench) partitionRates(ctx context.Context, rep *Report) error {
 	pool := b.srv.EventStore(domain.RegionUS).Pool()
 	for _, count := range []int{1, 2, 4, 8} {
 		schema := fmt.Sprintf("bench_partitions_%d", count)
-		store := projections.NewEventStore(pool, schema, natsx.AuditStream(domain.RegionUS), log)
+		store := readmodel.NewEventStore(pool, schema, natsx.AuditStream(domain.RegionUS), log)
 		if err := store.Migrate(ctx); err != nil {
 			return err
 		}
-		if err := store.EnsurePartitions(ctx, 3); err != nil {
+		if err := store.EnsureMonths(ctx, 3); err != nil {
 			return err
 		}
-		pp := &projections.Partitioned{
+		pp := &projector.Partitioned{
 			JS: js, Store: store, Region: domain.RegionUS, Log: log,
 			Durable: fmt.Sprintf("bench-%d", count),
 			Layout:  func(context.Context) (int, error) { return count, nil },
@@ -56,7 +58,7 @@ func (b *bench) partitionRates(ctx context.Context, rep *Report) error {
 		took := time.Since(start)
 		stop()
 		<-done
-		if derr := projections.DropSchema(ctx, pool, schema); err == nil {
+		if derr := readmodel.DropSchema(ctx, pool, schema); err == nil {
 			err = derr
 		}
 		if err != nil {
@@ -99,10 +101,10 @@ func (b *bench) backlog(ctx context.Context, js jetstream.JetStream, n, orgs int
 	return stream.CachedInfo().State.LastSeq, nil
 }
 
-func waitCheckpoint(ctx context.Context, store *projections.EventStore, seq uint64) error {
+func waitCheckpoint(ctx context.Context, store *readmodel.EventStore, seq uint64) error {
 	deadline := time.Now().Add(10 * time.Minute)
 	for time.Now().Before(deadline) {
-		cp, err := store.Checkpoint(ctx)
+		cp, err := store.Position(ctx)
 		if err != nil {
 			return err
 		}

@@ -20,7 +20,7 @@ import (
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/ingest"
 	"github.com/auditlog/auditlog/natsx"
-	"github.com/auditlog/auditlog/projections"
+	"github.com/auditlog/auditlog/readmodel"
 	"github.com/auditlog/auditlog/server"
 )
 
@@ -137,11 +137,11 @@ func (b *bench) ceilings(ctx context.Context, rep *Report) error {
 	defer pool.Exec(ctx, "DROP TABLE bench_copy")
 	rows := make([][]any, n)
 	for i := range evs {
-		rows[i] = projections.EventRow(&evs[i], uint64(i+1))
+		rows[i] = readmodel.EventRow(&evs[i], uint64(i+1))
 	}
 	start = time.Now()
 	for off := 0; off < n; off += 1000 {
-		if _, err := pool.CopyFrom(ctx, pgx.Identifier{"bench_copy"}, projections.EventColumns, pgx.CopyFromRows(rows[off:min(n, off+1000)])); err != nil {
+		if _, err := pool.CopyFrom(ctx, pgx.Identifier{"bench_copy"}, readmodel.EventColumns, pgx.CopyFromRows(rows[off:min(n, off+1000)])); err != nil {
 			return err
 		}
 	}
@@ -182,7 +182,7 @@ func (b *bench) sampleLag(ctx context.Context, l *lagSampler) {
 		if len(pending) == 0 || info.State.LastSeq > pending[len(pending)-1].seq {
 			pending = append(pending, mark{now, info.State.LastSeq})
 		}
-		cp, err := store.Checkpoint(ctx)
+		cp, err := store.Position(ctx)
 		if err != nil {
 			continue
 		}
@@ -205,7 +205,7 @@ func (b *bench) waitQueryable(ctx context.Context) error {
 	}
 	deadline := time.Now().Add(5 * time.Minute)
 	for time.Now().Before(deadline) {
-		cp, err := b.srv.EventStore(domain.RegionUS).Checkpoint(ctx)
+		cp, err := b.srv.EventStore(domain.RegionUS).Position(ctx)
 		if err != nil {
 			return err
 		}

@@ -30,6 +30,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/auditlog/auditlog/integrity"
+	"github.com/auditlog/auditlog/projector"
+
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/rs/zerolog"
 	"golang.org/x/mod/sumdb/note"
@@ -39,7 +42,6 @@ import (
 	"github.com/auditlog/auditlog/export"
 	"github.com/auditlog/auditlog/internal/devpg"
 	"github.com/auditlog/auditlog/natsx"
-	"github.com/auditlog/auditlog/projections"
 	"github.com/auditlog/auditlog/server"
 )
 
@@ -302,7 +304,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		"embedded NATS: host:port of a listener for NATS ingest clients; empty opens none (AUDITD_NATS_LISTEN)")
 	ingestUser := fs.String("nats-ingest-user", env("AUDITD_NATS_INGEST_USER", ""),
 		"embedded NATS: user ingest clients connect as; password in AUDITD_NATS_INGEST_PASSWORD (AUDITD_NATS_INGEST_USER)")
-	holderTimeout := fs.Duration("holder-timeout", envDuration("AUDITD_HOLDER_TIMEOUT", projections.DefaultHolderTimeout),
+	holderTimeout := fs.Duration("holder-timeout", envDuration("AUDITD_HOLDER_TIMEOUT", projector.DefaultHolderTimeout),
 		"how long a Postgres session holding projection locks may be silent before Postgres ends it and another instance takes its partitions (AUDITD_HOLDER_TIMEOUT)")
 	checkpointEvery := fs.Duration("checkpoint-every", server.DefaultCheckpointEvery,
 		"sign a checkpoint of each organization's tree that grew this often; 0 only on demand")
@@ -345,7 +347,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	cfg.MaxFutureSkew = *maxFutureSkew
 	if !natsx.ValidPartitionCount(*partitionCount) {
-		return fmt.Errorf("--projection-partitions must be a power of two from 1 to %d, not %d", projections.MaxPartitions, *partitionCount)
+		return fmt.Errorf("--projection-partitions must be a power of two from 1 to %d, not %d", projector.MaxPartitions, *partitionCount)
 	}
 	cfg.ProjectionPartitions = *partitionCount
 	cfg.CheckpointEvery = *checkpointEvery
@@ -598,7 +600,7 @@ func partitions(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			n, err := strconv.Atoi(fs.Arg(0))
 			if err != nil || !natsx.ValidPartitionCount(n) {
 				return fmt.Errorf("partitions: N must be a power of two from 1 to %d (1, 2, 4 … %d), not %q",
-					projections.MaxPartitions, projections.MaxPartitions, fs.Arg(0))
+					projector.MaxPartitions, projector.MaxPartitions, fs.Arg(0))
 			}
 			want = n
 		default:
@@ -614,7 +616,7 @@ func partitions(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	})
 }
 
-func printReport(w io.Writer, rep *projections.Report) {
+func printReport(w io.Writer, rep *integrity.Report) {
 	fmt.Fprintf(w, "%s: %d messages checked from sequence %d through %d in %s: %d gaps, %d repaired, %d quarantined, %d expired, %d unexplained rows\n",
 		rep.Stream, rep.Checked, rep.From, rep.Through, rep.Took.Round(time.Millisecond), len(rep.Gaps), rep.Repaired,
 		len(rep.Quarantined), rep.Expired, rep.Unexplained)

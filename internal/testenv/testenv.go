@@ -361,9 +361,9 @@ func (e *Env) WaitProjected(t testing.TB) {
 		stream     string
 		checkpoint func(context.Context) (uint64, error)
 	}
-	targets := []target{{natsx.ControlStream, e.SettingsStore().Checkpoint}}
+	targets := []target{{natsx.ControlStream, e.SettingsStore().Position}}
 	for _, r := range domain.Regions {
-		targets = append(targets, target{natsx.AuditStream(r), e.EventStore(r).Checkpoint})
+		targets = append(targets, target{natsx.AuditStream(r), e.EventStore(r).Position})
 	}
 	// Settings changes append opt events to regional streams, so settle the
 	// control stream before reading the regional ones' heads.

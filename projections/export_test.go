@@ -1,9 +1,0 @@
-package projections
-
-// MigrateTo lets tests stop the migrations at a version, to test upgrades
-// from it.
-var MigrateTo = migrateTo
-
-// LoseDeliveries makes p drop the deliveries lose picks, as a network or an
-// overrun client would, before p sees them.
-func LoseDeliveries(p *Projector, lose func(seq uint64) bool) { p.lose = lose }
