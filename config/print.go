@@ -30,18 +30,15 @@ func (c *Config) Print(w io.Writer, scope Scope) error {
 		v, src := c.text[s.Name()], c.sources[s.Name()]
 		switch {
 		case s.Secret && v != "":
-			v = "(set)"
-		case s.Secret:
+			v = "(set) (" + src + ")"
+		case v == "":
 			v = "(unset)"
 		case s.URL:
-			v = redact(v)
-		case v == "":
-			v = `""`
+			v = redact(v) + " (" + src + ")"
+		default:
+			v += " (" + src + ")"
 		}
-		if src == "" {
-			src = "unset"
-		}
-		if _, err := fmt.Fprintf(w, "%-28s %s (%s)\n", s.Name(), v, src); err != nil {
+		if _, err := fmt.Fprintf(w, "%-28s %s\n", s.Name(), v); err != nil {
 			return err
 		}
 	}
