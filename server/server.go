@@ -28,6 +28,7 @@ import (
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/export"
 	"github.com/auditlog/auditlog/graph"
+	"github.com/auditlog/auditlog/httpapi"
 	"github.com/auditlog/auditlog/ingest"
 	"github.com/auditlog/auditlog/live"
 	"github.com/auditlog/auditlog/natsx"
@@ -40,16 +41,17 @@ import (
 // configuration type, which cmd/auditd loads from flags and environment.
 type Config = config.Config
 
-// DefaultMaxResponseBytes is far above what a query within the cost limits
-// answers with events of ordinary size (a few KiB each, so a page of 500 is
-// a few MiB at most), yet keeps one answer from holding the memory of many.
-// A page of events that all carry the largest details allowed can exceed
-// it: the client is told to ask for fewer rows.
-const DefaultMaxResponseBytes = 8 << 20
+// HTTP limits: httpapi's.
+const (
+	DefaultMaxResponseBytes  = httpapi.DefaultMaxResponseBytes
+	DefaultMaxRequestBytes   = httpapi.DefaultMaxRequestBytes
+	DefaultBodyBudget        = httpapi.DefaultBodyBudget
+	DefaultBodyWait          = httpapi.DefaultBodyWait
+	AnonymousMaxRequestBytes = httpapi.AnonymousMaxRequestBytes
+)
 
-// DefaultMaxRequestBytes has room for the largest valid recordAuditEvents
-// batch: every event at the largest details allowed, plus its other fields.
-const DefaultMaxRequestBytes = ingest.MaxBatch * (domain.MaxDetailsBytes + 8<<10)
+// StorageHealth is what /readyz shows of storage: httpapi's.
+type StorageHealth = httpapi.StorageHealth
 
 // Garbage collector defaults of auditd. Ingest and projection allocate
 // briskly while the live heap stays small, so collecting less often buys
@@ -299,7 +301,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Live:         s.feed,
 		Exports:      s.jobs,
 		Downloads:    s.signer,
-		DownloadPath: downloadPath,
+		DownloadPath: httpapi.DownloadPath,
 		PublicURL:    cfg.PublicURL,
 		Own:          s.recorder,
 		Reads:        s.reads,
@@ -307,7 +309,15 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Tree:         s.trees,
 		Now:          cfg.Now,
 	}
-	s.handler = s.routes(resolver)
+	s.handler = httpapi.New(httpapi.Deps{
+		Schema: graph.NewSchema(resolver), Verifier: cfg.Verifier, Registry: s.metrics.registry,
+		APQ: s.apq, JS: s.js, Jobs: s.jobs, Reads: s.reads, Signer: s.signer,
+		Ready: s.Ready, Problems: s.Problems, Projections: func() any { return s.Projections() },
+		EmbeddedStorage: s.embeddedStorage, Log: s.log, Now: cfg.Now,
+		Introspection: cfg.Introspection, AllowedOrigins: cfg.AllowedOrigins, RequestTimeout: cfg.RequestTimeout,
+		MaxRequestBytes: cfg.MaxRequestBytes, BodyBudget: cfg.BodyBudget, BodyWait: cfg.BodyWait,
+		MaxResponseBytes: cfg.MaxResponseBytes, WebsocketWriteTimeout: cfg.WebsocketWriteTimeout,
+	}).Handler()
 	return s, nil
 }
 
@@ -388,6 +398,19 @@ func (s *Server) openPool(ctx context.Context, url string) (*pgxpool.Pool, error
 	}
 	s.pools = append(s.pools, pool)
 	return pool, nil
+}
+
+// embeddedStorage is the embedded NATS server's file storage in use and
+// its limit; not ok with an external NATS.
+func (s *Server) embeddedStorage() (used, limit uint64, ok bool) {
+	if s.ns == nil {
+		return 0, 0, false
+	}
+	jsz, err := s.ns.Jsz(nil)
+	if err != nil || jsz.Config.MaxStore <= 0 {
+		return 0, 0, false
+	}
+	return jsz.Store, uint64(jsz.Config.MaxStore), true
 }
 
 // Handler is the HTTP API.
