@@ -15,10 +15,9 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/introspection"
+	"github.com/auditlog/auditlog/graph/model"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
-
-	"github.com/auditlog/auditlog/graph/model"
 )
 
 // region    ***************************** api!.gotpl *****************************

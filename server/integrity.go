@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/auditlog/auditlog/config"
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/natsx"
 	"github.com/auditlog/auditlog/readmodel"
@@ -23,8 +24,8 @@ import (
 
 // Defaults of the integrity checks.
 const (
-	DefaultStallAfter     = 30 * time.Second
-	DefaultReconcileEvery = time.Hour
+	DefaultStallAfter     = config.DefaultStallAfter
+	DefaultReconcileEvery = config.DefaultReconcileEvery
 	watchEvery            = 2 * time.Second
 )
 

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -15,14 +14,13 @@ import (
 	"github.com/auditlog/auditlog/readmodel"
 )
 
-// metrics is what GET /metrics serves in the Prometheus text format. No
+// metrics is what GET /metrics serves in the Prometheus text format,
+// besides httpapi's series. No
 // series is labelled with an organization, so the endpoint reveals no
 // tenant's activity and its size does not grow with the number of tenants.
 type metrics struct {
 	registry *prometheus.Registry
 	ingested *prometheus.CounterVec
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
 	// dropped counts NATS ingest requests left unanswered; restricted is 1
 	// while NATS itself confines the ingest responder to _INBOX.
 	dropped    *prometheus.CounterVec
@@ -33,9 +31,6 @@ type metrics struct {
 	// clockSkew is the host's clock minus each region's database clock,
 	// as retention last read them.
 	clockSkew *prometheus.GaugeVec
-	// bodies counts /query bodies refused before they were decoded;
-	// persisted counts persisted queries refused or not stored.
-	bodies, persisted *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -45,15 +40,6 @@ func newMetrics() *metrics {
 			Name: "auditlog_ingest_events_total",
 			Help: "Events submitted for recording, by outcome (RECORDED, DUPLICATE, DROPPED_DISABLED, REJECTED).",
 		}, []string{"status"}),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "auditlog_http_requests_total",
-			Help: "HTTP requests by route pattern and status code.",
-		}, []string{"route", "code"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "auditlog_http_request_duration_seconds",
-			Help:    "HTTP request duration by route pattern; websocket connections count their whole life.",
-			Buckets: prometheus.DefBuckets,
-		}, []string{"route"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "auditlog_ingest_requests_dropped_total",
 			Help: "NATS ingest requests dropped unanswered: no reply subject (no_reply), or one outside _INBOX (reply_subject).",
@@ -70,14 +56,6 @@ func newMetrics() *metrics {
 			Name: "auditlog_clock_skew_seconds",
 			Help: "Host clock minus the region's Postgres clock, as retention last read them; beyond the tolerance retention does nothing.",
 		}, []string{"region"}),
-		bodies: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "auditlog_http_bodies_refused_total",
-			Help: "/query request bodies refused before decoding, by caller (anonymous, authenticated) and reason (too_large, budget).",
-		}, []string{"caller", "reason"}),
-		persisted: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "auditlog_persisted_queries_refused_total",
-			Help: "Persisted queries not stored, by reason (anonymous: run but not stored; too_large, full, unavailable: refused).",
-		}, []string{"reason"}),
 	}
 	for _, reason := range []string{ingest.DropNoReply, ingest.DropReplySubject} {
 		m.dropped.WithLabelValues(reason)
@@ -92,7 +70,7 @@ func newMetrics() *metrics {
 	m.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.ingested, m.requests, m.duration, m.dropped, m.restricted, m.regionFailures, m.clockSkew, m.bodies, m.persisted,
+		m.ingested, m.dropped, m.restricted, m.regionFailures, m.clockSkew,
 	)
 	return m
 }
@@ -104,44 +82,6 @@ func (m *metrics) Count(status ingest.Status, n int) {
 
 // Dropped implements ingest.DropCounter.
 func (m *metrics) Dropped(reason string) { m.dropped.WithLabelValues(reason).Inc() }
-
-// registerBudget exposes the body budget: its size, what is held now,
-// and the most ever held at once, which never exceeds the size.
-func (m *metrics) registerBudget(b *bodyBudget) {
-	m.registry.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "auditlog_http_body_budget_bytes",
-			Help: "Bytes of /query request bodies all requests may hold in memory at once.",
-		}, func() float64 { return float64(b.size) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "auditlog_http_body_budget_in_use_bytes",
-			Help: "Bytes of /query request bodies held in memory now.",
-		}, func() float64 { return float64(b.inUse.Load()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "auditlog_http_body_budget_peak_bytes",
-			Help: "The most bytes of /query request bodies held in memory at once since the start.",
-		}, func() float64 { return float64(b.peak.Load()) }),
-	)
-}
-
-// bodyRefused counts a /query body refused for reason.
-func (m *metrics) bodyRefused(anonymous bool, reason string) {
-	caller := "authenticated"
-	if anonymous {
-		caller = "anonymous"
-	}
-	m.bodies.WithLabelValues(caller, reason).Inc()
-}
-
-// observe records one HTTP request under its route pattern, never its raw
-// path, which would let clients create series at will.
-func (m *metrics) observe(route string, code int, d time.Duration) {
-	if route == "" {
-		route = "unmatched"
-	}
-	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
-	m.duration.WithLabelValues(route).Observe(d.Seconds())
-}
 
 // projectionCollector reports, when scraped, how far each regional read
 // model is behind its stream. It reads the read model's own checkpoint, so

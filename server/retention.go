@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/auditlog/auditlog/config"
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/natsx"
 	"github.com/auditlog/auditlog/readmodel"
@@ -22,60 +22,16 @@ import (
 // ISO 27001 audits look back a year), so anything shorter is far more
 // likely a typo ("40d", "400h") than a decision, and what it would remove
 // nothing can bring back.
-const DefaultRetentionFloor = 365 * domain.Day
+const DefaultRetentionFloor = config.DefaultRetentionFloor
 
 // DefaultRetentionEvery is how often expired months are dropped. Months
 // expire once a month; a daily run removes each within a day, which the
 // stream's retention margin allows for.
 const DefaultRetentionEvery = 24 * time.Hour
 
-// ParseRetention reads the retention setting: comma-separated entries,
-// each REGION=period, plus at most one bare period for every region not
-// named. A period is whole days ("400d"), a Go duration, or 0 / forever.
-// "400d" keeps every region's events 400 days; "US=400d,EU=730d" two
-// regions' and the rest for ever; "400d,EU=730d" EU's 730 days and the
-// others' 400. Empty keeps everything for ever.
+// ParseRetention reads a --retention value: config.ParseRetention.
 func ParseRetention(spec string) (map[domain.Region]time.Duration, error) {
-	out := map[domain.Region]time.Duration{}
-	if strings.TrimSpace(spec) == "" {
-		return out, nil
-	}
-	var def *time.Duration
-	named := map[domain.Region]bool{}
-	for entry := range strings.SplitSeq(spec, ",") {
-		region, period, ok := strings.Cut(strings.TrimSpace(entry), "=")
-		if !ok {
-			if def != nil {
-				return nil, fmt.Errorf("retention %q: more than one period for every region", spec)
-			}
-			d, err := domain.ParsePeriod(region)
-			if err != nil {
-				return nil, err
-			}
-			def = &d
-			continue
-		}
-		r := domain.Region(strings.ToUpper(strings.TrimSpace(region)))
-		if !r.Valid() {
-			return nil, fmt.Errorf("retention %q: unknown region %q", spec, region)
-		}
-		if named[r] {
-			return nil, fmt.Errorf("retention %q: region %s given twice", spec, r)
-		}
-		d, err := domain.ParsePeriod(period)
-		if err != nil {
-			return nil, err
-		}
-		named[r], out[r] = true, d
-	}
-	if def != nil {
-		for _, r := range domain.Regions {
-			if !named[r] {
-				out[r] = *def
-			}
-		}
-	}
-	return out, nil
+	return config.ParseRetention(spec)
 }
 
 // checkRetention refuses a configuration that names an unknown region or

@@ -26,9 +26,11 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/auditlog/auditlog/auth"
+	"github.com/auditlog/auditlog/config"
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/export"
 	"github.com/auditlog/auditlog/graph"
+	"github.com/auditlog/auditlog/httpapi"
 	"github.com/auditlog/auditlog/ingest"
 	"github.com/auditlog/auditlog/live"
 	"github.com/auditlog/auditlog/natsx"
@@ -37,145 +39,21 @@ import (
 	"github.com/auditlog/auditlog/settings"
 )
 
-// Config is everything auditd needs to start.
-type Config struct {
-	// Addr is the HTTP listen address; ":0" picks a free port.
-	Addr string
-	// DataDir holds the embedded NATS server's storage.
-	DataDir string
-	// NATSURL selects an external NATS; empty starts an embedded server.
-	NATSURL string
-	// NATSCredentials authenticate auditd to the external NATS at NATSURL.
-	NATSCredentials natsx.Credentials
-	// NATSResponderCredentials authenticate the connection that answers
-	// NATS ingest requests on an external NATS: a user that may publish
-	// only to _INBOX.> (natsx.ResponderPermissions). Required with
-	// NATSURL; the embedded server makes such a user itself.
-	NATSResponderCredentials natsx.Credentials
-	// NATSListen opens a client listener on the embedded server (host:port,
-	// port -1 for a free one) for NATS ingest clients; empty opens none,
-	// and auditd connects in process.
-	NATSListen string
-	// NATSIngestUsers may connect through NATSListen, and may only request
-	// auditlog.ingest.<source>; each request still needs a service token.
-	NATSIngestUsers []natsx.User
-	// DatabaseURL holds the control schema and, by default, every region's schema.
-	DatabaseURL string
-	// RegionDatabaseURLs gives a region its own database.
-	RegionDatabaseURLs map[domain.Region]string
-	// Verifier authenticates bearer tokens.
-	Verifier *auth.Verifier
-	// Streams configures the JetStream streams.
-	Streams natsx.Streams
-	// RequestTimeout bounds one GraphQL request from its arrival, parsing,
-	// validation and SQL included; each event of a subscription gets as
-	// long again.
-	RequestTimeout time.Duration
-	// MaxRequestBytes bounds a /query request body; default
-	// DefaultMaxRequestBytes.
-	MaxRequestBytes int64
-	// BodyBudget bounds the bytes of /query bodies all requests hold in
-	// memory at once; default DefaultBodyBudget, never below
-	// MaxRequestBytes.
-	BodyBudget int64
-	// BodyWait is how long a request waits for its share of BodyBudget
-	// before it is refused with 503; default DefaultBodyWait.
-	BodyWait time.Duration
-	// MaxResponseBytes bounds the data of one GraphQL answer; a larger one
-	// is replaced by a RESPONSE_TOO_LARGE error. Default
-	// DefaultMaxResponseBytes.
-	MaxResponseBytes int
-	// Introspection enables GraphQL schema introspection.
-	Introspection bool
-	// AllowedOrigins are the host patterns of browser pages, other than the
-	// API's own origin, that may open websockets (e.g. "app.example.com").
-	AllowedOrigins []string
-	// WebsocketWriteTimeout bounds one websocket write; a client that does
-	// not read for that long is disconnected. Default 10s.
-	WebsocketWriteTimeout time.Duration
-	// Live bounds live subscriptions.
-	Live live.Limits
-	// DownloadKey signs export download links; empty means a random key,
-	// so links work only on the instance that made them.
-	DownloadKey []byte
-	// PublicURL is the base of the links the API hands out, such as export
-	// download URLs (e.g. https://audit.example.com); empty means the
-	// origin each request came to.
-	PublicURL string
-	// ExportWorkers is how many exports this instance runs at once
-	// (default 2); negative runs none.
-	ExportWorkers int
-	// StallAfter is how long a read model may stay behind its stream with
-	// its checkpoint not moving before /readyz calls it stalled (default 30s).
-	StallAfter time.Duration
-	// ReconcileEvery is how often the regional read models are compared
-	// with their streams and repaired (default 1h; negative never).
-	ReconcileEvery time.Duration
-	// ReadWindow is how long one reader's same read of the log is recorded
-	// once (default 10 minutes).
-	ReadWindow time.Duration
-	// Retention is how long each region keeps its events after they
-	// occurred (see ParseRetention); a region absent or 0 keeps them for
-	// ever. Its stream keeps messages natsx.RetentionMargin longer.
-	Retention map[domain.Region]time.Duration
-	// RetentionFloor is the shortest retention New accepts; zero means
-	// DefaultRetentionFloor and a negative value no floor at all, which
-	// only tests want.
-	RetentionFloor time.Duration
-	// ClockTolerance is how far the host's clock may differ from the
-	// region's Postgres clock before retention refuses to act (default
-	// DefaultClockTolerance).
-	ClockTolerance time.Duration
-	// MaxFutureSkew is how far in the future an event's occurredAt may
-	// lie (default domain.MaxClockSkew, at most domain.MaxFutureSkewLimit).
-	MaxFutureSkew time.Duration
-	// RetentionEvery is how often expired months are dropped, besides once
-	// at start (default DefaultRetentionEvery; negative never).
-	RetentionEvery time.Duration
-	// SigningKey is the note signer key (golang.org/x/mod/sumdb/note,
-	// Ed25519) that signs the checkpoints of every organization's tree. It
-	// is secret and never logged. Empty uses a development key kept in
-	// DataDir, generated the first time.
-	SigningKey string
-	// ProjectionPartitions is how many partitions project each regional
-	// stream, shared by every instance (1 to projector.MaxPartitions). It
-	// seeds a new deployment's layout and never changes an existing one:
-	// that is `auditd projections partitions N`. Zero means 1.
-	ProjectionPartitions int
-	// HolderTimeout is how long a session holding projection locks (or
-	// this instance's membership) may be silent before Postgres ends it, so
-	// that a frozen or cut-off instance's partitions go to the others
-	// (default projector.DefaultHolderTimeout).
-	HolderTimeout time.Duration
-	// RebalanceEvery is how often an instance takes or hands back
-	// partitions (default 1s): how long a dead instance's partitions wait
-	// at most, once Postgres has ended its sessions.
-	RebalanceEvery time.Duration
-	// CheckpointEvery is how often an organization whose tree has grown
-	// gets a new signed checkpoint (default 1m; negative never: checkpoints
-	// are then issued only when asked for).
-	CheckpointEvery time.Duration
-	// CheckpointMinInterval is how often reads (auditLogCheckpoint, proofs)
-	// may issue a new signed checkpoint for one organization; within it
-	// they get the latest (default DefaultCheckpointMinInterval; negative:
-	// no limit).
-	CheckpointMinInterval time.Duration
-	// Log is the root logger.
-	Log zerolog.Logger
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
-}
+// Config is everything auditd needs to start: config.Config, the one
+// configuration type, which cmd/auditd loads from flags and environment.
+type Config = config.Config
 
-// DefaultMaxResponseBytes is far above what a query within the cost limits
-// answers with events of ordinary size (a few KiB each, so a page of 500 is
-// a few MiB at most), yet keeps one answer from holding the memory of many.
-// A page of events that all carry the largest details allowed can exceed
-// it: the client is told to ask for fewer rows.
-const DefaultMaxResponseBytes = 8 << 20
+// HTTP limits: httpapi's.
+const (
+	DefaultMaxResponseBytes  = httpapi.DefaultMaxResponseBytes
+	DefaultMaxRequestBytes   = httpapi.DefaultMaxRequestBytes
+	DefaultBodyBudget        = httpapi.DefaultBodyBudget
+	DefaultBodyWait          = httpapi.DefaultBodyWait
+	AnonymousMaxRequestBytes = httpapi.AnonymousMaxRequestBytes
+)
 
-// DefaultMaxRequestBytes has room for the largest valid recordAuditEvents
-// batch: every event at the largest details allowed, plus its other fields.
-const DefaultMaxRequestBytes = ingest.MaxBatch * (domain.MaxDetailsBytes + 8<<10)
+// StorageHealth is what /readyz shows of storage: httpapi's.
+type StorageHealth = httpapi.StorageHealth
 
 // Garbage collector defaults of auditd. Ingest and projection allocate
 // briskly while the live heap stays small, so collecting less often buys
@@ -425,7 +303,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Live:         s.feed,
 		Exports:      s.jobs,
 		Downloads:    s.signer,
-		DownloadPath: downloadPath,
+		DownloadPath: httpapi.DownloadPath,
 		PublicURL:    cfg.PublicURL,
 		Own:          s.recorder,
 		Reads:        s.reads,
@@ -433,7 +311,15 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Tree:         s.trees,
 		Now:          cfg.Now,
 	}
-	s.handler = s.routes(resolver)
+	s.handler = httpapi.New(httpapi.Deps{
+		Schema: graph.NewSchema(resolver), Verifier: cfg.Verifier, Registry: s.metrics.registry,
+		APQ: s.apq, JS: s.js, Jobs: s.jobs, Reads: s.reads, Signer: s.signer,
+		Ready: s.Ready, Problems: s.Problems, Projections: func() any { return s.Projections() },
+		EmbeddedStorage: s.embeddedStorage, Log: s.log, Now: cfg.Now,
+		Introspection: cfg.Introspection, AllowedOrigins: cfg.AllowedOrigins, RequestTimeout: cfg.RequestTimeout,
+		MaxRequestBytes: cfg.MaxRequestBytes, BodyBudget: cfg.BodyBudget, BodyWait: cfg.BodyWait,
+		MaxResponseBytes: cfg.MaxResponseBytes, WebsocketWriteTimeout: cfg.WebsocketWriteTimeout,
+	}).Handler()
 	return s, nil
 }
 
@@ -514,6 +400,19 @@ func (s *Server) openPool(ctx context.Context, url string) (*pgxpool.Pool, error
 	}
 	s.pools = append(s.pools, pool)
 	return pool, nil
+}
+
+// embeddedStorage is the embedded NATS server's file storage in use and
+// its limit; not ok with an external NATS.
+func (s *Server) embeddedStorage() (used, limit uint64, ok bool) {
+	if s.ns == nil {
+		return 0, 0, false
+	}
+	jsz, err := s.ns.Jsz(nil)
+	if err != nil || jsz.Config.MaxStore <= 0 {
+		return 0, 0, false
+	}
+	return jsz.Store, uint64(jsz.Config.MaxStore), true
 }
 
 // Handler is the HTTP API.

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/auditlog/auditlog/config"
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/natsx"
 	"github.com/auditlog/auditlog/readmodel"
@@ -25,7 +26,7 @@ import (
 )
 
 // DefaultCheckpointEvery is how often grown trees get a new checkpoint.
-const DefaultCheckpointEvery = time.Minute
+const DefaultCheckpointEvery = config.DefaultCheckpointEvery
 
 // signingKeyFile is where development mode keeps its generated key.
 const signingKeyFile = "signing.key"

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/auditlog/auditlog/config"
 	"github.com/auditlog/auditlog/internal/devpg"
 	"github.com/auditlog/auditlog/internal/testenv"
 )
@@ -30,9 +31,7 @@ func TestSetupCreatesMissingDatabaseAndAbsoluteDataDir(t *testing.T) {
 	t.Chdir(t.TempDir())
 
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	var c common
-	c.register(fs)
-	_, cfg, err := c.setup(ctx, fs, []string{"--database-url", url, "--data-dir", "rel/.data"}, io.Discard)
+	_, cfg, err := setup(ctx, config.Serve, fs, []string{"--database-url", url, "--data-dir", "rel/.data"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

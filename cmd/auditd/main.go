@@ -7,6 +7,8 @@
 //	auditd projections reconcile [--repair]
 //	auditd projections partitions [N]  show or change the partition layout
 //	                             compare each regional stream with its read model
+//	auditd config [--markdown]   print the effective configuration (no secrets),
+//	                             or the reference tables of docs/operations.md
 //	auditd keygen [--name N]     make a checkpoint signing key (AUDITD_SIGNING_KEY)
 //	auditd verify --key VKEY FILE
 //	                             check an NDJSON export offline
@@ -38,6 +40,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/auditlog/auditlog/auth"
+	"github.com/auditlog/auditlog/config"
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/export"
 	"github.com/auditlog/auditlog/internal/devpg"
@@ -61,13 +64,15 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: auditd serve | token | keygen | verify --key VKEY FILE | projections rebuild | projections reconcile [--repair] | projections partitions [N]")
+		return errors.New("usage: auditd serve | config [--markdown] | token | keygen | verify --key VKEY FILE | projections rebuild | projections reconcile [--repair] | projections partitions [N]")
 	}
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stderr)
 	case "token":
 		return token(args[1:], stdout)
+	case "config":
+		return showConfig(args[1:], stdout)
 	case "keygen":
 		return keygen(args[1:], stdout, stderr)
 	case "verify":
@@ -86,23 +91,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return fmt.Errorf("unknown command %q", args[0])
 }
 
-// envInt is the integer in the environment variable name, or def; a value
-// that is not a number is left for the flag parser to refuse.
-func envInt(name string, def int) int {
-	if n, err := strconv.Atoi(env(name, "")); err == nil {
-		return n
-	}
-	return def
-}
-
-// envDuration is the duration in the environment variable name, or def.
-func envDuration(name string, def time.Duration) time.Duration {
-	if d, err := time.ParseDuration(env(name, "")); err == nil {
-		return d
-	}
-	return def
-}
-
 func env(name, def string) string {
 	if v, ok := os.LookupEnv(name); ok && v != "" {
 		return v
@@ -110,95 +98,32 @@ func env(name, def string) string {
 	return def
 }
 
-// common are the flags every command that touches the stores shares.
-type common struct {
-	databaseURL, natsURL, dataDir, logLevel string
-	natsUser, natsCreds                     string
-	dupWindow                               time.Duration
-	placement                               bool
-	replicas                                string
-	retention, retentionFloor               string
-}
-
-func (c *common) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.databaseURL, "database-url", env("DATABASE_URL", ""), "Postgres URL (DATABASE_URL); empty finds or starts a local server")
-	fs.StringVar(&c.natsURL, "nats-url", env("NATS_URL", ""), "NATS URL (NATS_URL); empty runs an embedded server")
-	fs.StringVar(&c.natsUser, "nats-user", env("NATS_USER", ""), "user auditd authenticates as on NATS_URL (NATS_USER; password in NATS_PASSWORD)")
-	fs.StringVar(&c.natsCreds, "nats-creds", env("NATS_CREDS", ""), "credentials file (user JWT and nkey seed) for NATS_URL (NATS_CREDS)")
-	fs.StringVar(&c.dataDir, "data-dir", env("AUDITD_DATA_DIR", ".data"), "data directory (AUDITD_DATA_DIR)")
-	fs.StringVar(&c.logLevel, "log-level", env("AUDITD_LOG_LEVEL", "info"), "log level (AUDITD_LOG_LEVEL)")
-	fs.DurationVar(&c.dupWindow, "dedupe-window", 10*time.Minute, "JetStream de-duplication window for event ids")
-	fs.BoolVar(&c.placement, "region-placement", env("AUDITD_REGION_PLACEMENT", "") == "true",
-		"place each regional stream on servers tagged region:<r> (clusters only; AUDITD_REGION_PLACEMENT)")
-	fs.StringVar(&c.replicas, "replicas", env("AUDITD_REPLICAS", "1"),
-		"replicas of every stream and bucket; more than 1 needs a NATS cluster at NATS_URL (AUDITD_REPLICAS)")
-	fs.StringVar(&c.retention, "retention", env("AUDITD_RETENTION", ""),
-		"how long each region keeps events after they occurred: 400d for all, US=400d,EU=730d per region, or 400d,EU=730d; empty keeps them for ever (AUDITD_RETENTION)")
-	fs.StringVar(&c.retentionFloor, "retention-floor", env("AUDITD_RETENTION_FLOOR", domain.FormatPeriod(server.DefaultRetentionFloor)),
-		"refuse to start with a retention shorter than this (AUDITD_RETENTION_FLOOR)")
-}
-
-// retentionConfig reads the retention flags and checks them against the
-// floor, so a mistake stops the command before it touches anything.
-func (c *common) retentionConfig() (map[domain.Region]time.Duration, time.Duration, error) {
-	floor, err := domain.ParsePeriod(c.retentionFloor)
+// setup loads the configuration of scope (config.Load: every flag and
+// variable, checked) and resolves what it names: the data directory, made
+// absolute, the logger and the database.
+func setup(ctx context.Context, scope config.Scope, fs *flag.FlagSet, args []string, stderr io.Writer) (zerolog.Logger, server.Config, error) {
+	cfg, err := config.Load(scope, fs, args, os.LookupEnv)
 	if err != nil {
-		return nil, 0, fmt.Errorf("--retention-floor: %w", err)
-	}
-	if floor <= 0 {
-		return nil, 0, errors.New("--retention-floor must be positive: without a floor, a typo in --retention could remove most of the log")
-	}
-	periods, err := server.ParseRetention(c.retention)
-	if err != nil {
-		return nil, 0, fmt.Errorf("--retention: %w", err)
-	}
-	for _, r := range domain.Regions {
-		ret := domain.Retention{Period: periods[r], Floor: floor}
-		if err := ret.Check(); err != nil {
-			return nil, 0, fmt.Errorf("--retention of %s: %w (see --retention-floor)", r, err)
-		}
-	}
-	return periods, floor, nil
-}
-
-// checkReplicas refuses a replica count the NATS configuration cannot
-// hold, before anything is started: replicas live on distinct servers of a
-// cluster, and the embedded server is a single one.
-func (c *common) checkReplicas() (int, error) {
-	n, err := strconv.Atoi(c.replicas)
-	switch {
-	case err != nil || n < 1 || n > 5:
-		return 0, fmt.Errorf("--replicas (AUDITD_REPLICAS) must be a number from 1 to 5, JetStream's limit, not %q", c.replicas)
-	case n > 1 && c.natsURL == "":
-		return 0, fmt.Errorf("--replicas %d needs a NATS cluster: set NATS_URL to its servers; the embedded NATS server is a single server and holds one replica", n)
-	case c.placement && c.natsURL == "":
-		return 0, errors.New("--region-placement needs a NATS cluster whose servers are tagged region:<region>: set NATS_URL; the embedded NATS server has no tags")
-	}
-	return n, nil
-}
-
-// setup parses args into fs and resolves the logger and server config.
-func (c *common) setup(ctx context.Context, fs *flag.FlagSet, args []string, stderr io.Writer) (zerolog.Logger, server.Config, error) {
-	if err := fs.Parse(args); err != nil {
 		return zerolog.Nop(), server.Config{}, err
 	}
 	// Absolute, so that nothing depends on the directory a child process
 	// (initdb, pg_ctl) runs in.
-	dataDir, err := filepath.Abs(c.dataDir)
-	if err != nil {
+	if cfg.DataDir, err = filepath.Abs(cfg.DataDir); err != nil {
 		return zerolog.Nop(), server.Config{}, fmt.Errorf("data directory: %w", err)
 	}
-	c.dataDir = dataDir
-	log, err := c.logger(stderr)
+	log, err := logger(cfg.LogLevel, stderr)
 	if err != nil {
 		return log, server.Config{}, err
 	}
-	cfg, err := c.config(ctx, log)
-	return log, cfg, err
+	cfg.Log, cfg.Streams.Log = log, log
+	if cfg.DatabaseURL, err = database(ctx, cfg.DatabaseURL, cfg.DataDir, log); err != nil {
+		return log, server.Config{}, err
+	}
+	return log, *cfg, nil
 }
 
-func (c *common) logger(w io.Writer) (zerolog.Logger, error) {
-	level, err := zerolog.ParseLevel(c.logLevel)
+func logger(levelName string, w io.Writer) (zerolog.Logger, error) {
+	level, err := zerolog.ParseLevel(levelName)
 	if err != nil {
 		return zerolog.Nop(), fmt.Errorf("log level: %w", err)
 	}
@@ -208,18 +133,18 @@ func (c *common) logger(w io.Writer) (zerolog.Logger, error) {
 // database resolves the Postgres URL: the configured one, its database
 // created if the server answers that it does not exist yet, else a local or
 // private development server with an "auditlog" database.
-func (c *common) database(ctx context.Context, log zerolog.Logger) (string, error) {
-	if c.databaseURL != "" {
-		created, err := devpg.CreateMissingDatabase(ctx, c.databaseURL)
+func database(ctx context.Context, databaseURL, dataDir string, log zerolog.Logger) (string, error) {
+	if databaseURL != "" {
+		created, err := devpg.CreateMissingDatabase(ctx, databaseURL)
 		if err != nil {
 			return "", fmt.Errorf("database: %w", err)
 		}
 		if created {
 			log.Warn().Msg("the database DATABASE_URL names did not exist; created it")
 		}
-		return c.databaseURL, nil
+		return databaseURL, nil
 	}
-	pg, err := devpg.Find(ctx, filepath.Join(c.dataDir, "pg"))
+	pg, err := devpg.Find(ctx, filepath.Join(dataDir, "pg"))
 	if err != nil {
 		return "", err
 	}
@@ -236,179 +161,52 @@ func (c *common) database(ctx context.Context, log zerolog.Logger) (string, erro
 	return url, nil
 }
 
-func (c *common) config(ctx context.Context, log zerolog.Logger) (server.Config, error) {
-	retention, floor, err := c.retentionConfig()
-	if err != nil {
-		return server.Config{}, err
-	}
-	replicas, err := c.checkReplicas()
-	if err != nil {
-		return server.Config{}, err
-	}
-	url, err := c.database(ctx, log)
-	if err != nil {
-		return server.Config{}, err
-	}
-	regional := map[domain.Region]string{}
-	for _, r := range domain.Regions {
-		// DATABASE_URL_EU etc. give a region a database of its own.
-		if u := os.Getenv("DATABASE_URL_" + string(r)); u != "" {
-			regional[r] = u
-		}
-	}
-	return server.Config{
-		// The signing key is a secret: from the environment only, never a
-		// flag the process list shows.
-		SigningKey:         os.Getenv("AUDITD_SIGNING_KEY"),
-		DataDir:            c.dataDir,
-		NATSURL:            c.natsURL,
-		NATSCredentials:    natsx.Credentials{User: c.natsUser, Password: os.Getenv("NATS_PASSWORD"), File: c.natsCreds},
-		DatabaseURL:        url,
-		RegionDatabaseURLs: regional,
-		Streams:            natsx.Streams{DuplicateWindow: c.dupWindow, Placement: c.placement, Replicas: replicas, Log: log},
-		Retention:          retention,
-		RetentionFloor:     floor,
-		Log:                log,
-	}, nil
-}
-
-func serve(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	var c common
-	c.register(fs)
-	addr := fs.String("addr", env("AUDITD_ADDR", ":8080"), "HTTP listen address (AUDITD_ADDR)")
-	secret := fs.String("jwt-secret", env("AUDITD_JWT_SECRET", ""), "HS256 secret for bearer tokens (AUDITD_JWT_SECRET)")
-	jwks := fs.String("jwks", env("AUDITD_JWKS", ""), "JWKS file or URL; when set, tokens must be RS256/ES256 signed by its keys (AUDITD_JWKS)")
-	introspection := fs.Bool("introspection", env("AUDITD_INTROSPECTION", "true") == "true", "allow GraphQL introspection (AUDITD_INTROSPECTION)")
-	origins := fs.String("allowed-origins", env("AUDITD_ALLOWED_ORIGINS", ""),
-		"comma-separated host patterns of browser pages, besides the API's own origin, that may open websockets (AUDITD_ALLOWED_ORIGINS)")
-	publicURL := fs.String("public-url", env("AUDITD_PUBLIC_URL", ""),
-		"base URL of the links the API hands out, e.g. https://audit.example.com; default the origin of each request (AUDITD_PUBLIC_URL)")
-	downloadKey := fs.String("download-key", env("AUDITD_DOWNLOAD_KEY", ""),
-		"key signing export download links; default derives it from the JWT secret (AUDITD_DOWNLOAD_KEY)")
-	workers := fs.Int("export-workers", 2, "exports this instance runs at once; 0 runs none")
-	exportTTL := fs.Duration("export-ttl", natsx.DefaultExportTTL, "how long export files are kept")
-	exportAckWait := fs.Duration("export-ack-wait", envDuration("AUDITD_EXPORT_ACK_WAIT", natsx.DefaultExportAckWait),
-		"how long a running export may go without a heartbeat before another instance takes it over (AUDITD_EXPORT_ACK_WAIT)")
-	userTTL := fs.Duration("max-user-token-lifetime", auth.DefaultMaxUserLifetime, "refuse user tokens that expire later than this from now")
-	serviceTTL := fs.Duration("max-service-token-lifetime", auth.DefaultMaxServiceLifetime, "refuse service tokens that expire later than this from now")
-	reconcileEvery := fs.Duration("reconcile-every", server.DefaultReconcileEvery,
-		"compare each regional stream with its read model and repair gaps this often; 0 never")
-	stallAfter := fs.Duration("stall-after", server.DefaultStallAfter,
-		"call a projection stalled on /readyz when it is behind and has not moved for this long")
-	responderUser := fs.String("nats-responder-user", env("NATS_RESPONDER_USER", ""),
-		"user that answers NATS ingest requests on NATS_URL, allowed to publish to _INBOX.> only (NATS_RESPONDER_USER; password in NATS_RESPONDER_PASSWORD)")
-	responderCreds := fs.String("nats-responder-creds", env("NATS_RESPONDER_CREDS", ""),
-		"credentials file of the NATS ingest responder user on NATS_URL (NATS_RESPONDER_CREDS)")
-	natsListen := fs.String("nats-listen", env("AUDITD_NATS_LISTEN", ""),
-		"embedded NATS: host:port of a listener for NATS ingest clients; empty opens none (AUDITD_NATS_LISTEN)")
-	ingestUser := fs.String("nats-ingest-user", env("AUDITD_NATS_INGEST_USER", ""),
-		"embedded NATS: user ingest clients connect as; password in AUDITD_NATS_INGEST_PASSWORD (AUDITD_NATS_INGEST_USER)")
-	holderTimeout := fs.Duration("holder-timeout", envDuration("AUDITD_HOLDER_TIMEOUT", projector.DefaultHolderTimeout),
-		"how long a Postgres session holding projection locks may be silent before Postgres ends it and another instance takes its partitions (AUDITD_HOLDER_TIMEOUT)")
-	checkpointEvery := fs.Duration("checkpoint-every", server.DefaultCheckpointEvery,
-		"sign a checkpoint of each organization's tree that grew this often; 0 only on demand")
-	maxFutureSkew := fs.Duration("max-future-skew", envDuration("AUDITD_MAX_FUTURE_SKEW", domain.MaxClockSkew),
-		"refuse events whose occurredAt lies further than this in the future; at most 12h (AUDITD_MAX_FUTURE_SKEW)")
-	partitionCount := fs.Int("projection-partitions", envInt("AUDITD_PROJECTION_PARTITIONS", 1),
-		"partitions projecting each regional stream, shared by all instances; seeds a new deployment only, change it with `auditd projections partitions N` (AUDITD_PROJECTION_PARTITIONS)")
-	log, cfg, err := c.setup(ctx, fs, args, stderr)
+// showConfig prints the effective configuration of serve, secrets shown as
+// (set) or (unset); with --markdown, the reference tables of
+// docs/operations.md instead.
+func showConfig(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("config", flag.ContinueOnError)
+	markdown := fs.Bool("markdown", false, "print the reference tables of docs/operations.md")
+	cfg, err := config.Load(config.Serve, fs, args, os.LookupEnv)
 	if err != nil {
 		return err
 	}
-	// The flags take their defaults from these; a value that is not a
-	// number or a duration must not pass for the default.
-	if v := os.Getenv("AUDITD_PROJECTION_PARTITIONS"); v != "" {
-		if _, err := strconv.Atoi(v); err != nil {
-			return fmt.Errorf("AUDITD_PROJECTION_PARTITIONS=%q is not a number", v)
-		}
+	if *markdown {
+		return config.Markdown(stdout)
 	}
-	if v := os.Getenv("AUDITD_HOLDER_TIMEOUT"); v != "" {
-		if _, err := time.ParseDuration(v); err != nil {
-			return fmt.Errorf("AUDITD_HOLDER_TIMEOUT: %w", err)
-		}
+	return cfg.Print(stdout, config.Serve)
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	log, cfg, err := setup(ctx, config.Serve, flag.NewFlagSet("serve", flag.ContinueOnError), args, stderr)
+	if err != nil {
+		return err
 	}
-	if *holderTimeout < time.Second {
-		return fmt.Errorf("--holder-timeout must be at least 1s (a live projector speaks every second), not %s", *holderTimeout)
-	}
-	cfg.HolderTimeout = *holderTimeout
-	if v := os.Getenv("AUDITD_EXPORT_ACK_WAIT"); v != "" {
-		if _, err := time.ParseDuration(v); err != nil {
-			return fmt.Errorf("AUDITD_EXPORT_ACK_WAIT: %w", err)
-		}
-	}
-	if v := os.Getenv("AUDITD_MAX_FUTURE_SKEW"); v != "" {
-		if _, err := time.ParseDuration(v); err != nil {
-			return fmt.Errorf("AUDITD_MAX_FUTURE_SKEW: %w", err)
-		}
-	}
-	if *maxFutureSkew <= 0 || *maxFutureSkew > domain.MaxFutureSkewLimit {
-		return fmt.Errorf("--max-future-skew (AUDITD_MAX_FUTURE_SKEW) must be positive and at most %s, not %s", domain.MaxFutureSkewLimit, *maxFutureSkew)
-	}
-	cfg.MaxFutureSkew = *maxFutureSkew
-	if !natsx.ValidPartitionCount(*partitionCount) {
-		return fmt.Errorf("--projection-partitions must be a power of two from 1 to %d, not %d", projector.MaxPartitions, *partitionCount)
-	}
-	cfg.ProjectionPartitions = *partitionCount
-	cfg.CheckpointEvery = *checkpointEvery
-	if *checkpointEvery == 0 {
-		cfg.CheckpointEvery = -1
-	}
-	if cfg.NATSListen = *natsListen; cfg.NATSListen != "" {
-		// Passwords come from the environment only, never a flag the
-		// process list shows.
-		password := os.Getenv("AUDITD_NATS_INGEST_PASSWORD")
-		if *ingestUser == "" || password == "" {
-			return errors.New("--nats-listen needs AUDITD_NATS_INGEST_USER and AUDITD_NATS_INGEST_PASSWORD")
-		}
-		cfg.NATSIngestUsers = []natsx.User{{Name: *ingestUser, Password: password}}
-	}
-	cfg.NATSResponderCredentials = natsx.Credentials{User: *responderUser, Password: os.Getenv("NATS_RESPONDER_PASSWORD"), File: *responderCreds}
-	if cfg.NATSURL != "" && cfg.NATSResponderCredentials.Empty() {
-		return errors.New("NATS_URL needs a responder user for ingest replies: NATS_RESPONDER_USER with NATS_RESPONDER_PASSWORD, or NATS_RESPONDER_CREDS (docs/operations.md#nats-permissions)")
-	}
-	cfg.Addr = *addr
-	cfg.PublicURL = *publicURL
-	cfg.Introspection = *introspection
-	if *origins != "" {
-		cfg.AllowedOrigins = strings.Split(*origins, ",")
-	}
-	cfg.ExportWorkers = *workers
-	if *workers == 0 {
-		cfg.ExportWorkers = -1
-	}
-	cfg.Streams.ExportTTL = *exportTTL
-	cfg.Streams.ExportAckWait = *exportAckWait
-	cfg.StallAfter = *stallAfter
-	cfg.ReconcileEvery = *reconcileEvery
-	if *reconcileEvery == 0 {
-		cfg.ReconcileEvery = -1
-	}
+	secret := cfg.JWTSecret
 	switch {
-	case *jwks != "":
-		if cfg.Verifier, err = auth.NewJWKSVerifier(ctx, *jwks); err != nil {
+	case cfg.JWKS != "":
+		if cfg.Verifier, err = auth.NewJWKSVerifier(ctx, cfg.JWKS); err != nil {
 			return err
 		}
-	case *secret == "":
+	case secret == "":
 		// Anyone can sign tokens with the development secret, so it only
 		// ever serves this machine.
 		if cfg.Addr, err = loopbackOnly(cfg.Addr); err != nil {
 			return err
 		}
 		log.Warn().Str("addr", cfg.Addr).Msg("AUDITD_JWT_SECRET not set; using the development secret, which anyone can sign tokens with, on loopback only")
-		*secret = devSecret
+		secret = devSecret
 		cfg.Verifier = auth.NewHMACVerifier([]byte(devSecret))
 	default:
-		cfg.Verifier = auth.NewHMACVerifier([]byte(*secret))
+		cfg.Verifier = auth.NewHMACVerifier([]byte(secret))
 	}
-	cfg.Verifier = cfg.Verifier.WithMaxLifetime(*userTTL, *serviceTTL).
-		WithIssuerAudience(os.Getenv("AUDITD_JWT_ISSUER"), os.Getenv("AUDITD_JWT_AUDIENCE"))
+	cfg.Verifier = cfg.Verifier.WithMaxLifetime(cfg.MaxUserTokenLifetime, cfg.MaxServiceTokenLifetime).
+		WithIssuerAudience(cfg.JWTIssuer, cfg.JWTAudience)
 	switch {
-	case *downloadKey != "":
-		cfg.DownloadKey = []byte(*downloadKey)
-	case *jwks == "":
+	case len(cfg.DownloadKey) > 0:
+	case cfg.JWKS == "":
 		// Instances sharing the JWT secret then accept each other's links.
-		cfg.DownloadKey = auth.DeriveKey([]byte(*secret), "auditlog export download links")
+		cfg.DownloadKey = auth.DeriveKey([]byte(secret), "auditlog export download links")
 	default:
 		log.Warn().Msg("AUDITD_DOWNLOAD_KEY not set; download links work only on the instance that signed them")
 	}
@@ -531,9 +329,7 @@ func sourceNames() []string {
 // withServer parses args into fs with the common flags, opens the stores
 // (without serving) and runs fn on them.
 func withServer(ctx context.Context, fs *flag.FlagSet, args []string, stderr io.Writer, fn func(zerolog.Logger, *server.Server) error) error {
-	var c common
-	c.register(fs)
-	log, cfg, err := c.setup(ctx, fs, args, stderr)
+	log, cfg, err := setup(ctx, config.Shared, fs, args, stderr)
 	if err != nil {
 		return err
 	}

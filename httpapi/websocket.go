@@ -1,4 +1,4 @@
-package server
+package httpapi
 
 import (
 	"bytes"
@@ -38,7 +38,7 @@ const (
 // come only from allowed origins, are pinged, and are closed when a write
 // stalls longer than writeTimeout, so a client that stops reading cannot
 // hold the server.
-func (s *Server) websocket() transport.Websocket {
+func (s *API) websocket() transport.Websocket {
 	return transport.Websocket{
 		Implementation: timedWebsocket{
 			inner: transport.CoderWebsocketImplementation{AcceptOptions: coderws.AcceptOptions{

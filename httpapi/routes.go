@@ -1,4 +1,4 @@
-package server
+package httpapi
 
 import (
 	"context"
@@ -21,8 +21,7 @@ import (
 	"github.com/auditlog/auditlog/natsx"
 )
 
-func (s *Server) routes(resolver *graph.Resolver) http.Handler {
-	es := graph.NewSchema(resolver)
+func (s *API) routes(es graphql.ExecutableSchema) http.Handler {
 	limits := queryLimits()
 	gql := handler.New(es)
 	gql.AddTransport(getTransport{transport.GET{}})
@@ -60,8 +59,8 @@ func (s *Server) routes(resolver *graph.Resolver) http.Handler {
 	for _, path := range []string{"GET /{$}", "GET /playground.js", "GET /playground.css"} {
 		mux.Handle(path, pg)
 	}
-	mux.Handle("OPTIONS "+downloadPath+"{id}", cors(s.cfg.AllowedOrigins, http.NotFoundHandler()))
-	mux.Handle("GET "+downloadPath+"{id}", cors(s.cfg.AllowedOrigins, s.cfg.Verifier.Middleware(withRequest(http.HandlerFunc(s.download)))))
+	mux.Handle("OPTIONS "+DownloadPath+"{id}", cors(s.cfg.AllowedOrigins, http.NotFoundHandler()))
+	mux.Handle("GET "+DownloadPath+"{id}", cors(s.cfg.AllowedOrigins, s.cfg.Verifier.Middleware(withRequest(http.HandlerFunc(s.download)))))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeStatus(w, http.StatusOK, "ok")
 	})
@@ -93,10 +92,10 @@ func (s *Server) routes(resolver *graph.Resolver) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(code)
 		_ = json.NewEncoder(w).Encode(struct {
-			Status      string             `json:"status"`
-			Cluster     cluster            `json:"cluster"`
-			Storage     StorageHealth      `json:"storage"`
-			Projections []ProjectionHealth `json:"projections"`
+			Status      string        `json:"status"`
+			Cluster     cluster       `json:"cluster"`
+			Storage     StorageHealth `json:"storage"`
+			Projections any           `json:"projections"`
 		}{status, c, storage, s.Projections()})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))

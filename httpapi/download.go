@@ -1,4 +1,4 @@
-package server
+package httpapi
 
 import (
 	"encoding/json"
@@ -17,12 +17,9 @@ import (
 	"github.com/auditlog/auditlog/reads"
 )
 
-// downloadPath is where export files are served: GET /exports/{id}.
-const downloadPath = "/exports/"
-
 // download streams a finished export file to an administrator of its
 // organization, who shows either a bearer token or a signed link's token.
-func (s *Server) download(w http.ResponseWriter, r *http.Request) {
+func (s *API) download(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id := r.PathValue("id")
 	org, reader, err := s.downloader(r, id)
@@ -82,7 +79,7 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request) {
 // and who reads it: a signed link's token names the organization (its
 // holder is known only as the link); a bearer token must be an
 // administrator's.
-func (s *Server) downloader(r *http.Request, id string) (string, domain.Actor, error) {
+func (s *API) downloader(r *http.Request, id string) (string, domain.Actor, error) {
 	if token := r.URL.Query().Get("token"); token != "" {
 		org, err := s.signer.Verify(token, id)
 		link := domain.Actor{Kind: domain.ActorSystem, ID: "download-link:" + id, Name: "signed download link"}

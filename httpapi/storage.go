@@ -1,8 +1,9 @@
-package server
+package httpapi
 
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,7 +41,7 @@ type StorageHealth struct {
 
 // storage reads the JetStream account (and embedded server) and the
 // persisted query bucket; what cannot be read is left zero.
-func (s *Server) storage(ctx context.Context) StorageHealth {
+func (s *API) storage(ctx context.Context) StorageHealth {
 	var h StorageHealth
 	if st, err := s.apq.Status(ctx); err == nil {
 		h.PersistedQueryBytes, h.PersistedQueries = st.Bytes(), st.Values()
@@ -56,9 +57,9 @@ func (s *Server) storage(ctx context.Context) StorageHealth {
 			h.JetStreamLimitBytes = uint64(ai.Limits.MaxStore)
 		}
 	}
-	if h.JetStreamLimitBytes == 0 && s.ns != nil {
-		if jsz, err := s.ns.Jsz(nil); err == nil && jsz.Config.MaxStore > 0 {
-			h.JetStreamUsedBytes, h.JetStreamLimitBytes = jsz.Store, uint64(jsz.Config.MaxStore)
+	if h.JetStreamLimitBytes == 0 && s.cfg.EmbeddedStorage != nil {
+		if used, limit, ok := s.cfg.EmbeddedStorage(); ok && limit > 0 {
+			h.JetStreamUsedBytes, h.JetStreamLimitBytes = used, limit
 		}
 	}
 	return h
@@ -85,12 +86,12 @@ func (h StorageHealth) assess() (problem string, warnings []string) {
 
 // storageCollector reports StorageHealth when scraped.
 type storageCollector struct {
-	s                                       *Server
+	s                                       *API
 	jsUsed, jsLimit, apqBytes, apqMax, apqN *prometheus.Desc
 	apqFull                                 *prometheus.Desc
 }
 
-func newStorageCollector(s *Server) *storageCollector {
+func newStorageCollector(s *API) *storageCollector {
 	return &storageCollector{
 		s:        s,
 		jsUsed:   prometheus.NewDesc("auditlog_jetstream_storage_used_bytes", "JetStream file storage in use.", nil, nil),
@@ -107,6 +108,9 @@ func (c *storageCollector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- d
 	}
 }
+
+// scrapeTimeout bounds the reads of one scrape.
+const scrapeTimeout = 2 * time.Second
 
 func (c *storageCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
