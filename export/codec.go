@@ -1,9 +1,7 @@
 package export
 
 import (
-	"bufio"
 	"encoding/csv"
-	"encoding/json"
 	"io"
 	"strings"
 	"time"
@@ -11,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/export/ndjson"
 )
 
 // encoder writes events to a file in one format.
@@ -22,8 +21,7 @@ type encoder interface {
 
 func newEncoder(format domain.ExportFormat, w io.Writer) (encoder, error) {
 	if format == domain.ExportNDJSON {
-		bw := bufio.NewWriterSize(w, 64<<10)
-		return &ndjsonEncoder{w: bw, enc: json.NewEncoder(bw)}, nil
+		return ndjson.NewEncoder(w), nil
 	}
 	c := &csvEncoder{w: csv.NewWriter(w), row: make([]string, len(CSVHeader))}
 	return c, c.w.Write(CSVHeader)
@@ -100,41 +98,3 @@ func isFormulaStart(s string) bool {
 	}
 	return false
 }
-
-// ndjsonEncoder writes one JSON object per line.
-type ndjsonEncoder struct {
-	w   *bufio.Writer
-	enc *json.Encoder
-}
-
-// ndjsonEvent is the line format: the event as recorded, with its catalog
-// category and description, as the API shows it.
-type ndjsonEvent struct {
-	ID          string           `json:"id"`
-	Type        domain.EventType `json:"type"`
-	Category    domain.Category  `json:"category"`
-	Description string           `json:"description"`
-	Source      domain.Source    `json:"source"`
-	OccurredAt  time.Time        `json:"occurredAt"`
-	RecordedAt  time.Time        `json:"recordedAt"`
-	Actor       domain.Actor     `json:"actor"`
-	Target      *domain.Target   `json:"target,omitempty"`
-	IPAddress   string           `json:"ipAddress,omitempty"`
-	UserAgent   string           `json:"userAgent,omitempty"`
-	RequestID   string           `json:"requestId,omitempty"`
-	Details     json.RawMessage  `json:"details"`
-}
-
-func (n *ndjsonEncoder) Encode(e *domain.Event) error {
-	details := e.Details
-	if len(details) == 0 {
-		details = json.RawMessage("{}")
-	}
-	return n.enc.Encode(ndjsonEvent{
-		ID: e.ID, Type: e.Type, Category: e.Category(), Description: e.Description(), Source: e.Source,
-		OccurredAt: e.OccurredAt.UTC(), RecordedAt: e.RecordedAt.UTC(), Actor: e.Actor, Target: e.Target,
-		IPAddress: e.IPAddress, UserAgent: e.UserAgent, RequestID: e.RequestID, Details: details,
-	})
-}
-
-func (n *ndjsonEncoder) Flush() error { return n.w.Flush() }

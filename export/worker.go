@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/export/ndjson"
 	"github.com/auditlog/auditlog/natsx"
 )
 
@@ -64,7 +65,7 @@ type Worker struct {
 	FileTTL time.Duration
 	// Proofs, when set, makes NDJSON exports prove themselves: a signed
 	// checkpoint, a record and inclusion proof per event, a signed manifest.
-	Proofs Prover
+	Proofs ndjson.Prover
 	// ProgressEvery is how often a run publishes its progress.
 	ProgressEvery time.Duration
 	Log           zerolog.Logger
@@ -298,11 +299,11 @@ func (w *Worker) write(ctx context.Context, job *domain.ExportJob, pw io.Writer,
 	buf := bufio.NewWriterSize(pw, chunkSize)
 	var (
 		enc    encoder
-		proved *provedEncoder
+		proved *ndjson.ProvedEncoder
 		err    error
 	)
 	if job.Format == domain.ExportNDJSON && w.Proofs != nil {
-		proved, err = newProvedEncoder(ctx, buf, w.Proofs, job.OrgID, job.Filter)
+		proved, err = ndjson.NewProvedEncoder(ctx, buf, w.Proofs, job.OrgID, job.Filter)
 		enc = proved
 	} else {
 		enc, err = newEncoder(job.Format, buf)
@@ -348,7 +349,7 @@ func (w *Worker) write(ctx context.Context, job *domain.ExportJob, pw io.Writer,
 			inTurn = true
 		}
 		seen++
-		if proved != nil && !proved.covers(e) {
+		if proved != nil && !proved.Covers(e) {
 			return nil // projected after the checkpoint the file proves against
 		}
 		if *rows == 0 {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/auditlog/auditlog/auth"
 	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/httpapi/gqlguard"
 )
 
 // AnonymousMaxRequestBytes bounds the /query body of a request without a
@@ -42,7 +43,7 @@ const bodyStep = 64 << 10
 
 func isJSON(r *http.Request) bool {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	return err == nil && mt == mediaJSON
+	return err == nil && mt == gqlguard.MediaJSON
 }
 
 // bodyBudget is a weighted semaphore over the bytes of request bodies held
@@ -102,13 +103,13 @@ func bodies(authMax int64, budget *bodyBudget, m *metrics, next http.Handler) ht
 		for k, vs := range r.URL.Query() {
 			for _, v := range vs {
 				if !utf8.ValidString(v) {
-					writeRequestError(w, r, domain.BadInput("", "the query string is not valid UTF-8"))
+					gqlguard.WriteRequestError(w, r, domain.BadInput("", "the query string is not valid UTF-8"))
 					return
 				}
 				// GET carries its variables as JSON text: the same check.
 				if k == "variables" || k == "extensions" {
 					if err := checkJSONBody(k, []byte(v)); err != nil {
-						writeRequestError(w, r, err)
+						gqlguard.WriteRequestError(w, r, err)
 						return
 					}
 				}
@@ -136,28 +137,28 @@ func bodies(authMax int64, budget *bodyBudget, m *metrics, next http.Handler) ht
 				Message: "the server is reading as many request bodies as it has memory for; send the request again shortly"})
 			return
 		case err != nil:
-			writeRequestError(w, r, domain.BadInput("", "could not read the request body: %v", err))
+			gqlguard.WriteRequestError(w, r, domain.BadInput("", "could not read the request body: %v", err))
 			return
 		}
 		// A JSON body is checked below, naming the field at fault.
 		if err := domain.CheckBody(body); err != nil && !isJSON(r) {
-			writeRequestError(w, r, err)
+			gqlguard.WriteRequestError(w, r, err)
 			return
 		}
 		if !utf8.Valid(body) {
-			writeRequestError(w, r, domain.CheckBody(body))
+			gqlguard.WriteRequestError(w, r, domain.CheckBody(body))
 			return
 		}
 		// gqlgen would quote the whole body back in its error.
 		if isJSON(r) && !json.Valid(body) {
-			writeRequestError(w, r, domain.BadInput("", "the request body is not valid JSON"))
+			gqlguard.WriteRequestError(w, r, domain.BadInput("", "the request body is not valid JSON"))
 			return
 		}
 		// A key given twice would be read as its last value by gqlgen and
 		// as something else by another reader: refuse it, naming it.
 		if isJSON(r) {
 			if err := checkJSONBody("", body); err != nil {
-				writeRequestError(w, r, err)
+				gqlguard.WriteRequestError(w, r, err)
 				return
 			}
 		}

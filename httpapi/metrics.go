@@ -72,6 +72,12 @@ func (m *metrics) bodyRefused(anonymous bool, reason string) {
 	m.bodies.WithLabelValues(caller, reason).Inc()
 }
 
+// PersistedRefused counts a persisted query refused or not stored for
+// reason (gqlguard.RefusalCounter).
+func (m *metrics) PersistedRefused(reason string) {
+	m.persisted.WithLabelValues(reason).Inc()
+}
+
 // observe records one HTTP request under its route pattern, never its raw
 // path, which would let clients create series at will.
 func (m *metrics) observe(route string, code int, d time.Duration) {

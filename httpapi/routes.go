@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -18,11 +19,13 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/auditlog/auditlog/graph"
+	"github.com/auditlog/auditlog/httpapi/gqlguard"
 	"github.com/auditlog/auditlog/natsx"
+	"github.com/auditlog/auditlog/reads"
 )
 
 func (s *API) routes(es graphql.ExecutableSchema) http.Handler {
-	limits := queryLimits()
+	limits := gqlguard.QueryLimits()
 	gql := handler.New(es)
 	gql.AddTransport(getTransport{transport.GET{}})
 	gql.AddTransport(transport.POST{})
@@ -33,14 +36,14 @@ func (s *API) routes(es graphql.ExecutableSchema) http.Handler {
 	}
 	// Persisted queries first: the cost limit measures the query a hash
 	// stands for.
-	gql.Use(persistedQueries{kv: s.apq, max: natsx.MaxAPQQueryBytes, metrics: s.metrics})
+	gql.Use(gqlguard.NewPersistedQueries(s.apq, natsx.MaxAPQQueryBytes, s.metrics))
 	// Then the cost limit, so that nothing else runs for a request it refuses.
-	gql.Use(costLimit{schema: es.Schema(), limits: limits, weights: graph.CostWeights(), timeout: s.cfg.RequestTimeout})
+	gql.Use(gqlguard.NewCostLimit(es.Schema(), limits, graph.CostWeights(), s.cfg.RequestTimeout))
 	gql.Use(queryText{})
 	gql.SetParserTokenLimit(limits.Tokens)
-	gql.Use(extension.FixedComplexityLimit(maxComplexity))
+	gql.Use(extension.FixedComplexityLimit(gqlguard.MaxComplexity))
 	gql.AroundResponses(deadline(s.cfg.RequestTimeout))
-	gql.AroundResponses(responseLimit(s.cfg.MaxResponseBytes, graph.ErrorPresenter()))
+	gql.AroundResponses(gqlguard.ResponseLimit(s.cfg.MaxResponseBytes, graph.ErrorPresenter()))
 	gql.AroundFields(graph.MarkInternal)
 	gql.SetErrorPresenter(graph.ErrorPresenter())
 	gql.SetRecoverFunc(graph.Recover())
@@ -52,7 +55,7 @@ func (s *API) routes(es graphql.ExecutableSchema) http.Handler {
 	s.metrics.registerBudget(budget)
 	s.metrics.registry.MustRegister(newStorageCollector(s))
 	mux.Handle("/query", cors(s.cfg.AllowedOrigins, s.cfg.Verifier.Middleware(
-		bodies(s.cfg.MaxRequestBytes, budget, s.metrics, withRequest(requestErrors(gql))))))
+		bodies(s.cfg.MaxRequestBytes, budget, s.metrics, withRequest(gqlguard.RequestErrors(gql))))))
 	pg := playground()
 	mux.Handle("GET /console/", console())
 	mux.Handle("GET /console", http.RedirectHandler("/console/", http.StatusMovedPermanently))
@@ -109,7 +112,7 @@ func writeStatus(w http.ResponseWriter, code int, status string) {
 }
 
 // deadline bounds one query or mutation to d from the start of the request,
-// parsing and validation included (costLimit refuses one already late
+// parsing and validation included (gqlguard.CostLimit refuses one already late
 // before either); the deadline reaches SQL through the context, which
 // cancels the statement, and the request's context ends the work of a
 // client that disconnects. Each event of a subscription gets d of its own.
@@ -181,4 +184,19 @@ func (m *methodNotAllowed) WriteHeader(code int) {
 		code = http.StatusMethodNotAllowed
 	}
 	m.ResponseWriter.WriteHeader(code)
+}
+
+// withRequest tells the resolvers the origin the request came to, which
+// makes the links they hand out absolute, and who sent it, which read
+// events record.
+func withRequest(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scheme := "http"
+		if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
+			scheme = "https"
+		}
+		ctx := graph.WithOrigin(r.Context(), scheme+"://"+r.Host)
+		ctx = reads.WithClient(ctx, r.RemoteAddr, r.UserAgent(), w.Header().Get("X-Request-Id"))
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
 }

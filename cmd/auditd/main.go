@@ -42,7 +42,7 @@ import (
 	"github.com/auditlog/auditlog/auth"
 	"github.com/auditlog/auditlog/config"
 	"github.com/auditlog/auditlog/domain"
-	"github.com/auditlog/auditlog/export"
+	"github.com/auditlog/auditlog/export/ndjson"
 	"github.com/auditlog/auditlog/internal/devpg"
 	"github.com/auditlog/auditlog/natsx"
 	"github.com/auditlog/auditlog/server"
@@ -468,7 +468,7 @@ func verify(args []string, stdout io.Writer) error {
 		return err
 	}
 	defer f.Close()
-	v, err := export.VerifyNDJSON(f, *key)
+	v, err := ndjson.Verify(f, *key)
 	if err != nil {
 		return fmt.Errorf("%w: %s: %w", errUnverified, fs.Arg(0), err)
 	}

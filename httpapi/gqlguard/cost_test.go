@@ -1,4 +1,4 @@
-package httpapi
+package gqlguard_test
 
 import (
 	"context"
@@ -9,13 +9,15 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 
 	"github.com/auditlog/auditlog/graph"
+	"github.com/auditlog/auditlog/httpapi/gqlguard"
 )
 
 // TestCostLimitRefusesLateRequests: a request whose client went away, or
 // whose time is up, is refused before gqlgen parses or validates it, which
 // it cannot interrupt.
 func TestCostLimitRefusesLateRequests(t *testing.T) {
-	c := costLimit{schema: graph.NewSchema(&graph.Resolver{}).Schema(), limits: queryLimits(), weights: graph.CostWeights(), timeout: time.Hour}
+	schema := graph.NewSchema(&graph.Resolver{}).Schema()
+	c := gqlguard.NewCostLimit(schema, gqlguard.QueryLimits(), graph.CostWeights(), time.Hour)
 	params := &graphql.RawParams{Query: `{ auditLogSettings { enabled } }`}
 
 	if err := c.MutateOperationParameters(graphql.StartOperationTrace(t.Context()), params); err != nil {
@@ -26,7 +28,7 @@ func TestCostLimitRefusesLateRequests(t *testing.T) {
 	if err := c.MutateOperationParameters(gone, params); err == nil || !errors.Is(err, context.Canceled) {
 		t.Errorf("client gone: got %v", err)
 	}
-	c.timeout = time.Millisecond
+	c = gqlguard.NewCostLimit(schema, gqlguard.QueryLimits(), graph.CostWeights(), time.Millisecond)
 	late := graphql.StartOperationTrace(t.Context())
 	time.Sleep(2 * time.Millisecond)
 	if err := c.MutateOperationParameters(late, params); err == nil || !errors.Is(err, context.DeadlineExceeded) {

@@ -1,4 +1,4 @@
-package export
+package ndjson
 
 import (
 	"bytes"
@@ -169,7 +169,7 @@ func BenchmarkNDJSONProved(b *testing.B) {
 	b.ResetTimer()
 	rows := 0
 	for b.Loop() {
-		p, err := newProvedEncoder(context.Background(), io.Discard, memProver{tree}, "acme", domain.Filter{})
+		p, err := NewProvedEncoder(context.Background(), io.Discard, memProver{tree}, "acme", domain.Filter{})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package httpapi
+package gqlguard
 
 import (
 	"context"
@@ -31,28 +31,48 @@ const (
 	codePersistedQueryStoreFull domain.Code = "PERSISTED_QUERY_STORE_FULL"
 )
 
-// persistedQueries is Apollo's automatic persisted query protocol (version
+// QueryStore is where persisted queries are kept, by hash: the part of a
+// JetStream key-value bucket (natsx.APQBucket) that PersistedQueries uses.
+type QueryStore interface {
+	Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error)
+	PutString(ctx context.Context, key, value string) (uint64, error)
+}
+
+// RefusalCounter counts persisted queries refused or not stored, by reason:
+// anonymous (run but not stored), too_large, full, unavailable.
+type RefusalCounter interface {
+	PersistedRefused(reason string)
+}
+
+// PersistedQueries is Apollo's automatic persisted query protocol (version
 // 1) over a JetStream key-value bucket (natsx.APQBucket), so every instance
 // knows a query any of them stored. Anyone may run a stored query by its
 // hash (it still needs the roles its fields ask for); only a caller with a
 // valid token may store one, so a stranger cannot write to JetStream. An
 // anonymous query sent with its hash runs as plain text and is not stored.
-type persistedQueries struct {
-	kv      jetstream.KeyValue
+// It is a gqlgen handler extension; build it with NewPersistedQueries.
+type PersistedQueries struct {
+	kv      QueryStore
 	max     int
-	metrics *metrics
+	refused RefusalCounter
+}
+
+// NewPersistedQueries keeps queries in kv, stores none longer than
+// maxBytes, and counts refusals in refused.
+func NewPersistedQueries(kv QueryStore, maxBytes int, refused RefusalCounter) PersistedQueries {
+	return PersistedQueries{kv: kv, max: maxBytes, refused: refused}
 }
 
 var _ interface {
 	graphql.OperationParameterMutator
 	graphql.HandlerExtension
-} = persistedQueries{}
+} = PersistedQueries{}
 
 // ExtensionName implements graphql.HandlerExtension.
-func (persistedQueries) ExtensionName() string { return "PersistedQueries" }
+func (PersistedQueries) ExtensionName() string { return "PersistedQueries" }
 
 // Validate implements graphql.HandlerExtension.
-func (p persistedQueries) Validate(graphql.ExecutableSchema) error {
+func (p PersistedQueries) Validate(graphql.ExecutableSchema) error {
 	if p.kv == nil {
 		return errors.New("persisted queries need a key-value bucket")
 	}
@@ -61,12 +81,12 @@ func (p persistedQueries) Validate(graphql.ExecutableSchema) error {
 
 // MutateOperationParameters looks up or stores the query of a request that
 // carries the persistedQuery extension.
-func (p persistedQueries) MutateOperationParameters(ctx context.Context, raw *graphql.RawParams) (gerr *gqlerror.Error) {
+func (p PersistedQueries) MutateOperationParameters(ctx context.Context, raw *graphql.RawParams) (gerr *gqlerror.Error) {
 	// Each refusal here is a request that never executes: its answer has
 	// no data, which GraphQL over HTTP gives a 4xx status.
 	defer func() {
 		if gerr != nil {
-			markNotExecuted(ctx)
+			MarkNotExecuted(ctx)
 		}
 	}()
 	ext, ok := raw.Extensions["persistedQuery"]
@@ -92,11 +112,11 @@ func (p persistedQueries) MutateOperationParameters(ctx context.Context, raw *gr
 		return codedError(domain.CodeBadUserInput, "the persistedQuery sha256Hash is not the SHA-256 of the query")
 	}
 	if _, err := auth.FromContext(ctx); err != nil {
-		p.metrics.persisted.WithLabelValues("anonymous").Inc()
+		p.refused.PersistedRefused("anonymous")
 		return nil // runs as plain text; never stored
 	}
 	if len(raw.Query) > p.max {
-		p.metrics.persisted.WithLabelValues("too_large").Inc()
+		p.refused.PersistedRefused("too_large")
 		return codedError(domain.CodeQueryTooLarge,
 			"a persisted query may be at most %d bytes, this one is %d; send it without the persistedQuery extension", p.max, len(raw.Query))
 	}
@@ -107,12 +127,12 @@ func (p persistedQueries) MutateOperationParameters(ctx context.Context, raw *gr
 			return nil
 		}
 		if storeFull(err) {
-			p.metrics.persisted.WithLabelValues("full").Inc()
+			p.refused.PersistedRefused("full")
 			zerolog.Ctx(ctx).Warn().Err(err).Str("bucket", natsx.APQBucket).Msg("persisted query bucket is full")
 			return codedError(codePersistedQueryStoreFull,
 				"the persisted query store is full; send the query without the persistedQuery extension")
 		}
-		p.metrics.persisted.WithLabelValues("unavailable").Inc()
+		p.refused.PersistedRefused("unavailable")
 		zerolog.Ctx(ctx).Warn().Err(err).Msg("persisted query not stored")
 		return codedError(domain.CodeUnavailable, "the persisted query could not be stored; send the request again")
 	}

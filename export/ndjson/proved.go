@@ -1,4 +1,4 @@
-package export
+package ndjson
 
 import (
 	"bufio"
@@ -24,7 +24,7 @@ import (
 // An NDJSON export proves itself: its first line holds a signed checkpoint
 // of the organization's tree, every event line its record (the leaf), leaf
 // index and inclusion proof against that checkpoint, and its last line a
-// signed manifest of the lines in between. VerifyNDJSON checks a file with
+// signed manifest of the lines in between. Verify checks a file with
 // the verifier key alone.
 
 // Prover gives an NDJSON export the checkpoint, proofs and signature that
@@ -99,9 +99,9 @@ func encodeLine(w io.Writer, n, leaf int64, record []byte, proof []string) error
 // a batch of events, not the file.
 const proofBatch = 1024
 
-// provedEncoder writes an NDJSON export with proofs, a batch of events at a
+// ProvedEncoder writes an NDJSON export with proofs, a batch of events at a
 // time.
-type provedEncoder struct {
+type ProvedEncoder struct {
 	ctx     context.Context
 	w       *bufio.Writer
 	prover  Prover
@@ -117,23 +117,26 @@ type provedEncoder struct {
 	batch   []int64
 }
 
-func newProvedEncoder(ctx context.Context, w io.Writer, p Prover, org string, f domain.Filter) (*provedEncoder, error) {
+// NewProvedEncoder writes the header of a proved export of org's events
+// chosen by f to w: a checkpoint of org's tree that p signs, whose tree
+// the event lines are proved against.
+func NewProvedEncoder(ctx context.Context, w io.Writer, p Prover, org string, f domain.Filter) (*ProvedEncoder, error) {
 	note, cp, err := p.Checkpoint(ctx, org)
 	if err != nil {
 		return nil, fmt.Errorf("export checkpoint: %w", err)
 	}
-	e := &provedEncoder{ctx: ctx, w: bufio.NewWriterSize(w, 64<<10), prover: p, org: org, cp: cp, filter: f, digest: sha256.New()}
+	e := &ProvedEncoder{ctx: ctx, w: bufio.NewWriterSize(w, 64<<10), prover: p, org: org, cp: cp, filter: f, digest: sha256.New()}
 	return e, json.NewEncoder(e.w).Encode(exportHeader{AuditlogExport: 1, Checkpoint: note})
 }
 
-// covers says whether e is in the checkpoint's tree: events projected after
+// Covers says whether e is in the checkpoint's tree: events projected after
 // it was issued are left out of the file.
-func (p *provedEncoder) covers(e *domain.Event) bool {
+func (p *ProvedEncoder) Covers(e *domain.Event) bool {
 	return e.LeafIndex != nil && *e.LeafIndex < p.cp.Size && e.Record != nil
 }
 
 // Encode queues e; its line is written with its batch.
-func (p *provedEncoder) Encode(e *domain.Event) error {
+func (p *ProvedEncoder) Encode(e *domain.Event) error {
 	p.pending = append(p.pending, e)
 	if len(p.pending) < proofBatch {
 		return nil
@@ -143,7 +146,7 @@ func (p *provedEncoder) Encode(e *domain.Event) error {
 
 // writeBatch proves the queued events with one read of the tree and writes
 // their lines.
-func (p *provedEncoder) writeBatch() error {
+func (p *ProvedEncoder) writeBatch() error {
 	if len(p.pending) == 0 {
 		return nil
 	}
@@ -308,7 +311,7 @@ func manifestTextV1(cp treelog.Checkpoint, n int64, digest []byte) string {
 }
 
 // Flush writes the last batch and the signed manifest.
-func (p *provedEncoder) Flush() error {
+func (p *ProvedEncoder) Flush() error {
 	if err := p.writeBatch(); err != nil {
 		return err
 	}
@@ -334,7 +337,7 @@ type LineError struct {
 
 func (e *LineError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Reason) }
 
-// Verified is what VerifyNDJSON checked.
+// Verified is what Verify checked.
 type Verified struct {
 	Checkpoint treelog.Checkpoint
 	Events     int64
@@ -373,7 +376,7 @@ func timeOrOpen(t *time.Time) string {
 	return t.UTC().Format(time.RFC3339Nano)
 }
 
-// What an export holds of its organization's log, as VerifyNDJSON finds.
+// What an export holds of its organization's log, as Verify finds.
 const (
 	// Complete: no filter, and every leaf of the checkpoint's tree.
 	Complete = "complete"
@@ -386,12 +389,12 @@ const (
 	CompletenessUnknown = "unknown (a v1 manifest records no filter)"
 )
 
-// VerifyNDJSON checks an NDJSON export offline with the log's verifier key:
+// Verify checks an NDJSON export offline with the log's verifier key:
 // the checkpoint's signature, every line against its record and its record
 // against the checkpoint, and the signed manifest against the lines, so a
 // changed byte, a line dropped, added or moved is found. It returns a
 // *LineError naming the first bad line.
-func VerifyNDJSON(r io.Reader, verifierKey string) (*Verified, error) {
+func Verify(r io.Reader, verifierKey string) (*Verified, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
 	bad := func(line int, format string, args ...any) error {

@@ -1,4 +1,4 @@
-package httpapi
+package gqlguard
 
 import (
 	"bytes"
@@ -9,37 +9,37 @@ import (
 	"strings"
 
 	"github.com/auditlog/auditlog/domain"
-	"github.com/auditlog/auditlog/graph"
-	"github.com/auditlog/auditlog/reads"
 )
 
 // Media types of GraphQL over HTTP.
 const (
-	mediaGraphQLResponse = "application/graphql-response+json"
-	mediaJSON            = "application/json"
+	// MediaGraphQLResponse is the media type GraphQL over HTTP defines.
+	MediaGraphQLResponse = "application/graphql-response+json"
+	// MediaJSON is the media type every GraphQL client reads.
+	MediaJSON = "application/json"
 )
 
-// responseMedia is the media type a /query answer takes:
+// ResponseMedia is the media type a /query answer takes:
 // application/graphql-response+json when the client asks for it, else
 // application/json, which every GraphQL client reads (GraphQL over HTTP
 // makes it the default when Accept is missing or is */*). The two differ
 // in how a request that never executed is answered.
-func responseMedia(r *http.Request) string {
+func ResponseMedia(r *http.Request) string {
 	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
 		mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
-		if err == nil && mt == mediaGraphQLResponse {
-			return mediaGraphQLResponse
+		if err == nil && mt == MediaGraphQLResponse {
+			return MediaGraphQLResponse
 		}
 	}
-	return mediaJSON
+	return MediaJSON
 }
 
-// requestErrors makes gqlgen's answers to requests it could not execute
+// RequestErrors makes gqlgen's answers to requests it could not execute
 // (unparsable JSON or GraphQL, invalid documents or variables) follow
 // GraphQL over HTTP: application/json answers are 200, since a client
 // of that type reads the status only as a transport outcome, and neither
 // kind carries a data entry, which only an executed request has.
-func requestErrors(next http.Handler) http.Handler {
+func RequestErrors(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 			next.ServeHTTP(w, r) // hijacked; nothing to rewrite
@@ -53,12 +53,12 @@ func requestErrors(next http.Handler) http.Handler {
 
 type notExecutedKey struct{}
 
-// markNotExecuted tells requestErrors that the request was refused before
+// MarkNotExecuted tells RequestErrors that the request was refused before
 // it executed, in a way gqlgen answers with 200 and "data": null (a
 // persisted query not found, say): it is answered as the other requests
 // that never execute are, without data, and with 400 under
 // application/graphql-response+json.
-func markNotExecuted(ctx context.Context) {
+func MarkNotExecuted(ctx context.Context) {
 	if f, ok := ctx.Value(notExecutedKey{}).(*bool); ok {
 		*f = true
 	}
@@ -102,7 +102,7 @@ func (e *errorRewriter) finish() {
 		Errors json.RawMessage `json:"errors"`
 	}
 	status := e.status
-	if strings.HasPrefix(e.Header().Get("Content-Type"), mediaJSON) {
+	if strings.HasPrefix(e.Header().Get("Content-Type"), MediaJSON) {
 		status = http.StatusOK
 	}
 	if err := json.Unmarshal(e.buf.Bytes(), &body); err != nil || len(body.Errors) == 0 {
@@ -116,28 +116,13 @@ func (e *errorRewriter) finish() {
 	_, _ = e.ResponseWriter.Write(append(out, '\n'))
 }
 
-// writeRequestError answers a /query request refused before gqlgen saw it
+// WriteRequestError answers a /query request refused before gqlgen saw it
 // because its body is not JSON text at all: that is no GraphQL request, so
 // it is 400 whatever the media type.
-func writeRequestError(w http.ResponseWriter, r *http.Request, err error) {
-	w.Header().Set("Content-Type", responseMedia(r))
+func WriteRequestError(w http.ResponseWriter, r *http.Request, err error) {
+	w.Header().Set("Content-Type", ResponseMedia(r))
 	w.WriteHeader(http.StatusBadRequest)
 	_ = json.NewEncoder(w).Encode(map[string]any{"errors": []map[string]any{{
 		"message": err.Error(), "extensions": map[string]string{"code": string(domain.CodeOf(err))},
 	}}})
-}
-
-// withRequest tells the resolvers the origin the request came to, which
-// makes the links they hand out absolute, and who sent it, which read
-// events record.
-func withRequest(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		scheme := "http"
-		if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
-			scheme = "https"
-		}
-		ctx := graph.WithOrigin(r.Context(), scheme+"://"+r.Host)
-		ctx = reads.WithClient(ctx, r.RemoteAddr, r.UserAgent(), w.Header().Get("X-Request-Id"))
-		next.ServeHTTP(w, r.WithContext(ctx))
-	})
 }

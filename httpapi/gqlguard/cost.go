@@ -1,4 +1,4 @@
-package httpapi
+package gqlguard
 
 import (
 	"context"
@@ -16,11 +16,11 @@ import (
 	"github.com/auditlog/auditlog/querycost"
 )
 
-// queryLimits are the limits of one request: a client cannot make one
+// QueryLimits are the limits of one request: a client cannot make one
 // request cost the server more. Every query is measured against them before
-// gqlgen parses, validates, sizes or runs it (see costLimit), in time linear
+// gqlgen parses, validates, sizes or runs it (see CostLimit), in time linear
 // in its text.
-func queryLimits() querycost.Limits {
+func QueryLimits() querycost.Limits {
 	return querycost.Limits{
 		// 64 KiB of query text is twenty times the largest query the API's
 		// own clients send; events travel in variables, not in the text.
@@ -37,7 +37,7 @@ func queryLimits() querycost.Limits {
 		Depth:   12,
 		// Weight is the page- and list-weighted size of the answer, the same
 		// 10,000 as gqlgen's complexity limit, which stays as a second check.
-		Weight: maxComplexity,
+		Weight: MaxComplexity,
 		// One verifyAuditLog, one checkpoint and two proofs of each kind
 		// per request (see graph.IntegrityCalls); a second alias is
 		// refused COMPLEXITY_LIMIT_EXCEEDED before anything runs.
@@ -45,16 +45,17 @@ func queryLimits() querycost.Limits {
 	}
 }
 
-// maxComplexity bounds gqlgen's page-weighted complexity.
-const maxComplexity = 10_000
+// MaxComplexity bounds gqlgen's page-weighted complexity.
+const MaxComplexity = 10_000
 
-// costLimit refuses a request that is too costly, or too late, before any
+// CostLimit refuses a request that is too costly, or too late, before any
 // work that grows with its shape: MutateOperationParameters runs before
 // gqlgen parses and validates the query (validation takes no context, and
 // its complexity and field collection walk every fragment spread), for
 // HTTP and websocket operations alike. It parses the query itself, once,
 // with a token limit, and measures it with each fragment measured once.
-type costLimit struct {
+// It is a gqlgen handler extension; build it with NewCostLimit.
+type CostLimit struct {
 	schema  *ast.Schema
 	limits  querycost.Limits
 	weights querycost.Weights
@@ -63,17 +64,27 @@ type costLimit struct {
 	timeout time.Duration
 }
 
+// NewCostLimit measures every query against schema with limits and weights,
+// and refuses a request older than timeout (from its start) before gqlgen
+// validates or plans it.
+func NewCostLimit(schema *ast.Schema, limits querycost.Limits, weights querycost.Weights, timeout time.Duration) CostLimit {
+	return CostLimit{schema: schema, limits: limits, weights: weights, timeout: timeout}
+}
+
 var _ interface {
 	graphql.HandlerExtension
 	graphql.OperationParameterMutator
 	graphql.OperationContextMutator
-} = costLimit{}
+} = CostLimit{}
 
-func (costLimit) ExtensionName() string                   { return "CostLimit" }
-func (costLimit) Validate(graphql.ExecutableSchema) error { return nil }
+// ExtensionName implements graphql.HandlerExtension.
+func (CostLimit) ExtensionName() string { return "CostLimit" }
+
+// Validate implements graphql.HandlerExtension.
+func (CostLimit) Validate(graphql.ExecutableSchema) error { return nil }
 
 // MutateOperationParameters measures the raw query.
-func (c costLimit) MutateOperationParameters(ctx context.Context, p *graphql.RawParams) *gqlerror.Error {
+func (c CostLimit) MutateOperationParameters(ctx context.Context, p *graphql.RawParams) *gqlerror.Error {
 	if err := c.late(ctx); err != nil {
 		return err
 	}
@@ -104,12 +115,12 @@ func (c costLimit) MutateOperationParameters(ctx context.Context, p *graphql.Raw
 // MutateOperationContext runs after validation, before complexity and
 // execution: a request that became late or lost its client meanwhile
 // stops here.
-func (c costLimit) MutateOperationContext(ctx context.Context, _ *graphql.OperationContext) *gqlerror.Error {
+func (c CostLimit) MutateOperationContext(ctx context.Context, _ *graphql.OperationContext) *gqlerror.Error {
 	return c.late(ctx)
 }
 
 // late refuses a request whose client is gone or whose time is up.
-func (c costLimit) late(ctx context.Context) *gqlerror.Error {
+func (c CostLimit) late(ctx context.Context) *gqlerror.Error {
 	if err := ctx.Err(); err != nil {
 		return &gqlerror.Error{Message: err.Error(), Err: err}
 	}
@@ -144,10 +155,10 @@ func refusal(code domain.Code, err error) *gqlerror.Error {
 	return &gqlerror.Error{Message: de.Error(), Err: de, Extensions: map[string]any{"code": string(code)}}
 }
 
-// responseLimit replaces an answer whose data is larger than max bytes by a
+// ResponseLimit replaces an answer whose data is larger than max bytes by a
 // RESPONSE_TOO_LARGE error, so that it is not sent. The cost limits keep
 // such answers rare: an answer is built before its size is known.
-func responseLimit(max int, present graphql.ErrorPresenterFunc) graphql.ResponseMiddleware {
+func ResponseLimit(max int, present graphql.ErrorPresenterFunc) graphql.ResponseMiddleware {
 	return func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 		resp := next(ctx)
 		if resp == nil || len(resp.Data) <= max {
