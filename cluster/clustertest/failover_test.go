@@ -328,11 +328,11 @@ func leaderOutDuringIngest(t *testing.T, how string, stop func(c *testenv.NATSCl
 	stop(c, leader)
 	t.Logf("%s of %s, leader of %s, after %d events; gone %s later", how, c.Name(leader), stream, in.count(),
 		time.Since(stopped).Round(time.Millisecond))
+	<-done
+	t.Logf("ingest: %s; finished %s after the %s", in.summary(), time.Since(stopped).Round(time.Millisecond), how)
 	if newLeader := streamLeader(t, c, stream); newLeader == leader {
 		t.Fatalf("%s still leads after the %s", c.Name(leader), how)
 	}
-	<-done
-	t.Logf("ingest: %s; finished %s after the %s", in.summary(), time.Since(stopped).Round(time.Millisecond), how)
 	c.Restart(leader)
 	t.Logf("%s back %s after the %s", c.Name(leader), time.Since(stopped).Round(time.Millisecond), how)
 	assertExactlyOnce(t, c, opts, in)
