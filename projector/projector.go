@@ -264,9 +264,15 @@ func (p *Projector) holdSession(ctx context.Context, conn *pgx.Conn) error {
 
 // silenceTimeout has Postgres end conn's session once it has been silent
 // for d, idle or idle in a transaction.
+//
+// A process frozen in the middle of a statement (a COPY whose rows it was
+// still sending) leaves the session active, not idle, so neither idle
+// timeout applies: statement_timeout, at three holder timeouts, bounds that
+// case too. A batch's statements take milliseconds.
 func silenceTimeout(ctx context.Context, conn *pgx.Conn, d time.Duration) error {
 	ms := d.Milliseconds()
-	if _, err := conn.Exec(ctx, fmt.Sprintf("SET idle_session_timeout = %d; SET idle_in_transaction_session_timeout = %d", ms, ms)); err != nil {
+	if _, err := conn.Exec(ctx, fmt.Sprintf("SET idle_session_timeout = %d; SET idle_in_transaction_session_timeout = %d; SET statement_timeout = %d",
+		ms, ms, 3*ms)); err != nil {
 		return fmt.Errorf("holder timeout: %w", err)
 	}
 	return nil
