@@ -11,14 +11,13 @@ import (
 
 	integ "github.com/auditlog/auditlog/integrity"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/auditlog/auditlog/config"
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/natsx"
+	"github.com/auditlog/auditlog/onlyone"
 	"github.com/auditlog/auditlog/readmodel"
 )
 
@@ -240,7 +239,7 @@ func (in *integrity) problems() []string {
 func (in *integrity) reconcileLoop(ctx context.Context, period time.Duration) {
 	in.s.regionLoops(ctx, taskReconcile, period, false, func(ctx context.Context, r domain.Region) error {
 		st := in.s.events[r]
-		ran, err := onlyOne(ctx, st.Pool(), "reconcile:"+st.Schema(), func() error {
+		ran, err := onlyone.Run(ctx, st.Pool(), "reconcile:"+st.Schema(), func() error {
 			_, err := in.s.reconcileRegion(ctx, r, true)
 			return err
 		})
@@ -249,24 +248,6 @@ func (in *integrity) reconcileLoop(ctx context.Context, period time.Duration) {
 		}
 		return err
 	})
-}
-
-// onlyOne runs fn unless another instance holds lock, and says whether it
-// ran. The lock is held on a connection of its own, not one of pool's:
-// regions sharing a database run their tasks at once, and lock holders
-// taking the pool's few connections would leave fn none to run with.
-func onlyOne(ctx context.Context, pool *pgxpool.Pool, lock string, fn func() error) (bool, error) {
-	conn, err := pgx.ConnectConfig(ctx, pool.Config().ConnConfig.Copy())
-	if err != nil {
-		return false, fmt.Errorf("lock %s: %w", lock, err)
-	}
-	// Closing the session releases the lock.
-	defer conn.Close(context.WithoutCancel(ctx))
-	var got bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtext($1))", lock).Scan(&got); err != nil || !got {
-		return false, err
-	}
-	return true, fn()
 }
 
 // Reconcile compares every regional stream with its read model and, when

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/auditlog/auditlog/onlyone"
 	"os"
 	"path/filepath"
 	"strings"
@@ -228,7 +229,7 @@ func (t *trees) issueAll(ctx context.Context) error {
 // of its grown trees a checkpoint, unless another instance is doing so.
 func (t *trees) issueRegion(ctx context.Context, r domain.Region) error {
 	st := t.s.events[r]
-	_, err := onlyOne(ctx, st.Pool(), "checkpoints:"+st.Schema(), func() error {
+	_, err := onlyone.Run(ctx, st.Pool(), "checkpoints:"+st.Schema(), func() error {
 		if err := t.sync(ctx, r); err != nil {
 			return err
 		}
