@@ -30,6 +30,7 @@ import (
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/export"
 	"github.com/auditlog/auditlog/graph"
+	"github.com/auditlog/auditlog/health"
 	"github.com/auditlog/auditlog/httpapi"
 	"github.com/auditlog/auditlog/ingest"
 	"github.com/auditlog/auditlog/live"
@@ -116,7 +117,7 @@ type Server struct {
 	eventProjectors  map[domain.Region]*projector.Partitioned
 	members          *projector.Members
 	metrics          *metrics
-	integrity        *integrity
+	health           *health.Watch
 	reads            *reads.Log
 	trees            *transparency.Trees
 
@@ -287,10 +288,18 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	})
 	reader := readmodel.NewReader(s.store, s.events)
 	s.feed = live.NewFeed(s.js, s.settings, cfg.Live, s.log)
-	s.integrity = newIntegrity(s, cfg.StallAfter)
+	partitioned := map[domain.Region]health.Partitions{}
+	for r, p := range s.eventProjectors {
+		partitioned[r] = p
+	}
+	// The watch keeps wall-clock time, not cfg.Now: stalls are real time.
+	s.health = health.New(health.Config{
+		JS: s.js, Control: s.store, ControlResyncs: s.controlProjector.Resyncs, Events: s.events,
+		Partitioned: partitioned, StallAfter: cfg.StallAfter, Now: time.Now, Log: s.log,
+	})
 	s.metrics.registry.MustRegister(
 		newProjectionCollector(s.js, s.events),
-		newIntegrityCollector(s.integrity),
+		s.health.Collector(),
 		newRetentionCollector(s.events),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "auditlog_live_subscriptions",
@@ -511,12 +520,12 @@ func (s *Server) Run(ctx context.Context) error {
 	// Records the counted reads as their windows end, and the rest once
 	// the HTTP server has stopped (pctx ends after it, before NATS closes).
 	wg.Go(func() { s.reads.Run(pctx) })
-	wg.Go(func() { s.integrity.watch(pctx) })
+	wg.Go(func() { s.health.Run(pctx) })
 	if s.cfg.RetentionEvery > 0 {
 		wg.Go(func() { s.retentionLoop(pctx, s.cfg.RetentionEvery) })
 	}
 	if s.cfg.ReconcileEvery > 0 {
-		wg.Go(func() { s.integrity.reconcileLoop(pctx, s.cfg.ReconcileEvery) })
+		wg.Go(func() { s.reconcileLoop(pctx, s.cfg.ReconcileEvery) })
 	}
 	if s.cfg.CheckpointEvery > 0 {
 		wg.Go(func() { s.regionLoops(pctx, taskCheckpoints, s.cfg.CheckpointEvery, false, s.trees.IssueRegion) })
@@ -649,10 +658,10 @@ func (s *Server) Ready(ctx context.Context) error {
 
 // Problems are what is wrong with the read models every instance shares,
 // as last read; none when the deployment is healthy.
-func (s *Server) Problems() []string { return s.integrity.problems() }
+func (s *Server) Problems() []string { return s.health.Problems() }
 
 // Projections is the health of every read model as last read.
-func (s *Server) Projections() []ProjectionHealth { return s.integrity.snapshot() }
+func (s *Server) Projections() []ProjectionHealth { return s.health.Snapshot() }
 
 // Close releases everything New acquired; Run calls it on return.
 func (s *Server) Close() { s.close() }
