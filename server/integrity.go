@@ -2,271 +2,40 @@ package server
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"sync"
 	"time"
-
-	"github.com/auditlog/auditlog/projector"
 
 	integ "github.com/auditlog/auditlog/integrity"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/auditlog/auditlog/config"
 	"github.com/auditlog/auditlog/domain"
-	"github.com/auditlog/auditlog/natsx"
-	"github.com/auditlog/auditlog/readmodel"
+	"github.com/auditlog/auditlog/health"
+	"github.com/auditlog/auditlog/onlyone"
 )
 
 // Defaults of the integrity checks.
 const (
 	DefaultStallAfter     = config.DefaultStallAfter
 	DefaultReconcileEvery = config.DefaultReconcileEvery
-	watchEvery            = 2 * time.Second
 )
 
-// ProjectionHealth is what /readyz tells of one read model.
-type ProjectionHealth struct {
-	Stream     string `json:"stream"`
-	Stored     uint64 `json:"stored"`
-	Checkpoint uint64 `json:"checkpoint"`
-	Lag        uint64 `json:"lag"`
-	// Stalled is set when the read model is behind its stream and its
-	// checkpoint has not moved for the stall timeout.
-	Stalled     bool  `json:"stalled"`
-	Quarantined int64 `json:"quarantined"`
-	// Gaps are acknowledged events the last reconciliation found missing
-	// and could not repair.
-	Gaps          int64      `json:"gaps"`
-	LastReconcile *time.Time `json:"lastReconcile,omitempty"`
-	// Partitions is how many partitions project a regional stream, and
-	// Held those this instance projects; another instance holds the rest.
-	Partitions int   `json:"partitions,omitempty"`
-	Held       []int `json:"held,omitempty"`
-	// Unheld counts the slots of a regional stream no projector of any
-	// instance holds the lock of: 0 while the region is projected.
-	Unheld int `json:"unheld"`
-	// NewestCheckpoint is when the region's newest signed checkpoint was
-	// stored, if it has one.
-	NewestCheckpoint *time.Time `json:"newestCheckpoint,omitempty"`
-	// unheldTooLong says slots have been unheld for the stall timeout.
-	unheldTooLong bool
-}
-
-// integrity watches every read model against its stream so that a stalled
-// projection, a quarantined message or a gap is visible on /readyz and in
-// the metrics, and reconciles the regional read models periodically.
-type integrity struct {
-	s          *Server
-	stallAfter time.Duration
-
-	mu     sync.Mutex
-	health map[string]*ProjectionHealth
-	moved  map[string]time.Time // when each checkpoint last moved or caught up
-	// held is when each regional stream last had every slot held: slots
-	// are unheld for a moment at start and on a takeover, which is no
-	// problem until it lasts the stall timeout.
-	held map[string]time.Time
-}
-
-func newIntegrity(s *Server, stallAfter time.Duration) *integrity {
-	return &integrity{s: s, stallAfter: stallAfter, health: map[string]*ProjectionHealth{}, moved: map[string]time.Time{}, held: map[string]time.Time{}}
-}
-
-// watch refreshes the health of every read model until ctx ends.
-func (in *integrity) watch(ctx context.Context) {
-	in.refresh(ctx)
-	every(ctx, watchEvery, func() { in.refresh(ctx) })
-}
-
-// readModel is what the watch needs of a read model.
-type readModel interface {
-	Position(ctx context.Context) (uint64, error)
-	QuarantineCount(ctx context.Context) (int64, error)
-}
-
-func (in *integrity) refresh(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, scrapeTimeout)
-	defer cancel()
-	models := map[string]readModel{natsx.ControlStream: in.s.store}
-	for r, st := range in.s.events {
-		models[natsx.AuditStream(r)] = st
-	}
-	now := time.Now()
-	for name, rm := range models {
-		h, err := in.read(ctx, name, rm)
-		if err != nil {
-			if ctx.Err() == nil {
-				in.s.log.Warn().Err(err).Str("stream", name).Msg("projection health unknown")
-			}
-			continue
-		}
-
-		if pp := in.s.partitioned(name); pp != nil {
-			held, err := pp.HeldSlots(ctx)
-			if err != nil {
-				in.s.log.Warn().Err(err).Str("stream", name).Msg("projection health unknown")
-				continue
-			}
-			h.Unheld = natsx.Slots - held
-		}
-
-		in.mu.Lock()
-		prev := in.health[name]
-		if prev == nil || h.Lag == 0 || h.Checkpoint != prev.Checkpoint {
-			in.moved[name] = now
-		}
-
-		h.Stalled = h.Lag > 0 && now.Sub(in.moved[name]) > in.stallAfter
-		if _, seen := in.held[name]; !seen || h.Unheld == 0 {
-			in.held[name] = now
-		}
-		h.unheldTooLong = h.Unheld > 0 && now.Sub(in.held[name]) > in.stallAfter
-		if h.Stalled && (prev == nil || !prev.Stalled) {
-			in.s.log.Error().Str("stream", name).Uint64("checkpoint", h.Checkpoint).Uint64("lag", h.Lag).
-				Msg("projection stalled: its checkpoint has not moved while the stream is ahead")
-		}
-		in.health[name] = h
-		in.mu.Unlock()
-	}
-}
-
-func (in *integrity) read(ctx context.Context, name string, rm readModel) (*ProjectionHealth, error) {
-	stream, err := in.s.js.Stream(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	h := &ProjectionHealth{Stream: name, Stored: stream.CachedInfo().State.LastSeq}
-	if h.Checkpoint, err = rm.Position(ctx); err != nil {
-		return nil, err
-	}
-	h.Lag = h.Stored - min(h.Checkpoint, h.Stored)
-	if h.Quarantined, err = rm.QuarantineCount(ctx); err != nil {
-		return nil, err
-	}
-	if r, ok := regionOf(name); ok {
-		cs, err := in.s.js.Stream(ctx, natsx.CheckpointStream)
-		if err != nil {
-			return nil, err
-		}
-		m, err := cs.GetLastMsgForSubject(ctx, natsx.CheckpointSubjects(r))
-		switch {
-		case err == nil:
-			h.NewestCheckpoint = &m.Time
-		case !errors.Is(err, jetstream.ErrMsgNotFound):
-			return nil, err
-		}
-	}
-	if st, ok := rm.(*readmodel.EventStore); ok {
-		last, err := integ.LastReconcile(ctx, st)
-		if err != nil {
-			return nil, err
-		}
-		if last != nil {
-			h.Gaps, h.LastReconcile = last.Gaps, &last.At
-		}
-	}
-	return h, nil
-}
-
-// snapshot is the health of every read model read so far, with the
-// partitions this instance holds now.
-func (in *integrity) snapshot() []ProjectionHealth {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	out := make([]ProjectionHealth, 0, len(in.health))
-	for _, name := range append([]string{natsx.ControlStream}, auditStreams()...) {
-		if h := in.health[name]; h != nil {
-			out = append(out, *h)
-		}
-	}
-	for i := range out {
-		if pp := in.s.partitioned(out[i].Stream); pp != nil {
-			st := pp.Status()
-			out[i].Partitions, out[i].Held = st.Partitions, st.Held
-		}
-	}
-	return out
-}
-
-// regionOf is the region whose stream name is.
-func regionOf(name string) (domain.Region, bool) {
-	for _, r := range domain.Regions {
-		if natsx.AuditStream(r) == name {
-			return r, true
-		}
-	}
-	return "", false
-}
-
-func auditStreams() []string {
-	out := make([]string, len(domain.Regions))
-	for i, r := range domain.Regions {
-		out[i] = natsx.AuditStream(r)
-	}
-	return out
-}
-
-// problems say why the read models, shared by every instance, cannot be
-// trusted now: a projection stalled, acknowledged events missing, messages
-// quarantined, slots nobody projects. They are the deployment's health, not
-// this instance's: /readyz reports them beside its own readiness.
-func (in *integrity) problems() []string {
-	var out []string
-	for _, h := range in.snapshot() {
-		if h.Stalled {
-			out = append(out, fmt.Sprintf("projection of %s stalled at %d with %d messages behind", h.Stream, h.Checkpoint, h.Lag))
-		}
-		if h.Gaps > 0 {
-			out = append(out, fmt.Sprintf("read model of %s is missing %d acknowledged events (run auditd projections reconcile --repair)", h.Stream, h.Gaps))
-		}
-		if h.Quarantined > 0 {
-			out = append(out, fmt.Sprintf("%d messages of %s are quarantined (auditd projections quarantine)", h.Quarantined, h.Stream))
-		}
-		if h.unheldTooLong {
-			out = append(out, fmt.Sprintf("%d slots of %s are projected by no instance", h.Unheld, h.Stream))
-		}
-	}
-	return out
-}
+// ProjectionHealth is what /readyz tells of one read model: health's.
+type ProjectionHealth = health.ProjectionHealth
 
 // reconcileLoop reconciles every regional read model every interval, each
 // region on its own schedule and by one instance at a time, repairing what
 // it finds.
-func (in *integrity) reconcileLoop(ctx context.Context, period time.Duration) {
-	in.s.regionLoops(ctx, taskReconcile, period, false, func(ctx context.Context, r domain.Region) error {
-		st := in.s.events[r]
-		ran, err := onlyOne(ctx, st.Pool(), "reconcile:"+st.Schema(), func() error {
-			_, err := in.s.reconcileRegion(ctx, r, true)
+func (s *Server) reconcileLoop(ctx context.Context, period time.Duration) {
+	s.regionLoops(ctx, taskReconcile, period, false, func(ctx context.Context, r domain.Region) error {
+		st := s.events[r]
+		ran, err := onlyone.Run(ctx, st.Pool(), "reconcile:"+st.Schema(), func() error {
+			_, err := s.reconcileRegion(ctx, r, true)
 			return err
 		})
 		if ran {
-			in.refresh(ctx)
+			s.health.Refresh(ctx)
 		}
 		return err
 	})
-}
-
-// onlyOne runs fn unless another instance holds lock, and says whether it
-// ran. The lock is held on a connection of its own, not one of pool's:
-// regions sharing a database run their tasks at once, and lock holders
-// taking the pool's few connections would leave fn none to run with.
-func onlyOne(ctx context.Context, pool *pgxpool.Pool, lock string, fn func() error) (bool, error) {
-	conn, err := pgx.ConnectConfig(ctx, pool.Config().ConnConfig.Copy())
-	if err != nil {
-		return false, fmt.Errorf("lock %s: %w", lock, err)
-	}
-	// Closing the session releases the lock.
-	defer conn.Close(context.WithoutCancel(ctx))
-	var got bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtext($1))", lock).Scan(&got); err != nil || !got {
-		return false, err
-	}
-	return true, fn()
 }
 
 // Reconcile compares every regional stream with its read model and, when
@@ -297,94 +66,4 @@ func (s *Server) reconcileRegion(ctx context.Context, r domain.Region, repair bo
 		Int64("unexplained_rows", rep.Unexplained).Int64("expired", rep.Expired).Uint64("from", rep.From).
 		Dur("took", rep.Took).Msg("reconciled")
 	return rep, nil
-}
-
-// integrityCollector serves the integrity of every read model as metrics,
-// as the watch last read it.
-type integrityCollector struct {
-	in                                              *integrity
-	quarantined, gaps, stalled, reconciled, resyncs *prometheus.Desc
-	partitions, takeovers, unheld, fenced           *prometheus.Desc
-	problems, checkpointAge                         *prometheus.Desc
-}
-
-func newIntegrityCollector(in *integrity) *integrityCollector {
-	labels := []string{"stream"}
-	return &integrityCollector{
-		in: in,
-		quarantined: prometheus.NewDesc("auditlog_projection_quarantined_messages",
-			"Stream messages set aside because they can never be applied; alert on any.", labels, nil),
-		gaps: prometheus.NewDesc("auditlog_reconcile_gaps",
-			"Acknowledged events the last reconciliation found missing from the read model and left unrepaired; alert on any.", labels, nil),
-		stalled: prometheus.NewDesc("auditlog_projection_stalled",
-			"1 when a read model is behind its stream and its checkpoint has not moved for the stall timeout.", labels, nil),
-		reconciled: prometheus.NewDesc("auditlog_reconcile_last_run_timestamp_seconds",
-			"When the stream was last reconciled with its read model.", labels, nil),
-		resyncs: prometheus.NewDesc("auditlog_projection_resyncs_total",
-			"Times this instance's projector found deliveries skipping stored messages and resumed from its checkpoint.", labels, nil),
-		partitions: prometheus.NewDesc("auditlog_projection_partitions_held",
-			"Partitions of the stream this instance projects; summed over instances it is the layout's partition count.", labels, nil),
-		unheld: prometheus.NewDesc("auditlog_projection_unheld_slots",
-			"Slots of a regional stream no projector of any instance holds; above 0 for long, part of the region is not projected.", labels, nil),
-		takeovers: prometheus.NewDesc("auditlog_projection_partition_starts_total",
-			"Partitions of the stream this instance started projecting: at start, after a layout change, and on taking over a dead instance's.", labels, nil),
-		problems: prometheus.NewDesc("auditlog_cluster_problems",
-			"Problems of the read models every instance shares (stalled, missing events, quarantined messages, unprojected slots), as /readyz lists them under cluster; alert on any.", nil, nil),
-		checkpointAge: prometheus.NewDesc("auditlog_checkpoint_newest_age_seconds",
-			"Age of the region's newest signed checkpoint; growing past the checkpoint period while the region takes events, checkpoints are not being issued.", labels, nil),
-		fenced: prometheus.NewDesc("auditlog_projection_fenced_total",
-			"Partitions of this instance whose write was refused because another instance had taken their slots (it was frozen or cut off meanwhile).", labels, nil),
-	}
-}
-
-func (c *integrityCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.quarantined, c.gaps, c.stalled, c.reconciled, c.resyncs, c.partitions, c.takeovers, c.unheld, c.fenced, c.problems, c.checkpointAge} {
-		ch <- d
-	}
-}
-
-func (c *integrityCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, h := range c.in.snapshot() {
-		ch <- prometheus.MustNewConstMetric(c.quarantined, prometheus.GaugeValue, float64(h.Quarantined), h.Stream)
-		ch <- prometheus.MustNewConstMetric(c.stalled, prometheus.GaugeValue, boolValue(h.Stalled), h.Stream)
-		if h.Stream != natsx.ControlStream {
-			ch <- prometheus.MustNewConstMetric(c.gaps, prometheus.GaugeValue, float64(h.Gaps), h.Stream)
-			ch <- prometheus.MustNewConstMetric(c.unheld, prometheus.GaugeValue, float64(h.Unheld), h.Stream)
-		}
-		if h.NewestCheckpoint != nil {
-			ch <- prometheus.MustNewConstMetric(c.checkpointAge, prometheus.GaugeValue, time.Since(*h.NewestCheckpoint).Seconds(), h.Stream)
-		}
-		if h.LastReconcile != nil {
-			ch <- prometheus.MustNewConstMetric(c.reconciled, prometheus.GaugeValue, float64(h.LastReconcile.Unix()), h.Stream)
-		}
-	}
-	ch <- prometheus.MustNewConstMetric(c.problems, prometheus.GaugeValue, float64(len(c.in.problems())))
-	ch <- prometheus.MustNewConstMetric(c.resyncs, prometheus.CounterValue,
-		float64(c.in.s.controlProjector.Resyncs()), c.in.s.controlProjector.Stream)
-	for _, r := range domain.Regions {
-		p := c.in.s.eventProjectors[r]
-		ch <- prometheus.MustNewConstMetric(c.resyncs, prometheus.CounterValue, float64(p.Resyncs()), p.Stream())
-		st := p.Status()
-		ch <- prometheus.MustNewConstMetric(c.partitions, prometheus.GaugeValue, float64(len(st.Held)), p.Stream())
-		ch <- prometheus.MustNewConstMetric(c.takeovers, prometheus.CounterValue, float64(p.Takeovers()), p.Stream())
-		ch <- prometheus.MustNewConstMetric(c.fenced, prometheus.CounterValue, float64(p.Fenced()), p.Stream())
-	}
-}
-
-func boolValue(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-// partitioned is the partitioned projection of the regional stream named
-// stream, or nil for any other stream.
-func (s *Server) partitioned(stream string) *projector.Partitioned {
-	for _, pp := range s.eventProjectors {
-		if pp.Stream() == stream {
-			return pp
-		}
-	}
-	return nil
 }

@@ -51,7 +51,7 @@ func (s *Server) Rebuild(ctx context.Context) error {
 		}
 		// Checkpoints are evidence, not derived data: they come back from
 		// their stream, and the rebuilt trees must have the same roots.
-		if err := s.trees.sync(ctx, r); err != nil {
+		if err := s.trees.Sync(ctx, r); err != nil {
 			return err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/auditlog/auditlog/onlyone"
 	"sync"
 	"time"
 
@@ -82,7 +83,7 @@ func (s *Server) retentionLoop(ctx context.Context, period time.Duration) {
 			return nil
 		}
 		st := s.events[r]
-		_, err := onlyOne(ctx, st.Pool(), "retention:"+st.Schema(), func() error {
+		_, err := onlyone.Run(ctx, st.Pool(), "retention:"+st.Schema(), func() error {
 			_, err := s.enforceRetention(ctx, r)
 			return err
 		})

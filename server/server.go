@@ -30,6 +30,7 @@ import (
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/export"
 	"github.com/auditlog/auditlog/graph"
+	"github.com/auditlog/auditlog/health"
 	"github.com/auditlog/auditlog/httpapi"
 	"github.com/auditlog/auditlog/ingest"
 	"github.com/auditlog/auditlog/live"
@@ -37,6 +38,7 @@ import (
 	"github.com/auditlog/auditlog/readmodel"
 	"github.com/auditlog/auditlog/reads"
 	"github.com/auditlog/auditlog/settings"
+	"github.com/auditlog/auditlog/transparency"
 )
 
 // Config is everything auditd needs to start: config.Config, the one
@@ -76,6 +78,15 @@ func TuneGC() {
 	}
 }
 
+// DefaultCheckpointEvery is how often grown trees get a new checkpoint.
+const DefaultCheckpointEvery = config.DefaultCheckpointEvery
+
+// DevSigningKey reads the signing key kept in dir, generating one (0600)
+// the first time; created says it was just made. See transparency.
+func DevSigningKey(dir string) (skey string, created bool, err error) {
+	return transparency.DevSigningKey(dir)
+}
+
 // Server is a running auditd.
 type Server struct {
 	cfg Config
@@ -106,15 +117,14 @@ type Server struct {
 	eventProjectors  map[domain.Region]*projector.Partitioned
 	members          *projector.Members
 	metrics          *metrics
-	integrity        *integrity
+	health           *health.Watch
 	reads            *reads.Log
-	trees            *trees
+	trees            *transparency.Trees
 
 	// integrityEvents are the same read models on the integrity pools,
 	// which tenants' reads never wait for; gate admits work to them.
 	integrityEvents map[domain.Region]*readmodel.EventStore
 	integrityPools  []*pgxpool.Pool
-	gate            *integrityGate
 }
 
 // New connects to (or starts) NATS and Postgres, declares the streams and
@@ -178,7 +188,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 	}
 	s := &Server{cfg: cfg, log: cfg.Log, events: map[domain.Region]*readmodel.EventStore{}, metrics: newMetrics(),
-		integrityEvents: map[domain.Region]*readmodel.EventStore{}, gate: newIntegrityGate(integrityPerOrg, integrityRequests)}
+		integrityEvents: map[domain.Region]*readmodel.EventStore{}}
 	defer func() {
 		if err != nil {
 			s.close()
@@ -191,11 +201,12 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 			return nil, err
 		}
 		cfg.SigningKey, s.cfg.SigningKey = skey, skey
-		v, _ := verifierOf(skey)
-		s.log.Warn().Str("path", filepath.Join(cfg.DataDir, signingKeyFile)).Bool("generated", created).Str("verifier_key", v).
+		k, _ := transparency.ParseKey(skey)
+		s.log.Warn().Str("path", filepath.Join(cfg.DataDir, transparency.SigningKeyFile)).Bool("generated", created).Str("verifier_key", k.Verifier()).
 			Msg("AUDITD_SIGNING_KEY not set; checkpoints are signed with a development key kept in the data directory")
 	}
-	if s.trees, err = newTrees(s, cfg.SigningKey); err != nil {
+	key, err := transparency.ParseKey(cfg.SigningKey)
+	if err != nil {
 		return nil, err
 	}
 
@@ -270,12 +281,25 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 	}
 
+	s.trees = transparency.New(transparency.Config{
+		Key: key, JS: s.js, Regions: s.store, Events: s.events, Checks: s.integrityEvents,
+		Gate: transparency.NewGate(integrityPerOrg, integrityRequests), MinInterval: cfg.CheckpointMinInterval,
+		Now: cfg.Now, Log: s.log,
+	})
 	reader := readmodel.NewReader(s.store, s.events)
 	s.feed = live.NewFeed(s.js, s.settings, cfg.Live, s.log)
-	s.integrity = newIntegrity(s, cfg.StallAfter)
+	partitioned := map[domain.Region]health.Partitions{}
+	for r, p := range s.eventProjectors {
+		partitioned[r] = p
+	}
+	// The watch keeps wall-clock time, not cfg.Now: stalls are real time.
+	s.health = health.New(health.Config{
+		JS: s.js, Control: s.store, ControlResyncs: s.controlProjector.Resyncs, Events: s.events,
+		Partitioned: partitioned, StallAfter: cfg.StallAfter, Now: time.Now, Log: s.log,
+	})
 	s.metrics.registry.MustRegister(
 		newProjectionCollector(s.js, s.events),
-		newIntegrityCollector(s.integrity),
+		s.health.Collector(),
 		newRetentionCollector(s.events),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "auditlog_live_subscriptions",
@@ -288,7 +312,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.worker = &export.Worker{
 		JS: s.js, Jobs: s.jobs, Source: reader, Concurrency: cfg.ExportWorkers,
 		AckWait: cfg.Streams.ExportAckWait, FileTTL: cfg.Streams.ExportTTL, Log: s.log, Now: cfg.Now,
-		Proofs: exportProver{s.trees},
+		Proofs: s.trees.ExportProver(),
 	}
 	if s.apq, err = s.js.KeyValue(ctx, natsx.APQBucket); err != nil {
 		return nil, fmt.Errorf("persisted query bucket: %w", err)
@@ -439,7 +463,9 @@ func (s *Server) VerifierKey() string { return s.trees.VerifierKey() }
 // IssueCheckpoints gives every organization whose tree has grown a signed
 // checkpoint now, as the periodic issuer does; the error joins the regions
 // that failed, each reported, while the others were served.
-func (s *Server) IssueCheckpoints(ctx context.Context) error { return s.trees.issueAll(ctx) }
+func (s *Server) IssueCheckpoints(ctx context.Context) error {
+	return s.eachRegion(ctx, taskCheckpoints, s.trees.IssueRegion)
+}
 
 // Feed is the live event feed.
 func (s *Server) Feed() *live.Feed { return s.feed }
@@ -494,15 +520,15 @@ func (s *Server) Run(ctx context.Context) error {
 	// Records the counted reads as their windows end, and the rest once
 	// the HTTP server has stopped (pctx ends after it, before NATS closes).
 	wg.Go(func() { s.reads.Run(pctx) })
-	wg.Go(func() { s.integrity.watch(pctx) })
+	wg.Go(func() { s.health.Run(pctx) })
 	if s.cfg.RetentionEvery > 0 {
 		wg.Go(func() { s.retentionLoop(pctx, s.cfg.RetentionEvery) })
 	}
 	if s.cfg.ReconcileEvery > 0 {
-		wg.Go(func() { s.integrity.reconcileLoop(pctx, s.cfg.ReconcileEvery) })
+		wg.Go(func() { s.reconcileLoop(pctx, s.cfg.ReconcileEvery) })
 	}
 	if s.cfg.CheckpointEvery > 0 {
-		wg.Go(func() { s.regionLoops(pctx, taskCheckpoints, s.cfg.CheckpointEvery, false, s.trees.issueRegion) })
+		wg.Go(func() { s.regionLoops(pctx, taskCheckpoints, s.cfg.CheckpointEvery, false, s.trees.IssueRegion) })
 	}
 	if s.cfg.ExportWorkers >= 0 {
 		wg.Go(func() {
@@ -632,10 +658,10 @@ func (s *Server) Ready(ctx context.Context) error {
 
 // Problems are what is wrong with the read models every instance shares,
 // as last read; none when the deployment is healthy.
-func (s *Server) Problems() []string { return s.integrity.problems() }
+func (s *Server) Problems() []string { return s.health.Problems() }
 
 // Projections is the health of every read model as last read.
-func (s *Server) Projections() []ProjectionHealth { return s.integrity.snapshot() }
+func (s *Server) Projections() []ProjectionHealth { return s.health.Snapshot() }
 
 // Close releases everything New acquired; Run calls it on return.
 func (s *Server) Close() { s.close() }

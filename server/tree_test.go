@@ -23,7 +23,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/auditlog/auditlog/domain"
-	"github.com/auditlog/auditlog/export"
+	"github.com/auditlog/auditlog/export/ndjson"
 	"github.com/auditlog/auditlog/internal/testenv"
 	"github.com/auditlog/auditlog/server"
 	"github.com/auditlog/auditlog/treelog"
@@ -465,12 +465,12 @@ func TestExportProvesItself(t *testing.T) {
 		t.Fatal(err)
 	}
 	vkey := env.VerifierKey()
-	got, err := export.VerifyNDJSON(bytes.NewReader(file), vkey)
+	got, err := ndjson.Verify(bytes.NewReader(file), vkey)
 	if err != nil || got.Events != 12 || got.Checkpoint.Origin != "auditlog/us/acme" {
 		t.Fatalf("the export as made: %+v, %v", got, err)
 	}
 	// The signed manifest tells a filtered export from the whole log.
-	if got.Completeness != export.PartialFiltered || got.Filter == nil || !slices.Equal(got.Filter.Types, []domain.EventType{"USER_LOGOUT"}) ||
+	if got.Completeness != ndjson.PartialFiltered || got.Filter == nil || !slices.Equal(got.Filter.Types, []domain.EventType{"USER_LOGOUT"}) ||
 		!strings.Contains(got.String(), "export: partial (filtered)") || !strings.Contains(got.String(), `filter: {"types":["USER_LOGOUT"]}`) {
 		t.Fatalf("a filtered export verifies as %q with filter %+v:\n%s", got.Completeness, got.Filter, got)
 	}
@@ -481,8 +481,8 @@ func TestExportProvesItself(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	all, err := export.VerifyNDJSON(bytes.NewReader(wholeFile), env.VerifierKey())
-	if err != nil || all.Completeness != export.Complete || all.Events != all.Checkpoint.Size || all.FirstLeaf != all.Checkpoint.Size-1 || all.LastLeaf != 0 {
+	all, err := ndjson.Verify(bytes.NewReader(wholeFile), env.VerifierKey())
+	if err != nil || all.Completeness != ndjson.Complete || all.Events != all.Checkpoint.Size || all.FirstLeaf != all.Checkpoint.Size-1 || all.LastLeaf != 0 {
 		t.Fatalf("an unfiltered export verifies as %+v, %v", all, err)
 	}
 	t.Logf("filtered:\n%s\nunfiltered:\n%s", got, all)
@@ -513,8 +513,8 @@ func TestExportProvesItself(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := export.VerifyNDJSON(bytes.NewReader(tc.file), vkey)
-			var le *export.LineError
+			_, err := ndjson.Verify(bytes.NewReader(tc.file), vkey)
+			var le *ndjson.LineError
 			if !errors.As(err, &le) || le.Line != tc.line || !strings.Contains(le.Reason, tc.reason) {
 				t.Fatalf("got %v, want line %d: …%s…", err, tc.line, tc.reason)
 			}
@@ -523,7 +523,7 @@ func TestExportProvesItself(t *testing.T) {
 	}
 	// Another key does not verify it.
 	_, other, _ := note.GenerateKey(nil, "someone-else")
-	if _, err := export.VerifyNDJSON(bytes.NewReader(file), other); err == nil {
+	if _, err := ndjson.Verify(bytes.NewReader(file), other); err == nil {
 		t.Fatal("verifies with another key")
 	}
 }

@@ -1,4 +1,8 @@
-package server
+// Package transparency issues, keeps and proves the signed checkpoints of
+// every organization's Merkle tree: checkpoints issued per organization
+// with a rate limit on reads, synced from the checkpoint stream, proofs for
+// the API and the export prover, and the gate that admits integrity work.
+package transparency
 
 import (
 	"context"
@@ -7,6 +11,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/auditlog/auditlog/onlyone"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,27 +20,25 @@ import (
 	integ "github.com/auditlog/auditlog/integrity"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
-	"github.com/auditlog/auditlog/config"
 	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/export/ndjson"
 	"github.com/auditlog/auditlog/natsx"
 	"github.com/auditlog/auditlog/readmodel"
 	"github.com/auditlog/auditlog/treelog"
 )
 
-// DefaultCheckpointEvery is how often grown trees get a new checkpoint.
-const DefaultCheckpointEvery = config.DefaultCheckpointEvery
-
-// signingKeyFile is where development mode keeps its generated key.
-const signingKeyFile = "signing.key"
+// SigningKeyFile is where development mode keeps its generated key.
+const SigningKeyFile = "signing.key"
 
 // DevSigningKey reads the signing key kept in dir, generating one (0600)
 // the first time; created says it was just made. It is for development:
 // a deployment configures its key (auditd keygen makes one).
 func DevSigningKey(dir string) (skey string, created bool, err error) {
-	path := filepath.Join(dir, signingKeyFile)
+	path := filepath.Join(dir, SigningKeyFile)
 	b, err := os.ReadFile(path)
 	if err == nil {
 		return strings.TrimSpace(string(b)), false, nil
@@ -56,24 +59,62 @@ func DevSigningKey(dir string) (skey string, created bool, err error) {
 	return skey, true, nil
 }
 
-// trees issues, keeps and proves the checkpoints of every organization's
-// Merkle tree.
-type trees struct {
-	s        *Server
+// Key is the log's signing key and the verifier key derived from it.
+type Key struct {
 	signer   note.Signer
 	verifier string
 }
 
-func newTrees(s *Server, skey string) (*trees, error) {
+// ParseKey reads a note signer key ("PRIVATE+KEY+…", auditd keygen).
+func ParseKey(skey string) (Key, error) {
 	signer, err := note.NewSigner(skey)
 	if err != nil {
-		return nil, errors.New("signing key: not a note signer key (make one with auditd keygen)")
+		return Key{}, errors.New("signing key: not a note signer key (make one with auditd keygen)")
 	}
 	v, err := verifierOf(skey)
 	if err != nil {
-		return nil, err
+		return Key{}, err
 	}
-	return &trees{s: s, signer: signer, verifier: v}, nil
+	return Key{signer: signer, verifier: v}, nil
+}
+
+// Verifier is the note verifier key of the signer key.
+func (k Key) Verifier() string { return k.verifier }
+
+// Regions says which region keeps an organization's events.
+type Regions interface {
+	Region(ctx context.Context, org string) (domain.Region, bool, error)
+}
+
+// Config is what Trees needs: explicit dependencies, nothing shared.
+type Config struct {
+	Key Key
+	JS  jetstream.JetStream
+	// Regions finds an organization's region; Events are the regions' read
+	// models, and Checks the same read models on the integrity pools, which
+	// tenants' reads never wait for.
+	Regions        Regions
+	Events, Checks map[domain.Region]*readmodel.EventStore
+	// Gate admits API requests to integrity work (on Checks).
+	Gate *Gate
+	// MinInterval is how often a read may issue a checkpoint of one
+	// organization (0: always).
+	MinInterval time.Duration
+	Now         func() time.Time
+	Log         zerolog.Logger
+}
+
+// Trees issues, keeps and proves the checkpoints of every organization's
+// Merkle tree.
+type Trees struct {
+	cfg      Config
+	signer   note.Signer
+	verifier string
+}
+
+// New is the trees of cfg.
+func New(cfg Config) *Trees {
+	return &Trees{cfg: cfg, signer: cfg.Key.signer, verifier: cfg.Key.verifier}
 }
 
 // verifierOf derives the verifier key of a signer key: "PRIVATE+KEY+name+hash+key"
@@ -95,42 +136,42 @@ func verifierOf(skey string) (string, error) {
 const algEd25519 = 1
 
 // VerifierKey is the note verifier key of every checkpoint.
-func (t *trees) VerifierKey() string { return t.verifier }
+func (t *Trees) VerifierKey() string { return t.verifier }
 
 // open checks a checkpoint note against the log's own key.
-func (t *trees) open(msg string) (int64, tlog.Hash, error) {
+func (t *Trees) open(msg string) (int64, tlog.Hash, error) {
 	c, err := treelog.Open(msg, t.verifier)
 	return c.Size, c.Hash, err
 }
 
 // store is the read model of org's region, or a NOT_FOUND-free empty
 // answer's nil when the org never opted in.
-func (t *trees) store(ctx context.Context, org string) (domain.Region, *readmodel.EventStore, error) {
-	region, ok, err := t.s.store.Region(ctx, org)
+func (t *Trees) store(ctx context.Context, org string) (domain.Region, *readmodel.EventStore, error) {
+	region, ok, err := t.cfg.Regions.Region(ctx, org)
 	if err != nil || !ok {
 		return "", nil, err
 	}
-	return region, t.s.events[region], nil
+	return region, t.cfg.Events[region], nil
 }
 
 // checkStore is store on the integrity pool, for the API's integrity
 // queries, once the gate admitted the request; release ends the admission.
-func (t *trees) checkStore(ctx context.Context, org string) (region domain.Region, st *readmodel.EventStore, release func(), err error) {
-	release, err = t.s.gate.admit(ctx, org)
+func (t *Trees) checkStore(ctx context.Context, org string) (region domain.Region, st *readmodel.EventStore, release func(), err error) {
+	release, err = t.cfg.Gate.admit(ctx, org)
 	if err != nil {
 		return "", nil, nil, err
 	}
-	region, ok, err := t.s.store.Region(ctx, org)
+	region, ok, err := t.cfg.Regions.Region(ctx, org)
 	if err != nil || !ok {
 		return "", nil, release, err
 	}
-	return region, t.s.integrityEvents[region], release, nil
+	return region, t.cfg.Checks[region], release, nil
 }
 
 // Checkpoint is org's latest checkpoint; when the tree has grown past it,
 // or has none, one is issued now, so it covers every projected event,
 // unless one was issued for org less than CheckpointMinInterval ago.
-func (t *trees) Checkpoint(ctx context.Context, org string) (*integ.SignedCheckpoint, treelog.Checkpoint, error) {
+func (t *Trees) Checkpoint(ctx context.Context, org string) (*integ.SignedCheckpoint, treelog.Checkpoint, error) {
 	region, st, release, err := t.checkStore(ctx, org)
 	if release != nil {
 		defer release()
@@ -143,7 +184,7 @@ func (t *trees) Checkpoint(ctx context.Context, org string) (*integ.SignedCheckp
 
 // checkpoint is Checkpoint on st; onDemand issues at most one checkpoint
 // per organization and CheckpointMinInterval.
-func (t *trees) checkpoint(ctx context.Context, region domain.Region, st *readmodel.EventStore, org string, onDemand bool) (*integ.SignedCheckpoint, treelog.Checkpoint, error) {
+func (t *Trees) checkpoint(ctx context.Context, region domain.Region, st *readmodel.EventStore, org string, onDemand bool) (*integ.SignedCheckpoint, treelog.Checkpoint, error) {
 	if st == nil {
 		return t.empty(org, "")
 	}
@@ -159,7 +200,7 @@ func (t *trees) checkpoint(ctx context.Context, region domain.Region, st *readmo
 
 // empty signs the checkpoint of an org with no events (kept nowhere:
 // it commits to nothing).
-func (t *trees) empty(org, region string) (*integ.SignedCheckpoint, treelog.Checkpoint, error) {
+func (t *Trees) empty(org, region string) (*integ.SignedCheckpoint, treelog.Checkpoint, error) {
 	if region == "" {
 		region = "none"
 	}
@@ -179,13 +220,13 @@ func (t *trees) empty(org, region string) (*integ.SignedCheckpoint, treelog.Chec
 // instead while it is younger than CheckpointMinInterval: reads, which
 // themselves grow the tree, cannot grow the checkpoint stream faster than
 // one checkpoint per organization and interval.
-func (t *trees) issue(ctx context.Context, region domain.Region, st *readmodel.EventStore, org string, onDemand bool) (*integ.SignedCheckpoint, error) {
+func (t *Trees) issue(ctx context.Context, region domain.Region, st *readmodel.EventStore, org string, onDemand bool) (*integ.SignedCheckpoint, error) {
 	latest, err := integ.LatestCheckpoint(ctx, st, org)
 	if err != nil {
 		return nil, err
 	}
-	if onDemand && latest != nil && t.s.cfg.CheckpointMinInterval > 0 &&
-		t.s.cfg.Now().Sub(latest.IssuedAt) < t.s.cfg.CheckpointMinInterval {
+	if onDemand && latest != nil && t.cfg.MinInterval > 0 &&
+		t.cfg.Now().Sub(latest.IssuedAt) < t.cfg.MinInterval {
 		return latest, nil
 	}
 	size, err := st.TreeSize(ctx, org)
@@ -205,31 +246,24 @@ func (t *trees) issue(ctx context.Context, region domain.Region, st *readmodel.E
 	}
 	// Instances issuing the same size sign the same bytes (Ed25519 is
 	// deterministic), and the message id makes the second a duplicate.
-	ack, err := t.s.js.Publish(ctx, natsx.CheckpointSubject(region, org), []byte(msg),
+	ack, err := t.cfg.JS.Publish(ctx, natsx.CheckpointSubject(region, org), []byte(msg),
 		jetstream.WithMsgID(fmt.Sprintf("%s:%d", org, size)), jetstream.WithExpectStream(natsx.CheckpointStream))
 	if err != nil {
 		return nil, fmt.Errorf("publish checkpoint of %s: %w", org, err)
 	}
-	c := integ.SignedCheckpoint{OrgID: org, Size: size, Root: root, Note: msg, IssuedAt: t.s.cfg.Now().UTC(), Seq: ack.Sequence}
+	c := integ.SignedCheckpoint{OrgID: org, Size: size, Root: root, Note: msg, IssuedAt: t.cfg.Now().UTC(), Seq: ack.Sequence}
 	if err := integ.SaveCheckpoint(ctx, st, c); err != nil {
 		return nil, err
 	}
 	return &c, nil
 }
 
-// issueAll gives every grown tree of every region a checkpoint, the
-// regions at once, each by one instance at a time; a region that fails is
-// reported (see regionTask) and does not hold up the others.
-func (t *trees) issueAll(ctx context.Context) error {
-	return t.s.eachRegion(ctx, taskCheckpoints, t.issueRegion)
-}
-
-// issueRegion syncs region r's checkpoints from the stream and gives each
+// IssueRegion syncs region r's checkpoints from the stream and gives each
 // of its grown trees a checkpoint, unless another instance is doing so.
-func (t *trees) issueRegion(ctx context.Context, r domain.Region) error {
-	st := t.s.events[r]
-	_, err := onlyOne(ctx, st.Pool(), "checkpoints:"+st.Schema(), func() error {
-		if err := t.sync(ctx, r); err != nil {
+func (t *Trees) IssueRegion(ctx context.Context, r domain.Region) error {
+	st := t.cfg.Events[r]
+	_, err := onlyone.Run(ctx, st.Pool(), "checkpoints:"+st.Schema(), func() error {
+		if err := t.Sync(ctx, r); err != nil {
 			return err
 		}
 		orgs, err := integ.GrownTrees(ctx, st)
@@ -246,18 +280,18 @@ func (t *trees) issueRegion(ctx context.Context, r domain.Region) error {
 	return err
 }
 
-// sync copies the checkpoints of region the stream holds and the read model
+// Sync copies the checkpoints of region the stream holds and the read model
 // does not (after a rebuild, or a crash between publish and save) into it.
 // It compares with the last checkpoint of the region's own subjects: the
 // stream's last sequence is usually another region's, and reading past it
 // would wait out a fetch every pass for nothing.
-func (t *trees) sync(ctx context.Context, r domain.Region) error {
-	st := t.s.events[r]
+func (t *Trees) Sync(ctx context.Context, r domain.Region) error {
+	st := t.cfg.Events[r]
 	after, err := integ.LastCheckpointSeq(ctx, st)
 	if err != nil {
 		return err
 	}
-	stream, err := t.s.js.Stream(ctx, natsx.CheckpointStream)
+	stream, err := t.cfg.JS.Stream(ctx, natsx.CheckpointStream)
 	if err != nil {
 		return fmt.Errorf("sync checkpoints: %w", err)
 	}
@@ -292,7 +326,7 @@ func (t *trees) sync(ctx context.Context, r domain.Region) error {
 		org := m.Subject()[strings.LastIndexByte(m.Subject(), '.')+1:]
 		size, root, err := t.open(string(m.Data()))
 		if err != nil {
-			t.s.log.Error().Err(err).Uint64("seq", md.Sequence.Stream).Msg("checkpoint in the stream does not open with the configured key; skipped")
+			t.cfg.Log.Error().Err(err).Uint64("seq", md.Sequence.Stream).Msg("checkpoint in the stream does not open with the configured key; skipped")
 		} else if err := integ.SaveCheckpoint(ctx, st, integ.SignedCheckpoint{
 			OrgID: org, Size: size, Root: root, Note: string(m.Data()), IssuedAt: md.Timestamp.UTC(), Seq: md.Sequence.Stream,
 		}); err != nil {
@@ -306,7 +340,7 @@ func (t *trees) sync(ctx context.Context, r domain.Region) error {
 
 // ProveEvent is the inclusion proof of org's event id in the tree of size
 // treeSize (nil: the latest checkpoint's, issued now if the tree grew).
-func (t *trees) ProveEvent(ctx context.Context, org, id string, treeSize *int64) (leaf, size int64, proof []tlog.Hash, err error) {
+func (t *Trees) ProveEvent(ctx context.Context, org, id string, treeSize *int64) (leaf, size int64, proof []tlog.Hash, err error) {
 	region, st, release, err := t.checkStore(ctx, org)
 	if release != nil {
 		defer release()
@@ -334,7 +368,7 @@ func (t *trees) ProveEvent(ctx context.Context, org, id string, treeSize *int64)
 		if c == nil || c.Size <= *e.LeafIndex {
 			return 0, 0, nil, domain.Errorf(domain.CodeRateLimited, "treeSize",
 				"the latest checkpoint does not cover leaf %d yet, and a read issues at most one every %s; try again then, or name a treeSize",
-				*e.LeafIndex, t.s.cfg.CheckpointMinInterval)
+				*e.LeafIndex, t.cfg.MinInterval)
 		}
 		size = c.Size
 	}
@@ -347,7 +381,7 @@ func (t *trees) ProveEvent(ctx context.Context, org, id string, treeSize *int64)
 
 // ProveConsistency is the consistency proof of org's tree of size from
 // with its tree of size to.
-func (t *trees) ProveConsistency(ctx context.Context, org string, from, to int64) ([]tlog.Hash, error) {
+func (t *Trees) ProveConsistency(ctx context.Context, org string, from, to int64) ([]tlog.Hash, error) {
 	_, st, release, err := t.checkStore(ctx, org)
 	if release != nil {
 		defer release()
@@ -367,7 +401,7 @@ func (t *trees) ProveConsistency(ctx context.Context, org string, from, to int64
 
 // Verify recomputes org's tree from the stream and compares the read model
 // and the stored checkpoints with it.
-func (t *trees) Verify(ctx context.Context, org string, from, to int64) (*integ.Verification, error) {
+func (t *Trees) Verify(ctx context.Context, org string, from, to int64) (*integ.Verification, error) {
 	_, st, release, err := t.checkStore(ctx, org)
 	if release != nil {
 		defer release()
@@ -378,11 +412,13 @@ func (t *trees) Verify(ctx context.Context, org string, from, to int64) (*integ.
 	if st == nil {
 		return &integ.Verification{OK: true}, nil
 	}
-	return integ.VerifyTree(ctx, st, t.s.js, org, from, to, t.open)
+	return integ.VerifyTree(ctx, st, t.cfg.JS, org, from, to, t.open)
 }
 
-// exportProver lends exports the trees' checkpoints, proofs and key.
-type exportProver struct{ t *trees }
+// ExportProver lends exports the trees' checkpoints, proofs and key.
+func (t *Trees) ExportProver() ndjson.Prover { return exportProver{t} }
+
+type exportProver struct{ t *Trees }
 
 // Checkpoint is org's latest checkpoint, issued now if the tree grew.
 func (p exportProver) Checkpoint(ctx context.Context, org string) (string, treelog.Checkpoint, error) {
