@@ -117,3 +117,30 @@ func TestEmbeddedConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestValidReply: auditd answers only literal subjects under _INBOX.
+func TestValidReply(t *testing.T) {
+	for subject, want := range map[string]bool{
+		"_INBOX.ingest.abc.1":                true,
+		"_INBOX.x":                           true,
+		"":                                   false,
+		"_INBOX":                             false,
+		"_INBOX.":                            false,
+		"_INBOX..x":                          false,
+		"_INBOX.x.":                          false,
+		"_INBOX.*":                           false,
+		"_INBOX.>":                           false,
+		"_INBOX.a b":                         false,
+		"_INBOXED.x":                         false,
+		"_AUDITD_INBOX.x":                    false,
+		"auditctl.org.acme":                  false,
+		"$KV.AUDIT_LEASES.live.beta.1":       false,
+		"$JS.API.STREAM.DELETE.AUDIT_US":     false,
+		"_INBOX." + strings.Repeat("x", 300): false,
+		"audit.us.acme.PLATFORM.USER_CREATED._INBOX": false,
+	} {
+		if got := ValidReply(subject); got != want {
+			t.Errorf("ValidReply(%q) = %v, want %v", subject, got, want)
+		}
+	}
+}
