@@ -238,19 +238,30 @@ func (s *EventStore) Apply(ctx context.Context, conn *pgx.Conn, batch []projecto
 	}
 	last := int64(batch[len(batch)-1].Seq)
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		fresh, err := s.claimIDs(ctx, tx, rows)
-		if err != nil {
-			return err
-		}
 		// Only new events are leaves, in stream order.
-		if err := s.appendLeaves(ctx, tx, fresh); err != nil {
+		if _, err := s.insert(ctx, tx, rows, s.appendLeaves); err != nil {
 			return err
-		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{s.schema, "events"}, EventColumns, pgx.CopyFromRows(fresh)); err != nil {
-			return fmt.Errorf("copy: %w", err)
 		}
 		return s.writePositions(ctx, tx, last)
 	})
+}
+
+// insert is the one way event rows enter the read model, for the
+// projector and for reconciliation alike: it claims the rows' ids, gives
+// the rows whose ids were free their leaves with leaves, and copies them
+// into the events table. It returns the rows written.
+func (s *EventStore) insert(ctx context.Context, tx pgx.Tx, rows [][]any, leaves func(context.Context, pgx.Tx, [][]any) error) ([][]any, error) {
+	fresh, err := s.claimIDs(ctx, tx, rows)
+	if err != nil {
+		return nil, err
+	}
+	if err := leaves(ctx, tx, fresh); err != nil {
+		return nil, err
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{s.schema, "events"}, EventColumns, pgx.CopyFromRows(fresh)); err != nil {
+		return nil, fmt.Errorf("copy: %w", err)
+	}
+	return fresh, nil
 }
 
 // Quarantine keeps m in the quarantine table and moves the checkpoint to it.
@@ -400,18 +411,9 @@ func (s *EventStore) Restore(ctx context.Context, rows [][]any) (int, error) {
 		if err != nil {
 			return fmt.Errorf("release lost claims: %w", err)
 		}
-		fresh, err := s.claimIDs(ctx, tx, rows)
-		if err != nil {
-			return err
-		}
-		if err := s.restoreLeaves(ctx, tx, fresh); err != nil {
-			return err
-		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{s.schema, "events"}, EventColumns, pgx.CopyFromRows(fresh)); err != nil {
-			return fmt.Errorf("copy: %w", err)
-		}
+		fresh, err := s.insert(ctx, tx, rows, s.restoreLeaves)
 		n = len(fresh)
-		return nil
+		return err
 	})
 	return n, err
 }
