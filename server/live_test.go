@@ -48,6 +48,15 @@ func (w *wsClient) subscribe(id, query string, vars map[string]any) {
 	}
 }
 
+// send writes raw, a message as the client's own bytes, which may be
+// anything a hostile client would send.
+func (w *wsClient) send(raw string) {
+	w.t.Helper()
+	if err := w.c.Write(w.ctx, websocket.MessageText, []byte(raw)); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
 // read returns the next message other than a ping, answering pings.
 func (w *wsClient) read() wsMessage {
 	w.t.Helper()

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/oklog/ulid/v2"
 
 	"github.com/auditlog/auditlog/domain"
@@ -137,19 +136,14 @@ func TestNastyJSONIsRefusedOnEveryPath(t *testing.T) {
 	// Websocket: each nasty event as a graphql-transport-ws operation; an
 	// error with a code answers it, and the connection goes on to record a
 	// good event.
-	c, ctx := dialWS(t, env, testenv.ServiceToken(t))
-	if m := readWS(t, ctx, c); m.Type != "connection_ack" {
-		t.Fatalf("want connection_ack, got %+v", m)
-	}
+	ws := connectWS(t, env, testenv.ServiceToken(t))
 	q, _ := json.Marshal(recordMutation)
 	for i, n := range nastyEvents {
 		id := fmt.Sprint(i + 1)
 		msg := `{"id":"` + id + `","type":"subscribe","payload":{"query":` + string(q) + `,"variables":{"events":[` + nasty(i, at) + `]}}}`
 		start := time.Now()
-		if err := c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
-			t.Fatal(err)
-		}
-		m := readWS(t, ctx, c)
+		ws.send(msg)
+		m := ws.read()
 		var errs []testenv.GraphQLError
 		_ = json.Unmarshal(m.Payload, &errs)
 		if m.Type != "error" || m.ID != id || len(errs) != 1 || errs[0].Code() != "BAD_USER_INPUT" {
@@ -160,10 +154,8 @@ func TestNastyJSONIsRefusedOnEveryPath(t *testing.T) {
 	}
 	goodWS, _ := json.Marshal(userCreated("globex", at, "ws@example.com"))
 	msg := `{"id":"ok","type":"subscribe","payload":{"query":` + string(q) + `,"variables":{"events":[` + string(goodWS) + `]}}}`
-	if err := c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
-		t.Fatal(err)
-	}
-	if m := readWS(t, ctx, c); m.Type != "next" || !bytes.Contains(m.Payload, []byte("RECORDED")) {
+	ws.send(msg)
+	if m := ws.read(); m.Type != "next" || !bytes.Contains(m.Payload, []byte("RECORDED")) {
 		t.Fatalf("websocket, the good event after the refused ones: %+v", m)
 	}
 
@@ -182,22 +174,6 @@ func TestNastyJSONIsRefusedOnEveryPath(t *testing.T) {
 	}
 }
 
-func readWS(t *testing.T, ctx context.Context, c *websocket.Conn) wsMessage {
-	t.Helper()
-	for {
-		_, data, err := c.Read(ctx)
-		if err != nil {
-			t.Fatalf("websocket read: %v", err)
-		}
-		var m wsMessage
-		if err := json.Unmarshal(data, &m); err != nil {
-			t.Fatalf("websocket message %q: %v", data, err)
-		}
-		if m.Type != "ping" && m.Type != "pong" {
-			return m
-		}
-	}
-}
 
 // waitRead polls until org's USER_CREATED events number want.
 func waitRead(t *testing.T, env *testenv.Env, org string, want int) {
