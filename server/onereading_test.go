@@ -174,7 +174,6 @@ func TestNastyJSONIsRefusedOnEveryPath(t *testing.T) {
 	}
 }
 
-
 // waitRead polls until org's USER_CREATED events number want.
 func waitRead(t *testing.T, env *testenv.Env, org string, want int) {
 	t.Helper()
