@@ -586,9 +586,13 @@ func (s *suite) testLive(t *testing.T) {
 	waitJS(t, ctx, "the table", `document.getElementById('total').textContent.startsWith('Showing ') && `+seen+` === 0`)
 	run(t, ctx, chromedp.Click("#live-toggle", chromedp.ByQuery))
 	waitJS(t, ctx, "live", `document.getElementById('live-status').textContent === 'Streaming new events'`)
-	// The subscription is registered once the server acknowledged it; give
-	// the subscribe message its round trip.
-	time.Sleep(300 * time.Millisecond)
+	// The subscription misses nothing once its consumer exists on the
+	// server, which is when the feed counts it.
+	for deadline := time.Now().Add(10 * time.Second); s.env.Feed().Active() < 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the live subscription was not served after 10s")
+		}
+	}
 	newUser := func(n int) map[string]any {
 		email := fmt.Sprintf("live-%d@acme.example", n)
 		return event("USER_CREATED", "PLATFORM", time.Now(), "Live Larry", "larry@acme.example",
