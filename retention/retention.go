@@ -34,9 +34,9 @@ type Store interface {
 type Drop struct {
 	// Month is the first instant of the month, UTC; the month ends at End.
 	Month time.Time
-	// Partition is the month partition dropped, or "" when the month had
-	// none and its events were all in events_default.
-	Partition string
+	// Table is the month's table dropped (events_YYYY_MM), or "" when the
+	// month had none and its events were all in events_default.
+	Table string
 	// Events counts the event rows removed (the partition's and those of
 	// events_default in the month); IDs the event_ids rows.
 	Events, IDs int64
@@ -45,8 +45,8 @@ type Drop struct {
 // End is the first instant after the month.
 func (d Drop) End() time.Time { return d.Month.AddDate(0, 1, 0) }
 
-// monthPartition matches the names ensure_partitions gives month partitions.
-var monthPartition = regexp.MustCompile(`^events_(\d{4})_(\d{2})$`)
+// monthTable matches the names ensure_partitions gives month tables.
+var monthTable = regexp.MustCompile(`^events_(\d{4})_(\d{2})$`)
 
 // retentionLockTimeout bounds the wait for the locks a drop takes (detaching
 // a partition locks the whole events table). Enforcement gives up and tries
@@ -129,7 +129,7 @@ func expiredMonths(ctx context.Context, s Store, horizon time.Time) ([]time.Time
 
 // monthOf is the month a partition named events_YYYY_MM holds.
 func monthOf(name string) (time.Time, bool) {
-	m := monthPartition.FindStringSubmatch(name)
+	m := monthTable.FindStringSubmatch(name)
 	if m == nil {
 		return time.Time{}, false
 	}
@@ -194,9 +194,9 @@ func dropMonth(ctx context.Context, s Store, month time.Time, floor time.Duratio
 			if _, err := tx.Exec(ctx, "DROP TABLE "+table); err != nil {
 				return fmt.Errorf("drop %s: %w", name, err)
 			}
-			d.Partition, d.Events = name, d.Events+n
+			d.Table, d.Events = name, d.Events+n
 		}
-		if d.Partition == "" && d.Events == 0 && d.IDs == 0 {
+		if d.Table == "" && d.Events == 0 && d.IDs == 0 {
 			return nil
 		}
 		_, err = tx.Exec(ctx, fmt.Sprintf(`
@@ -205,13 +205,13 @@ func dropMonth(ctx context.Context, s Store, month time.Time, floor time.Duratio
 			ON CONFLICT (stream, month) DO UPDATE SET partitions = retention_drops.partitions + excluded.partitions,
 				events = retention_drops.events + excluded.events, event_ids = retention_drops.event_ids + excluded.event_ids,
 				dropped_at = excluded.dropped_at`, s.Schema()),
-			s.Stream(), month, boolCount(d.Partition != ""), d.Events, d.IDs)
+			s.Stream(), month, boolCount(d.Table != ""), d.Events, d.IDs)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("retention %s: drop %s: %w", s.Schema(), month.Format("2006-01"), err)
 	}
-	if d.Partition == "" && d.Events == 0 && d.IDs == 0 {
+	if d.Table == "" && d.Events == 0 && d.IDs == 0 {
 		return nil, nil
 	}
 	return d, nil

@@ -61,7 +61,7 @@ func TestRetentionDropsWholeExpiredMonthsOnly(t *testing.T) {
 			wantErr: "below the floor", wantRows: total},
 		{name: "cutoff inside March", ret: domain.Retention{Period: now.Sub(cutoff)},
 			wantDrops: []retention.Drop{
-				{Month: time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), Partition: "events_2000_01", Events: 4, IDs: 4},
+				{Month: time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), Table: "events_2000_01", Events: 4, IDs: 4},
 				{Month: time.Date(2000, 2, 1, 0, 0, 0, 0, time.UTC), Events: 2, IDs: 2},
 			}, wantRows: total - 6},
 		{name: "again: nothing left to drop", ret: domain.Retention{Period: now.Sub(cutoff)}, wantRows: total - 6},
@@ -79,7 +79,7 @@ func TestRetentionDropsWholeExpiredMonthsOnly(t *testing.T) {
 			t.Fatalf("%s: dropped %+v, want %+v", tc.name, drops, tc.wantDrops)
 		}
 		for i, d := range drops {
-			if w := tc.wantDrops[i]; !d.Month.Equal(w.Month) || d.Partition != w.Partition || d.Events != w.Events || d.IDs != w.IDs {
+			if w := tc.wantDrops[i]; !d.Month.Equal(w.Month) || d.Table != w.Table || d.Events != w.Events || d.IDs != w.IDs {
 				t.Errorf("%s: drop %d is %+v, want %+v", tc.name, i, d, w)
 			}
 		}

@@ -44,7 +44,7 @@ func (s *Server) Rebuild(ctx context.Context) error {
 			if err := st.Migrate(ctx); err != nil {
 				return err
 			}
-			return st.EnsureMonths(ctx, partitionsAhead)
+			return st.EnsureMonths(ctx, monthsAhead)
 		})
 		if err != nil {
 			return err

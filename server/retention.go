@@ -146,7 +146,7 @@ func (s *Server) enforceRetention(ctx context.Context, r domain.Region) ([]reten
 	for _, d := range drops {
 		events += d.Events
 		s.log.Info().Str("region", string(r)).Str("stream", natsx.AuditStream(r)).
-			Str("partition", d.Partition).Time("from", d.Month).Time("to", d.End()).
+			Str("partition", d.Table).Time("from", d.Month).Time("to", d.End()).
 			Int64("events", d.Events).Int64("event_ids", d.IDs).Str("retention", domain.FormatPeriod(ret.Period)).
 			Msg("retention dropped an expired month")
 	}

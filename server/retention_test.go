@@ -118,7 +118,7 @@ func TestRetentionInServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	us := drops[domain.RegionUS]
-	if len(drops) != 1 || len(us) != 1 || us[0].Partition != "events_2000_01" || us[0].Events != 3 || us[0].IDs != 3 {
+	if len(drops) != 1 || len(us) != 1 || us[0].Table != "events_2000_01" || us[0].Events != 3 || us[0].IDs != 3 {
 		t.Fatalf("dropped %+v", drops)
 	}
 	if after := list(t, env, "acme", nil, 50, "").TotalCount; after != before-2 {

@@ -246,7 +246,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		if err := st.Migrate(ctx); err != nil {
 			return nil, err
 		}
-		if err := st.EnsureMonths(ctx, partitionsAhead); err != nil {
+		if err := st.EnsureMonths(ctx, monthsAhead); err != nil {
 			return nil, err
 		}
 		s.events[r] = st
@@ -598,8 +598,8 @@ func (s *Server) supervise(ctx context.Context, p *projector.Projector) {
 // leader elects another within a few seconds.
 const publishAckWait = 5 * time.Second
 
-// partitionsAhead is how many months of partitions exist beyond now.
-const partitionsAhead = 3
+// monthsAhead is how many months beyond now have their tables made.
+const monthsAhead = 3
 
 // maintainPartitions keeps monthly partitions created ahead of time while
 // the server runs for months, so current events never land in the default
@@ -610,7 +610,7 @@ func (s *Server) maintainPartitions(ctx context.Context) {
 		for _, st := range s.events {
 			// Instances take turns (EnsureMonths locks), and the
 			// second finds the months made.
-			if err := st.EnsureMonths(ctx, partitionsAhead); err != nil && ctx.Err() == nil {
+			if err := st.EnsureMonths(ctx, monthsAhead); err != nil && ctx.Err() == nil {
 				s.log.Error().Err(err).Str("schema", st.Schema()).Msg("creating partitions ahead failed")
 			}
 		}
