@@ -210,10 +210,9 @@ func VerifyTree(ctx context.Context, s *readmodel.EventStore, js jetstream.JetSt
 		return err
 	}
 
-	agedOut, err := streamAgedOut(ctx, s, js)
-	if err != nil {
-		return nil, fmt.Errorf("verify %s: %w", org, err)
-	}
+	// The stream has removed messages from its start, as its maximum age
+	// (retention) does.
+	agedOut := info.State.FirstSeq > 1
 	retained, err := retention.ReadTotals(ctx, s)
 	if err != nil {
 		return nil, fmt.Errorf("verify %s: %w", org, err)
@@ -304,16 +303,6 @@ func quarantineDivergence(held []readmodel.Quarantined, size int64) *Divergence 
 		Expected: "every message of the organization's stream applied to the read model",
 		Found: fmt.Sprintf("%d message(s) quarantined, never applied; the first at stream sequence %d: %s",
 			len(held), q.Seq, q.Error)}
-}
-
-// streamAgedOut reports whether the stream has removed messages from its
-// start, as its maximum age (retention) does.
-func streamAgedOut(ctx context.Context, s *readmodel.EventStore, js jetstream.JetStream) (bool, error) {
-	stream, err := js.Stream(ctx, s.Stream())
-	if err != nil {
-		return false, err
-	}
-	return stream.CachedInfo().State.FirstSeq > 1, nil
 }
 
 // keptPrefix finds the leaf of org's tree whose record is data, the first
