@@ -81,28 +81,6 @@ func TestValidateAcceptsOrdinaryText(t *testing.T) {
 	}
 }
 
-func TestCheckBody(t *testing.T) {
-	tests := []struct {
-		body string
-		ok   bool
-	}{
-		{`{"query":"{ a }"}`, true},
-		{`{"v":"\ud83d\ude00 and \u0000"}`, true}, // NUL is judged per field, with its name
-		{"{\"v\":\"\xff\"}", false},
-		{`{"v":"\ud800"}`, false},
-		{`{"v":"\\ud800"}`, true}, // an escaped backslash, then text
-	}
-	for _, tc := range tests {
-		err := CheckBody([]byte(tc.body))
-		if (err == nil) != tc.ok {
-			t.Errorf("CheckBody(%q) = %v, want ok=%v", tc.body, err, tc.ok)
-		}
-		if err != nil && CodeOf(err) != CodeBadUserInput {
-			t.Errorf("CheckBody(%q) code %s", tc.body, CodeOf(err))
-		}
-	}
-}
-
 func TestFilterRefusesNUL(t *testing.T) {
 	for field, f := range map[string]Filter{
 		"filter.search":       {Search: "a\x00"},

@@ -1,4 +1,4 @@
-package domain
+package textcheck
 
 import (
 	"encoding/json"
@@ -23,50 +23,41 @@ const (
 	maxNumberExponent = 308
 )
 
-// CheckText reports why s cannot be stored as text, or nil: it must be valid
+// Text reports why s cannot be stored as text, or nil: it must be valid
 // UTF-8 without NUL characters.
-func CheckText(field, s string) error {
+func Text(field, s string) error {
 	if !utf8.ValidString(s) {
-		return BadInput(field, "is not valid UTF-8")
+		return bad(field, "is not valid UTF-8")
 	}
 	if i := strings.IndexByte(s, 0); i >= 0 {
-		return BadInput(field, "contains a NUL character at byte %d", i)
+		return bad(field, "contains a NUL character at byte %d", i)
 	}
 	return nil
 }
 
-// CheckResourceID reports why s cannot name a target resource (its kind or
-// id), as a query argument: it must be stored text of at most MaxIDLen bytes.
-func CheckResourceID(field, s string) error {
-	if len(s) > MaxIDLen {
-		return BadInput(field, "is longer than %d bytes", MaxIDLen)
-	}
-	return CheckText(field, s)
-}
-
-// CheckJSONText reports why raw, a syntactically valid JSON text, cannot be
+// JSONText reports why raw, a syntactically valid JSON text, cannot be
 // stored as jsonb: invalid UTF-8, an escaped NUL (\u0000) or an escaped lone
 // surrogate anywhere in it, keys included. JSON decoders replace the last
 // two silently, so the check reads the bytes as they came.
-func CheckJSONText(field string, raw []byte) error {
+func JSONText(field string, raw []byte) error {
 	if !utf8.Valid(raw) {
-		return BadInput(field, "is not valid UTF-8")
+		return bad(field, "is not valid UTF-8")
 	}
 	if at, problem := badEscape(raw); problem != "" {
-		return BadInput(field, "contains %s at byte %d", problem, at)
+		return bad(field, "contains %s at byte %d", problem, at)
 	}
 	return nil
 }
 
-// CheckBody reports whether a request body is text the service can take:
+// Body reports whether a request body is text the service can take:
 // valid UTF-8 without escaped lone surrogates. It runs on the raw bytes
 // before any decoder replaces what it cannot represent with U+FFFD.
-func CheckBody(body []byte) error {
+func Body(body []byte) error {
 	if !utf8.Valid(body) {
-		return BadInput("", "the request body is not valid UTF-8 (first bad byte at %d)", firstInvalidUTF8(body))
+		return bad("", "the request body is not valid UTF-8 (first bad byte at %d)", firstInvalidUTF8(body))
 	}
 	if at, problem := badEscape(body); problem == "a lone UTF-16 surrogate escape" {
-		return BadInput("", "the request body contains %s at byte %d", problem, at)
+		return bad("", "the request body contains %s at byte %d", problem, at)
 	}
 	return nil
 }
@@ -142,17 +133,17 @@ func hex4(b []byte, at int) (rune, bool) {
 	return rune(v), err == nil
 }
 
-// CheckJSONValue bounds a free-form JSON value: nesting at most 32 deep and
-// numbers that both float64 and Postgres numeric hold, besides CheckJSONText.
-func CheckJSONValue(field string, raw json.RawMessage) error {
-	if err := CheckJSONText(field, raw); err != nil {
+// JSONValue bounds a free-form JSON value: nesting at most 32 deep and
+// numbers that both float64 and Postgres numeric hold, besides JSONText.
+func JSONValue(field string, raw json.RawMessage) error {
+	if err := JSONText(field, raw); err != nil {
 		return err
 	}
 	dec := json.NewDecoder(strings.NewReader(string(raw)))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
-		return BadInput(field, "is not valid JSON")
+		return bad(field, "is not valid JSON")
 	}
 	return walkJSON(field, v, 0)
 }
@@ -161,7 +152,7 @@ var errNumber = errors.New("number out of range")
 
 func walkJSON(field string, v any, depth int) error {
 	if depth > maxJSONDepth {
-		return BadInput(field, "is nested deeper than %d levels", maxJSONDepth)
+		return bad(field, "is nested deeper than %d levels", maxJSONDepth)
 	}
 	switch x := v.(type) {
 	case map[string]any:
@@ -178,7 +169,7 @@ func walkJSON(field string, v any, depth int) error {
 		}
 	case json.Number:
 		if checkNumber(string(x)) != nil {
-			return BadInput(field, "is a number out of range (at most %d characters, magnitude 1e±%d)",
+			return bad(field, "is a number out of range (at most %d characters, magnitude 1e±%d)",
 				maxNumberLiteral, maxNumberExponent)
 		}
 	}
@@ -203,12 +194,12 @@ func checkNumber(lit string) error {
 	return nil
 }
 
-// CheckQueryText reports a lone UTF-16 surrogate escape (\uD800 without its
+// GraphQLQuery reports a lone UTF-16 surrogate escape (\uD800 without its
 // pair) in a GraphQL query's text: the GraphQL lexer turns it into U+FFFD,
 // so an inline literal would store what the client never wrote. NUL is left
 // to the checks of each field. The whole text is read as string content;
 // outside strings a backslash is not GraphQL anyway.
-func CheckQueryText(query string) error {
+func GraphQLQuery(query string) error {
 	q := []byte(query)
 	for i := 0; i+1 < len(q); i++ {
 		if q[i] != '\\' {
@@ -225,7 +216,7 @@ func CheckQueryText(query string) error {
 		}
 		switch {
 		case r >= 0xDC00 && r <= 0xDFFF:
-			return BadInput("query", "contains a lone UTF-16 surrogate escape at byte %d", i)
+			return bad("query", "contains a lone UTF-16 surrogate escape at byte %d", i)
 		case r >= 0xD800 && r <= 0xDBFF:
 			if i+11 < len(q) && q[i+6] == '\\' && q[i+7] == 'u' {
 				if lo, ok := hex4(q, i+8); ok && lo >= 0xDC00 && lo <= 0xDFFF {
@@ -233,7 +224,7 @@ func CheckQueryText(query string) error {
 					continue
 				}
 			}
-			return BadInput("query", "contains a lone UTF-16 surrogate escape at byte %d", i)
+			return bad("query", "contains a lone UTF-16 surrogate escape at byte %d", i)
 		}
 		i += 5
 	}
