@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/internal/clusterenv"
 	"github.com/auditlog/auditlog/internal/testenv"
 	"github.com/auditlog/auditlog/natsx"
 )
@@ -60,8 +61,8 @@ func peers(t *testing.T, js jetstream.JetStream, stream string) (*jetstream.Stre
 func TestRegionPlacementKeepsStreamsOnTaggedNodes(t *testing.T) {
 	skipShort(t)
 	// n3 stands outside region EU.
-	c := testenv.StartNATSCluster(t, testenv.WithNodeTags(2, "region:us", "region:ca", "region:au", "region:ap"))
-	a := testenv.StartAuditd(t, c, testenv.AuditdOptions{Replicas: 2, Placement: true})
+	c := clusterenv.StartNATSCluster(t, clusterenv.WithNodeTags(2, "region:us", "region:ca", "region:au", "region:ap"))
+	a := clusterenv.StartAuditd(t, c, clusterenv.AuditdOptions{Replicas: 2, Placement: true})
 	js := c.JetStream(t)
 	for _, stream := range []string{natsx.AuditStream(domain.RegionEU), "OBJ_" + natsx.ExportFilesBucket(domain.RegionEU)} {
 		info, got := peers(t, js, stream)
@@ -82,7 +83,7 @@ func TestRegionPlacementKeepsStreamsOnTaggedNodes(t *testing.T) {
 
 	// Three replicas of EU need three nodes tagged region:eu.
 	start := time.Now()
-	_, err := testenv.TryStartAuditd(t, c, testenv.AuditdOptions{Replicas: 3, Placement: true})
+	_, err := clusterenv.TryStartAuditd(t, c, clusterenv.AuditdOptions{Replicas: 3, Placement: true})
 	if err == nil {
 		t.Fatal("auditd started with 3 replicas of AUDIT_EU on 2 nodes tagged region:eu")
 	}
@@ -102,8 +103,8 @@ func TestRegionPlacementKeepsStreamsOnTaggedNodes(t *testing.T) {
 // in each before it changes it.
 func TestReplicasSettingAppliesToEveryStream(t *testing.T) {
 	skipShort(t)
-	c := testenv.StartNATSCluster(t)
-	a := testenv.StartAuditd(t, c, testenv.AuditdOptions{Replicas: 3})
+	c := clusterenv.StartNATSCluster(t)
+	a := clusterenv.StartAuditd(t, c, clusterenv.AuditdOptions{Replicas: 3})
 	if err := a.Stop(); err != nil {
 		t.Fatalf("stop auditd: %v", err)
 	}
@@ -115,7 +116,7 @@ func TestReplicasSettingAppliesToEveryStream(t *testing.T) {
 		}
 	}
 
-	a = testenv.StartAuditd(t, c, testenv.AuditdOptions{Replicas: 1})
+	a = clusterenv.StartAuditd(t, c, clusterenv.AuditdOptions{Replicas: 1})
 	log := a.Log()
 	for _, want := range []string{
 		"stream AUDIT_EU: replicas 3 → 1; updating",
@@ -149,10 +150,10 @@ func TestReplicasSettingAppliesToEveryStream(t *testing.T) {
 // node is down.
 func TestTwoInstancesServeOneLog(t *testing.T) {
 	skipShort(t)
-	c := testenv.StartNATSCluster(t)
-	opts := testenv.AuditdOptions{Replicas: 3, Placement: true}
-	a1 := testenv.StartAuditd(t, c, opts)
-	a2 := testenv.StartAuditd(t, c, opts)
+	c := clusterenv.StartNATSCluster(t)
+	opts := clusterenv.AuditdOptions{Replicas: 3, Placement: true}
+	a1 := clusterenv.StartAuditd(t, c, opts)
+	a2 := clusterenv.StartAuditd(t, c, opts)
 	const org = "acme"
 	admin := testenv.AdminToken(t, org)
 	var enabled struct{ EnableAuditLog struct{ Enabled bool } }
@@ -167,7 +168,7 @@ func TestTwoInstancesServeOneLog(t *testing.T) {
 	waitFor(t, a1, admin, "u-2")
 	c.Restart(2)
 
-	for i, a := range []*testenv.Auditd{a1, a2} {
+	for i, a := range []*clusterenv.Auditd{a1, a2} {
 		if err := a.Stop(); err != nil {
 			t.Errorf("auditd %d: %v", i+1, err)
 		}
@@ -178,7 +179,7 @@ func TestTwoInstancesServeOneLog(t *testing.T) {
 // API answers UNAVAILABLE while a stream elects a new leader, as after a
 // node is lost; record then sends the same event again, as a client should,
 // for up to 20 s: its id makes that safe.
-func record(t *testing.T, a *testenv.Auditd, org, id string) {
+func record(t *testing.T, a *clusterenv.Auditd, org, id string) {
 	t.Helper()
 	event := map[string]any{
 		"id": uuid.NewString(), "orgId": org, "type": "USER_CREATED", "source": "PLATFORM",
@@ -209,7 +210,7 @@ func record(t *testing.T, a *testenv.Auditd, org, id string) {
 }
 
 // waitFor waits until a lists the USER_CREATED event of user id.
-func waitFor(t *testing.T, a *testenv.Auditd, admin, id string) {
+func waitFor(t *testing.T, a *clusterenv.Auditd, admin, id string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {

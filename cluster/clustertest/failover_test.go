@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/internal/clusterenv"
 	"github.com/auditlog/auditlog/internal/testenv"
 	"github.com/auditlog/auditlog/natsx"
 )
@@ -28,7 +29,7 @@ import (
 // event in it is RECORDED or DUPLICATE. The ids make that safe.
 type ingester struct {
 	t       *testing.T
-	targets []*testenv.Auditd
+	targets []*clusterenv.Auditd
 	orgs    []string
 	token   string
 	client  *http.Client
@@ -43,7 +44,7 @@ type ingester struct {
 	longestWait time.Duration // the longest time without an acknowledgement
 }
 
-func newIngester(t *testing.T, orgs []string, targets ...*testenv.Auditd) *ingester {
+func newIngester(t *testing.T, orgs []string, targets ...*clusterenv.Auditd) *ingester {
 	return &ingester{t: t, targets: targets, orgs: orgs, token: testenv.ServiceToken(t),
 		client: &http.Client{Timeout: 15 * time.Second}, acked: map[string]bool{}}
 }
@@ -126,7 +127,7 @@ type result struct{ ID, Status, Reason string }
 
 // post sends one batch; unavailable says auditd answered that it may be
 // sent again (UNAVAILABLE); any other GraphQL error fails the test.
-func (in *ingester) post(a *testenv.Auditd, body []byte) ([]result, bool, error) {
+func (in *ingester) post(a *clusterenv.Auditd, body []byte) ([]result, bool, error) {
 	req, _ := http.NewRequest(http.MethodPost, a.URL+"/query", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+in.token)
@@ -172,7 +173,7 @@ func (in *ingester) summary() string {
 }
 
 // enable opts each org in, storing in region US.
-func enable(t *testing.T, a *testenv.Auditd, orgs []string) {
+func enable(t *testing.T, a *clusterenv.Auditd, orgs []string) {
 	t.Helper()
 	for _, org := range orgs {
 		var out struct{ EnableAuditLog struct{ Enabled bool } }
@@ -192,7 +193,7 @@ func orgNames(n int) []string {
 // events of orgs, then checks that it holds each acknowledged event once
 // and nothing else, and that reconcile, run as an operator runs it, finds
 // no gap.
-func assertExactlyOnce(t *testing.T, c *testenv.NATSCluster, opts testenv.AuditdOptions, in *ingester) {
+func assertExactlyOnce(t *testing.T, c *clusterenv.NATSCluster, opts clusterenv.AuditdOptions, in *ingester) {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, c.Database(t))
@@ -268,10 +269,10 @@ func assertExactlyOnce(t *testing.T, c *testenv.NATSCluster, opts testenv.Auditd
 }
 
 // streamLeader is the index of the node leading stream.
-func streamLeader(t *testing.T, c *testenv.NATSCluster, stream string) int {
+func streamLeader(t *testing.T, c *clusterenv.NATSCluster, stream string) int {
 	t.Helper()
 	info, _ := peers(t, c.JetStream(t), stream)
-	for i := range testenv.ClusterSize {
+	for i := range clusterenv.ClusterSize {
 		if c.Name(i) == info.Cluster.Leader {
 			return i
 		}
@@ -297,14 +298,14 @@ func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool)
 // twoInstances starts a NATS cluster and two auditd processes on it, with
 // three replicas, region placement, the partitions given and env, and opts
 // orgs in to region US.
-func twoInstances(t *testing.T, partitions int, orgs []string, env ...string) (*testenv.NATSCluster, testenv.AuditdOptions, *testenv.Auditd, *testenv.Auditd) {
+func twoInstances(t *testing.T, partitions int, orgs []string, env ...string) (*clusterenv.NATSCluster, clusterenv.AuditdOptions, *clusterenv.Auditd, *clusterenv.Auditd) {
 	t.Helper()
 	skipShort(t)
-	c := testenv.StartNATSCluster(t)
-	opts := testenv.AuditdOptions{Replicas: 3, Placement: true,
+	c := clusterenv.StartNATSCluster(t)
+	opts := clusterenv.AuditdOptions{Replicas: 3, Placement: true,
 		Env: append([]string{fmt.Sprintf("AUDITD_PROJECTION_PARTITIONS=%d", partitions)}, env...)}
-	a1 := testenv.StartAuditd(t, c, opts)
-	a2 := testenv.StartAuditd(t, c, opts)
+	a1 := clusterenv.StartAuditd(t, c, opts)
+	a2 := clusterenv.StartAuditd(t, c, opts)
 	enable(t, a1, orgs)
 	return c, opts, a1, a2
 }
@@ -314,7 +315,7 @@ func twoInstances(t *testing.T, partitions int, orgs []string, env ...string) (*
 // done, and checks
 // that every acknowledged event is in the read model exactly once and
 // reconcile finds no gap.
-func leaderOutDuringIngest(t *testing.T, how string, stop func(c *testenv.NATSCluster, node int)) {
+func leaderOutDuringIngest(t *testing.T, how string, stop func(c *clusterenv.NATSCluster, node int)) {
 	orgs := orgNames(8)
 	c, opts, a1, a2 := twoInstances(t, 4, orgs)
 
@@ -343,14 +344,14 @@ func leaderOutDuringIngest(t *testing.T, how string, stop func(c *testenv.NATSCl
 // the same batch again, and every acknowledged event is in the read model
 // exactly once.
 func TestNodeLossDuringIngest(t *testing.T) {
-	leaderOutDuringIngest(t, "SIGKILL", (*testenv.NATSCluster).Kill)
+	leaderOutDuringIngest(t, "SIGKILL", (*clusterenv.NATSCluster).Kill)
 }
 
 // Restart the node leading region US's stream as an operator does, with
 // SIGTERM (a graceful shutdown), while two instances take events: the same
 // guarantees.
 func TestNodeRestartDuringIngest(t *testing.T) {
-	leaderOutDuringIngest(t, "SIGTERM", (*testenv.NATSCluster).Terminate)
+	leaderOutDuringIngest(t, "SIGTERM", (*clusterenv.NATSCluster).Terminate)
 }
 
 // SIGKILL one of two instances while both take events: the other takes
@@ -425,7 +426,7 @@ func TestFrozenInstanceHandsOverPartitions(t *testing.T) {
 func TestInstanceLossMidExportAndLive(t *testing.T) {
 	org := "acme"
 	c, opts, a1, a2 := twoInstances(t, 2, []string{org}, "AUDITD_EXPORT_ACK_WAIT=3s")
-	instances := []*testenv.Auditd{a1, a2}
+	instances := []*clusterenv.Auditd{a1, a2}
 	admin := testenv.AdminToken(t, org)
 	in := newIngester(t, []string{org}, instances...)
 	in.run(2, 5, 50)
@@ -448,7 +449,7 @@ func TestInstanceLossMidExportAndLive(t *testing.T) {
 	var started struct{ StartAuditExport struct{ ID string } }
 	instances[0].Do(t, admin, `mutation { startAuditExport(filter: {types: [USER_CREATED]}) { id } }`, nil).MustData(t, &started)
 	job := started.StartAuditExport.ID
-	var runner, other *testenv.Auditd
+	var runner, other *clusterenv.Auditd
 	waitUntil(t, 30*time.Second, "an instance starts the export", func() bool {
 		for i, a := range instances {
 			if strings.Contains(a.Log(), `"export_id":"`+job+`"`) && strings.Contains(a.Log(), "export started") {

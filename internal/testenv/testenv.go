@@ -40,8 +40,8 @@ var (
 	adminErr  error
 )
 
-// repoRoot finds the module root, where .data lives.
-func repoRoot() string {
+// RepoRoot finds the module root, where .data and the cluster configuration live.
+func RepoRoot() string {
 	dir, _ := os.Getwd()
 	for d := dir; d != "/"; d = filepath.Dir(d) {
 		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
@@ -62,7 +62,7 @@ func AdminURL(t testing.TB) string {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		adminURL, adminErr = devpg.Ensure(ctx, filepath.Join(repoRoot(), ".data", "pg"))
+		adminURL, adminErr = devpg.Ensure(ctx, filepath.Join(RepoRoot(), ".data", "pg"))
 	})
 	if adminErr != nil {
 		t.Fatalf("postgres: %v", adminErr)
@@ -75,7 +75,7 @@ func Postgres(t testing.TB) string {
 	t.Helper()
 	admin := AdminURL(t)
 	ctx := context.Background()
-	name := "auditlog_test_" + randomHex(6)
+	name := "auditlog_test_" + RandomHex(6)
 	url, err := devpg.EnsureDatabase(ctx, admin, name)
 	if err != nil {
 		t.Fatalf("create database: %v", err)
@@ -123,7 +123,8 @@ func (e *Env) Rebuild(t testing.TB) *Env {
 	return StartConfig(t, e.Config)
 }
 
-func randomHex(n int) string {
+// RandomHex is n random bytes in hex, for names and passwords no two tests share.
+func RandomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)

@@ -1,4 +1,4 @@
-package testenv
+package clusterenv
 
 import (
 	"os/exec"

@@ -1,4 +1,8 @@
-package testenv
+// Package clusterenv runs real processes for the cluster tests: a three-node
+// nats-server cluster from the repo's cluster/*.conf, and auditd binaries
+// built from this module, which a test can kill, freeze, thaw and restart.
+// The in-process dependencies of other tests are internal/testenv's.
+package clusterenv
 
 import (
 	"bufio"
@@ -25,6 +29,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/auditlog/auditlog/internal/testenv"
 	"github.com/auditlog/auditlog/natsx"
 )
 
@@ -76,7 +81,7 @@ func Binary(t testing.TB, name, pkg string) string {
 }
 
 func build(name, pkg string) (string, error) {
-	root := repoRoot()
+	root := testenv.RepoRoot()
 	dir := filepath.Join(root, ".data", "testbin")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
@@ -85,7 +90,7 @@ func build(name, pkg string) (string, error) {
 	if err != nil {
 		gocmd = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
-	tmp := filepath.Join(dir, fmt.Sprintf(".%s-%d-%s", name, os.Getpid(), randomHex(4)))
+	tmp := filepath.Join(dir, fmt.Sprintf(".%s-%d-%s", name, os.Getpid(), testenv.RandomHex(4)))
 	cmd := exec.Command(gocmd, "build", "-o", tmp, pkg)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -157,15 +162,15 @@ func StartNATSCluster(t testing.TB, opts ...ClusterOption) *NATSCluster {
 			t.Fatalf("WithNodeTags(%d): nodes are 0 to %d", i, ClusterSize-1)
 		}
 	}
-	c := &NATSCluster{t: t, bin: Binary(t, "nats-server", "github.com/nats-io/nats-server/v2"), password: "p" + randomHex(16),
-		responderPassword: "p" + randomHex(16)}
+	c := &NATSCluster{t: t, bin: Binary(t, "nats-server", "github.com/nats-io/nats-server/v2"), password: "p" + testenv.RandomHex(16),
+		responderPassword: "p" + testenv.RandomHex(16)}
 	dir := t.TempDir()
-	routePassword := "p" + randomHex(16)
+	routePassword := "p" + testenv.RandomHex(16)
 	c.env = []string{
 		"AUDITLOG_NATS_PASSWORD=" + c.password,
 		"AUDITLOG_NATS_RESPONDER_PASSWORD=" + c.responderPassword,
-		"AUDITLOG_NATS_INGEST_PASSWORD=p" + randomHex(16),
-		"AUDITLOG_NATS_SYS_PASSWORD=p" + randomHex(16),
+		"AUDITLOG_NATS_INGEST_PASSWORD=p" + testenv.RandomHex(16),
+		"AUDITLOG_NATS_SYS_PASSWORD=p" + testenv.RandomHex(16),
 		"AUDITLOG_NATS_ROUTE_PASSWORD=" + routePassword,
 	}
 	ports := freePorts(t, 3*ClusterSize)
@@ -175,7 +180,7 @@ func StartNATSCluster(t testing.TB, opts ...ClusterOption) *NATSCluster {
 			conf: filepath.Join(dir, fmt.Sprintf("n%d.conf", i+1)), logPath: filepath.Join(dir, fmt.Sprintf("n%d.log", i+1)),
 			port: ports[3*i], routePort: ports[3*i+1], httpPort: ports[3*i+2],
 		}
-		src, err := os.ReadFile(filepath.Join(repoRoot(), "cluster", n.name+".conf"))
+		src, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "cluster", n.name+".conf"))
 		if err != nil {
 			t.Fatalf("cluster configuration: %v", err)
 		}
@@ -468,7 +473,7 @@ func showLog(t testing.TB, title, path string) {
 }
 
 // shared is what every auditd of a cluster shares: one database, one
-// checkpoint signing key and the JWT secret of Token.
+// checkpoint signing key and the JWT secret of testenv.Token.
 func (c *NATSCluster) shared(t testing.TB) (dbURL, signingKey string) {
 	t.Helper()
 	c.mu.Lock()
@@ -478,7 +483,7 @@ func (c *NATSCluster) shared(t testing.TB) (dbURL, signingKey string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.dbURL, c.signing = Postgres(t), skey
+		c.dbURL, c.signing = testenv.Postgres(t), skey
 	}
 	return c.dbURL, c.signing
 }
@@ -505,7 +510,7 @@ type Auditd struct {
 
 // StartAuditd builds auditd once per test binary and runs `auditd serve`
 // for t on a free loopback port against cluster, with the database, signing
-// key and JWT secret (Secret, so Token and its kin work) every auditd of
+// key and JWT secret (testenv.Secret, so testenv.Token and its kin work) every auditd of
 // cluster shares, and waits until it is ready. The process is killed when
 // t ends; its log is shown if t failed.
 func StartAuditd(t testing.TB, cluster *NATSCluster, opts AuditdOptions) *Auditd {
@@ -593,7 +598,7 @@ func (c *NATSCluster) Command(t testing.TB, opts AuditdOptions, args ...string) 
 	env := []string{
 		"AUDITD_ADDR=127.0.0.1:0",
 		"AUDITD_DATA_DIR=" + t.TempDir(),
-		"AUDITD_JWT_SECRET=" + string(Secret),
+		"AUDITD_JWT_SECRET=" + string(testenv.Secret),
 		"AUDITD_SIGNING_KEY=" + skey,
 		"DATABASE_URL=" + dbURL,
 		"NATS_URL=" + c.URL(),
@@ -712,10 +717,10 @@ func (a *Auditd) Stop() error {
 	}
 }
 
-// Do POSTs a GraphQL request to a with token, as Env.Do does.
-func (a *Auditd) Do(t testing.TB, token, query string, vars map[string]any) Response {
+// Do POSTs a GraphQL request to a with token, as testenv.Env.Do does.
+func (a *Auditd) Do(t testing.TB, token, query string, vars map[string]any) testenv.Response {
 	t.Helper()
-	return (&Env{URL: a.URL}).Do(t, token, query, vars)
+	return (&testenv.Env{URL: a.URL}).Do(t, token, query, vars)
 }
 
 // Readiness is what /readyz answers.
