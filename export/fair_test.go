@@ -9,6 +9,7 @@ import (
 
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/export"
+	"github.com/auditlog/auditlog/internal/synthetic"
 	"github.com/auditlog/auditlog/internal/testenv"
 	"github.com/auditlog/auditlog/natsx"
 	"github.com/auditlog/auditlog/readmodel"
@@ -25,10 +26,10 @@ func TestSmallExportDoesNotWaitForAnotherOrgsBigOne(t *testing.T) {
 	if err := store.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := store.SeedSynthetic(ctx, bigRows, 1, "big-"); err != nil {
+	if err := synthetic.Seed(ctx, store, bigRows, 1, "big-"); err != nil {
 		t.Fatal(err)
 	}
-	if err := store.SeedSynthetic(ctx, smallRows, 1, "small-"); err != nil {
+	if err := synthetic.Seed(ctx, store, smallRows, 1, "small-"); err != nil {
 		t.Fatal(err)
 	}
 	js := testenv.JetStream(t, natsx.Streams{})

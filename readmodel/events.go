@@ -111,8 +111,10 @@ func (s *EventStore) Position(ctx context.Context) (uint64, error) {
 	return leastPosition(ctx, s.pool, s.schema, keys)
 }
 
+// querier is what reads need of a pool, a connection or a transaction.
 type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
 func readPosition(ctx context.Context, q querier, schema, stream string) (uint64, error) {

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/auditlog/auditlog/internal/projtest"
+	"github.com/auditlog/auditlog/internal/synthetic"
 	"github.com/auditlog/auditlog/internal/testenv"
 	"github.com/auditlog/auditlog/readmodel"
 )
@@ -24,7 +25,7 @@ func TestUpgradeSplitsMonthsByOrgAndKeepsRows(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := readmodel.NewEventStore(pool, "audit_us", "AUDIT_US", zerolog.Nop())
-	if err := s.SeedSynthetic(ctx, 5_000, 10, "org-"); err != nil {
+	if err := synthetic.Seed(ctx, s, 5_000, 10, "org-"); err != nil {
 		t.Fatal(err)
 	}
 	const fingerprint = `SELECT count(*), md5(string_agg(org_id || id || occurred_at::text || search_text, ',' ORDER BY org_id, id)) FROM audit_us.events`

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/internal/synthetic"
 	"github.com/auditlog/auditlog/readmodel"
 )
 
@@ -16,7 +17,7 @@ import (
 func TestFilterPathsUseIndexes(t *testing.T) {
 	m := newReadModel(t)
 	ctx := context.Background()
-	if err := m.SeedSynthetic(ctx, 60_000, 50, "org-"); err != nil {
+	if err := synthetic.Seed(ctx, m, 60_000, 50, "org-"); err != nil {
 		t.Fatal(err)
 	}
 	// Partitions that hold rows; scanning an empty one costs nothing.

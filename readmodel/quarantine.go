@@ -69,7 +69,7 @@ type Quarantined struct {
 }
 
 // quarantinedIn lists the messages of stream quarantined in schema.
-func quarantinedIn(ctx context.Context, q pgxQuerier, schema, stream string) ([]Quarantined, error) {
+func quarantinedIn(ctx context.Context, q querier, schema, stream string) ([]Quarantined, error) {
 	rows, err := q.Query(ctx, fmt.Sprintf(
 		`SELECT stream, seq, subject, data, error FROM %s.quarantine WHERE stream = $1 ORDER BY seq`, schema), stream)
 	if err != nil {
@@ -92,8 +92,4 @@ func countQuarantined(ctx context.Context, q querier, schema, stream string) (in
 		return 0, fmt.Errorf("count quarantine: %w", err)
 	}
 	return n, nil
-}
-
-type pgxQuerier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }

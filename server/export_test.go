@@ -17,6 +17,7 @@ import (
 
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/export"
+	"github.com/auditlog/auditlog/internal/synthetic"
 	"github.com/auditlog/auditlog/internal/testenv"
 	"github.com/auditlog/auditlog/natsx"
 	"github.com/auditlog/auditlog/server"
@@ -175,7 +176,7 @@ func TestExport100kCSVEqualsTheQuery(t *testing.T) {
 	admin := testenv.AdminToken(t, org)
 	env.EnableOrg(t, org, domain.RegionUS)
 	ctx := context.Background()
-	if err := env.EventStore(domain.RegionUS).SeedSynthetic(ctx, seeded, 1, "org-"); err != nil {
+	if err := synthetic.Seed(ctx, env.EventStore(domain.RegionUS), seeded, 1, "org-"); err != nil {
 		t.Fatal(err)
 	}
 	// Cells a spreadsheet would run as formulas.

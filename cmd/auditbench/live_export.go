@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/internal/synthetic"
 	"github.com/auditlog/auditlog/natsx"
 )
 
@@ -31,7 +32,7 @@ func (b *bench) exportRate(ctx context.Context, rep *Report) error {
 	if err := b.waitQueryable(ctx); err != nil {
 		return err
 	}
-	if err := b.srv.EventStore(domain.RegionUS).SeedSynthetic(ctx, b.rows, 1, "export-"); err != nil {
+	if err := synthetic.Seed(ctx, b.srv.EventStore(domain.RegionUS), b.rows, 1, "export-"); err != nil {
 		return err
 	}
 	// Give back what earlier steps left, so the figures are the export's.

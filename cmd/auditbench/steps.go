@@ -19,6 +19,7 @@ import (
 	"github.com/auditlog/auditlog/auth"
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/ingest"
+	"github.com/auditlog/auditlog/internal/synthetic"
 	"github.com/auditlog/auditlog/natsx"
 	"github.com/auditlog/auditlog/readmodel"
 	"github.com/auditlog/auditlog/server"
@@ -392,7 +393,7 @@ func (b *bench) queryLatency(ctx context.Context, rep *Report) error {
 		return err
 	}
 	start := time.Now()
-	if err := b.srv.EventStore(domain.RegionUS).SeedSynthetic(ctx, b.rows, b.orgs, "org-"); err != nil {
+	if err := synthetic.Seed(ctx, b.srv.EventStore(domain.RegionUS), b.rows, b.orgs, "org-"); err != nil {
 		return err
 	}
 	rep.add("query: seeded rows (synthetic, via SQL)", float64(b.rows), "rows", fmt.Sprintf("%d orgs, %.0fs", b.orgs, time.Since(start).Seconds()))

@@ -1,19 +1,28 @@
-package readmodel
+// Package synthetic fills a region's read model with generated events
+// straight through SQL, for benchmarks and query-plan tests that need
+// millions of rows in seconds. The rows bypass the log: a rebuild drops them.
+package synthetic
 
 import (
 	"context"
 	"fmt"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/auditlog/auditlog/domain"
 )
 
-// SeedSynthetic inserts n synthetic events spread over orgs organizations
-// (prefix000, prefix001, …), every catalog type and source, 1,000 actors and the
-// last 30 days, straight into the read model with one INSERT … SELECT. It is
-// the documented shortcut benchmarks and plan tests use to reach millions of
-// rows in seconds; it bypasses the log, so a rebuild would drop these rows.
-func (s *EventStore) SeedSynthetic(ctx context.Context, n, orgs int, prefix string) error {
+// Store is the region read model to fill (a *readmodel.EventStore).
+type Store interface {
+	Pool() *pgxpool.Pool
+	Schema() string
+}
+
+// Seed inserts n synthetic events spread over orgs organizations
+// (prefix000, prefix001, …), every catalog type and source, 1,000 actors and
+// the last 30 days, into s with one INSERT … SELECT, and analyzes the table.
+func Seed(ctx context.Context, s Store, n, orgs int, prefix string) error {
 	if !domain.ValidOrgID(prefix + "000") {
 		return fmt.Errorf("seed: %q does not make valid org ids", prefix)
 	}
@@ -47,12 +56,12 @@ func (s *EventStore) SeedSynthetic(ctx context.Context, n, orgs int, prefix stri
 			      E'\nuser\ntarget-' || (i %% 5000) || CASE WHEN i %% 100000 = 0 THEN E'\nneedle-rare' ELSE '' END),
 			i
 		FROM g`,
-		n, orgs, len(types), s.schema, strings.Join(sources, ","), len(sources), strings.Join(types, ","), strings.Join(cats, ","),
+		n, orgs, len(types), s.Schema(), strings.Join(sources, ","), len(sources), strings.Join(types, ","), strings.Join(cats, ","),
 		"'"+prefix+"'")
-	if _, err := s.pool.Exec(ctx, sql); err != nil {
+	if _, err := s.Pool().Exec(ctx, sql); err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
-	if _, err := s.pool.Exec(ctx, "ANALYZE "+s.schema+".events"); err != nil {
+	if _, err := s.Pool().Exec(ctx, "ANALYZE "+s.Schema()+".events"); err != nil {
 		return fmt.Errorf("seed: analyze: %w", err)
 	}
 	return nil
