@@ -21,6 +21,7 @@ import (
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/natsx"
 	"github.com/auditlog/auditlog/readmodel"
+	"github.com/auditlog/auditlog/repeat"
 )
 
 const (
@@ -113,16 +114,7 @@ func New(cfg Config) *Watch {
 // Run refreshes the health of every read model until ctx ends.
 func (in *Watch) Run(ctx context.Context) {
 	in.Refresh(ctx)
-	t := time.NewTicker(watchEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		in.Refresh(ctx)
-	}
+	repeat.Every(ctx, watchEvery, func() { in.Refresh(ctx) })
 }
 
 // ReadModel is what the watch needs of a read model.

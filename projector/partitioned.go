@@ -16,6 +16,7 @@ import (
 
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/natsx"
+	"github.com/auditlog/auditlog/repeat"
 )
 
 // MaxPartitions is the most partitions a regional stream can be projected
@@ -161,22 +162,12 @@ func (pp *Partitioned) Run(ctx context.Context) error {
 	pp.running, pp.retryAt, pp.heldElsewhere = map[int]*partitionRun{}, map[int]time.Time{}, map[int]time.Time{}
 	pp.mu.Unlock()
 	defer pp.stopAll()
-	backoff := tick
-	for {
-		err := pp.drainLegacy(ctx)
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		pp.Log.Error().Err(err).Str("stream", pp.Stream()).Msg("projecting the events stored before slots")
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 10*time.Second)
+	err := repeat.Backoff(ctx, tick, 10*time.Second, func() error { return pp.drainLegacy(ctx) },
+		func(err error, _ time.Duration) {
+			pp.Log.Error().Err(err).Str("stream", pp.Stream()).Msg("projecting the events stored before slots")
+		})
+	if err != nil {
+		return nil // ctx ended
 	}
 	for {
 		if err := pp.balance(ctx); err != nil && ctx.Err() == nil {

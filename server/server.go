@@ -37,6 +37,7 @@ import (
 	"github.com/auditlog/auditlog/natsx"
 	"github.com/auditlog/auditlog/readmodel"
 	"github.com/auditlog/auditlog/reads"
+	"github.com/auditlog/auditlog/repeat"
 	"github.com/auditlog/auditlog/settings"
 	"github.com/auditlog/auditlog/transparency"
 )
@@ -577,20 +578,14 @@ func (s *Server) Run(ctx context.Context) error {
 
 // supervise restarts a failed projector with capped backoff until ctx ends.
 func (s *Server) supervise(ctx context.Context, p *projector.Projector) {
-	backoff := 100 * time.Millisecond
-	for {
-		err := p.Run(ctx)
-		if ctx.Err() != nil {
-			return
+	_ = repeat.Backoff(ctx, 100*time.Millisecond, 10*time.Second, func() error {
+		if err := p.Run(ctx); err != nil {
+			return err
 		}
-		s.log.Error().Err(err).Str("stream", p.Stream).Dur("retry_in", backoff).Msg("projector stopped")
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 10*time.Second)
-	}
+		return errors.New("returned while the server runs")
+	}, func(err error, wait time.Duration) {
+		s.log.Error().Err(err).Str("stream", p.Stream).Dur("retry_in", wait).Msg("projector stopped")
+	})
 }
 
 // publishAckWait bounds the wait for JetStream to acknowledge an append.
@@ -606,7 +601,7 @@ const monthsAhead = 3
 // partition. New partitions are always for future months, which the default
 // partition cannot hold rows of.
 func (s *Server) maintainPartitions(ctx context.Context) {
-	every(ctx, 12*time.Hour, func() {
+	repeat.Every(ctx, 12*time.Hour, func() {
 		for _, st := range s.events {
 			// Instances take turns (EnsureMonths locks), and the
 			// second finds the months made.
@@ -615,20 +610,6 @@ func (s *Server) maintainPartitions(ctx context.Context) {
 			}
 		}
 	})
-}
-
-// every calls fn each period until ctx ends.
-func every(ctx context.Context, period time.Duration, fn func()) {
-	t := time.NewTicker(period)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		fn()
-	}
 }
 
 func stopService(svc micro.Service, log zerolog.Logger) {
