@@ -302,6 +302,24 @@ func (p *parser) ip(t token) (Node, error) {
 // whole day, or that instant), after >=, >, < or <=, or as a range a..b
 // inclusive of both ends, with * for an open end.
 func (p *parser) occurred(t token) (Node, error) {
+	n, err := p.bounds(t)
+	if err != nil {
+		return nil, err
+	}
+	bounds, ok := n.(And)
+	if !ok {
+		bounds = And{n}
+	}
+	for _, b := range bounds {
+		// Times print as RFC 3339, whose years have four digits.
+		if y := b.(Occurred).At.Year(); y < 0 || y > 9999 {
+			return nil, errAt(p.src, t.vpos, "%q is outside the years 0000 to 9999", t.raw)
+		}
+	}
+	return n, nil
+}
+
+func (p *parser) bounds(t token) (Node, error) {
 	v := t.raw
 	if p.src[t.vpos] == '"' {
 		t.vpos++ // columns count from inside the quotes
