@@ -70,28 +70,6 @@ func (q *Query) SQL(arg func(any) string) string {
 	return q.root.sql(arg)
 }
 
-// FromFilter parses f.Query, the query-language part of a filter, reporting
-// a bad query as a BAD_USER_INPUT error on field filter.query.
-func FromFilter(f domain.Filter) (*Query, error) {
-	q, err := Parse(f.Query)
-	if err != nil {
-		e := *err.(*domain.Error)
-		e.Field = "filter.query"
-		return nil, &e
-	}
-	return q, nil
-}
-
-// ValidateFilter checks a whole filter: its typed fields, as f.Validate
-// does, and its query text, which domain cannot parse.
-func ValidateFilter(f domain.Filter) error {
-	if err := f.Validate(); err != nil {
-		return err
-	}
-	_, err := FromFilter(f)
-	return err
-}
-
 // fieldList names the qualifiers for error messages, in the order the
 // documentation lists them.
 const fieldList = "type, category, source, actor, actor.id, actor.name, actor.email, actor.kind, " +
