@@ -42,6 +42,9 @@ func TestQueryLanguageThroughTheAPI(t *testing.T) {
 			t.Errorf("%s with a bad query: %s, want BAD_USER_INPUT", name, code)
 			continue
 		}
+		if field := r.Errors[0].Extensions["field"]; field != "filter.query" {
+			t.Errorf("%s with a bad query: extensions.field %v, want filter.query", name, field)
+		}
 		if msg := r.Errors[0].Message; !strings.Contains(msg, "at column 19") || !strings.Contains(msg, `unknown field "actr"`) {
 			t.Errorf("%s with a bad query: message %q does not name the column and field", name, msg)
 		}
