@@ -1,6 +1,8 @@
 package query
 
 import (
+	"errors"
+
 	"github.com/auditlog/auditlog/domain"
 )
 
@@ -8,12 +10,13 @@ import (
 // a bad query as a BAD_USER_INPUT error on field filter.query.
 func FromFilter(f domain.Filter) (*Query, error) {
 	q, err := Parse(f.Query)
-	if err != nil {
-		e := *err.(*domain.Error)
+	var de *domain.Error
+	if errors.As(err, &de) {
+		e := *de
 		e.Field = "filter.query"
 		return nil, &e
 	}
-	return q, nil
+	return q, err
 }
 
 // ValidateFilter checks a whole filter: its typed fields, as f.Validate
