@@ -24,6 +24,8 @@ type Filter struct {
 	Search       string      `json:"search,omitempty"`
 	From         *time.Time  `json:"from,omitempty"` // inclusive
 	To           *time.Time  `json:"to,omitempty"`   // exclusive
+	// Query is query-language text: package query parses and matches it.
+	Query string `json:"query,omitempty"`
 }
 
 // Validate reports the first filter field a client got wrong.

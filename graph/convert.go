@@ -6,6 +6,7 @@ import (
 
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/graph/model"
+	"github.com/auditlog/auditlog/query"
 	"github.com/auditlog/auditlog/readmodel"
 )
 
@@ -29,8 +30,9 @@ func toFilter(f *model.AuditEventFilter) (domain.Filter, error) {
 		Search:       deref(f.Search),
 		From:         f.From,
 		To:           f.To,
+		Query:        deref(f.Query),
 	}
-	return df, df.Validate()
+	return df, query.ValidateFilter(df)
 }
 
 func toPage(first *int, after *string, ascending bool) (readmodel.PageRequest, error) {

@@ -187,6 +187,7 @@ type ComplexityRoot struct {
 		Categories   func(childComplexity int) int
 		ExcludeTypes func(childComplexity int) int
 		From         func(childComplexity int) int
+		Query        func(childComplexity int) int
 		Search       func(childComplexity int) int
 		Sources      func(childComplexity int) int
 		To           func(childComplexity int) int
@@ -1228,6 +1229,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ExportFilter.From(childComplexity), true
+	case "ExportFilter.query":
+		if e.ComplexityRoot.ExportFilter.Query == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportFilter.Query(childComplexity), true
 	case "ExportFilter.search":
 		if e.ComplexityRoot.ExportFilter.Search == nil {
 			break
@@ -3181,6 +3188,8 @@ type ExportFilter {
   search: String
   from: Time
   to: Time
+  "The query-language search, as given."
+  query: String
 }
 
 enum Region {
@@ -3370,6 +3379,14 @@ input AuditEventFilter {
   from: Time
   "Exclusive."
   to: Time
+  """
+  A search in the query language, ANDed with the fields above, e.g.
+  ` + "`" + `type:USER_* actor:*@example.com -source:PLATFORM occurred:>=2026-11-01` + "`" + `:
+  field:value qualifiers with * wildcards, free-text words and "quoted
+  phrases", - or NOT, AND (implicit), OR, parentheses; see
+  docs/query-language.md. A mistake is BAD_USER_INPUT naming the column.
+  """
+  query: String
 }
 
 type AuditEventConnection {
@@ -3982,6 +3999,8 @@ func (ec *executionContext) childFields_ExportFilter(ctx context.Context, field 
 		return ec.fieldContext_ExportFilter_from(ctx, field)
 	case "to":
 		return ec.fieldContext_ExportFilter_to(ctx, field)
+	case "query":
+		return ec.fieldContext_ExportFilter_query(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ExportFilter", field.Name)
 }
@@ -7359,6 +7378,29 @@ func (ec *executionContext) _ExportFilter_to(ctx context.Context, field graphql.
 }
 func (ec *executionContext) fieldContext_ExportFilter_to(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("ExportFilter", field, false, false, "Time")
+}
+
+func (ec *executionContext) _ExportFilter_query(ctx context.Context, field graphql.CollectedField, obj *model.ExportFilter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportFilter_query(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Query, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ExportFilter_query(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportFilter", field, false, false, "String")
 }
 
 func (ec *executionContext) _ExportJob_id(ctx context.Context, field graphql.CollectedField, obj *model.ExportJob) (ret graphql.Marshaler) {
@@ -15340,7 +15382,7 @@ func (ec *executionContext) unmarshalInputAuditEventFilter(ctx context.Context, 
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"sources", "categories", "types", "excludeTypes", "actorId", "search", "from", "to"}
+	fieldsInOrder := [...]string{"sources", "categories", "types", "excludeTypes", "actorId", "search", "from", "to", "query"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -15403,6 +15445,13 @@ func (ec *executionContext) unmarshalInputAuditEventFilter(ctx context.Context, 
 				return it, err
 			}
 			it.To = data
+		case "query":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("query"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Query = data
 		}
 	}
 	return it, nil
@@ -16616,6 +16665,11 @@ func (ec *executionContext) _ExportFilter(ctx context.Context, sel ast.Selection
 			}
 		case "to":
 			out.Values[i] = ec._ExportFilter_to(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "query":
+			out.Values[i] = ec._ExportFilter_query(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}

@@ -17,6 +17,7 @@ import (
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/leases"
 	"github.com/auditlog/auditlog/natsx"
+	"github.com/auditlog/auditlog/query"
 )
 
 // Limits bound what live subscribers may hold.
@@ -110,6 +111,10 @@ func Subscribe[T any](ctx context.Context, f *Feed, org string, filter domain.Fi
 	if err := filter.Validate(); err != nil {
 		return nil, err
 	}
+	q, err := query.FromFilter(filter)
+	if err != nil {
+		return nil, err
+	}
 	s, err := f.settings.Get(ctx, org)
 	if err != nil {
 		return nil, err
@@ -185,7 +190,7 @@ func Subscribe[T any](ctx context.Context, f *Feed, org string, filter domain.Fi
 				return
 			}
 			e, ok := decode(msg)
-			if !ok || e.OrgID != org || !filter.Matches(e) {
+			if !ok || e.OrgID != org || !filter.Matches(e) || !q.Match(e) {
 				continue
 			}
 			stall.Reset(f.limits.Stall)

@@ -54,6 +54,12 @@ func TestFilterPathsUseIndexes(t *testing.T) {
 		{"rare search", domain.Filter{Search: "needle-rare"}, nil, "search"},
 		{"absent short search", domain.Filter{Search: "zq"}, nil, "events"},
 		{"short search", domain.Filter{Search: "u4"}, nil, ""},
+		// The query language keeps to the same indexes.
+		{"query type and date", domain.Filter{Query: "type:USER_CREATED occurred:" + weekAgo.UTC().Format(time.DateOnly) + ".." + dayAgo.UTC().Format(time.DateOnly)}, nil, "type"},
+		{"query types", domain.Filter{Query: "type:POLICY_*"}, nil, "type"},
+		{"query actor", domain.Filter{Query: "actor.id:u42"}, nil, "actor"},
+		{"query rare word", domain.Filter{Query: "needle-rare"}, nil, "search"},
+		{"query target", domain.Filter{Query: "target.kind:POLICY target.id:p-7"}, nil, "target"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

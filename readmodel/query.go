@@ -8,11 +8,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/auditlog/auditlog/domain"
+	ql "github.com/auditlog/auditlog/query"
 )
 
 // Page limits.
@@ -77,7 +77,11 @@ type EventPage struct {
 
 // List returns a page of org's events matching f, keyset-paginated.
 func (s *EventStore) List(ctx context.Context, org string, f domain.Filter, p PageRequest) (*EventPage, error) {
-	return s.list(ctx, s.where(org, f), p)
+	q, err := s.where(org, f)
+	if err != nil {
+		return nil, err
+	}
+	return s.list(ctx, q, p)
 }
 
 // History returns a page of the events that targeted resource kind/id.
@@ -86,7 +90,7 @@ func (s *EventStore) History(ctx context.Context, org, kind, id string, p PageRe
 }
 
 func (s *EventStore) historyWhere(org, kind, id string) *query {
-	q := s.where(org, domain.Filter{})
+	q, _ := s.where(org, domain.Filter{}) // no query, no error
 	q.add("target_kind = $%d AND target_id = $%d", kind, id)
 	return q
 }
@@ -127,7 +131,10 @@ func (s *EventStore) listSQL(q *query, p PageRequest) string {
 // ExplainList returns the plan Postgres chooses for List, for tests and
 // operators checking that every filter path uses an index.
 func (s *EventStore) ExplainList(ctx context.Context, org string, f domain.Filter, p PageRequest) (string, error) {
-	q := s.where(org, f)
+	q, err := s.where(org, f)
+	if err != nil {
+		return "", err
+	}
 	var plan []byte
 	if err := s.pool.QueryRow(ctx, "EXPLAIN (FORMAT JSON) "+s.listSQL(q, p), q.args...).Scan(&plan); err != nil {
 		return "", fmt.Errorf("explain: %w", err)
@@ -138,7 +145,11 @@ func (s *EventStore) ExplainList(ctx context.Context, org string, f domain.Filte
 // Count counts org's events matching f up to CountCap; capped reports that
 // there are more.
 func (s *EventStore) Count(ctx context.Context, org string, f domain.Filter) (n int, capped bool, err error) {
-	return s.count(ctx, s.where(org, f))
+	q, err := s.where(org, f)
+	if err != nil {
+		return 0, false, err
+	}
+	return s.count(ctx, q)
 }
 
 // CountHistory counts the events that targeted resource kind/id, like Count.
@@ -193,64 +204,19 @@ func (q *query) add(cond string, args ...any) {
 	q.args = append(q.args, args...)
 }
 
+// arg appends a bind argument and returns its placeholder.
+func (q *query) arg(v any) string { q.args = append(q.args, v); return "$" + strconv.Itoa(len(q.args)) }
+
 func (q *query) sql() string { return strings.Join(q.conds, " AND ") }
 
-func (s *EventStore) where(org string, f domain.Filter) *query {
+// where is the condition of org's events matching f, which package query
+// compiles: the typed fields, the search and the query.
+func (s *EventStore) where(org string, f domain.Filter) (*query, error) {
 	q := &query{}
 	q.add("org_id = $%d", org)
-	if len(f.Sources) > 0 {
-		q.add("source = ANY($%d)", strings2(f.Sources))
-	}
-	// Categories become their types, so one index serves both filters.
-	if len(f.Categories) > 0 {
-		q.add("type = ANY($%d)", strings2(domain.CategoryTypes(f.Categories)))
-	}
-	if len(f.Types) > 0 {
-		q.add("type = ANY($%d)", strings2(f.Types))
-	}
-	if len(f.ExcludeTypes) > 0 {
-		q.add("type <> ALL($%d)", strings2(f.ExcludeTypes))
-	}
-	if f.ActorID != "" {
-		q.add("actor_id = $%d", f.ActorID)
-	}
-	if f.From != nil {
-		q.add("occurred_at >= $%d", *f.From)
-	}
-	if f.To != nil {
-		q.add("occurred_at < $%d", *f.To)
-	}
-	if f.Search != "" {
-		term := strings.ToLower(f.Search)
-		pattern := "%" + escapeLike(term) + "%"
-		text := "search_text"
-		if utf8.RuneCountInString(f.Search) < 3 {
-			// No trigram fits in one or two characters: the trigram index
-			// would read every entry. Hide it from the planner so it walks
-			// the org's rows in list order and stops at the page.
-			text = "(search_text || '')"
-		}
-		if types := domain.TypesMatching(term); len(types) > 0 {
-			q.add("("+text+" LIKE $%d OR type = ANY($%d))", pattern, strings2(types))
-		} else {
-			q.add(text+" LIKE $%d", pattern)
-		}
-	}
-	return q
-}
-
-func strings2[T ~string](xs []T) []string {
-	out := make([]string, len(xs))
-	for i, x := range xs {
-		out[i] = string(x)
-	}
-	return out
-}
-
-// escapeLike makes every character of s literal in a LIKE pattern whose
-// escape character is the default backslash.
-func escapeLike(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+	conds, err := ql.Conditions(f, q.arg)
+	q.conds = append(q.conds, conds...)
+	return q, err
 }
 
 const SelectColumns = `id, org_id, source, type, occurred_at, recorded_at,
@@ -293,7 +259,10 @@ func (s *EventStore) Export(ctx context.Context, org string, f domain.Filter, to
 		return fmt.Errorf("export: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only
-	q := s.where(org, f)
+	q, err := s.where(org, f)
+	if err != nil {
+		return err
+	}
 	var n int64
 	if err := tx.QueryRow(ctx, fmt.Sprintf("SELECT count(*) FROM %s.events WHERE %s", s.schema, q.sql()), q.args...).Scan(&n); err != nil {
 		return fmt.Errorf("export count: %w", err)

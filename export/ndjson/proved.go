@@ -530,7 +530,7 @@ func manifestLine(m, prefix string) string {
 // isZeroFilter says whether f lets every event through.
 func isZeroFilter(f domain.Filter) bool {
 	return len(f.Sources) == 0 && len(f.Categories) == 0 && len(f.Types) == 0 && len(f.ExcludeTypes) == 0 &&
-		f.ActorID == "" && f.Search == "" && f.From == nil && f.To == nil
+		f.ActorID == "" && f.Search == "" && f.From == nil && f.To == nil && f.Query == ""
 }
 
 // firstDifference names the first top-level field in which two event lines

@@ -38,6 +38,7 @@ func (x *ExportJob) Filter() *ExportFilter {
 		Search:       optional(f.Search),
 		From:         f.From,
 		To:           f.To,
+		Query:        optional(f.Query),
 	}
 }
 

@@ -44,6 +44,12 @@ type AuditEventFilter struct {
 	From *time.Time `json:"from,omitempty"`
 	// Exclusive.
 	To *time.Time `json:"to,omitempty"`
+	// A search in the query language, ANDed with the fields above, e.g.
+	// `type:USER_* actor:*@example.com -source:PLATFORM occurred:>=2026-11-01`:
+	// field:value qualifiers with * wildcards, free-text words and "quoted
+	// phrases", - or NOT, AND (implicit), OR, parentheses; see
+	// docs/query-language.md. A mistake is BAD_USER_INPUT naming the column.
+	Query *string `json:"query,omitempty"`
 }
 
 type AuditEventInput struct {
@@ -157,6 +163,8 @@ type ExportFilter struct {
 	Search       *string              `json:"search,omitempty"`
 	From         *time.Time           `json:"from,omitempty"`
 	To           *time.Time           `json:"to,omitempty"`
+	// The query-language search, as given.
+	Query *string `json:"query,omitempty"`
 }
 
 // The proof that one leaf is in a tree of treeSize leaves.
