@@ -44,13 +44,22 @@ type Options struct {
 	// MaxResponseBytes caps how much of an answer is read; zero takes
 	// DefaultMaxResponseBytes.
 	MaxResponseBytes int64
+	// Limits bound one request; zero fields take the destination's
+	// defaults.
+	Limits Limits
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
 }
 
-// WithDefaults returns o with zero fields set to their defaults, or an
-// error if a required one is missing.
-func (o Options) WithDefaults() (Options, error) {
+// WithDefaults returns o with zero fields set to their defaults (lim for
+// Limits), or an error if a required one is missing.
+func (o Options) WithDefaults(lim Limits) (Options, error) {
+	if o.Limits.MaxEvents <= 0 {
+		o.Limits.MaxEvents = lim.MaxEvents
+	}
+	if o.Limits.MaxBytes <= 0 {
+		o.Limits.MaxBytes = lim.MaxBytes
+	}
 	if o.Policy == nil {
 		return o, errors.New("logstream: Options.Policy is required")
 	}
