@@ -175,3 +175,6 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		t.Errorf("port 0: %v", err)
 	}
 }
+
+// The sender is what the delivery engine drives.
+var _ logstream.Sender = (*Sender)(nil)

@@ -380,3 +380,6 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		t.Errorf("a bad secret: %v", err)
 	}
 }
+
+// The sender is what the delivery engine drives.
+var _ logstream.Sender = (*Sender)(nil)
