@@ -8,7 +8,7 @@ export AUDITD_DATA_DIR ?= $(CURDIR)/.data
 CLUSTER_TEST_PKG = ./cluster/clustertest
 TEST_PKGS ?= $(shell $(GO) list ./... | grep -v '/cluster/clustertest$$')
 
-.PHONY: run cluster test test-cluster test-browser generate lint build bench bench-quick pg-stop
+.PHONY: run cluster test test-cluster test-browser test-syslog generate lint build bench bench-quick pg-stop
 
 ## run: start auditd with embedded NATS and a local Postgres, print a dev admin token
 run:
@@ -52,6 +52,10 @@ test-browser:
 	@axe="$$(mktemp -d)"; trap 'rm -rf "$$axe"' EXIT; \
 	  npm install --silent --no-save --no-audit --no-fund --prefix "$$axe" axe-core@$(AXE_CORE_VERSION) >/dev/null && \
 	  AXE_CORE_JS="$$axe/node_modules/axe-core/axe.min.js" $(GO) test -tags browser -count=1 -timeout 10m ./server/consoletest/
+
+## test-syslog: log stream delivery over TLS to a real rsyslogd the tests start (needs rsyslog and rsyslog-gnutls)
+test-syslog:
+	$(GO) test -tags rsyslog -count=1 -timeout 5m ./logstream/syslog/
 
 ## generate: regenerate gqlgen code
 generate:
