@@ -80,6 +80,14 @@ const (
 	// TypeAuditLogViewed records a read of the log itself: a search, an
 	// event opened, a resource's history, a live feed, a download.
 	TypeAuditLogViewed EventType = "AUDIT_LOG_VIEWED"
+	// The log stream types record an administrator (or, for a pause, auditd
+	// itself) creating, changing, pausing, resuming and deleting a stream
+	// that delivers the log to a SIEM: where the log goes is part of the log.
+	TypeAuditLogStreamCreated EventType = "AUDIT_LOG_STREAM_CREATED"
+	TypeAuditLogStreamUpdated EventType = "AUDIT_LOG_STREAM_UPDATED"
+	TypeAuditLogStreamPaused  EventType = "AUDIT_LOG_STREAM_PAUSED"
+	TypeAuditLogStreamResumed EventType = "AUDIT_LOG_STREAM_RESUMED"
+	TypeAuditLogStreamDeleted EventType = "AUDIT_LOG_STREAM_DELETED"
 	TypePolicyCreated  EventType = "POLICY_CREATED"
 	TypePolicyUpdated  EventType = "POLICY_UPDATED"
 	TypePolicyDeleted  EventType = "POLICY_DELETED"
@@ -219,10 +227,29 @@ var catalog = []TypeInfo{
 		{Name: "count", Type: FieldInt, Description: "how many reads the event stands for: 1 for a reader's first read of this kind in a window, the reads after it for the event recorded when the window ends (absent in events recorded before counting: 1)"},
 		{Name: "distinct", Type: FieldInt, Description: "for the event recorded when a window ends: how many different things its reads read"},
 		{Name: "reads", Type: FieldStringList, Description: "for the event recorded when a window ends: up to 20 of the different filters, events, resources or exports read"}}},
+	{TypeAuditLogStreamCreated, CategoryAuditLog, "A log stream delivering the audit log to a SIEM was created", streamFields()},
+	{TypeAuditLogStreamUpdated, CategoryAuditLog, "A log stream was changed", streamFields(
+		Field{Name: "changes", Type: FieldStringList, Description: "the settings changed: name, destination, secrets, filter, enabled"})},
+	{TypeAuditLogStreamPaused, CategoryAuditLog, "A log stream was paused, by an administrator or by the audit log after failing too long", streamFields(
+		Field{Name: "pausedBy", Type: FieldString, Required: true, Description: "ADMIN or AUDITD"},
+		Field{Name: "reason", Type: FieldString, Description: "for AUDITD: why it paused the stream"})},
+	{TypeAuditLogStreamResumed, CategoryAuditLog, "A paused log stream was resumed", streamFields()},
+	{TypeAuditLogStreamDeleted, CategoryAuditLog, "A log stream was deleted", streamFields()},
 
 	{TypePolicyCreated, CategoryPolicy, "A policy was created in the Custom Policy Builder", []Field{fPolicyID, fPolicyNameReq}},
 	{TypePolicyUpdated, CategoryPolicy, "A policy was updated in the Custom Policy Builder", []Field{fPolicyID, fPolicyName, fPolicyChanges}},
 	{TypePolicyDeleted, CategoryPolicy, "A policy was deleted in the Custom Policy Builder", []Field{fPolicyID, fPolicyName}},
+}
+
+// streamFields are the details of the log stream types, then more. They
+// never hold a destination's secret: only its kind and where it points.
+func streamFields(more ...Field) []Field {
+	return append([]Field{
+		{Name: "streamId", Type: FieldString, Required: true, Description: "the log stream"},
+		{Name: "name", Type: FieldString, Required: true, Description: "the log stream's name"},
+		{Name: "kind", Type: FieldString, Required: true, Description: "WEBHOOK, SPLUNK_HEC or SYSLOG"},
+		{Name: "destination", Type: FieldString, Description: "where it delivers: the URL, or host:port for syslog"},
+	}, more...)
 }
 
 var catalogIndex = func() map[EventType]int {

@@ -1,0 +1,534 @@
+// Package delivery runs log streams: the Engine delivers each stream's
+// events from its region's JetStream stream to its destination, in order
+// and at least once, one deliverer per stream across every instance; the
+// Service is what the API asks to create, change, pause, resume, delete
+// and test streams, recording each change in the organization's own log.
+//
+// How an event reaches a destination: the deliverer holding the stream's
+// lease (package leases, key logstream.<id>.0 of AUDIT_LEASES) reads the
+// org's subjects of AUDIT_<REGION> through an ordered consumer that starts
+// right after the stream's stored position, keeps the events its filter
+// matches, fills in the leaf index of those the read model has projected,
+// and hands batches to the destination's logstream.Sender. After each send
+// it stores the new position (the last sequence delivered or filtered out)
+// in Postgres (streamstore). A failed send keeps the position, backs off
+// with jitter and sends the same events again, however long it takes; a
+// new deliverer, after a restart or when an instance is lost, starts from
+// the stored position, so events sent but not yet recorded are sent again:
+// at least once, each duplicate with the same event id.
+package delivery
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/egress"
+	"github.com/auditlog/auditlog/ingest"
+	"github.com/auditlog/auditlog/leases"
+	"github.com/auditlog/auditlog/logstream"
+	"github.com/auditlog/auditlog/logstream/streamstore"
+	"github.com/auditlog/auditlog/natsx"
+	"github.com/auditlog/auditlog/ocsf"
+	"github.com/auditlog/auditlog/query"
+	"github.com/auditlog/auditlog/secretbox"
+)
+
+// Defaults of Config.
+const (
+	DefaultTick       = 5 * time.Second
+	DefaultPauseAfter = 72 * time.Hour
+	DefaultMinBackoff = time.Second
+	DefaultMaxBackoff = 5 * time.Minute
+	DefaultFetchWait  = time.Second
+	DefaultLeaseTTL   = 15 * time.Second
+	// DefaultMaxEvents is how many events a deliverer gathers before it
+	// sends; the Sender cuts them further to its destination's limits.
+	DefaultMaxEvents = 500
+)
+
+// LeafIndexes returns the leaf index of each of ids of org that region's
+// read model has projected; events not yet projected are absent.
+type LeafIndexes func(ctx context.Context, r domain.Region, org string, ids []string) (map[string]int64, error)
+
+// OwnRecorder records the audit log's events about itself.
+type OwnRecorder interface {
+	RecordOwn(ctx context.Context, e *domain.Event) (ingest.Status, error)
+}
+
+// Config is what an Engine needs. Store, JS, Leases, Box, Policy and
+// Senders are required.
+type Config struct {
+	Store   *streamstore.Store
+	JS      jetstream.JetStream
+	Leases  *leases.Bucket
+	Box     *secretbox.Box
+	Policy  *egress.Policy
+	Senders SenderFactory
+	// Options are the base of each sender's options (RootCAs, time-outs,
+	// Limits); OrgID, StreamID, Policy and Product are set per stream.
+	Options logstream.Options
+	Product ocsf.Product
+	// Leaves fills in leaf indexes; nil delivers them as null.
+	Leaves LeafIndexes
+	// Own records auditd pausing a stream; nil records nothing.
+	Own OwnRecorder
+	// Tick is how often the engine looks for streams without a deliverer.
+	Tick time.Duration
+	// PauseAfter pauses a stream that has failed for this long
+	// (AUDITD_LOG_STREAM_PAUSE_AFTER); negative never.
+	PauseAfter time.Duration
+	// MinBackoff and MaxBackoff bound the waits between failed sends.
+	MinBackoff, MaxBackoff time.Duration
+	// FetchWait is how long a deliverer waits for new events before it
+	// sends what it has.
+	FetchWait time.Duration
+	MaxEvents int
+	Now       func() time.Time
+	Log       zerolog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Tick <= 0 {
+		c.Tick = DefaultTick
+	}
+	if c.PauseAfter == 0 {
+		c.PauseAfter = DefaultPauseAfter
+	}
+	if c.MinBackoff <= 0 {
+		c.MinBackoff = DefaultMinBackoff
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = DefaultMaxBackoff
+	}
+	c.MaxBackoff = max(c.MaxBackoff, c.MinBackoff)
+	if c.FetchWait <= 0 {
+		c.FetchWait = DefaultFetchWait
+	}
+	if c.MaxEvents <= 0 {
+		c.MaxEvents = DefaultMaxEvents
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Engine delivers every log stream this instance holds the lease of, and
+// takes the lease of any stream nobody delivers. Build it with NewEngine.
+type Engine struct {
+	cfg     Config
+	mu      sync.Mutex
+	running map[string]*worker
+	wg      sync.WaitGroup
+}
+
+type worker struct {
+	version int64
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// NewEngine checks cfg and returns an engine that does nothing until Run.
+func NewEngine(cfg Config) (*Engine, error) {
+	if cfg.Store == nil || cfg.JS == nil || cfg.Leases == nil || cfg.Box == nil || cfg.Policy == nil || cfg.Senders == nil {
+		return nil, errors.New("delivery: Store, JS, Leases, Box, Policy and Senders are required")
+	}
+	return &Engine{cfg: cfg.withDefaults(), running: map[string]*worker{}}, nil
+}
+
+// Run delivers until ctx ends, then stops every deliverer, each after its
+// current send, and releases their leases.
+func (e *Engine) Run(ctx context.Context) {
+	t := time.NewTicker(e.cfg.Tick)
+	defer t.Stop()
+	for {
+		e.reconcile(ctx)
+		select {
+		case <-ctx.Done():
+			e.mu.Lock()
+			for _, w := range e.running {
+				w.cancel()
+			}
+			e.mu.Unlock()
+			e.wg.Wait()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Running is how many deliverers this instance runs.
+func (e *Engine) Running() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.running)
+}
+
+// Nudge looks for streams to deliver now rather than at the next tick, as
+// after a stream is created or resumed.
+func (e *Engine) Nudge(ctx context.Context) { e.reconcile(ctx) }
+
+func leaseGroup(id string) string { return "logstream." + id }
+
+// reconcile starts a deliverer for each delivering stream this instance
+// can take the lease of, and stops those of streams that changed, paused
+// or went away.
+func (e *Engine) reconcile(ctx context.Context) {
+	if ctx.Err() != nil {
+		return
+	}
+	streams, err := e.cfg.Store.Delivering(ctx)
+	if err != nil {
+		e.cfg.Log.Warn().Err(err).Msg("log streams: listing streams to deliver failed")
+		return
+	}
+	want := make(map[string]*streamstore.Stream, len(streams))
+	for _, s := range streams {
+		want[s.ID] = s
+	}
+	e.mu.Lock()
+	var stop []*worker
+	for id, w := range e.running {
+		if s, ok := want[id]; !ok || s.Version != w.version {
+			stop = append(stop, w)
+		}
+	}
+	e.mu.Unlock()
+	for _, w := range stop {
+		w.cancel()
+		<-w.done
+	}
+	for _, s := range streams {
+		e.mu.Lock()
+		_, ok := e.running[s.ID]
+		e.mu.Unlock()
+		if ok {
+			continue
+		}
+		lease, err := e.cfg.Leases.Acquire(ctx, leaseGroup(s.ID), 1)
+		if errors.Is(err, leases.ErrFull) {
+			continue // another instance delivers it
+		}
+		if err != nil {
+			e.cfg.Log.Warn().Err(err).Str("log_stream", s.ID).Msg("log streams: taking a stream's lease failed")
+			continue
+		}
+		wctx, cancel := context.WithCancel(ctx)
+		w := &worker{version: s.Version, cancel: cancel, done: make(chan struct{})}
+		e.mu.Lock()
+		e.running[s.ID] = w
+		e.mu.Unlock()
+		e.wg.Go(func() {
+			defer close(w.done)
+			defer func() {
+				e.mu.Lock()
+				if e.running[s.ID] == w {
+					delete(e.running, s.ID)
+				}
+				e.mu.Unlock()
+			}()
+			defer cancel()
+			d := &deliverer{e: e, s: s, lease: lease, log: e.cfg.Log.With().Str("log_stream", s.ID).Str("org_id", s.OrgID).Logger()}
+			d.run(wctx)
+		})
+	}
+}
+
+// deliverer delivers one stream while it holds its lease.
+type deliverer struct {
+	e     *Engine
+	s     *streamstore.Stream
+	lease *leases.Lease
+	log   zerolog.Logger
+	// seen is the last sequence read; recorded the last position stored.
+	seen, recorded uint64
+	lag            uint64
+	failures       int
+}
+
+func (d *deliverer) run(ctx context.Context) {
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = d.lease.Release(rctx)
+	}()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	lost := d.lease.Lost()
+	go func() {
+		// Owned: ends with ctx, which run cancels on return.
+		select {
+		case <-lost:
+			d.log.Warn().Msg("log streams: lease lost; another instance takes the stream over")
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	sender, filter, q, err := d.prepare()
+	if err != nil {
+		// The stored configuration does not work (a key removed from
+		// AUDITD_ENCRYPTION_KEY_PREVIOUS, say): say so, and try again at
+		// a later tick.
+		d.log.Error().Err(err).Msg("log streams: cannot build the destination")
+		d.record(ctx, streamstore.Progress{Position: d.s.Position, Err: "the destination cannot be set up: " + safeMessage(err)})
+		d.wait(ctx, d.e.cfg.MaxBackoff, 0)
+		return
+	}
+	cons, err := d.consumer(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.log.Warn().Err(err).Msg("log streams: consumer")
+		}
+		return
+	}
+	d.seen, d.recorded = d.s.Position, d.s.Position
+	var pending []*domain.Event
+	for ctx.Err() == nil {
+		if len(pending) < d.e.cfg.MaxEvents {
+			evs, err := d.fetch(ctx, cons, d.e.cfg.MaxEvents-len(pending), filter, q)
+			if err != nil {
+				if ctx.Err() == nil {
+					d.log.Warn().Err(err).Msg("log streams: reading the stream failed")
+					d.wait(ctx, d.e.cfg.MinBackoff, 0)
+				}
+				continue
+			}
+			pending = append(pending, evs...)
+		}
+		if len(pending) == 0 {
+			if d.seen > d.recorded {
+				// Only filtered-out events: move past them.
+				if !d.record(ctx, streamstore.Progress{Position: d.seen, Lag: d.lag}) {
+					return
+				}
+			}
+			continue
+		}
+		d.fillLeaves(ctx, pending)
+		res, sendErr := sender.Send(ctx, pending)
+		if ctx.Err() != nil && sendErr != nil {
+			return // stopping: the position stays, the next deliverer resends
+		}
+		n := min(max(res.Delivered, 0), len(pending))
+		p := streamstore.Progress{Delivered: n, Lag: d.lag + uint64(len(pending)-n)}
+		if n > 0 {
+			p.LastEventID = pending[n-1].ID
+		}
+		if n == len(pending) {
+			p.Position = d.seen
+		} else {
+			p.Position = pending[n].Seq - 1
+		}
+		pending = pending[n:]
+		if sendErr != nil {
+			p.Err = safeMessage(sendErr)
+		}
+		if !d.record(ctx, p) {
+			return
+		}
+		if sendErr == nil {
+			d.failures = 0
+			continue
+		}
+		d.failures++
+		d.log.Warn().Str("error", p.Err).Str("class", logstream.ClassOf(sendErr).String()).Int("failures", d.failures).
+			Msg("log streams: delivery failed; retrying")
+		if d.pauseIfFailingTooLong(ctx) {
+			return
+		}
+		var retryAfter time.Duration
+		var le *logstream.Error
+		if errors.As(sendErr, &le) {
+			retryAfter = le.RetryAfter
+		}
+		if logstream.ClassOf(sendErr) == logstream.Permanent {
+			// It will not pass before someone changes something; an
+			// update restarts the deliverer at once.
+			d.wait(ctx, d.e.cfg.MaxBackoff, retryAfter)
+		} else {
+			d.wait(ctx, backoff(d.failures, d.e.cfg.MinBackoff, d.e.cfg.MaxBackoff), retryAfter)
+		}
+	}
+}
+
+// prepare builds the stream's sender and filter.
+func (d *deliverer) prepare() (logstream.Sender, domain.Filter, *query.Query, error) {
+	dest, err := open(d.e.cfg.Box, d.s.OrgID, d.s.ID, d.s.Kind, d.s.Config, d.s.Sealed)
+	if err != nil {
+		return nil, domain.Filter{}, nil, err
+	}
+	opts := d.e.cfg.Options
+	opts.OrgID, opts.StreamID, opts.Policy, opts.Product = d.s.OrgID, d.s.ID, d.e.cfg.Policy, d.e.cfg.Product
+	sender, err := d.e.cfg.Senders(dest, opts)
+	if err != nil {
+		return nil, domain.Filter{}, nil, err
+	}
+	filter := d.s.Filter.Domain()
+	q, err := query.FromFilter(filter)
+	if err != nil {
+		return nil, domain.Filter{}, nil, err
+	}
+	return sender, filter, q, nil
+}
+
+// consumer reads the org's subjects of the region's stream from right
+// after the position, or from the stream's start time before the first.
+func (d *deliverer) consumer(ctx context.Context) (jetstream.Consumer, error) {
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{natsx.OrgSubjects(d.s.Region, d.s.OrgID)}}
+	if d.s.Position > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, d.s.Position+1
+	} else {
+		t := d.s.StartAt
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &t
+	}
+	return d.e.cfg.JS.OrderedConsumer(ctx, natsx.AuditStream(d.s.Region), cfg)
+}
+
+// fetch reads up to n messages, waiting at most FetchWait, and returns
+// the events the filter keeps.
+func (d *deliverer) fetch(ctx context.Context, cons jetstream.Consumer, n int, filter domain.Filter, q *query.Query) ([]*domain.Event, error) {
+	batch, err := cons.Fetch(n, jetstream.FetchMaxWait(d.e.cfg.FetchWait))
+	if err != nil {
+		return nil, err
+	}
+	var out []*domain.Event
+	for msg := range batch.Messages() {
+		md, err := msg.Metadata()
+		if err != nil {
+			return out, err
+		}
+		if md.Sequence.Stream <= d.seen {
+			continue
+		}
+		d.seen, d.lag = md.Sequence.Stream, md.NumPending
+		var ev domain.Event
+		if err := json.Unmarshal(msg.Data(), &ev); err != nil {
+			d.log.Error().Err(err).Uint64("seq", md.Sequence.Stream).Msg("log streams: an event does not decode; passed over")
+			continue
+		}
+		ev.Seq = md.Sequence.Stream
+		if ev.OrgID != d.s.OrgID || !filter.Matches(&ev) || !q.Match(&ev) {
+			continue
+		}
+		out = append(out, &ev)
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
+		return out, err
+	}
+	return out, ctx.Err()
+}
+
+// fillLeaves sets the leaf index of each event the read model has
+// projected; the others go out with a null leafIndex.
+func (d *deliverer) fillLeaves(ctx context.Context, evs []*domain.Event) {
+	if d.e.cfg.Leaves == nil {
+		return
+	}
+	var ids []string
+	for _, ev := range evs {
+		if ev.LeafIndex == nil {
+			ids = append(ids, ev.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	leaves, err := d.e.cfg.Leaves(ctx, d.s.Region, d.s.OrgID, ids)
+	if err != nil {
+		d.log.Warn().Err(err).Msg("log streams: reading leaf indexes failed; sending without")
+		return
+	}
+	for _, ev := range evs {
+		if l, ok := leaves[ev.ID]; ok && ev.LeafIndex == nil {
+			ev.LeafIndex = &l
+		}
+	}
+}
+
+// record stores p and says whether the deliverer should go on: not when
+// the stream was changed, paused or deleted meanwhile.
+func (d *deliverer) record(ctx context.Context, p streamstore.Progress) bool {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	s, stale, err := d.e.cfg.Store.Record(rctx, d.s.ID, d.s.Version, p, d.e.cfg.Now())
+	if err != nil {
+		// The position is not lost: the events are sent again.
+		d.log.Warn().Err(err).Msg("log streams: recording progress failed")
+		return ctx.Err() == nil
+	}
+	d.recorded = max(d.recorded, p.Position)
+	if s != nil {
+		d.s.FailingSince, d.s.Name = s.FailingSince, s.Name
+	}
+	return !stale && ctx.Err() == nil
+}
+
+// pauseIfFailingTooLong pauses the stream, as auditd, once it has failed
+// for PauseAfter, and records so in the org's log.
+func (d *deliverer) pauseIfFailingTooLong(ctx context.Context) bool {
+	pa := d.e.cfg.PauseAfter
+	if pa < 0 || d.s.FailingSince == nil || d.e.cfg.Now().Sub(*d.s.FailingSince) < pa {
+		return false
+	}
+	s, changed, err := d.e.cfg.Store.Pause(ctx, d.s.OrgID, d.s.ID, streamstore.PausedByAuditd, d.e.cfg.Now())
+	if err != nil {
+		d.log.Warn().Err(err).Msg("log streams: pausing a failing stream failed")
+		return false
+	}
+	d.log.Warn().Dur("failing_for", d.e.cfg.Now().Sub(*d.s.FailingSince)).Msg("log streams: paused after failing too long")
+	if changed && d.e.cfg.Own != nil {
+		if err := recordChange(ctx, d.e.cfg.Own, domain.TypeAuditLogStreamPaused, s, systemActor, d.e.cfg.Now(),
+			map[string]any{"pausedBy": streamstore.PausedByAuditd, "reason": "failing since " + d.s.FailingSince.UTC().Format(time.RFC3339)}); err != nil {
+			d.log.Warn().Err(err).Msg("log streams: recording the pause failed")
+		}
+	}
+	return true
+}
+
+// wait sleeps d, or retryAfter if the destination asked for longer, until
+// ctx ends.
+func (d *deliverer) wait(ctx context.Context, wait, retryAfter time.Duration) {
+	t := time.NewTimer(max(wait, retryAfter))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// backoff is the wait after the n-th failure in a row: doubling from lo,
+// capped at hi, with half of it random, so streams failing together do
+// not retry together.
+func backoff(n int, lo, hi time.Duration) time.Duration {
+	d := lo
+	for i := 1; i < n && d < hi; i++ {
+		d *= 2
+	}
+	d = min(d, hi)
+	return d/2 + rand.N(d/2+1)
+}
+
+// safeMessage is err's message for admins: a logstream.Error's own, which
+// never holds secrets, or a generic one.
+func safeMessage(err error) string {
+	var le *logstream.Error
+	var de *domain.Error
+	switch {
+	case errors.As(err, &le):
+		return le.Error()
+	case errors.As(err, &de):
+		return de.Error()
+	case errors.Is(err, secretbox.ErrOpen):
+		return "the destination's secrets do not open with the configured AUDITD_ENCRYPTION_KEY"
+	}
+	return fmt.Sprintf("the delivery failed (%T)", errors.Unwrap(err))
+}
