@@ -88,9 +88,9 @@ const (
 	TypeAuditLogStreamPaused  EventType = "AUDIT_LOG_STREAM_PAUSED"
 	TypeAuditLogStreamResumed EventType = "AUDIT_LOG_STREAM_RESUMED"
 	TypeAuditLogStreamDeleted EventType = "AUDIT_LOG_STREAM_DELETED"
-	TypePolicyCreated  EventType = "POLICY_CREATED"
-	TypePolicyUpdated  EventType = "POLICY_UPDATED"
-	TypePolicyDeleted  EventType = "POLICY_DELETED"
+	TypePolicyCreated         EventType = "POLICY_CREATED"
+	TypePolicyUpdated         EventType = "POLICY_UPDATED"
+	TypePolicyDeleted         EventType = "POLICY_DELETED"
 )
 
 // Info returns the catalog entry of t.

@@ -87,14 +87,14 @@ type Stream struct {
 	LastDeliveredAt *time.Time
 	// Lag is how many of the org's events waited after Position when the
 	// deliverer last looked; nil before it has.
-	Lag       *int64
-	Delivered int64
-	Failed          int64
-	LastError       string
-	LastErrorAt     *time.Time
-	FailingSince    *time.Time
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
+	Lag          *int64
+	Delivered    int64
+	Failed       int64
+	LastError    string
+	LastErrorAt  *time.Time
+	FailingSince *time.Time
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
 }
 
 // Store reads and writes log streams. Its methods are safe for concurrent
