@@ -315,7 +315,9 @@ func TestOrderAcrossFailures(t *testing.T) {
 	}
 	r.set(func(int) int { return http.StatusOK })
 	want = append(want, e.publish(t, org, 40, "USER_CREATED")...)
-	waitFor(t, "every event", 20*time.Second, func() bool { return len(r.received()) >= len(want) && e.state(t, org, s.ID).Delivered >= int64(len(want)) })
+	waitFor(t, "every event", 20*time.Second, func() bool {
+		return len(r.received()) >= len(want) && e.state(t, org, s.ID).Delivered >= int64(len(want))
+	})
 	checkOrder(t, r.received(), want)
 	st := e.state(t, org, s.ID)
 	if st.Status != streamstore.Active || st.LastError != "" || st.FailingSince != nil || st.Failed == 0 {
