@@ -7,6 +7,7 @@
 package config
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -125,6 +126,17 @@ type Config struct {
 	// is secret and never logged. Empty uses a development key kept in
 	// DataDir, generated the first time.
 	SigningKey string
+	// EncryptionKey seals log stream destination secrets (secretbox);
+	// nil leaves server to decide (a development key with the embedded
+	// NATS, none otherwise).
+	EncryptionKey []byte
+	// EncryptionKeysPrevious still open secrets sealed before a rotation.
+	EncryptionKeysPrevious [][]byte
+	// EgressAllow are the non-public prefixes log streams may reach.
+	EgressAllow []netip.Prefix
+	// LogStreamPauseAfter pauses a stream failing this long; negative
+	// never, 0 the default.
+	LogStreamPauseAfter time.Duration
 	// ProjectionPartitions is how many partitions project each regional
 	// stream, shared by every instance (1 to projector.MaxPartitions). It
 	// seeds a new deployment's layout and never changes an existing one:

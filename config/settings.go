@@ -10,8 +10,10 @@ import (
 
 	"github.com/auditlog/auditlog/auth"
 	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/egress"
 	"github.com/auditlog/auditlog/natsx"
 	"github.com/auditlog/auditlog/projector"
+	"github.com/auditlog/auditlog/secretbox"
 )
 
 // Defaults of the settings that several packages name.
@@ -27,6 +29,8 @@ const (
 	DefaultCheckpointEvery = time.Minute
 	// DefaultExportWorkers: see --export-workers.
 	DefaultExportWorkers = 2
+	// DefaultLogStreamPauseAfter: see AUDITD_LOG_STREAM_PAUSE_AFTER.
+	DefaultLogStreamPauseAfter = 72 * time.Hour
 )
 
 // Scope says which commands read a setting.
@@ -322,6 +326,45 @@ var Settings = []*Setting{
 	{Env: "AUDITD_SIGNING_KEY", DocDefault: "a development key kept in `<data-dir>`, with a warning", Secret: true, Scope: Serve,
 		Meaning: "the note signer key (`auditd keygen`) that signs every organization's checkpoints",
 		set:     str(func(c *Config) *string { return &c.SigningKey })},
+	{Env: "AUDITD_ENCRYPTION_KEY", DocDefault: "with the embedded NATS, a development key kept in `<data-dir>`, with a warning; with `NATS_URL`, none: log streams are then unavailable", Secret: true, Scope: Serve,
+		Meaning: "32 bytes in base64 (`openssl rand -base64 32`) that encrypt log stream destination secrets (webhook signing secrets, Splunk tokens) at rest, AES-256-GCM, bound to each stream. Every instance needs the same key ([Log streams](#log-streams))",
+		set: func(c *Config, v string) error {
+			k, err := secretbox.ParseKey(v)
+			if err != nil {
+				return err
+			}
+			c.EncryptionKey = k
+			return nil
+		}},
+	{Env: "AUDITD_ENCRYPTION_KEY_PREVIOUS", Secret: true, Scope: Serve,
+		Meaning: "comma-separated keys that encrypted secrets before the current `AUDITD_ENCRYPTION_KEY`: they still open them while you rotate (secrets are sealed with the current key when next changed)",
+		set: func(c *Config, v string) error {
+			c.EncryptionKeysPrevious = nil
+			for f := range strings.SplitSeq(v, ",") {
+				if strings.TrimSpace(f) == "" {
+					continue
+				}
+				k, err := secretbox.ParseKey(f)
+				if err != nil {
+					return err
+				}
+				c.EncryptionKeysPrevious = append(c.EncryptionKeysPrevious, k)
+			}
+			return nil
+		}},
+	{Env: "AUDITD_EGRESS_ALLOW", Scope: Serve,
+		Meaning: "comma-separated CIDR prefixes log streams may connect to although they are not public internet addresses, e.g. `10.1.2.0/24` for a SIEM on the private network. Everything else private, loopback, link-local or metadata is refused when dialed, and plain `http` URLs are accepted only to these",
+		set: func(c *Config, v string) error {
+			p, err := egress.ParseAllowList(v)
+			if err != nil {
+				return err
+			}
+			c.EgressAllow = p
+			return nil
+		}},
+	{Env: "AUDITD_LOG_STREAM_PAUSE_AFTER", Default: fmtDur(DefaultLogStreamPauseAfter), Scope: Serve,
+		Meaning: "pause a log stream (status `PAUSED`, paused by `AUDITD`, recorded as `AUDIT_LOG_STREAM_PAUSED`) that has failed without a success for this long; `0` never. It keeps its position and resumes where it stopped",
+		set:     period(func(c *Config) *time.Duration { return &c.LogStreamPauseAfter })},
 	{Flag: "nats-listen", Env: "AUDITD_NATS_LISTEN", Scope: Serve,
 		Meaning: "embedded NATS only: `host:port` of a listener for NATS ingest clients. Empty opens none",
 		set:     str(func(c *Config) *string { return &c.NATSListen })},
