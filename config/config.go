@@ -7,6 +7,7 @@
 package config
 
 import (
+	"crypto/x509"
 	"net/netip"
 	"time"
 
@@ -137,6 +138,12 @@ type Config struct {
 	// LogStreamPauseAfter pauses a stream failing this long; negative
 	// never, 0 the default.
 	LogStreamPauseAfter time.Duration
+	// LogStreamRootCAs verify log stream destinations' certificates; nil
+	// is the system's roots. Tests set their receivers' CA.
+	LogStreamRootCAs *x509.CertPool
+	// LogStreamTick is how often an instance looks for log streams nobody
+	// delivers (0: delivery.DefaultTick); tests shorten it.
+	LogStreamTick time.Duration
 	// ProjectionPartitions is how many partitions project each regional
 	// stream, shared by every instance (1 to projector.MaxPartitions). It
 	// seeds a new deployment's layout and never changes an existing one:

@@ -263,6 +263,56 @@ type ComplexityRoot struct {
 		UserAgent    func(childComplexity int) int
 	}
 
+	LogStream struct {
+		CreatedAt            func(childComplexity int) int
+		Delivered            func(childComplexity int) int
+		Destination          func(childComplexity int) int
+		Failed               func(childComplexity int) int
+		FailingSince         func(childComplexity int) int
+		Filter               func(childComplexity int) int
+		ID                   func(childComplexity int) int
+		Lag                  func(childComplexity int) int
+		LastDeliveredAt      func(childComplexity int) int
+		LastDeliveredEventID func(childComplexity int) int
+		LastError            func(childComplexity int) int
+		LastErrorAt          func(childComplexity int) int
+		Name                 func(childComplexity int) int
+		PausedBy             func(childComplexity int) int
+		StartAt              func(childComplexity int) int
+		Status               func(childComplexity int) int
+		UpdatedAt            func(childComplexity int) int
+	}
+
+	LogStreamDestination struct {
+		Ack         func(childComplexity int) int
+		Format      func(childComplexity int) int
+		Host        func(childComplexity int) int
+		Index       func(childComplexity int) int
+		Kind        func(childComplexity int) int
+		Port        func(childComplexity int) int
+		SecretCount func(childComplexity int) int
+		SecretSet   func(childComplexity int) int
+		ServerName  func(childComplexity int) int
+		Source      func(childComplexity int) int
+		Sourcetype  func(childComplexity int) int
+		SplunkHost  func(childComplexity int) int
+		URL         func(childComplexity int) int
+	}
+
+	LogStreamFilter struct {
+		Query   func(childComplexity int) int
+		Sources func(childComplexity int) int
+		Types   func(childComplexity int) int
+	}
+
+	LogStreamTestResult struct {
+		Body   func(childComplexity int) int
+		Code   func(childComplexity int) int
+		Error  func(childComplexity int) int
+		Ok     func(childComplexity int) int
+		Status func(childComplexity int) int
+	}
+
 	MfaEvent struct {
 		Actor         func(childComplexity int) int
 		Category      func(childComplexity int) int
@@ -286,10 +336,16 @@ type ComplexityRoot struct {
 
 	Mutation struct {
 		CancelAuditExport func(childComplexity int, id string) int
+		CreateLogStream   func(childComplexity int, input model.CreateLogStreamInput) int
+		DeleteLogStream   func(childComplexity int, id string) int
 		DisableAuditLog   func(childComplexity int) int
 		EnableAuditLog    func(childComplexity int, region model.Region) int
+		PauseLogStream    func(childComplexity int, id string) int
 		RecordAuditEvents func(childComplexity int, events []*model.AuditEventInput) int
+		ResumeLogStream   func(childComplexity int, id string) int
 		StartAuditExport  func(childComplexity int, filter *model.AuditEventFilter, format *model.ExportFormat) int
+		TestLogStream     func(childComplexity int, id string) int
+		UpdateLogStream   func(childComplexity int, input model.UpdateLogStreamInput) int
 	}
 
 	OrganizationEvent struct {
@@ -411,6 +467,7 @@ type ComplexityRoot struct {
 		AuditLogSettings         func(childComplexity int) int
 		AuditLogVerifierKey      func(childComplexity int) int
 		ExportJob                func(childComplexity int, id string) int
+		LogStreams               func(childComplexity int) int
 		ResourceHistory          func(childComplexity int, kind string, id string, first *int, after *string, order *model.SortOrder) int
 		VerifyAuditLog           func(childComplexity int, from *int, to *int) int
 	}
@@ -519,6 +576,12 @@ type MutationResolver interface {
 	RecordAuditEvents(ctx context.Context, events []*model.AuditEventInput) (*model.RecordAuditEventsPayload, error)
 	StartAuditExport(ctx context.Context, filter *model.AuditEventFilter, format *model.ExportFormat) (*model.ExportJob, error)
 	CancelAuditExport(ctx context.Context, id string) (*model.ExportJob, error)
+	CreateLogStream(ctx context.Context, input model.CreateLogStreamInput) (*model.LogStream, error)
+	UpdateLogStream(ctx context.Context, input model.UpdateLogStreamInput) (*model.LogStream, error)
+	PauseLogStream(ctx context.Context, id string) (*model.LogStream, error)
+	ResumeLogStream(ctx context.Context, id string) (*model.LogStream, error)
+	DeleteLogStream(ctx context.Context, id string) (*model.LogStream, error)
+	TestLogStream(ctx context.Context, id string) (*model.LogStreamTestResult, error)
 }
 type QueryResolver interface {
 	AuditLogSettings(ctx context.Context) (*model.AuditLogSettings, error)
@@ -533,6 +596,7 @@ type QueryResolver interface {
 	AuditEventProof(ctx context.Context, id string, treeSize *int) (*model.InclusionProof, error)
 	AuditLogConsistencyProof(ctx context.Context, from int, to int) ([]string, error)
 	VerifyAuditLog(ctx context.Context, from *int, to *int) (*model.AuditLogVerification, error)
+	LogStreams(ctx context.Context) ([]*model.LogStream, error)
 }
 type SubscriptionResolver interface {
 	AuditEventRecorded(ctx context.Context, filter *model.AuditEventFilter, after *string) (<-chan model.AuditEvent, error)
@@ -1606,6 +1670,238 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.KeyContactEvent.UserAgent(childComplexity), true
 
+	case "LogStream.createdAt":
+		if e.ComplexityRoot.LogStream.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStream.CreatedAt(childComplexity), true
+	case "LogStream.delivered":
+		if e.ComplexityRoot.LogStream.Delivered == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStream.Delivered(childComplexity), true
+	case "LogStream.destination":
+		if e.ComplexityRoot.LogStream.Destination == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStream.Destination(childComplexity), true
+	case "LogStream.failed":
+		if e.ComplexityRoot.LogStream.Failed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStream.Failed(childComplexity), true
+	case "LogStream.failingSince":
+		if e.ComplexityRoot.LogStream.FailingSince == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStream.FailingSince(childComplexity), true
+	case "LogStream.filter":
+		if e.ComplexityRoot.LogStream.Filter == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStream.Filter(childComplexity), true
+	case "LogStream.id":
+		if e.ComplexityRoot.LogStream.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStream.ID(childComplexity), true
+	case "LogStream.lag":
+		if e.ComplexityRoot.LogStream.Lag == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStream.Lag(childComplexity), true
+	case "LogStream.lastDeliveredAt":
+		if e.ComplexityRoot.LogStream.LastDeliveredAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStream.LastDeliveredAt(childComplexity), true
+	case "LogStream.lastDeliveredEventId":
+		if e.ComplexityRoot.LogStream.LastDeliveredEventID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStream.LastDeliveredEventID(childComplexity), true
+	case "LogStream.lastError":
+		if e.ComplexityRoot.LogStream.LastError == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStream.LastError(childComplexity), true
+	case "LogStream.lastErrorAt":
+		if e.ComplexityRoot.LogStream.LastErrorAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStream.LastErrorAt(childComplexity), true
+	case "LogStream.name":
+		if e.ComplexityRoot.LogStream.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStream.Name(childComplexity), true
+	case "LogStream.pausedBy":
+		if e.ComplexityRoot.LogStream.PausedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStream.PausedBy(childComplexity), true
+	case "LogStream.startAt":
+		if e.ComplexityRoot.LogStream.StartAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStream.StartAt(childComplexity), true
+	case "LogStream.status":
+		if e.ComplexityRoot.LogStream.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStream.Status(childComplexity), true
+	case "LogStream.updatedAt":
+		if e.ComplexityRoot.LogStream.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStream.UpdatedAt(childComplexity), true
+
+	case "LogStreamDestination.ack":
+		if e.ComplexityRoot.LogStreamDestination.Ack == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStreamDestination.Ack(childComplexity), true
+	case "LogStreamDestination.format":
+		if e.ComplexityRoot.LogStreamDestination.Format == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStreamDestination.Format(childComplexity), true
+	case "LogStreamDestination.host":
+		if e.ComplexityRoot.LogStreamDestination.Host == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStreamDestination.Host(childComplexity), true
+	case "LogStreamDestination.index":
+		if e.ComplexityRoot.LogStreamDestination.Index == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStreamDestination.Index(childComplexity), true
+	case "LogStreamDestination.kind":
+		if e.ComplexityRoot.LogStreamDestination.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStreamDestination.Kind(childComplexity), true
+	case "LogStreamDestination.port":
+		if e.ComplexityRoot.LogStreamDestination.Port == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStreamDestination.Port(childComplexity), true
+	case "LogStreamDestination.secretCount":
+		if e.ComplexityRoot.LogStreamDestination.SecretCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStreamDestination.SecretCount(childComplexity), true
+	case "LogStreamDestination.secretSet":
+		if e.ComplexityRoot.LogStreamDestination.SecretSet == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStreamDestination.SecretSet(childComplexity), true
+	case "LogStreamDestination.serverName":
+		if e.ComplexityRoot.LogStreamDestination.ServerName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStreamDestination.ServerName(childComplexity), true
+	case "LogStreamDestination.source":
+		if e.ComplexityRoot.LogStreamDestination.Source == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStreamDestination.Source(childComplexity), true
+	case "LogStreamDestination.sourcetype":
+		if e.ComplexityRoot.LogStreamDestination.Sourcetype == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStreamDestination.Sourcetype(childComplexity), true
+	case "LogStreamDestination.splunkHost":
+		if e.ComplexityRoot.LogStreamDestination.SplunkHost == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStreamDestination.SplunkHost(childComplexity), true
+	case "LogStreamDestination.url":
+		if e.ComplexityRoot.LogStreamDestination.URL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStreamDestination.URL(childComplexity), true
+
+	case "LogStreamFilter.query":
+		if e.ComplexityRoot.LogStreamFilter.Query == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStreamFilter.Query(childComplexity), true
+	case "LogStreamFilter.sources":
+		if e.ComplexityRoot.LogStreamFilter.Sources == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStreamFilter.Sources(childComplexity), true
+	case "LogStreamFilter.types":
+		if e.ComplexityRoot.LogStreamFilter.Types == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStreamFilter.Types(childComplexity), true
+
+	case "LogStreamTestResult.body":
+		if e.ComplexityRoot.LogStreamTestResult.Body == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStreamTestResult.Body(childComplexity), true
+	case "LogStreamTestResult.code":
+		if e.ComplexityRoot.LogStreamTestResult.Code == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStreamTestResult.Code(childComplexity), true
+	case "LogStreamTestResult.error":
+		if e.ComplexityRoot.LogStreamTestResult.Error == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStreamTestResult.Error(childComplexity), true
+	case "LogStreamTestResult.ok":
+		if e.ComplexityRoot.LogStreamTestResult.Ok == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStreamTestResult.Ok(childComplexity), true
+	case "LogStreamTestResult.status":
+		if e.ComplexityRoot.LogStreamTestResult.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStreamTestResult.Status(childComplexity), true
+
 	case "MfaEvent.actor":
 		if e.ComplexityRoot.MfaEvent.Actor == nil {
 			break
@@ -1726,6 +2022,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CancelAuditExport(childComplexity, args["id"].(string)), true
+	case "Mutation.createLogStream":
+		if e.ComplexityRoot.Mutation.CreateLogStream == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createLogStream_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateLogStream(childComplexity, args["input"].(model.CreateLogStreamInput)), true
+	case "Mutation.deleteLogStream":
+		if e.ComplexityRoot.Mutation.DeleteLogStream == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_deleteLogStream_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeleteLogStream(childComplexity, args["id"].(string)), true
 	case "Mutation.disableAuditLog":
 		if e.ComplexityRoot.Mutation.DisableAuditLog == nil {
 			break
@@ -1743,6 +2061,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.EnableAuditLog(childComplexity, args["region"].(model.Region)), true
+	case "Mutation.pauseLogStream":
+		if e.ComplexityRoot.Mutation.PauseLogStream == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_pauseLogStream_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.PauseLogStream(childComplexity, args["id"].(string)), true
 	case "Mutation.recordAuditEvents":
 		if e.ComplexityRoot.Mutation.RecordAuditEvents == nil {
 			break
@@ -1754,6 +2083,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RecordAuditEvents(childComplexity, args["events"].([]*model.AuditEventInput)), true
+	case "Mutation.resumeLogStream":
+		if e.ComplexityRoot.Mutation.ResumeLogStream == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_resumeLogStream_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ResumeLogStream(childComplexity, args["id"].(string)), true
 	case "Mutation.startAuditExport":
 		if e.ComplexityRoot.Mutation.StartAuditExport == nil {
 			break
@@ -1765,6 +2105,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.StartAuditExport(childComplexity, args["filter"].(*model.AuditEventFilter), args["format"].(*model.ExportFormat)), true
+	case "Mutation.testLogStream":
+		if e.ComplexityRoot.Mutation.TestLogStream == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_testLogStream_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.TestLogStream(childComplexity, args["id"].(string)), true
+	case "Mutation.updateLogStream":
+		if e.ComplexityRoot.Mutation.UpdateLogStream == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateLogStream_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateLogStream(childComplexity, args["input"].(model.UpdateLogStreamInput)), true
 
 	case "OrganizationEvent.actor":
 		if e.ComplexityRoot.OrganizationEvent.Actor == nil {
@@ -2386,6 +2748,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.ExportJob(childComplexity, args["id"].(string)), true
 
+	case "Query.logStreams":
+		if e.ComplexityRoot.Query.LogStreams == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.LogStreams(childComplexity), true
 	case "Query.resourceHistory":
 		if e.ComplexityRoot.Query.ResourceHistory == nil {
 			break
@@ -2870,7 +3238,14 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("ActorInput", ec.unmarshalInputActorInput),
 			graphql.NewInputUnmarshaler("AuditEventFilter", ec.unmarshalInputAuditEventFilter),
 			graphql.NewInputUnmarshaler("AuditEventInput", ec.unmarshalInputAuditEventInput),
+			graphql.NewInputUnmarshaler("CreateLogStreamInput", ec.unmarshalInputCreateLogStreamInput),
+			graphql.NewInputUnmarshaler("LogStreamDestinationInput", ec.unmarshalInputLogStreamDestinationInput),
+			graphql.NewInputUnmarshaler("LogStreamFilterInput", ec.unmarshalInputLogStreamFilterInput),
+			graphql.NewInputUnmarshaler("SplunkDestinationInput", ec.unmarshalInputSplunkDestinationInput),
+			graphql.NewInputUnmarshaler("SyslogDestinationInput", ec.unmarshalInputSyslogDestinationInput),
 			graphql.NewInputUnmarshaler("TargetInput", ec.unmarshalInputTargetInput),
+			graphql.NewInputUnmarshaler("UpdateLogStreamInput", ec.unmarshalInputUpdateLogStreamInput),
+			graphql.NewInputUnmarshaler("WebhookDestinationInput", ec.unmarshalInputWebhookDestinationInput),
 		)
 	}
 	first := true
@@ -3040,6 +3415,11 @@ type Query {
   (RATE_LIMITED).
   """
   verifyAuditLog(from: Int = 0, to: Int): AuditLogVerification! @hasRole(role: ADMIN)
+  """
+  The organization's log streams, oldest first: where each delivers the
+  log, what it delivers, and how far it got. Secrets are never returned.
+  """
+  logStreams: [LogStream!]! @hasRole(role: ADMIN)
 }
 
 """
@@ -3121,6 +3501,32 @@ type Mutation {
   startAuditExport(filter: AuditEventFilter, format: ExportFormat = CSV): ExportJob! @hasRole(role: ADMIN)
   "Stops a queued or running export and deletes its file; a finished one gives CONFLICT."
   cancelAuditExport(id: ID!): ExportJob! @hasRole(role: ADMIN)
+  """
+  Creates a log stream delivering the organization's events, from now or
+  from startAt, to one destination, in order and at least once. At most 10
+  per organization (RATE_LIMITED); a name in use is CONFLICT; a bad field
+  is BAD_USER_INPUT naming it; UNAVAILABLE without an encryption key.
+  Recorded as AUDIT_LOG_STREAM_CREATED.
+  """
+  createLogStream(input: CreateLogStreamInput!): LogStream! @hasRole(role: ADMIN)
+  """
+  Changes a log stream; absent fields stay. A stream in ERROR becomes
+  ACTIVE, and its deliverer starts again with the change. Recorded as
+  AUDIT_LOG_STREAM_UPDATED with the names of what changed.
+  """
+  updateLogStream(input: UpdateLogStreamInput!): LogStream! @hasRole(role: ADMIN)
+  "Stops delivering, keeping the position. Recorded as AUDIT_LOG_STREAM_PAUSED."
+  pauseLogStream(id: ID!): LogStream! @hasRole(role: ADMIN)
+  "Delivers again from where the stream stopped. Recorded as AUDIT_LOG_STREAM_RESUMED."
+  resumeLogStream(id: ID!): LogStream! @hasRole(role: ADMIN)
+  "Deletes a log stream and returns it as it was. Recorded as AUDIT_LOG_STREAM_DELETED."
+  deleteLogStream(id: ID!): LogStream! @hasRole(role: ADMIN)
+  """
+  Sends one test event (type LOG_STREAM_TEST, not part of the log), signed
+  or authenticated as real ones are, and returns what the destination
+  answered.
+  """
+  testLogStream(id: ID!): LogStreamTestResult! @hasRole(role: ADMIN)
 }
 
 type Subscription {
@@ -3322,6 +3728,11 @@ enum AuditEventType {
   AUDIT_LOG_EXPORTED
   "The audit log was read: searched, an event opened, a history or live feed read, or an export downloaded"
   AUDIT_LOG_VIEWED
+  AUDIT_LOG_STREAM_CREATED
+  AUDIT_LOG_STREAM_UPDATED
+  AUDIT_LOG_STREAM_PAUSED
+  AUDIT_LOG_STREAM_RESUMED
+  AUDIT_LOG_STREAM_DELETED
   "A policy was created in the Custom Policy Builder"
   POLICY_CREATED
   "A policy was updated in the Custom Policy Builder"
@@ -3843,6 +4254,168 @@ type PayloadField {
   required: Boolean!
   description: String
 }
+
+"Where a log stream delivers."
+enum LogStreamKind {
+  "HTTPS POST of batches signed per Standard Webhooks."
+  WEBHOOK
+  "Splunk HTTP Event Collector, optionally with indexer acknowledgement."
+  SPLUNK_HEC
+  "Syslog (RFC 5424) over TLS (RFC 5425)."
+  SYSLOG
+}
+
+"How each event is rendered."
+enum LogStreamFormat {
+  "The event as the API shows it, with its id and leafIndex."
+  JSON
+  "OCSF, with the id as metadata.uid and the leaf index as metadata.sequence."
+  OCSF
+}
+
+enum LogStreamStatus {
+  "Delivering."
+  ACTIVE
+  "Delivering, but the last attempt failed; retrying with backoff. See lastError."
+  ERROR
+  "Not delivering, keeping its position: by an administrator, or by auditd after failing too long (pausedBy)."
+  PAUSED
+  "Not delivering until enabled again with updateLogStream."
+  DISABLED
+}
+
+"What a stream delivers; absent or empty lists mean all."
+input LogStreamFilterInput {
+  types: [AuditEventType!]
+  sources: [AuditSource!]
+  "A search in the query language (docs/query-language.md)."
+  query: String
+}
+
+input WebhookDestinationInput {
+  "https, or http only to an address AUDITD_EGRESS_ALLOW allows."
+  url: String!
+  """
+  Signing secrets: whsec_ and base64 of 24 to 64 bytes; the first is the
+  current one. On update, empty strings keep the stored secrets.
+  """
+  secrets: [String!]!
+  format: LogStreamFormat = JSON
+}
+
+input SplunkDestinationInput {
+  "The collector's base URL, e.g. https://splunk.example.com:8088."
+  url: String!
+  "The HEC token. On update, an empty string keeps the stored token."
+  token: String!
+  index: String
+  source: String
+  sourcetype: String
+  host: String
+  "Count a batch delivered only once Splunk says it is indexed."
+  ack: Boolean = false
+  format: LogStreamFormat = JSON
+}
+
+input SyslogDestinationInput {
+  host: String!
+  port: Int = 6514
+  "The name the receiver's certificate must carry; default host."
+  serverName: String
+  format: LogStreamFormat = JSON
+}
+
+"Exactly one of its fields."
+input LogStreamDestinationInput {
+  webhook: WebhookDestinationInput
+  splunk: SplunkDestinationInput
+  syslog: SyslogDestinationInput
+}
+
+input CreateLogStreamInput {
+  name: String!
+  destination: LogStreamDestinationInput!
+  filter: LogStreamFilterInput
+  "Deliver events stored from this time on (the region must still keep them); default now."
+  startAt: Time
+}
+
+input UpdateLogStreamInput {
+  id: ID!
+  name: String
+  destination: LogStreamDestinationInput
+  filter: LogStreamFilterInput
+  "false disables the stream; true enables a disabled one."
+  enabled: Boolean
+}
+
+"A log stream's destination, without its secrets."
+type LogStreamDestination {
+  kind: LogStreamKind!
+  format: LogStreamFormat!
+  "WEBHOOK and SPLUNK_HEC."
+  url: String
+  "SYSLOG."
+  host: String
+  port: Int
+  serverName: String
+  "SPLUNK_HEC."
+  index: String
+  source: String
+  sourcetype: String
+  splunkHost: String
+  ack: Boolean
+  "Whether secrets (webhook signing secrets, a Splunk token) are stored; they are never returned."
+  secretSet: Boolean!
+  "How many webhook signing secrets are stored."
+  secretCount: Int!
+}
+
+type LogStreamFilter {
+  types: [AuditEventType!]!
+  sources: [AuditSource!]!
+  query: String
+}
+
+type LogStream {
+  id: ID!
+  name: String!
+  status: LogStreamStatus!
+  "ADMIN or AUDITD while PAUSED."
+  pausedBy: String
+  destination: LogStreamDestination!
+  filter: LogStreamFilter!
+  startAt: Time!
+  "The last error, safe to show: never a secret, a token or a payload."
+  lastError: String
+  lastErrorAt: Time
+  "When the current run of failures began; null once a send succeeds."
+  failingSince: Time
+  "The id of the last event delivered."
+  lastDeliveredEventId: ID
+  lastDeliveredAt: Time
+  "Events waiting after the position, as the deliverer last saw; null before it looked."
+  lag: Int64
+  delivered: Int64!
+  "Failed sends."
+  failed: Int64!
+  createdAt: Time!
+  updatedAt: Time!
+}
+
+"What a destination answered a test event."
+type LogStreamTestResult {
+  "Whether the destination accepted it."
+  ok: Boolean!
+  "The HTTP status; 0 for syslog."
+  status: Int!
+  "The destination's own result code (Splunk's), if any."
+  code: String
+  "The start of the answer, at most 512 bytes, printable text only."
+  body: String
+  "Why the test failed, if it did."
+  error: String
+}
 `, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -4053,6 +4626,106 @@ func (ec *executionContext) childFields_InclusionProof(ctx context.Context, fiel
 		return ec.fieldContext_InclusionProof_hashes(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type InclusionProof", field.Name)
+}
+
+func (ec *executionContext) childFields_LogStream(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_LogStream_id(ctx, field)
+	case "name":
+		return ec.fieldContext_LogStream_name(ctx, field)
+	case "status":
+		return ec.fieldContext_LogStream_status(ctx, field)
+	case "pausedBy":
+		return ec.fieldContext_LogStream_pausedBy(ctx, field)
+	case "destination":
+		return ec.fieldContext_LogStream_destination(ctx, field)
+	case "filter":
+		return ec.fieldContext_LogStream_filter(ctx, field)
+	case "startAt":
+		return ec.fieldContext_LogStream_startAt(ctx, field)
+	case "lastError":
+		return ec.fieldContext_LogStream_lastError(ctx, field)
+	case "lastErrorAt":
+		return ec.fieldContext_LogStream_lastErrorAt(ctx, field)
+	case "failingSince":
+		return ec.fieldContext_LogStream_failingSince(ctx, field)
+	case "lastDeliveredEventId":
+		return ec.fieldContext_LogStream_lastDeliveredEventId(ctx, field)
+	case "lastDeliveredAt":
+		return ec.fieldContext_LogStream_lastDeliveredAt(ctx, field)
+	case "lag":
+		return ec.fieldContext_LogStream_lag(ctx, field)
+	case "delivered":
+		return ec.fieldContext_LogStream_delivered(ctx, field)
+	case "failed":
+		return ec.fieldContext_LogStream_failed(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_LogStream_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_LogStream_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type LogStream", field.Name)
+}
+
+func (ec *executionContext) childFields_LogStreamDestination(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "kind":
+		return ec.fieldContext_LogStreamDestination_kind(ctx, field)
+	case "format":
+		return ec.fieldContext_LogStreamDestination_format(ctx, field)
+	case "url":
+		return ec.fieldContext_LogStreamDestination_url(ctx, field)
+	case "host":
+		return ec.fieldContext_LogStreamDestination_host(ctx, field)
+	case "port":
+		return ec.fieldContext_LogStreamDestination_port(ctx, field)
+	case "serverName":
+		return ec.fieldContext_LogStreamDestination_serverName(ctx, field)
+	case "index":
+		return ec.fieldContext_LogStreamDestination_index(ctx, field)
+	case "source":
+		return ec.fieldContext_LogStreamDestination_source(ctx, field)
+	case "sourcetype":
+		return ec.fieldContext_LogStreamDestination_sourcetype(ctx, field)
+	case "splunkHost":
+		return ec.fieldContext_LogStreamDestination_splunkHost(ctx, field)
+	case "ack":
+		return ec.fieldContext_LogStreamDestination_ack(ctx, field)
+	case "secretSet":
+		return ec.fieldContext_LogStreamDestination_secretSet(ctx, field)
+	case "secretCount":
+		return ec.fieldContext_LogStreamDestination_secretCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type LogStreamDestination", field.Name)
+}
+
+func (ec *executionContext) childFields_LogStreamFilter(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "types":
+		return ec.fieldContext_LogStreamFilter_types(ctx, field)
+	case "sources":
+		return ec.fieldContext_LogStreamFilter_sources(ctx, field)
+	case "query":
+		return ec.fieldContext_LogStreamFilter_query(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type LogStreamFilter", field.Name)
+}
+
+func (ec *executionContext) childFields_LogStreamTestResult(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "ok":
+		return ec.fieldContext_LogStreamTestResult_ok(ctx, field)
+	case "status":
+		return ec.fieldContext_LogStreamTestResult_status(ctx, field)
+	case "code":
+		return ec.fieldContext_LogStreamTestResult_code(ctx, field)
+	case "body":
+		return ec.fieldContext_LogStreamTestResult_body(ctx, field)
+	case "error":
+		return ec.fieldContext_LogStreamTestResult_error(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type LogStreamTestResult", field.Name)
 }
 
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4283,6 +4956,34 @@ func (ec *executionContext) field_Mutation_cancelAuditExport_args(ctx context.Co
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_createLogStream_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.CreateLogStreamInput, error) {
+			return ec.unmarshalNCreateLogStreamInput2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐCreateLogStreamInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_deleteLogStream_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_enableAuditLog_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -4297,6 +4998,20 @@ func (ec *executionContext) field_Mutation_enableAuditLog_args(ctx context.Conte
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_pauseLogStream_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_recordAuditEvents_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -4308,6 +5023,20 @@ func (ec *executionContext) field_Mutation_recordAuditEvents_args(ctx context.Co
 		return nil, err
 	}
 	args["events"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_resumeLogStream_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
 	return args, nil
 }
 
@@ -4330,6 +5059,34 @@ func (ec *executionContext) field_Mutation_startAuditExport_args(ctx context.Con
 		return nil, err
 	}
 	args["format"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_testLogStream_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_updateLogStream_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.UpdateLogStreamInput, error) {
+			return ec.unmarshalNUpdateLogStreamInput2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐUpdateLogStreamInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
 	return args, nil
 }
 
@@ -8768,6 +9525,898 @@ func (ec *executionContext) fieldContext_KeyContactEvent_contactName(_ context.C
 	return graphql.NewScalarFieldContext("KeyContactEvent", field, false, false, "String")
 }
 
+func (ec *executionContext) _LogStream_id(ctx context.Context, field graphql.CollectedField, obj *model.LogStream) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStream_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LogStream_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStream", field, false, false, "ID")
+}
+
+func (ec *executionContext) _LogStream_name(ctx context.Context, field graphql.CollectedField, obj *model.LogStream) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStream_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LogStream_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStream", field, false, false, "String")
+}
+
+func (ec *executionContext) _LogStream_status(ctx context.Context, field graphql.CollectedField, obj *model.LogStream) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStream_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.LogStreamStatus) graphql.Marshaler {
+			return ec.marshalNLogStreamStatus2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐLogStreamStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LogStream_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStream", field, false, false, "LogStreamStatus")
+}
+
+func (ec *executionContext) _LogStream_pausedBy(ctx context.Context, field graphql.CollectedField, obj *model.LogStream) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStream_pausedBy(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PausedBy, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LogStream_pausedBy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStream", field, false, false, "String")
+}
+
+func (ec *executionContext) _LogStream_destination(ctx context.Context, field graphql.CollectedField, obj *model.LogStream) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStream_destination(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Destination, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.LogStreamDestination) graphql.Marshaler {
+			return ec.marshalNLogStreamDestination2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐLogStreamDestination(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LogStream_destination(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LogStream",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LogStreamDestination(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LogStream_filter(ctx context.Context, field graphql.CollectedField, obj *model.LogStream) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStream_filter(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Filter, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.LogStreamFilter) graphql.Marshaler {
+			return ec.marshalNLogStreamFilter2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐLogStreamFilter(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LogStream_filter(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LogStream",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LogStreamFilter(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LogStream_startAt(ctx context.Context, field graphql.CollectedField, obj *model.LogStream) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStream_startAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StartAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LogStream_startAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStream", field, false, false, "Time")
+}
+
+func (ec *executionContext) _LogStream_lastError(ctx context.Context, field graphql.CollectedField, obj *model.LogStream) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStream_lastError(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastError, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LogStream_lastError(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStream", field, false, false, "String")
+}
+
+func (ec *executionContext) _LogStream_lastErrorAt(ctx context.Context, field graphql.CollectedField, obj *model.LogStream) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStream_lastErrorAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastErrorAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LogStream_lastErrorAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStream", field, false, false, "Time")
+}
+
+func (ec *executionContext) _LogStream_failingSince(ctx context.Context, field graphql.CollectedField, obj *model.LogStream) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStream_failingSince(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FailingSince, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LogStream_failingSince(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStream", field, false, false, "Time")
+}
+
+func (ec *executionContext) _LogStream_lastDeliveredEventId(ctx context.Context, field graphql.CollectedField, obj *model.LogStream) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStream_lastDeliveredEventId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastDeliveredEventID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LogStream_lastDeliveredEventId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStream", field, false, false, "ID")
+}
+
+func (ec *executionContext) _LogStream_lastDeliveredAt(ctx context.Context, field graphql.CollectedField, obj *model.LogStream) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStream_lastDeliveredAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastDeliveredAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LogStream_lastDeliveredAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStream", field, false, false, "Time")
+}
+
+func (ec *executionContext) _LogStream_lag(ctx context.Context, field graphql.CollectedField, obj *model.LogStream) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStream_lag(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Lag, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt642ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LogStream_lag(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStream", field, false, false, "Int64")
+}
+
+func (ec *executionContext) _LogStream_delivered(ctx context.Context, field graphql.CollectedField, obj *model.LogStream) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStream_delivered(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Delivered, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt642int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LogStream_delivered(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStream", field, false, false, "Int64")
+}
+
+func (ec *executionContext) _LogStream_failed(ctx context.Context, field graphql.CollectedField, obj *model.LogStream) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStream_failed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Failed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt642int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LogStream_failed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStream", field, false, false, "Int64")
+}
+
+func (ec *executionContext) _LogStream_createdAt(ctx context.Context, field graphql.CollectedField, obj *model.LogStream) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStream_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LogStream_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStream", field, false, false, "Time")
+}
+
+func (ec *executionContext) _LogStream_updatedAt(ctx context.Context, field graphql.CollectedField, obj *model.LogStream) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStream_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LogStream_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStream", field, false, false, "Time")
+}
+
+func (ec *executionContext) _LogStreamDestination_kind(ctx context.Context, field graphql.CollectedField, obj *model.LogStreamDestination) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStreamDestination_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.LogStreamKind) graphql.Marshaler {
+			return ec.marshalNLogStreamKind2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐLogStreamKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LogStreamDestination_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStreamDestination", field, false, false, "LogStreamKind")
+}
+
+func (ec *executionContext) _LogStreamDestination_format(ctx context.Context, field graphql.CollectedField, obj *model.LogStreamDestination) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStreamDestination_format(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Format, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.LogStreamFormat) graphql.Marshaler {
+			return ec.marshalNLogStreamFormat2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐLogStreamFormat(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LogStreamDestination_format(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStreamDestination", field, false, false, "LogStreamFormat")
+}
+
+func (ec *executionContext) _LogStreamDestination_url(ctx context.Context, field graphql.CollectedField, obj *model.LogStreamDestination) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStreamDestination_url(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.URL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LogStreamDestination_url(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStreamDestination", field, false, false, "String")
+}
+
+func (ec *executionContext) _LogStreamDestination_host(ctx context.Context, field graphql.CollectedField, obj *model.LogStreamDestination) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStreamDestination_host(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Host, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LogStreamDestination_host(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStreamDestination", field, false, false, "String")
+}
+
+func (ec *executionContext) _LogStreamDestination_port(ctx context.Context, field graphql.CollectedField, obj *model.LogStreamDestination) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStreamDestination_port(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Port, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LogStreamDestination_port(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStreamDestination", field, false, false, "Int")
+}
+
+func (ec *executionContext) _LogStreamDestination_serverName(ctx context.Context, field graphql.CollectedField, obj *model.LogStreamDestination) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStreamDestination_serverName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ServerName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LogStreamDestination_serverName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStreamDestination", field, false, false, "String")
+}
+
+func (ec *executionContext) _LogStreamDestination_index(ctx context.Context, field graphql.CollectedField, obj *model.LogStreamDestination) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStreamDestination_index(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Index, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LogStreamDestination_index(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStreamDestination", field, false, false, "String")
+}
+
+func (ec *executionContext) _LogStreamDestination_source(ctx context.Context, field graphql.CollectedField, obj *model.LogStreamDestination) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStreamDestination_source(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Source, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LogStreamDestination_source(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStreamDestination", field, false, false, "String")
+}
+
+func (ec *executionContext) _LogStreamDestination_sourcetype(ctx context.Context, field graphql.CollectedField, obj *model.LogStreamDestination) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStreamDestination_sourcetype(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Sourcetype, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LogStreamDestination_sourcetype(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStreamDestination", field, false, false, "String")
+}
+
+func (ec *executionContext) _LogStreamDestination_splunkHost(ctx context.Context, field graphql.CollectedField, obj *model.LogStreamDestination) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStreamDestination_splunkHost(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SplunkHost, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LogStreamDestination_splunkHost(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStreamDestination", field, false, false, "String")
+}
+
+func (ec *executionContext) _LogStreamDestination_ack(ctx context.Context, field graphql.CollectedField, obj *model.LogStreamDestination) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStreamDestination_ack(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Ack, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *bool) graphql.Marshaler {
+			return ec.marshalOBoolean2ᚖbool(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LogStreamDestination_ack(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStreamDestination", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _LogStreamDestination_secretSet(ctx context.Context, field graphql.CollectedField, obj *model.LogStreamDestination) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStreamDestination_secretSet(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SecretSet, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LogStreamDestination_secretSet(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStreamDestination", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _LogStreamDestination_secretCount(ctx context.Context, field graphql.CollectedField, obj *model.LogStreamDestination) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStreamDestination_secretCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SecretCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LogStreamDestination_secretCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStreamDestination", field, false, false, "Int")
+}
+
+func (ec *executionContext) _LogStreamFilter_types(ctx context.Context, field graphql.CollectedField, obj *model.LogStreamFilter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStreamFilter_types(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Types, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.AuditEventType) graphql.Marshaler {
+			return ec.marshalNAuditEventType2ᚕgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐAuditEventTypeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LogStreamFilter_types(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStreamFilter", field, false, false, "AuditEventType")
+}
+
+func (ec *executionContext) _LogStreamFilter_sources(ctx context.Context, field graphql.CollectedField, obj *model.LogStreamFilter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStreamFilter_sources(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Sources, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.AuditSource) graphql.Marshaler {
+			return ec.marshalNAuditSource2ᚕgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐAuditSourceᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LogStreamFilter_sources(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStreamFilter", field, false, false, "AuditSource")
+}
+
+func (ec *executionContext) _LogStreamFilter_query(ctx context.Context, field graphql.CollectedField, obj *model.LogStreamFilter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStreamFilter_query(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Query, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LogStreamFilter_query(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStreamFilter", field, false, false, "String")
+}
+
+func (ec *executionContext) _LogStreamTestResult_ok(ctx context.Context, field graphql.CollectedField, obj *model.LogStreamTestResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStreamTestResult_ok(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Ok, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LogStreamTestResult_ok(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStreamTestResult", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _LogStreamTestResult_status(ctx context.Context, field graphql.CollectedField, obj *model.LogStreamTestResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStreamTestResult_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LogStreamTestResult_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStreamTestResult", field, false, false, "Int")
+}
+
+func (ec *executionContext) _LogStreamTestResult_code(ctx context.Context, field graphql.CollectedField, obj *model.LogStreamTestResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStreamTestResult_code(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Code, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LogStreamTestResult_code(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStreamTestResult", field, false, false, "String")
+}
+
+func (ec *executionContext) _LogStreamTestResult_body(ctx context.Context, field graphql.CollectedField, obj *model.LogStreamTestResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStreamTestResult_body(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Body, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LogStreamTestResult_body(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStreamTestResult", field, false, false, "String")
+}
+
+func (ec *executionContext) _LogStreamTestResult_error(ctx context.Context, field graphql.CollectedField, obj *model.LogStreamTestResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStreamTestResult_error(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Error, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LogStreamTestResult_error(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStreamTestResult", field, false, false, "String")
+}
+
 func (ec *executionContext) _MfaEvent_id(ctx context.Context, field graphql.CollectedField, obj *model.MfaEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -9517,6 +11166,408 @@ func (ec *executionContext) fieldContext_Mutation_cancelAuditExport(ctx context.
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_cancelAuditExport_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_createLogStream(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_createLogStream(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CreateLogStream(ctx, fc.Args["input"].(model.CreateLogStreamInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal *model.LogStream
+					return zeroVal, err
+				}
+				recordDenial, err := ec.unmarshalOBoolean2ᚖbool(ctx, false)
+				if err != nil {
+					var zeroVal *model.LogStream
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.LogStream
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role, recordDenial)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.LogStream) graphql.Marshaler {
+			return ec.marshalNLogStream2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐLogStream(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_createLogStream(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LogStream(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_createLogStream_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_updateLogStream(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_updateLogStream(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpdateLogStream(ctx, fc.Args["input"].(model.UpdateLogStreamInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal *model.LogStream
+					return zeroVal, err
+				}
+				recordDenial, err := ec.unmarshalOBoolean2ᚖbool(ctx, false)
+				if err != nil {
+					var zeroVal *model.LogStream
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.LogStream
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role, recordDenial)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.LogStream) graphql.Marshaler {
+			return ec.marshalNLogStream2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐLogStream(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_updateLogStream(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LogStream(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_updateLogStream_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_pauseLogStream(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_pauseLogStream(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().PauseLogStream(ctx, fc.Args["id"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal *model.LogStream
+					return zeroVal, err
+				}
+				recordDenial, err := ec.unmarshalOBoolean2ᚖbool(ctx, false)
+				if err != nil {
+					var zeroVal *model.LogStream
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.LogStream
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role, recordDenial)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.LogStream) graphql.Marshaler {
+			return ec.marshalNLogStream2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐLogStream(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_pauseLogStream(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LogStream(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_pauseLogStream_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_resumeLogStream(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_resumeLogStream(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ResumeLogStream(ctx, fc.Args["id"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal *model.LogStream
+					return zeroVal, err
+				}
+				recordDenial, err := ec.unmarshalOBoolean2ᚖbool(ctx, false)
+				if err != nil {
+					var zeroVal *model.LogStream
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.LogStream
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role, recordDenial)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.LogStream) graphql.Marshaler {
+			return ec.marshalNLogStream2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐLogStream(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_resumeLogStream(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LogStream(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_resumeLogStream_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_deleteLogStream(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_deleteLogStream(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DeleteLogStream(ctx, fc.Args["id"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal *model.LogStream
+					return zeroVal, err
+				}
+				recordDenial, err := ec.unmarshalOBoolean2ᚖbool(ctx, false)
+				if err != nil {
+					var zeroVal *model.LogStream
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.LogStream
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role, recordDenial)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.LogStream) graphql.Marshaler {
+			return ec.marshalNLogStream2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐLogStream(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_deleteLogStream(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LogStream(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_deleteLogStream_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_testLogStream(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_testLogStream(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().TestLogStream(ctx, fc.Args["id"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal *model.LogStreamTestResult
+					return zeroVal, err
+				}
+				recordDenial, err := ec.unmarshalOBoolean2ᚖbool(ctx, false)
+				if err != nil {
+					var zeroVal *model.LogStreamTestResult
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.LogStreamTestResult
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role, recordDenial)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.LogStreamTestResult) graphql.Marshaler {
+			return ec.marshalNLogStreamTestResult2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐLogStreamTestResult(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_testLogStream(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LogStreamTestResult(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_testLogStream_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -12348,6 +14399,61 @@ func (ec *executionContext) fieldContext_Query_verifyAuditLog(ctx context.Contex
 	if fc.Args, err = ec.field_Query_verifyAuditLog_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_logStreams(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_logStreams(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().LogStreams(ctx)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐRole(ctx, "ADMIN")
+				if err != nil {
+					var zeroVal []*model.LogStream
+					return zeroVal, err
+				}
+				recordDenial, err := ec.unmarshalOBoolean2ᚖbool(ctx, false)
+				if err != nil {
+					var zeroVal []*model.LogStream
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal []*model.LogStream
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role, recordDenial)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.LogStream) graphql.Marshaler {
+			return ec.marshalNLogStream2ᚕᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐLogStreamᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_logStreams(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LogStream(ctx, field)
+		},
 	}
 	return fc, nil
 }
@@ -15581,6 +17687,349 @@ func UnmarshalAuditEventInput(ctx context.Context, raw any) (model.AuditEventInp
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputCreateLogStreamInput(ctx context.Context, obj any) (model.CreateLogStreamInput, error) {
+	var it model.CreateLogStreamInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"name", "destination", "filter", "startAt"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "destination":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("destination"))
+			data, err := ec.unmarshalNLogStreamDestinationInput2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐLogStreamDestinationInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Destination = data
+		case "filter":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("filter"))
+			data, err := ec.unmarshalOLogStreamFilterInput2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐLogStreamFilterInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Filter = data
+		case "startAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("startAt"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StartAt = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCreateLogStreamInput unmarshals raw into the CreateLogStreamInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCreateLogStreamInput(ctx context.Context, raw any) (model.CreateLogStreamInput, error) {
+	var out model.CreateLogStreamInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CreateLogStreamInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputLogStreamDestinationInput(ctx context.Context, obj any) (model.LogStreamDestinationInput, error) {
+	var it model.LogStreamDestinationInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"webhook", "splunk", "syslog"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "webhook":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("webhook"))
+			data, err := ec.unmarshalOWebhookDestinationInput2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐWebhookDestinationInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Webhook = data
+		case "splunk":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("splunk"))
+			data, err := ec.unmarshalOSplunkDestinationInput2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐSplunkDestinationInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Splunk = data
+		case "syslog":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("syslog"))
+			data, err := ec.unmarshalOSyslogDestinationInput2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐSyslogDestinationInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Syslog = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalLogStreamDestinationInput unmarshals raw into the LogStreamDestinationInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalLogStreamDestinationInput(ctx context.Context, raw any) (model.LogStreamDestinationInput, error) {
+	var out model.LogStreamDestinationInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "LogStreamDestinationInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputLogStreamFilterInput(ctx context.Context, obj any) (model.LogStreamFilterInput, error) {
+	var it model.LogStreamFilterInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"types", "sources", "query"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "types":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("types"))
+			data, err := ec.unmarshalOAuditEventType2ᚕgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐAuditEventTypeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Types = data
+		case "sources":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sources"))
+			data, err := ec.unmarshalOAuditSource2ᚕgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐAuditSourceᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Sources = data
+		case "query":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("query"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Query = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalLogStreamFilterInput unmarshals raw into the LogStreamFilterInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalLogStreamFilterInput(ctx context.Context, raw any) (model.LogStreamFilterInput, error) {
+	var out model.LogStreamFilterInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "LogStreamFilterInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputSplunkDestinationInput(ctx context.Context, obj any) (model.SplunkDestinationInput, error) {
+	var it model.SplunkDestinationInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["ack"]; !present {
+		asMap["ack"] = false
+	}
+	if _, present := asMap["format"]; !present {
+		asMap["format"] = "JSON"
+	}
+
+	fieldsInOrder := [...]string{"url", "token", "index", "source", "sourcetype", "host", "ack", "format"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "url":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("url"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.URL = data
+		case "token":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("token"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Token = data
+		case "index":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("index"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Index = data
+		case "source":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("source"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Source = data
+		case "sourcetype":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sourcetype"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Sourcetype = data
+		case "host":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("host"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Host = data
+		case "ack":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ack"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Ack = data
+		case "format":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("format"))
+			data, err := ec.unmarshalOLogStreamFormat2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐLogStreamFormat(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Format = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalSplunkDestinationInput unmarshals raw into the SplunkDestinationInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalSplunkDestinationInput(ctx context.Context, raw any) (model.SplunkDestinationInput, error) {
+	var out model.SplunkDestinationInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "SplunkDestinationInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputSyslogDestinationInput(ctx context.Context, obj any) (model.SyslogDestinationInput, error) {
+	var it model.SyslogDestinationInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["port"]; !present {
+		asMap["port"] = 6514
+	}
+	if _, present := asMap["format"]; !present {
+		asMap["format"] = "JSON"
+	}
+
+	fieldsInOrder := [...]string{"host", "port", "serverName", "format"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "host":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("host"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Host = data
+		case "port":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("port"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Port = data
+		case "serverName":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("serverName"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ServerName = data
+		case "format":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("format"))
+			data, err := ec.unmarshalOLogStreamFormat2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐLogStreamFormat(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Format = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalSyslogDestinationInput unmarshals raw into the SyslogDestinationInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalSyslogDestinationInput(ctx context.Context, raw any) (model.SyslogDestinationInput, error) {
+	var out model.SyslogDestinationInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "SyslogDestinationInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputTargetInput(ctx context.Context, obj any) (model.TargetInput, error) {
 	var it model.TargetInput
 	if obj == nil {
@@ -15634,6 +18083,136 @@ func (ec *executionContext) unmarshalInputTargetInput(ctx context.Context, obj a
 func UnmarshalTargetInput(ctx context.Context, raw any) (model.TargetInput, error) {
 	var out model.TargetInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "TargetInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputUpdateLogStreamInput(ctx context.Context, obj any) (model.UpdateLogStreamInput, error) {
+	var it model.UpdateLogStreamInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "name", "destination", "filter", "enabled"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "destination":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("destination"))
+			data, err := ec.unmarshalOLogStreamDestinationInput2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐLogStreamDestinationInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Destination = data
+		case "filter":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("filter"))
+			data, err := ec.unmarshalOLogStreamFilterInput2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐLogStreamFilterInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Filter = data
+		case "enabled":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("enabled"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Enabled = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalUpdateLogStreamInput unmarshals raw into the UpdateLogStreamInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalUpdateLogStreamInput(ctx context.Context, raw any) (model.UpdateLogStreamInput, error) {
+	var out model.UpdateLogStreamInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "UpdateLogStreamInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputWebhookDestinationInput(ctx context.Context, obj any) (model.WebhookDestinationInput, error) {
+	var it model.WebhookDestinationInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["format"]; !present {
+		asMap["format"] = "JSON"
+	}
+
+	fieldsInOrder := [...]string{"url", "secrets", "format"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "url":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("url"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.URL = data
+		case "secrets":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("secrets"))
+			data, err := ec.unmarshalNString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Secrets = data
+		case "format":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("format"))
+			data, err := ec.unmarshalOLogStreamFormat2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐLogStreamFormat(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Format = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalWebhookDestinationInput unmarshals raw into the WebhookDestinationInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalWebhookDestinationInput(ctx context.Context, raw any) (model.WebhookDestinationInput, error) {
+	var out model.WebhookDestinationInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "WebhookDestinationInput", raw, &out)
 	return out, err
 }
 
@@ -17087,6 +19666,308 @@ func (ec *executionContext) _KeyContactEvent(ctx context.Context, sel ast.Select
 	return out
 }
 
+var logStreamImplementors = []string{"LogStream"}
+
+func (ec *executionContext) _LogStream(ctx context.Context, sel ast.SelectionSet, obj *model.LogStream) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, logStreamImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("LogStream")
+		case "id":
+			out.Values[i] = ec._LogStream_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._LogStream_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "status":
+			out.Values[i] = ec._LogStream_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pausedBy":
+			out.Values[i] = ec._LogStream_pausedBy(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "destination":
+			out.Values[i] = ec._LogStream_destination(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "filter":
+			out.Values[i] = ec._LogStream_filter(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "startAt":
+			out.Values[i] = ec._LogStream_startAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lastError":
+			out.Values[i] = ec._LogStream_lastError(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "lastErrorAt":
+			out.Values[i] = ec._LogStream_lastErrorAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "failingSince":
+			out.Values[i] = ec._LogStream_failingSince(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "lastDeliveredEventId":
+			out.Values[i] = ec._LogStream_lastDeliveredEventId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "lastDeliveredAt":
+			out.Values[i] = ec._LogStream_lastDeliveredAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "lag":
+			out.Values[i] = ec._LogStream_lag(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "delivered":
+			out.Values[i] = ec._LogStream_delivered(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "failed":
+			out.Values[i] = ec._LogStream_failed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._LogStream_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updatedAt":
+			out.Values[i] = ec._LogStream_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var logStreamDestinationImplementors = []string{"LogStreamDestination"}
+
+func (ec *executionContext) _LogStreamDestination(ctx context.Context, sel ast.SelectionSet, obj *model.LogStreamDestination) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, logStreamDestinationImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("LogStreamDestination")
+		case "kind":
+			out.Values[i] = ec._LogStreamDestination_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "format":
+			out.Values[i] = ec._LogStreamDestination_format(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "url":
+			out.Values[i] = ec._LogStreamDestination_url(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "host":
+			out.Values[i] = ec._LogStreamDestination_host(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "port":
+			out.Values[i] = ec._LogStreamDestination_port(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "serverName":
+			out.Values[i] = ec._LogStreamDestination_serverName(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "index":
+			out.Values[i] = ec._LogStreamDestination_index(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "source":
+			out.Values[i] = ec._LogStreamDestination_source(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "sourcetype":
+			out.Values[i] = ec._LogStreamDestination_sourcetype(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "splunkHost":
+			out.Values[i] = ec._LogStreamDestination_splunkHost(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "ack":
+			out.Values[i] = ec._LogStreamDestination_ack(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "secretSet":
+			out.Values[i] = ec._LogStreamDestination_secretSet(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "secretCount":
+			out.Values[i] = ec._LogStreamDestination_secretCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var logStreamFilterImplementors = []string{"LogStreamFilter"}
+
+func (ec *executionContext) _LogStreamFilter(ctx context.Context, sel ast.SelectionSet, obj *model.LogStreamFilter) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, logStreamFilterImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("LogStreamFilter")
+		case "types":
+			out.Values[i] = ec._LogStreamFilter_types(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "sources":
+			out.Values[i] = ec._LogStreamFilter_sources(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "query":
+			out.Values[i] = ec._LogStreamFilter_query(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var logStreamTestResultImplementors = []string{"LogStreamTestResult"}
+
+func (ec *executionContext) _LogStreamTestResult(ctx context.Context, sel ast.SelectionSet, obj *model.LogStreamTestResult) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, logStreamTestResultImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("LogStreamTestResult")
+		case "ok":
+			out.Values[i] = ec._LogStreamTestResult_ok(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "status":
+			out.Values[i] = ec._LogStreamTestResult_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "code":
+			out.Values[i] = ec._LogStreamTestResult_code(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "body":
+			out.Values[i] = ec._LogStreamTestResult_body(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "error":
+			out.Values[i] = ec._LogStreamTestResult_error(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var mfaEventImplementors = []string{"MfaEvent", "AuditEvent"}
 
 func (ec *executionContext) _MfaEvent(ctx context.Context, sel ast.SelectionSet, obj *model.MfaEvent) graphql.Marshaler {
@@ -17255,6 +20136,48 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "cancelAuditExport":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_cancelAuditExport(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createLogStream":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_createLogStream(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updateLogStream":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_updateLogStream(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pauseLogStream":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_pauseLogStream(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "resumeLogStream":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_resumeLogStream(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deleteLogStream":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_deleteLogStream(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "testLogStream":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_testLogStream(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -17997,6 +20920,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_verifyAuditLog(ctx, field)
+				})
+		case "logStreams":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_logStreams(ctx, field)
 				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
@@ -19195,6 +22124,11 @@ func (ec *executionContext) marshalNCheckpoint2ᚖgithubᚗcomᚋauditlogᚋaudi
 	return ec._Checkpoint(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNCreateLogStreamInput2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐCreateLogStreamInput(ctx context.Context, v any) (model.CreateLogStreamInput, error) {
+	res, err := ec.unmarshalInputCreateLogStreamInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalNExportFilter2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐExportFilter(ctx context.Context, sel ast.SelectionSet, v *model.ExportFilter) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "ExportFilter!")
@@ -19327,6 +22261,89 @@ func (ec *executionContext) marshalNJSON2encodingᚋjsonᚐRawMessage(ctx contex
 		graphql.AddInvalidNullFromMarshaler(ctx, "JSON!")
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNLogStream2ᚕᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐLogStreamᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.LogStream) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNLogStream2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐLogStream(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNLogStream2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐLogStream(ctx context.Context, sel ast.SelectionSet, v *model.LogStream) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "LogStream!")
+		return graphql.Null
+	}
+	return ec._LogStream(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNLogStreamDestination2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐLogStreamDestination(ctx context.Context, sel ast.SelectionSet, v *model.LogStreamDestination) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "LogStreamDestination!")
+		return graphql.Null
+	}
+	return ec._LogStreamDestination(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNLogStreamDestinationInput2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐLogStreamDestinationInput(ctx context.Context, v any) (*model.LogStreamDestinationInput, error) {
+	res, err := ec.unmarshalInputLogStreamDestinationInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNLogStreamFilter2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐLogStreamFilter(ctx context.Context, sel ast.SelectionSet, v *model.LogStreamFilter) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "LogStreamFilter!")
+		return graphql.Null
+	}
+	return ec._LogStreamFilter(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNLogStreamFormat2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐLogStreamFormat(ctx context.Context, v any) (model.LogStreamFormat, error) {
+	var res model.LogStreamFormat
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNLogStreamFormat2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐLogStreamFormat(ctx context.Context, sel ast.SelectionSet, v model.LogStreamFormat) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNLogStreamKind2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐLogStreamKind(ctx context.Context, v any) (model.LogStreamKind, error) {
+	var res model.LogStreamKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNLogStreamKind2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐLogStreamKind(ctx context.Context, sel ast.SelectionSet, v model.LogStreamKind) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNLogStreamStatus2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐLogStreamStatus(ctx context.Context, v any) (model.LogStreamStatus, error) {
+	var res model.LogStreamStatus
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNLogStreamStatus2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐLogStreamStatus(ctx context.Context, sel ast.SelectionSet, v model.LogStreamStatus) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNLogStreamTestResult2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐLogStreamTestResult(ctx context.Context, sel ast.SelectionSet, v *model.LogStreamTestResult) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "LogStreamTestResult!")
+		return graphql.Null
+	}
+	return ec._LogStreamTestResult(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐPageInfo(ctx context.Context, sel ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
@@ -19502,6 +22519,11 @@ func (ec *executionContext) marshalNTime2timeᚐTime(ctx context.Context, sel as
 		graphql.AddInvalidNullFromMarshaler(ctx, "Time!")
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNUpdateLogStreamInput2githubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐUpdateLogStreamInput(ctx context.Context, v any) (model.UpdateLogStreamInput, error) {
+	res, err := ec.unmarshalInputUpdateLogStreamInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalN__Directive2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐDirective(ctx context.Context, sel ast.SelectionSet, v introspection.Directive) graphql.Marshaler {
@@ -19932,6 +22954,38 @@ func (ec *executionContext) marshalOJSON2encodingᚋjsonᚐRawMessage(ctx contex
 	return res
 }
 
+func (ec *executionContext) unmarshalOLogStreamDestinationInput2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐLogStreamDestinationInput(ctx context.Context, v any) (*model.LogStreamDestinationInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputLogStreamDestinationInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOLogStreamFilterInput2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐLogStreamFilterInput(ctx context.Context, v any) (*model.LogStreamFilterInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputLogStreamFilterInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOLogStreamFormat2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐLogStreamFormat(ctx context.Context, v any) (*model.LogStreamFormat, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.LogStreamFormat)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOLogStreamFormat2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐLogStreamFormat(ctx context.Context, sel ast.SelectionSet, v *model.LogStreamFormat) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
 func (ec *executionContext) unmarshalORegion2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐRegion(ctx context.Context, v any) (*model.Region, error) {
 	if v == nil {
 		return nil, nil
@@ -19962,6 +23016,14 @@ func (ec *executionContext) marshalOSortOrder2ᚖgithubᚗcomᚋauditlogᚋaudit
 		return graphql.Null
 	}
 	return v
+}
+
+func (ec *executionContext) unmarshalOSplunkDestinationInput2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐSplunkDestinationInput(ctx context.Context, v any) (*model.SplunkDestinationInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputSplunkDestinationInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalOString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
@@ -20017,6 +23079,14 @@ func (ec *executionContext) marshalOString2ᚖstring(ctx context.Context, sel as
 	return res
 }
 
+func (ec *executionContext) unmarshalOSyslogDestinationInput2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐSyslogDestinationInput(ctx context.Context, v any) (*model.SyslogDestinationInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputSyslogDestinationInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalOTarget2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐTarget(ctx context.Context, sel ast.SelectionSet, v *model.Target) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -20048,6 +23118,14 @@ func (ec *executionContext) marshalOTime2ᚖtimeᚐTime(ctx context.Context, sel
 	_ = ctx
 	res := model.MarshalTime(*v)
 	return res
+}
+
+func (ec *executionContext) unmarshalOWebhookDestinationInput2ᚖgithubᚗcomᚋauditlogᚋauditlogᚋgraphᚋmodelᚐWebhookDestinationInput(ctx context.Context, v any) (*model.WebhookDestinationInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputWebhookDestinationInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalO__EnumValue2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐEnumValueᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.EnumValue) graphql.Marshaler {

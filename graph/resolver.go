@@ -18,6 +18,8 @@ import (
 	"github.com/auditlog/auditlog/graph/model"
 	"github.com/auditlog/auditlog/ingest"
 	"github.com/auditlog/auditlog/live"
+	"github.com/auditlog/auditlog/logstream"
+	"github.com/auditlog/auditlog/logstream/delivery"
 	"github.com/auditlog/auditlog/readmodel"
 	"github.com/auditlog/auditlog/reads"
 	"github.com/auditlog/auditlog/treelog"
@@ -72,6 +74,18 @@ type Tree interface {
 	Verify(ctx context.Context, org string, from, to int64) (*integrity.Verification, error)
 }
 
+// LogStreams creates, changes, pauses, resumes, deletes and tests an
+// organization's log streams (package logstream/delivery).
+type LogStreams interface {
+	List(ctx context.Context, org string) ([]*delivery.View, error)
+	Create(ctx context.Context, p *domain.Principal, in delivery.Input) (*delivery.View, error)
+	Update(ctx context.Context, p *domain.Principal, id string, in delivery.Input) (*delivery.View, error)
+	Pause(ctx context.Context, p *domain.Principal, id string) (*delivery.View, error)
+	Resume(ctx context.Context, p *domain.Principal, id string) (*delivery.View, error)
+	Delete(ctx context.Context, p *domain.Principal, id string) (*delivery.View, error)
+	Test(ctx context.Context, p *domain.Principal, id string) (logstream.TestResult, error)
+}
+
 // Resolver is the root resolver; its dependencies are set by the server.
 type Resolver struct {
 	Recorder Recorder
@@ -97,7 +111,9 @@ type Resolver struct {
 	Retention func(r domain.Region) domain.Retention
 	// Tree answers the transparency queries.
 	Tree Tree
-	Now  func() time.Time
+	// LogStreams configures the organization's log streams.
+	LogStreams LogStreams
+	Now        func() time.Time
 }
 
 // NewSchema returns the executable schema over r, with the @hasRole

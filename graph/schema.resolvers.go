@@ -15,6 +15,7 @@ import (
 	"github.com/auditlog/auditlog/export"
 	"github.com/auditlog/auditlog/graph/model"
 	"github.com/auditlog/auditlog/live"
+	"github.com/auditlog/auditlog/logstream/delivery"
 	"github.com/auditlog/auditlog/reads"
 	"github.com/auditlog/auditlog/treelog"
 )
@@ -94,6 +95,36 @@ func (r *mutationResolver) CancelAuditExport(ctx context.Context, id string) (*m
 		return nil, err
 	}
 	return r.presentJob(ctx, job)
+}
+
+// CreateLogStream is the resolver for the createLogStream field.
+func (r *mutationResolver) CreateLogStream(ctx context.Context, input model.CreateLogStreamInput) (*model.LogStream, error) {
+	return r.createLogStream(ctx, input)
+}
+
+// UpdateLogStream is the resolver for the updateLogStream field.
+func (r *mutationResolver) UpdateLogStream(ctx context.Context, input model.UpdateLogStreamInput) (*model.LogStream, error) {
+	return r.updateLogStream(ctx, input)
+}
+
+// PauseLogStream is the resolver for the pauseLogStream field.
+func (r *mutationResolver) PauseLogStream(ctx context.Context, id string) (*model.LogStream, error) {
+	return r.changeLogStream(ctx, func(svc LogStreams, p *domain.Principal) (*delivery.View, error) { return svc.Pause(ctx, p, id) })
+}
+
+// ResumeLogStream is the resolver for the resumeLogStream field.
+func (r *mutationResolver) ResumeLogStream(ctx context.Context, id string) (*model.LogStream, error) {
+	return r.changeLogStream(ctx, func(svc LogStreams, p *domain.Principal) (*delivery.View, error) { return svc.Resume(ctx, p, id) })
+}
+
+// DeleteLogStream is the resolver for the deleteLogStream field.
+func (r *mutationResolver) DeleteLogStream(ctx context.Context, id string) (*model.LogStream, error) {
+	return r.changeLogStream(ctx, func(svc LogStreams, p *domain.Principal) (*delivery.View, error) { return svc.Delete(ctx, p, id) })
+}
+
+// TestLogStream is the resolver for the testLogStream field.
+func (r *mutationResolver) TestLogStream(ctx context.Context, id string) (*model.LogStreamTestResult, error) {
+	return r.testLogStream(ctx, id)
 }
 
 // AuditLogSettings is the resolver for the auditLogSettings field.
@@ -274,6 +305,11 @@ func (r *queryResolver) VerifyAuditLog(ctx context.Context, from *int, to *int) 
 			EventID: optionalString(d.EventID), Expected: &d.Expected, Found: &d.Found}
 	}
 	return out, nil
+}
+
+// LogStreams is the resolver for the logStreams field.
+func (r *queryResolver) LogStreams(ctx context.Context) ([]*model.LogStream, error) {
+	return r.listLogStreams(ctx)
 }
 
 // AuditEventRecorded is the resolver for the auditEventRecorded field.

@@ -20,6 +20,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -147,4 +149,34 @@ func (b *Box) Open(sealed []byte, orgID, streamID string) ([]byte, error) {
 		return nil, ErrOpen
 	}
 	return pt, nil
+}
+
+// DevKeyFile is the development key's file in auditd's data directory.
+const DevKeyFile = "encryption.key"
+
+// DevKey reads the development key kept in dir, generating one (0600) the
+// first time; created says it was just made. It serves a single instance
+// with the embedded NATS (`make run`) when AUDITD_ENCRYPTION_KEY is unset:
+// secrets sealed with it open only where that file is.
+func DevKey(dir string) (key []byte, created bool, err error) {
+	path := filepath.Join(dir, DevKeyFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		k, err := ParseKey(string(b))
+		return k, false, err
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, false, fmt.Errorf("encryption key: %w", err)
+	}
+	key = make([]byte, KeySize)
+	if _, err := rand.Read(key); err != nil {
+		return nil, false, fmt.Errorf("encryption key: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, false, fmt.Errorf("encryption key: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return nil, false, fmt.Errorf("encryption key: %w", err)
+	}
+	return key, true, nil
 }

@@ -34,6 +34,7 @@ import (
 	"github.com/auditlog/auditlog/httpapi"
 	"github.com/auditlog/auditlog/ingest"
 	"github.com/auditlog/auditlog/live"
+	"github.com/auditlog/auditlog/logstream/delivery"
 	"github.com/auditlog/auditlog/natsx"
 	"github.com/auditlog/auditlog/readmodel"
 	"github.com/auditlog/auditlog/reads"
@@ -121,6 +122,10 @@ type Server struct {
 	health           *health.Watch
 	reads            *reads.Log
 	trees            *transparency.Trees
+	// logStreams answers the API; logEngine delivers, nil when log
+	// streams are unavailable (no encryption key).
+	logStreams *delivery.Service
+	logEngine  *delivery.Engine
 
 	// integrityEvents are the same read models on the integrity pools,
 	// which tenants' reads never wait for; gate admits work to them.
@@ -320,6 +325,9 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s.signer = auth.NewDownloadSigner(cfg.DownloadKey, cfg.Now)
 	s.reads = reads.New(s.recorder, cfg.Now, cfg.ReadWindow, s.log)
+	if err := s.setupLogStreams(); err != nil {
+		return nil, err
+	}
 
 	resolver := &graph.Resolver{
 		Recorder:     s.recorder,
@@ -334,6 +342,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Reads:        s.reads,
 		Retention:    s.Retention,
 		Tree:         s.trees,
+		LogStreams:   s.logStreams,
 		Now:          cfg.Now,
 	}
 	s.handler = httpapi.New(httpapi.Deps{
@@ -537,6 +546,10 @@ func (s *Server) Run(ctx context.Context) error {
 				s.log.Error().Err(err).Msg("export worker stopped")
 			}
 		})
+	}
+
+	if s.logEngine != nil {
+		wg.Go(func() { s.logEngine.Run(pctx) })
 	}
 
 	svc, err := ingest.ServeNATS(pctx, s.responder, s.recorder, s.cfg.Verifier, s.metrics, s.log)

@@ -153,6 +153,14 @@ type Checkpoint struct {
 	RootHash string `json:"rootHash"`
 }
 
+type CreateLogStreamInput struct {
+	Name        string                     `json:"name"`
+	Destination *LogStreamDestinationInput `json:"destination"`
+	Filter      *LogStreamFilterInput      `json:"filter,omitempty"`
+	// Deliver events stored from this time on (the region must still keep them); default now.
+	StartAt *time.Time `json:"startAt,omitempty"`
+}
+
 // The filter an export applies, as it was given.
 type ExportFilter struct {
 	Sources      []AuditSource        `json:"sources"`
@@ -173,6 +181,89 @@ type InclusionProof struct {
 	TreeSize  int `json:"treeSize"`
 	// Base64 SHA-256 hashes in RFC 9162 order, from the leaf's sibling up.
 	Hashes []string `json:"hashes"`
+}
+
+type LogStream struct {
+	ID     string          `json:"id"`
+	Name   string          `json:"name"`
+	Status LogStreamStatus `json:"status"`
+	// ADMIN or AUDITD while PAUSED.
+	PausedBy    *string               `json:"pausedBy,omitempty"`
+	Destination *LogStreamDestination `json:"destination"`
+	Filter      *LogStreamFilter      `json:"filter"`
+	StartAt     time.Time             `json:"startAt"`
+	// The last error, safe to show: never a secret, a token or a payload.
+	LastError   *string    `json:"lastError,omitempty"`
+	LastErrorAt *time.Time `json:"lastErrorAt,omitempty"`
+	// When the current run of failures began; null once a send succeeds.
+	FailingSince *time.Time `json:"failingSince,omitempty"`
+	// The id of the last event delivered.
+	LastDeliveredEventID *string    `json:"lastDeliveredEventId,omitempty"`
+	LastDeliveredAt      *time.Time `json:"lastDeliveredAt,omitempty"`
+	// Events waiting after the position, as the deliverer last saw; null before it looked.
+	Lag       *int `json:"lag,omitempty"`
+	Delivered int  `json:"delivered"`
+	// Failed sends.
+	Failed    int       `json:"failed"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// A log stream's destination, without its secrets.
+type LogStreamDestination struct {
+	Kind   LogStreamKind   `json:"kind"`
+	Format LogStreamFormat `json:"format"`
+	// WEBHOOK and SPLUNK_HEC.
+	URL *string `json:"url,omitempty"`
+	// SYSLOG.
+	Host       *string `json:"host,omitempty"`
+	Port       *int    `json:"port,omitempty"`
+	ServerName *string `json:"serverName,omitempty"`
+	// SPLUNK_HEC.
+	Index      *string `json:"index,omitempty"`
+	Source     *string `json:"source,omitempty"`
+	Sourcetype *string `json:"sourcetype,omitempty"`
+	SplunkHost *string `json:"splunkHost,omitempty"`
+	Ack        *bool   `json:"ack,omitempty"`
+	// Whether secrets (webhook signing secrets, a Splunk token) are stored; they are never returned.
+	SecretSet bool `json:"secretSet"`
+	// How many webhook signing secrets are stored.
+	SecretCount int `json:"secretCount"`
+}
+
+// Exactly one of its fields.
+type LogStreamDestinationInput struct {
+	Webhook *WebhookDestinationInput `json:"webhook,omitempty"`
+	Splunk  *SplunkDestinationInput  `json:"splunk,omitempty"`
+	Syslog  *SyslogDestinationInput  `json:"syslog,omitempty"`
+}
+
+type LogStreamFilter struct {
+	Types   []AuditEventType `json:"types"`
+	Sources []AuditSource    `json:"sources"`
+	Query   *string          `json:"query,omitempty"`
+}
+
+// What a stream delivers; absent or empty lists mean all.
+type LogStreamFilterInput struct {
+	Types   []AuditEventType `json:"types,omitempty"`
+	Sources []AuditSource    `json:"sources,omitempty"`
+	// A search in the query language (docs/query-language.md).
+	Query *string `json:"query,omitempty"`
+}
+
+// What a destination answered a test event.
+type LogStreamTestResult struct {
+	// Whether the destination accepted it.
+	Ok bool `json:"ok"`
+	// The HTTP status; 0 for syslog.
+	Status int `json:"status"`
+	// The destination's own result code (Splunk's), if any.
+	Code *string `json:"code,omitempty"`
+	// The start of the answer, at most 512 bytes, printable text only.
+	Body *string `json:"body,omitempty"`
+	// Why the test failed, if it did.
+	Error *string `json:"error,omitempty"`
 }
 
 type Mutation struct {
@@ -211,7 +302,29 @@ type RecordResult struct {
 	Field *string `json:"field,omitempty"`
 }
 
+type SplunkDestinationInput struct {
+	// The collector's base URL, e.g. https://splunk.example.com:8088.
+	URL string `json:"url"`
+	// The HEC token. On update, an empty string keeps the stored token.
+	Token      string  `json:"token"`
+	Index      *string `json:"index,omitempty"`
+	Source     *string `json:"source,omitempty"`
+	Sourcetype *string `json:"sourcetype,omitempty"`
+	Host       *string `json:"host,omitempty"`
+	// Count a batch delivered only once Splunk says it is indexed.
+	Ack    *bool            `json:"ack,omitempty"`
+	Format *LogStreamFormat `json:"format,omitempty"`
+}
+
 type Subscription struct {
+}
+
+type SyslogDestinationInput struct {
+	Host string `json:"host"`
+	Port *int   `json:"port,omitempty"`
+	// The name the receiver's certificate must carry; default host.
+	ServerName *string          `json:"serverName,omitempty"`
+	Format     *LogStreamFormat `json:"format,omitempty"`
 }
 
 type Target struct {
@@ -224,6 +337,24 @@ type TargetInput struct {
 	Kind string  `json:"kind"`
 	ID   string  `json:"id"`
 	Name *string `json:"name,omitempty"`
+}
+
+type UpdateLogStreamInput struct {
+	ID          string                     `json:"id"`
+	Name        *string                    `json:"name,omitempty"`
+	Destination *LogStreamDestinationInput `json:"destination,omitempty"`
+	Filter      *LogStreamFilterInput      `json:"filter,omitempty"`
+	// false disables the stream; true enables a disabled one.
+	Enabled *bool `json:"enabled,omitempty"`
+}
+
+type WebhookDestinationInput struct {
+	// https, or http only to an address AUDITD_EGRESS_ALLOW allows.
+	URL string `json:"url"`
+	// Signing secrets: whsec_ and base64 of 24 to 64 bytes; the first is the
+	// current one. On update, empty strings keep the stored secrets.
+	Secrets []string         `json:"secrets"`
+	Format  *LogStreamFormat `json:"format,omitempty"`
 }
 
 type ActorKind string
@@ -450,7 +581,12 @@ const (
 	// Audit log events were exported to a file
 	AuditEventTypeAuditLogExported AuditEventType = "AUDIT_LOG_EXPORTED"
 	// The audit log was read: searched, an event opened, a history or live feed read, or an export downloaded
-	AuditEventTypeAuditLogViewed AuditEventType = "AUDIT_LOG_VIEWED"
+	AuditEventTypeAuditLogViewed        AuditEventType = "AUDIT_LOG_VIEWED"
+	AuditEventTypeAuditLogStreamCreated AuditEventType = "AUDIT_LOG_STREAM_CREATED"
+	AuditEventTypeAuditLogStreamUpdated AuditEventType = "AUDIT_LOG_STREAM_UPDATED"
+	AuditEventTypeAuditLogStreamPaused  AuditEventType = "AUDIT_LOG_STREAM_PAUSED"
+	AuditEventTypeAuditLogStreamResumed AuditEventType = "AUDIT_LOG_STREAM_RESUMED"
+	AuditEventTypeAuditLogStreamDeleted AuditEventType = "AUDIT_LOG_STREAM_DELETED"
 	// A policy was created in the Custom Policy Builder
 	AuditEventTypePolicyCreated AuditEventType = "POLICY_CREATED"
 	// A policy was updated in the Custom Policy Builder
@@ -502,6 +638,11 @@ var AllAuditEventType = []AuditEventType{
 	AuditEventTypeAuditLogSettingsDenied,
 	AuditEventTypeAuditLogExported,
 	AuditEventTypeAuditLogViewed,
+	AuditEventTypeAuditLogStreamCreated,
+	AuditEventTypeAuditLogStreamUpdated,
+	AuditEventTypeAuditLogStreamPaused,
+	AuditEventTypeAuditLogStreamResumed,
+	AuditEventTypeAuditLogStreamDeleted,
 	AuditEventTypePolicyCreated,
 	AuditEventTypePolicyUpdated,
 	AuditEventTypePolicyDeleted,
@@ -509,7 +650,7 @@ var AllAuditEventType = []AuditEventType{
 
 func (e AuditEventType) IsValid() bool {
 	switch e {
-	case AuditEventTypeAPIKeyCreated, AuditEventTypeAPIKeyDeleted, AuditEventTypeAPIKeyMoved, AuditEventTypeEidpEnabled, AuditEventTypeEidpDisabled, AuditEventTypeEidpX509CertUploaded, AuditEventTypeEidpUpdated, AuditEventTypeEidpDeleted, AuditEventTypeJitProfileUpdated, AuditEventTypeKeyContactAdded, AuditEventTypeKeyContactRemoved, AuditEventTypeMfaUpdated, AuditEventTypeOrgNameUpdated, AuditEventTypeOrganizationMoved, AuditEventTypePasswordPolicyUpdated, AuditEventTypeOrgProductCreated, AuditEventTypeProductTrialEvent, AuditEventTypeUserAccountReset, AuditEventTypeUserCreated, AuditEventTypeUserDeleted, AuditEventTypeUserMfaReset, AuditEventTypeUserUpdated, AuditEventTypeUserActivated, AuditEventTypeUserChangedPassword, AuditEventTypeUserChangedSecurityQuestion, AuditEventTypeUserActivationResent, AuditEventTypeUserForgottenPassword, AuditEventTypeUserMoved, AuditEventTypeUserLogout, AuditEventTypeUserRoleSet, AuditEventTypeUserToOrgProductCreated, AuditEventTypeUserToOrgProductDeleted, AuditEventTypeUserToProductNavigation, AuditEventTypeUserSwitchedCustomer, AuditEventTypeUserCustomerMoved, AuditEventTypeCustomerNameUpdated, AuditEventTypeCustomerMerged, AuditEventTypeAuditLogOptIn, AuditEventTypeAuditLogOptOut, AuditEventTypeAuditLogSettingsDenied, AuditEventTypeAuditLogExported, AuditEventTypeAuditLogViewed, AuditEventTypePolicyCreated, AuditEventTypePolicyUpdated, AuditEventTypePolicyDeleted:
+	case AuditEventTypeAPIKeyCreated, AuditEventTypeAPIKeyDeleted, AuditEventTypeAPIKeyMoved, AuditEventTypeEidpEnabled, AuditEventTypeEidpDisabled, AuditEventTypeEidpX509CertUploaded, AuditEventTypeEidpUpdated, AuditEventTypeEidpDeleted, AuditEventTypeJitProfileUpdated, AuditEventTypeKeyContactAdded, AuditEventTypeKeyContactRemoved, AuditEventTypeMfaUpdated, AuditEventTypeOrgNameUpdated, AuditEventTypeOrganizationMoved, AuditEventTypePasswordPolicyUpdated, AuditEventTypeOrgProductCreated, AuditEventTypeProductTrialEvent, AuditEventTypeUserAccountReset, AuditEventTypeUserCreated, AuditEventTypeUserDeleted, AuditEventTypeUserMfaReset, AuditEventTypeUserUpdated, AuditEventTypeUserActivated, AuditEventTypeUserChangedPassword, AuditEventTypeUserChangedSecurityQuestion, AuditEventTypeUserActivationResent, AuditEventTypeUserForgottenPassword, AuditEventTypeUserMoved, AuditEventTypeUserLogout, AuditEventTypeUserRoleSet, AuditEventTypeUserToOrgProductCreated, AuditEventTypeUserToOrgProductDeleted, AuditEventTypeUserToProductNavigation, AuditEventTypeUserSwitchedCustomer, AuditEventTypeUserCustomerMoved, AuditEventTypeCustomerNameUpdated, AuditEventTypeCustomerMerged, AuditEventTypeAuditLogOptIn, AuditEventTypeAuditLogOptOut, AuditEventTypeAuditLogSettingsDenied, AuditEventTypeAuditLogExported, AuditEventTypeAuditLogViewed, AuditEventTypeAuditLogStreamCreated, AuditEventTypeAuditLogStreamUpdated, AuditEventTypeAuditLogStreamPaused, AuditEventTypeAuditLogStreamResumed, AuditEventTypeAuditLogStreamDeleted, AuditEventTypePolicyCreated, AuditEventTypePolicyUpdated, AuditEventTypePolicyDeleted:
 		return true
 	}
 	return false
@@ -722,6 +863,188 @@ func (e *ExportStatus) UnmarshalJSON(b []byte) error {
 }
 
 func (e ExportStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// How each event is rendered.
+type LogStreamFormat string
+
+const (
+	// The event as the API shows it, with its id and leafIndex.
+	LogStreamFormatJSON LogStreamFormat = "JSON"
+	// OCSF, with the id as metadata.uid and the leaf index as metadata.sequence.
+	LogStreamFormatOcsf LogStreamFormat = "OCSF"
+)
+
+var AllLogStreamFormat = []LogStreamFormat{
+	LogStreamFormatJSON,
+	LogStreamFormatOcsf,
+}
+
+func (e LogStreamFormat) IsValid() bool {
+	switch e {
+	case LogStreamFormatJSON, LogStreamFormatOcsf:
+		return true
+	}
+	return false
+}
+
+func (e LogStreamFormat) String() string {
+	return string(e)
+}
+
+func (e *LogStreamFormat) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = LogStreamFormat(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid LogStreamFormat", str)
+	}
+	return nil
+}
+
+func (e LogStreamFormat) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *LogStreamFormat) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e LogStreamFormat) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Where a log stream delivers.
+type LogStreamKind string
+
+const (
+	// HTTPS POST of batches signed per Standard Webhooks.
+	LogStreamKindWebhook LogStreamKind = "WEBHOOK"
+	// Splunk HTTP Event Collector, optionally with indexer acknowledgement.
+	LogStreamKindSplunkHec LogStreamKind = "SPLUNK_HEC"
+	// Syslog (RFC 5424) over TLS (RFC 5425).
+	LogStreamKindSyslog LogStreamKind = "SYSLOG"
+)
+
+var AllLogStreamKind = []LogStreamKind{
+	LogStreamKindWebhook,
+	LogStreamKindSplunkHec,
+	LogStreamKindSyslog,
+}
+
+func (e LogStreamKind) IsValid() bool {
+	switch e {
+	case LogStreamKindWebhook, LogStreamKindSplunkHec, LogStreamKindSyslog:
+		return true
+	}
+	return false
+}
+
+func (e LogStreamKind) String() string {
+	return string(e)
+}
+
+func (e *LogStreamKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = LogStreamKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid LogStreamKind", str)
+	}
+	return nil
+}
+
+func (e LogStreamKind) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *LogStreamKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e LogStreamKind) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type LogStreamStatus string
+
+const (
+	// Delivering.
+	LogStreamStatusActive LogStreamStatus = "ACTIVE"
+	// Delivering, but the last attempt failed; retrying with backoff. See lastError.
+	LogStreamStatusError LogStreamStatus = "ERROR"
+	// Not delivering, keeping its position: by an administrator, or by auditd after failing too long (pausedBy).
+	LogStreamStatusPaused LogStreamStatus = "PAUSED"
+	// Not delivering until enabled again with updateLogStream.
+	LogStreamStatusDisabled LogStreamStatus = "DISABLED"
+)
+
+var AllLogStreamStatus = []LogStreamStatus{
+	LogStreamStatusActive,
+	LogStreamStatusError,
+	LogStreamStatusPaused,
+	LogStreamStatusDisabled,
+}
+
+func (e LogStreamStatus) IsValid() bool {
+	switch e {
+	case LogStreamStatusActive, LogStreamStatusError, LogStreamStatusPaused, LogStreamStatusDisabled:
+		return true
+	}
+	return false
+}
+
+func (e LogStreamStatus) String() string {
+	return string(e)
+}
+
+func (e *LogStreamStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = LogStreamStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid LogStreamStatus", str)
+	}
+	return nil
+}
+
+func (e LogStreamStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *LogStreamStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e LogStreamStatus) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

@@ -1,0 +1,274 @@
+package server_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/internal/testenv"
+	"github.com/auditlog/auditlog/server"
+)
+
+const logStreamSecret = "whsec_QUJDQUJDQUJDQUJDQUJDQUJDQUJDQUJDQUJDQUJDQUJD"
+
+const logStreamFields = `id name status pausedBy lastError delivered failed lastDeliveredEventId
+  destination { kind format url secretSet secretCount } filter { types sources query }`
+
+// hook is a webhook receiver on loopback that keeps the events it got.
+type hook struct {
+	*httptest.Server
+	mu     sync.Mutex
+	events []hookEvent
+}
+
+type hookEvent struct {
+	ID        string `json:"id"`
+	Type      string `json:"type"`
+	LeafIndex *int64 `json:"leafIndex"`
+}
+
+func newHook(t *testing.T) *hook {
+	h := &hook{}
+	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var p struct {
+			Type string
+			Data struct{ Events []hookEvent }
+		}
+		if json.Unmarshal(body, &p) != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		h.mu.Lock()
+		h.events = append(h.events, p.Data.Events...)
+		h.mu.Unlock()
+		_, _ = io.WriteString(w, `{"accepted":true}`)
+	}))
+	t.Cleanup(h.Close)
+	return h
+}
+
+func (h *hook) got() []hookEvent {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]hookEvent(nil), h.events...)
+}
+
+func startLogStreams(t *testing.T) *testenv.Env {
+	return testenv.Start(t, func(c *server.Config) {
+		c.EgressAllow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+		c.LogStreamTick = 100 * time.Millisecond
+	})
+}
+
+func webhookInput(name, url string) map[string]any {
+	return map[string]any{"name": name, "destination": map[string]any{"webhook": map[string]any{"url": url, "secrets": []string{logStreamSecret}}}}
+}
+
+const createLogStream = `mutation($input: CreateLogStreamInput!) { createLogStream(input: $input) { ` + logStreamFields + ` } }`
+
+// TestLogStreamErrors: every mutation answers bad input, unknown ids and
+// callers who are not admins with the right code, and stores nothing.
+func TestLogStreamErrors(t *testing.T) {
+	env := startLogStreams(t)
+	env.EnableOrg(t, "acme", domain.RegionUS)
+	admin := testenv.AdminToken(t, "acme")
+	var created struct{ CreateLogStream struct{ ID string } }
+	env.Do(t, admin, createLogStream, map[string]any{"input": webhookInput("taken", "http://127.0.0.1:9/hook")}).MustData(t, &created)
+	id := created.CreateLogStream.ID
+
+	wh := func(url string, secrets ...string) map[string]any {
+		if secrets == nil {
+			secrets = []string{}
+		}
+		return map[string]any{"webhook": map[string]any{"url": url, "secrets": secrets}}
+	}
+	future := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	cases := []struct {
+		name  string
+		token string
+		query string
+		vars  map[string]any
+		code  string
+	}{
+		{"no destination", admin, createLogStream, map[string]any{"input": map[string]any{"name": "x", "destination": map[string]any{}}}, "BAD_USER_INPUT"},
+		{"two destinations", admin, createLogStream, map[string]any{"input": map[string]any{"name": "x", "destination": map[string]any{
+			"webhook": map[string]any{"url": "https://siem.example.com", "secrets": []string{logStreamSecret}},
+			"syslog":  map[string]any{"host": "siem.example.com"}}}}, "BAD_USER_INPUT"},
+		{"empty name", admin, createLogStream, map[string]any{"input": webhookInput(" ", "https://siem.example.com")}, "BAD_USER_INPUT"},
+		{"ftp url", admin, createLogStream, map[string]any{"input": map[string]any{"name": "x", "destination": wh("ftp://siem.example.com", logStreamSecret)}}, "BAD_USER_INPUT"},
+		{"http outside the allow list", admin, createLogStream, map[string]any{"input": map[string]any{"name": "x", "destination": wh("http://10.1.2.3/hook", logStreamSecret)}}, "BAD_USER_INPUT"},
+		{"credentials in url", admin, createLogStream, map[string]any{"input": map[string]any{"name": "x", "destination": wh("https://u:p@siem.example.com", logStreamSecret)}}, "BAD_USER_INPUT"},
+		{"bad secret", admin, createLogStream, map[string]any{"input": map[string]any{"name": "x", "destination": wh("https://siem.example.com", "hunter2")}}, "BAD_USER_INPUT"},
+		{"no secret", admin, createLogStream, map[string]any{"input": map[string]any{"name": "x", "destination": wh("https://siem.example.com")}}, "BAD_USER_INPUT"},
+		{"splunk token with spaces", admin, createLogStream, map[string]any{"input": map[string]any{"name": "x", "destination": map[string]any{
+			"splunk": map[string]any{"url": "https://splunk.example.com:8088", "token": "a b"}}}}, "BAD_USER_INPUT"},
+		{"syslog port", admin, createLogStream, map[string]any{"input": map[string]any{"name": "x", "destination": map[string]any{
+			"syslog": map[string]any{"host": "siem.example.com", "port": 70000}}}}, "BAD_USER_INPUT"},
+		{"bad query", admin, createLogStream, map[string]any{"input": map[string]any{"name": "x", "destination": wh("https://siem.example.com", logStreamSecret),
+			"filter": map[string]any{"query": "type:(("}}}, "BAD_USER_INPUT"},
+		{"start in the future", admin, createLogStream, map[string]any{"input": map[string]any{"name": "x", "destination": wh("https://siem.example.com", logStreamSecret),
+			"startAt": future}}, "BAD_USER_INPUT"},
+		{"name taken", admin, createLogStream, map[string]any{"input": webhookInput("taken", "https://siem.example.com")}, "CONFLICT"},
+		{"update unknown", admin, `mutation { updateLogStream(input: {id: "nope", name: "y"}) { id } }`, nil, "NOT_FOUND"},
+		{"update nothing", admin, `mutation($id: ID!) { updateLogStream(input: {id: $id}) { id } }`, map[string]any{"id": id}, "BAD_USER_INPUT"},
+		{"update bad url", admin, `mutation($id: ID!) { updateLogStream(input: {id: $id, destination: {webhook: {url: "nope", secrets: [""]}}}) { id } }`, map[string]any{"id": id}, "BAD_USER_INPUT"},
+		{"pause unknown", admin, `mutation { pauseLogStream(id: "nope") { id } }`, nil, "NOT_FOUND"},
+		{"resume unknown", admin, `mutation { resumeLogStream(id: "nope") { id } }`, nil, "NOT_FOUND"},
+		{"delete unknown", admin, `mutation { deleteLogStream(id: "nope") { id } }`, nil, "NOT_FOUND"},
+		{"test unknown", admin, `mutation { testLogStream(id: "nope") { ok } }`, nil, "NOT_FOUND"},
+		{"another org's stream", testenv.AdminToken(t, "globex"), `mutation($id: ID!) { pauseLogStream(id: $id) { id } }`, map[string]any{"id": id}, "NOT_FOUND"},
+		{"user lists", testenv.UserToken(t, "acme"), `{ logStreams { id } }`, nil, "FORBIDDEN"},
+		{"user creates", testenv.UserToken(t, "acme"), createLogStream, map[string]any{"input": webhookInput("x", "https://siem.example.com")}, "FORBIDDEN"},
+		{"user updates", testenv.UserToken(t, "acme"), `mutation($id: ID!) { updateLogStream(input: {id: $id, name: "y"}) { id } }`, map[string]any{"id": id}, "FORBIDDEN"},
+		{"user pauses", testenv.UserToken(t, "acme"), `mutation($id: ID!) { pauseLogStream(id: $id) { id } }`, map[string]any{"id": id}, "FORBIDDEN"},
+		{"user resumes", testenv.UserToken(t, "acme"), `mutation($id: ID!) { resumeLogStream(id: $id) { id } }`, map[string]any{"id": id}, "FORBIDDEN"},
+		{"user deletes", testenv.UserToken(t, "acme"), `mutation($id: ID!) { deleteLogStream(id: $id) { id } }`, map[string]any{"id": id}, "FORBIDDEN"},
+		{"user tests", testenv.UserToken(t, "acme"), `mutation($id: ID!) { testLogStream(id: $id) { ok } }`, map[string]any{"id": id}, "FORBIDDEN"},
+		{"service creates", testenv.ServiceToken(t), createLogStream, map[string]any{"input": webhookInput("x", "https://siem.example.com")}, "FORBIDDEN"},
+		{"anonymous lists", "", `{ logStreams { id } }`, nil, "UNAUTHENTICATED"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := env.Do(t, tc.token, tc.query, tc.vars)
+			if got := r.ErrorCode(t); got != tc.code {
+				t.Fatalf("code %s (%s), want %s", got, r.Errors[0].Message, tc.code)
+			}
+			if strings.Contains(r.Errors[0].Message, logStreamSecret) || strings.Contains(r.Errors[0].Message, "hunter2") {
+				t.Fatalf("the error repeats the secret: %s", r.Errors[0].Message)
+			}
+		})
+	}
+	var list struct{ LogStreams []struct{ Name string } }
+	env.Do(t, admin, `{ logStreams { name } }`, nil).MustData(t, &list)
+	if len(list.LogStreams) != 1 || list.LogStreams[0].Name != "taken" {
+		t.Fatalf("bad inputs stored streams: %+v", list.LogStreams)
+	}
+}
+
+// TestLogStreamEndToEnd: a stream created through the API delivers the
+// events recorded after it, in order, with their leaf indexes once
+// projected; test, pause, resume and delete work and are recorded in the
+// org's log; no answer and no recorded event carries the secret.
+func TestLogStreamEndToEnd(t *testing.T) {
+	env := startLogStreams(t)
+	env.EnableOrg(t, "acme", domain.RegionUS)
+	admin := testenv.AdminToken(t, "acme")
+	h := newHook(t)
+
+	r := env.Do(t, admin, createLogStream, map[string]any{"input": webhookInput("siem", h.URL+"/hook")})
+	var created struct {
+		CreateLogStream struct {
+			ID, Status  string
+			Destination struct {
+				Kind        string
+				SecretSet   bool
+				SecretCount int
+			}
+		}
+	}
+	r.MustData(t, &created)
+	s := created.CreateLogStream
+	if s.Status != "ACTIVE" || s.Destination.Kind != "WEBHOOK" || !s.Destination.SecretSet || s.Destination.SecretCount != 1 {
+		t.Fatalf("created: %+v", s)
+	}
+
+	var test struct {
+		TestLogStream struct {
+			Ok     bool
+			Status int
+			Body   *string
+		}
+	}
+	env.Do(t, admin, `mutation($id: ID!) { testLogStream(id: $id) { ok status body } }`, map[string]any{"id": s.ID}).MustData(t, &test)
+	if !test.TestLogStream.Ok || test.TestLogStream.Status != 200 || test.TestLogStream.Body == nil {
+		t.Fatalf("test: %+v", test.TestLogStream)
+	}
+
+	at := time.Now().Add(-time.Minute)
+	var events []map[string]any
+	var want []string
+	for i := range 20 {
+		e := userCreated("acme", at.Add(time.Duration(i)*time.Second), "u"+string(rune('a'+i))+"@example.com")
+		events = append(events, e)
+		want = append(want, e["id"].(string))
+	}
+	mustRecord(t, env, events)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got := userEventIDs(h.got())
+		if len(got) >= len(want) {
+			if strings.Join(got[:len(want)], ",") != strings.Join(want, ",") {
+				t.Fatalf("delivered out of order or not all: %v, want %v", got, want)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d events delivered", len(got), len(want))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	for _, m := range []string{"pauseLogStream", "resumeLogStream"} {
+		r := env.Do(t, admin, `mutation($id: ID!) { `+m+`(id: $id) { status pausedBy } }`, map[string]any{"id": s.ID})
+		if len(r.Errors) > 0 {
+			t.Fatalf("%s: %+v", m, r.Errors)
+		}
+	}
+	env.Do(t, admin, `mutation($id: ID!) { updateLogStream(input: {id: $id, filter: {types: [USER_DELETED]}, destination: {webhook: {url: "`+h.URL+`/v2", secrets: [""]}}}) { id } }`,
+		map[string]any{"id": s.ID}).MustData(t, &struct{}{})
+	var list struct {
+		LogStreams []struct {
+			Filter      struct{ Types []string }
+			Destination struct {
+				URL       string
+				SecretSet bool
+			}
+		}
+	}
+	env.Do(t, admin, `{ logStreams { filter { types } destination { url secretSet } } }`, nil).MustData(t, &list)
+	if l := list.LogStreams; len(l) != 1 || l[0].Destination.URL != h.URL+"/v2" || !l[0].Destination.SecretSet || len(l[0].Filter.Types) != 1 {
+		t.Fatalf("after update: %+v", l)
+	}
+	env.Do(t, admin, `mutation($id: ID!) { deleteLogStream(id: $id) { id } }`, map[string]any{"id": s.ID}).MustData(t, &struct{}{})
+	if code := env.Do(t, admin, `mutation($id: ID!) { pauseLogStream(id: $id) { id } }`, map[string]any{"id": s.ID}).ErrorCode(t); code != "NOT_FOUND" {
+		t.Fatalf("after delete: %s", code)
+	}
+
+	env.WaitProjected(t)
+	r = env.Do(t, admin, `{ auditEvents(filter: {types: [AUDIT_LOG_STREAM_CREATED, AUDIT_LOG_STREAM_UPDATED, AUDIT_LOG_STREAM_PAUSED, AUDIT_LOG_STREAM_RESUMED, AUDIT_LOG_STREAM_DELETED]}) { totalCount edges { node { type details } } } }`, nil)
+	var log struct {
+		AuditEvents struct {
+			TotalCount int
+			Edges      []struct{ Node struct{ Type string } }
+		}
+	}
+	r.MustData(t, &log)
+	if log.AuditEvents.TotalCount != 5 {
+		t.Fatalf("%d log stream events recorded, want 5: %s", log.AuditEvents.TotalCount, r.Data)
+	}
+	if strings.Contains(string(r.Data), logStreamSecret) || strings.Contains(string(r.Data), "QUJDQUJD") {
+		t.Fatal("a recorded event holds the secret")
+	}
+}
+
+// userEventIDs are the ids of the USER_CREATED events delivered, leaving
+// out the stream's own AUDIT_LOG_STREAM_* events.
+func userEventIDs(evs []hookEvent) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, e := range evs {
+		if e.Type == "USER_CREATED" && !seen[e.ID] {
+			seen[e.ID] = true
+			out = append(out, e.ID)
+		}
+	}
+	return out
+}
