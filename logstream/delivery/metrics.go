@@ -12,7 +12,7 @@ import (
 // Collector reports every log stream's state from the store at each
 // scrape: every instance reports the same figures, whichever delivers.
 type Collector struct {
-	store                                 *streamstore.Store
+	store                                *streamstore.Store
 	delivered, failed, lag, status, last *prometheus.Desc
 }
 
