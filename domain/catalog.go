@@ -229,10 +229,10 @@ var catalog = []TypeInfo{
 		{Name: "reads", Type: FieldStringList, Description: "for the event recorded when a window ends: up to 20 of the different filters, events, resources or exports read"}}},
 	{TypeAuditLogStreamCreated, CategoryAuditLog, "A log stream delivering the audit log to a SIEM was created", streamFields()},
 	{TypeAuditLogStreamUpdated, CategoryAuditLog, "A log stream was changed", streamFields(
-		Field{Name: "changes", Type: FieldStringList, Description: "the settings changed: name, destination, secrets, filter, enabled"})},
+		Field{Name: "changedFields", Type: FieldStringList, Description: "the settings changed: destination, enabled, filter, name, secrets"})},
 	{TypeAuditLogStreamPaused, CategoryAuditLog, "A log stream was paused, by an administrator or by the audit log after failing too long", streamFields(
 		Field{Name: "pausedBy", Type: FieldString, Required: true, Description: "ADMIN or AUDITD"},
-		Field{Name: "reason", Type: FieldString, Description: "for AUDITD: why it paused the stream"})},
+		Field{Name: "pauseReason", Type: FieldString, Description: "for AUDITD: why it paused the stream"})},
 	{TypeAuditLogStreamResumed, CategoryAuditLog, "A paused log stream was resumed", streamFields()},
 	{TypeAuditLogStreamDeleted, CategoryAuditLog, "A log stream was deleted", streamFields()},
 
@@ -246,8 +246,8 @@ var catalog = []TypeInfo{
 func streamFields(more ...Field) []Field {
 	return append([]Field{
 		{Name: "streamId", Type: FieldString, Required: true, Description: "the log stream"},
-		{Name: "name", Type: FieldString, Required: true, Description: "the log stream's name"},
-		{Name: "kind", Type: FieldString, Required: true, Description: "WEBHOOK, SPLUNK_HEC or SYSLOG"},
+		{Name: "streamName", Type: FieldString, Required: true, Description: "the log stream's name"},
+		{Name: "streamKind", Type: FieldString, Required: true, Description: "WEBHOOK, SPLUNK_HEC or SYSLOG"},
 		{Name: "destination", Type: FieldString, Description: "where it delivers: the URL, or host:port for syslog"},
 	}, more...)
 }

@@ -99,33 +99,40 @@ type ComplexityRoot struct {
 	}
 
 	AuditLogEvent struct {
-		Action       func(childComplexity int) int
-		Actor        func(childComplexity int) int
-		Category     func(childComplexity int) int
-		Count        func(childComplexity int) int
-		Description  func(childComplexity int) int
-		Details      func(childComplexity int) int
-		Distinct     func(childComplexity int) int
-		EventID      func(childComplexity int) int
-		ExportID     func(childComplexity int) int
-		Filter       func(childComplexity int) int
-		Format       func(childComplexity int) int
-		ID           func(childComplexity int) int
-		IPAddress    func(childComplexity int) int
-		LeafIndex    func(childComplexity int) int
-		LiveCursor   func(childComplexity int) int
-		OccurredAt   func(childComplexity int) int
-		Reads        func(childComplexity int) int
-		Record       func(childComplexity int) int
-		RecordedAt   func(childComplexity int) int
-		Region       func(childComplexity int) int
-		RequestID    func(childComplexity int) int
-		ResourceID   func(childComplexity int) int
-		ResourceKind func(childComplexity int) int
-		Source       func(childComplexity int) int
-		Target       func(childComplexity int) int
-		Type         func(childComplexity int) int
-		UserAgent    func(childComplexity int) int
+		Action        func(childComplexity int) int
+		Actor         func(childComplexity int) int
+		Category      func(childComplexity int) int
+		ChangedFields func(childComplexity int) int
+		Count         func(childComplexity int) int
+		Description   func(childComplexity int) int
+		Destination   func(childComplexity int) int
+		Details       func(childComplexity int) int
+		Distinct      func(childComplexity int) int
+		EventID       func(childComplexity int) int
+		ExportID      func(childComplexity int) int
+		Filter        func(childComplexity int) int
+		Format        func(childComplexity int) int
+		ID            func(childComplexity int) int
+		IPAddress     func(childComplexity int) int
+		LeafIndex     func(childComplexity int) int
+		LiveCursor    func(childComplexity int) int
+		OccurredAt    func(childComplexity int) int
+		PauseReason   func(childComplexity int) int
+		PausedBy      func(childComplexity int) int
+		Reads         func(childComplexity int) int
+		Record        func(childComplexity int) int
+		RecordedAt    func(childComplexity int) int
+		Region        func(childComplexity int) int
+		RequestID     func(childComplexity int) int
+		ResourceID    func(childComplexity int) int
+		ResourceKind  func(childComplexity int) int
+		Source        func(childComplexity int) int
+		StreamID      func(childComplexity int) int
+		StreamKind    func(childComplexity int) int
+		StreamName    func(childComplexity int) int
+		Target        func(childComplexity int) int
+		Type          func(childComplexity int) int
+		UserAgent     func(childComplexity int) int
 	}
 
 	AuditLogRetention struct {
@@ -885,6 +892,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuditLogEvent.Category(childComplexity), true
+	case "AuditLogEvent.changedFields":
+		if e.ComplexityRoot.AuditLogEvent.ChangedFields == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditLogEvent.ChangedFields(childComplexity), true
 	case "AuditLogEvent.count":
 		if e.ComplexityRoot.AuditLogEvent.Count == nil {
 			break
@@ -897,6 +910,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuditLogEvent.Description(childComplexity), true
+	case "AuditLogEvent.destination":
+		if e.ComplexityRoot.AuditLogEvent.Destination == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditLogEvent.Destination(childComplexity), true
 	case "AuditLogEvent.details":
 		if e.ComplexityRoot.AuditLogEvent.Details == nil {
 			break
@@ -963,6 +982,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuditLogEvent.OccurredAt(childComplexity), true
+	case "AuditLogEvent.pauseReason":
+		if e.ComplexityRoot.AuditLogEvent.PauseReason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditLogEvent.PauseReason(childComplexity), true
+	case "AuditLogEvent.pausedBy":
+		if e.ComplexityRoot.AuditLogEvent.PausedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditLogEvent.PausedBy(childComplexity), true
 	case "AuditLogEvent.reads":
 		if e.ComplexityRoot.AuditLogEvent.Reads == nil {
 			break
@@ -1011,6 +1042,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuditLogEvent.Source(childComplexity), true
+	case "AuditLogEvent.streamId":
+		if e.ComplexityRoot.AuditLogEvent.StreamID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditLogEvent.StreamID(childComplexity), true
+	case "AuditLogEvent.streamKind":
+		if e.ComplexityRoot.AuditLogEvent.StreamKind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditLogEvent.StreamKind(childComplexity), true
+	case "AuditLogEvent.streamName":
+		if e.ComplexityRoot.AuditLogEvent.StreamName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditLogEvent.StreamName(childComplexity), true
 	case "AuditLogEvent.target":
 		if e.ComplexityRoot.AuditLogEvent.Target == nil {
 			break
@@ -4155,6 +4204,20 @@ type AuditLogEvent implements AuditEvent {
   distinct: Int
   "For AUDIT_LOG_VIEWED recorded when a window ends: up to 20 of the different filters, events, resources or exports read."
   reads: [String!]
+  "For AUDIT_LOG_STREAM_*: the log stream."
+  streamId: ID
+  "For AUDIT_LOG_STREAM_*: the log stream's name."
+  streamName: String
+  "For AUDIT_LOG_STREAM_*: WEBHOOK, SPLUNK_HEC or SYSLOG."
+  streamKind: String
+  "For AUDIT_LOG_STREAM_*: where the stream delivers, a URL without its query or host:port; never a secret."
+  destination: String
+  "For AUDIT_LOG_STREAM_UPDATED: what changed (destination, enabled, filter, name, secrets)."
+  changedFields: [String!]
+  "For AUDIT_LOG_STREAM_PAUSED: ADMIN or AUDITD."
+  pausedBy: String
+  "For AUDIT_LOG_STREAM_PAUSED by AUDITD: why."
+  pauseReason: String
 }
 
 "Custom Policy Builder events."
@@ -7008,6 +7071,167 @@ func (ec *executionContext) _AuditLogEvent_reads(ctx context.Context, field grap
 	)
 }
 func (ec *executionContext) fieldContext_AuditLogEvent_reads(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditLogEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditLogEvent_streamId(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditLogEvent_streamId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StreamID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditLogEvent_streamId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditLogEvent", field, false, false, "ID")
+}
+
+func (ec *executionContext) _AuditLogEvent_streamName(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditLogEvent_streamName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StreamName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditLogEvent_streamName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditLogEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditLogEvent_streamKind(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditLogEvent_streamKind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StreamKind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditLogEvent_streamKind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditLogEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditLogEvent_destination(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditLogEvent_destination(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Destination, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditLogEvent_destination(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditLogEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditLogEvent_changedFields(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditLogEvent_changedFields(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ChangedFields, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalOString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditLogEvent_changedFields(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditLogEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditLogEvent_pausedBy(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditLogEvent_pausedBy(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PausedBy, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditLogEvent_pausedBy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditLogEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditLogEvent_pauseReason(ctx context.Context, field graphql.CollectedField, obj *model.AuditLogEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditLogEvent_pauseReason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PauseReason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditLogEvent_pauseReason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("AuditLogEvent", field, false, false, "String")
 }
 
@@ -18841,6 +19065,41 @@ func (ec *executionContext) _AuditLogEvent(ctx context.Context, sel ast.Selectio
 			}
 		case "reads":
 			out.Values[i] = ec._AuditLogEvent_reads(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "streamId":
+			out.Values[i] = ec._AuditLogEvent_streamId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "streamName":
+			out.Values[i] = ec._AuditLogEvent_streamName(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "streamKind":
+			out.Values[i] = ec._AuditLogEvent_streamKind(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "destination":
+			out.Values[i] = ec._AuditLogEvent_destination(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "changedFields":
+			out.Values[i] = ec._AuditLogEvent_changedFields(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "pausedBy":
+			out.Values[i] = ec._AuditLogEvent_pausedBy(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "pauseReason":
+			out.Values[i] = ec._AuditLogEvent_pauseReason(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}

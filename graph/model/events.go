@@ -149,12 +149,15 @@ type (
 	// a refused settings change, an export, a read.
 	AuditLogEvent struct {
 		eventFields
-		Region                            *Region
-		Action                            *string
-		ExportID, Format, Filter          *string
-		EventID, ResourceKind, ResourceID *string
-		Count, Distinct                   *int
-		Reads                             []string
+		Region                             *Region
+		Action                             *string
+		ExportID, Format, Filter           *string
+		EventID, ResourceKind, ResourceID  *string
+		Count, Distinct                    *int
+		Reads                              []string
+		StreamID, StreamName, StreamKind   *string
+		Destination, PausedBy, PauseReason *string
+		ChangedFields                      []string
 	}
 	// PolicyEvent is a Custom Policy Builder event.
 	PolicyEvent struct {

@@ -487,7 +487,7 @@ func (d *deliverer) pauseIfFailingTooLong(ctx context.Context) bool {
 	d.log.Warn().Dur("failing_for", d.e.cfg.Now().Sub(*d.s.FailingSince)).Msg("log streams: paused after failing too long")
 	if changed && d.e.cfg.Own != nil {
 		if err := recordChange(ctx, d.e.cfg.Own, domain.TypeAuditLogStreamPaused, s, systemActor, d.e.cfg.Now(),
-			map[string]any{"pausedBy": streamstore.PausedByAuditd, "reason": "failing since " + d.s.FailingSince.UTC().Format(time.RFC3339)}); err != nil {
+			map[string]any{"pausedBy": streamstore.PausedByAuditd, "pauseReason": "failing since " + d.s.FailingSince.UTC().Format(time.RFC3339)}); err != nil {
 			d.log.Warn().Err(err).Msg("log streams: recording the pause failed")
 		}
 	}

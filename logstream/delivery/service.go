@@ -299,7 +299,7 @@ func (sv *Service) Update(ctx context.Context, p *domain.Principal, id string, i
 		return nil, err
 	}
 	slices.Sort(changes)
-	if err := recordChange(ctx, sv.Own, domain.TypeAuditLogStreamUpdated, s, p.Actor(), sv.now(), map[string]any{"changes": changes}); err != nil {
+	if err := recordChange(ctx, sv.Own, domain.TypeAuditLogStreamUpdated, s, p.Actor(), sv.now(), map[string]any{"changedFields": changes}); err != nil {
 		return nil, err
 	}
 	sv.nudge(ctx)
@@ -406,7 +406,7 @@ func recordChange(ctx context.Context, own OwnRecorder, typ domain.EventType, s 
 	if own == nil {
 		return nil
 	}
-	details := map[string]any{"streamId": s.ID, "name": s.Name, "kind": s.Kind}
+	details := map[string]any{"streamId": s.ID, "streamName": s.Name, "streamKind": s.Kind}
 	if d, err := Redacted(s.Kind, s.Config); err == nil {
 		if where := d.where(); where != "" {
 			details["destination"] = where
