@@ -129,6 +129,8 @@ type Engine struct {
 	mu      sync.Mutex
 	running map[string]*worker
 	wg      sync.WaitGroup
+	// nudge asks Run to look for streams now.
+	nudge chan struct{}
 }
 
 type worker struct {
@@ -142,7 +144,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if cfg.Store == nil || cfg.JS == nil || cfg.Leases == nil || cfg.Box == nil || cfg.Policy == nil || cfg.Senders == nil {
 		return nil, errors.New("delivery: Store, JS, Leases, Box, Policy and Senders are required")
 	}
-	return &Engine{cfg: cfg.withDefaults(), running: map[string]*worker{}}, nil
+	return &Engine{cfg: cfg.withDefaults(), running: map[string]*worker{}, nudge: make(chan struct{}, 1)}, nil
 }
 
 // Run delivers until ctx ends, then stops every deliverer, each after its
@@ -162,6 +164,7 @@ func (e *Engine) Run(ctx context.Context) {
 			e.wg.Wait()
 			return
 		case <-t.C:
+		case <-e.nudge:
 		}
 	}
 }
@@ -173,9 +176,15 @@ func (e *Engine) Running() int {
 	return len(e.running)
 }
 
-// Nudge looks for streams to deliver now rather than at the next tick, as
-// after a stream is created or resumed.
-func (e *Engine) Nudge(ctx context.Context) { e.reconcile(ctx) }
+// Nudge has Run look for streams to deliver, or stop, now rather than at
+// the next tick, as after a stream is created, changed or resumed. It does
+// not wait; the deliverers belong to Run, not to the caller's context.
+func (e *Engine) Nudge(context.Context) {
+	select {
+	case e.nudge <- struct{}{}:
+	default:
+	}
+}
 
 func leaseGroup(id string) string { return "logstream." + id }
 
