@@ -11,6 +11,7 @@ import (
 
 // Collector reports every log stream's state from the store at each
 // scrape: every instance reports the same figures, whichever delivers.
+// Series are labeled by stream id and kind, never by organization.
 type Collector struct {
 	store                                *streamstore.Store
 	delivered, failed, lag, status, last *prometheus.Desc
@@ -18,7 +19,7 @@ type Collector struct {
 
 // NewCollector returns the log streams' metrics, read from store.
 func NewCollector(store *streamstore.Store) *Collector {
-	labels := []string{"org_id", "stream_id", "kind"}
+	labels := []string{"stream_id", "kind"}
 	return &Collector{
 		store:     store,
 		delivered: prometheus.NewDesc("auditlog_log_stream_delivered_events_total", "Events a log stream delivered.", labels, nil),
@@ -48,7 +49,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	for _, s := range streams {
-		l := []string{s.OrgID, s.ID, s.Kind}
+		l := []string{s.ID, s.Kind}
 		ch <- prometheus.MustNewConstMetric(c.delivered, prometheus.CounterValue, float64(s.Delivered), l...)
 		ch <- prometheus.MustNewConstMetric(c.failed, prometheus.CounterValue, float64(s.Failed), l...)
 		if s.Lag != nil {
