@@ -272,3 +272,60 @@ func userEventIDs(evs []hookEvent) []string {
 	}
 	return out
 }
+
+// TestLogStreamShutdownAndRebuild: auditd stops promptly while a deliverer
+// waits on a destination that never answers, and a rebuild of the read
+// models keeps the streams (they are not in the log), which go on from
+// their position.
+func TestLogStreamShutdownAndRebuild(t *testing.T) {
+	hanging := make(chan struct{}, 1)
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case hanging <- struct{}{}:
+		default:
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	// Registered before auditd's, so it runs after auditd has stopped.
+	t.Cleanup(srv.Close)
+	env := startLogStreams(t)
+	env.EnableOrg(t, "acme", domain.RegionUS)
+	admin := testenv.AdminToken(t, "acme")
+	var created struct{ CreateLogStream struct{ ID string } }
+	env.Do(t, admin, createLogStream, map[string]any{"input": webhookInput("siem", srv.URL+"/hook")}).MustData(t, &created)
+	mustRecord(t, env, []map[string]any{userCreated("acme", time.Now().Add(-time.Second), "a@example.com")})
+	select {
+	case <-hanging:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no delivery attempt")
+	}
+	start := time.Now()
+	env = env.Rebuild(t) // stops auditd first
+	took := time.Since(start)
+	t.Logf("stop, rebuild and start with a delivery in flight: %s", took.Round(time.Millisecond))
+	if took > 25*time.Second {
+		t.Fatalf("stop and rebuild took %s with a delivery in flight", took)
+	}
+	var list struct{ LogStreams []struct{ ID, Status string } }
+	env.Do(t, admin, `{ logStreams { id status } }`, nil).MustData(t, &list)
+	if len(list.LogStreams) != 1 || list.LogStreams[0].ID != created.CreateLogStream.ID {
+		t.Fatalf("after rebuild: %+v", list.LogStreams)
+	}
+	close(release)
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		var l struct{ LogStreams []struct{ Delivered int } }
+		env.Do(t, admin, `{ logStreams { delivered } }`, nil).MustData(t, &l)
+		if l.LogStreams[0].Delivered >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the stream did not deliver after the rebuild")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
