@@ -383,8 +383,8 @@ func TestSystemEventTypesAreAuditdsAlone(t *testing.T) {
 			system = append(system, string(info.Type))
 		}
 	}
-	if len(system) != 5 {
-		t.Fatalf("system types %v, want the five AUDIT_LOG types", system)
+	if len(system) != 10 {
+		t.Fatalf("system types %v, want the ten AUDIT_LOG types (five of them AUDIT_LOG_STREAM_*)", system)
 	}
 	forged := func(typ string) map[string]any {
 		return ev("acme", typ, "PLATFORM", at, map[string]any{"region": "US", "count": 1},
