@@ -183,7 +183,9 @@ func (e *env) engine(t *testing.T, cfg delivery.Config) (stop func()) {
 	if cfg.Leases == nil {
 		cfg.Leases = leases.New(e.js, natsx.LeasesBucket, 2*time.Second)
 	}
-	cfg.Tick = 100 * time.Millisecond
+	if cfg.Tick == 0 {
+		cfg.Tick = 100 * time.Millisecond
+	}
 	cfg.MinBackoff, cfg.MaxBackoff, cfg.FetchWait = 20*time.Millisecond, 200*time.Millisecond, 100*time.Millisecond
 	cfg.Options.RequestTimeout = 500 * time.Millisecond
 	eng, err := delivery.NewEngine(cfg)
@@ -477,5 +479,29 @@ func TestSecretsNeverStoredInTheClear(t *testing.T) {
 	}
 	if !s.SecretSet || fmt.Sprint(s.Destination.Webhook.Secrets) == secret().Reveal() {
 		t.Fatalf("view: secretSet %v, secrets %v", s.SecretSet, s.Destination.Webhook.Secrets)
+	}
+}
+
+// TestSupersededDelivererStops: a deliverer whose stream another deliverer
+// has claimed (as after this one froze past its lease) sends nothing more,
+// so the one that took over is alone to send and the order holds.
+func TestSupersededDelivererStops(t *testing.T) {
+	e := newEnv(t)
+	r := newReceiver(t)
+	org := "org-" + testenv.RandomHex(4)
+	s := e.createWebhook(t, org, r.url(), nil)
+	// No second look for streams: the stream's lease stays with the
+	// other deliverer, as it would while that one holds it.
+	e.engine(t, delivery.Config{Tick: time.Hour})
+	want := e.publish(t, org, 10, "USER_CREATED")
+	waitFor(t, "the first events", 10*time.Second, func() bool { return len(r.received()) >= len(want) })
+	if _, err := e.store.Claim(context.Background(), s.ID, e.state(t, org, s.ID).Version, "another-instance"); err != nil {
+		t.Fatal(err)
+	}
+	n := len(r.received())
+	e.publish(t, org, 10, "USER_CREATED")
+	time.Sleep(500 * time.Millisecond) // several fetch rounds of the superseded deliverer
+	if got := len(r.received()); got != n {
+		t.Fatalf("a superseded deliverer sent %d more events", got-n)
 	}
 }

@@ -23,7 +23,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+	"crypto/rand"
+	mrand "math/rand/v2"
 	"sync"
 	"time"
 
@@ -262,6 +263,8 @@ type deliverer struct {
 	seen, recorded uint64
 	lag            uint64
 	failures       int
+	// holder is this deliverer's token in the stream's row.
+	holder string
 }
 
 func (d *deliverer) run(ctx context.Context) {
@@ -282,6 +285,12 @@ func (d *deliverer) run(ctx context.Context) {
 		case <-ctx.Done():
 		}
 	}()
+	d.holder = rand.Text()
+	s, err := d.e.cfg.Store.Claim(ctx, d.s.ID, d.s.Version, d.holder)
+	if err != nil {
+		return // changed, paused or deleted since it was listed
+	}
+	d.s = s
 	sender, filter, q, err := d.prepare()
 	if err != nil {
 		// The stored configuration does not work (a key removed from
@@ -321,6 +330,12 @@ func (d *deliverer) run(ctx context.Context) {
 				}
 			}
 			continue
+		}
+		if holds, err := d.e.cfg.Store.Holds(ctx, d.s.ID, d.s.Version, d.holder); err != nil || !holds {
+			if err == nil {
+				d.log.Warn().Msg("log streams: another deliverer took the stream over; stopping")
+			}
+			return
 		}
 		d.fillLeaves(ctx, pending)
 		res, sendErr := sender.Send(ctx, pending)
@@ -523,7 +538,7 @@ func backoff(n int, lo, hi time.Duration) time.Duration {
 		d *= 2
 	}
 	d = min(d, hi)
-	return d/2 + rand.N(d/2+1)
+	return d/2 + mrand.N(d/2+1)
 }
 
 // safeMessage is err's message for admins: a logstream.Error's own, which

@@ -369,6 +369,39 @@ type Progress struct {
 	Err string
 }
 
+// Claim makes holder the stream's deliverer, after it took the stream's
+// lease, and returns the stream as it is now: its position is the one to
+// start from, whatever a previous holder stored since the stream was
+// listed. It is NOT_FOUND if the stream is gone or no longer delivering,
+// and stale if its version is not version.
+func (st *Store) Claim(ctx context.Context, id string, version int64, holder string) (*Stream, error) {
+	s, err := scan(st.pool.QueryRow(ctx, `UPDATE logstreams.streams SET holder = $3
+		WHERE id = $1 AND version = $2 AND status IN ('ACTIVE', 'ERROR') RETURNING `+columns, id, version, holder))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, notFound()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("claim log stream: %w", err)
+	}
+	return s, nil
+}
+
+// Holds reports whether holder is still the stream's deliverer at version:
+// a deliverer asks before each send, so one that was frozen past its lease
+// and woke up does not send after the instance that took over.
+func (st *Store) Holds(ctx context.Context, id string, version int64, holder string) (bool, error) {
+	var ok bool
+	err := st.pool.QueryRow(ctx, `SELECT holder = $3 AND version = $2 AND status IN ('ACTIVE', 'ERROR')
+		FROM logstreams.streams WHERE id = $1`, id, version, holder).Scan(&ok)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("log stream holder: %w", err)
+	}
+	return ok, nil
+}
+
 // Record writes a deliverer's progress on stream id at version: position
 // (never backwards), counts, and the state, ACTIVE after a success and
 // ERROR after a failure, keeping when the failures began. A deliverer

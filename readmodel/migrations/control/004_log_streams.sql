@@ -25,6 +25,9 @@ CREATE TABLE IF NOT EXISTS logstreams.streams (
     -- version stops and starts again with the new one.
     version           bigint      NOT NULL DEFAULT 1,
     position          bigint      NOT NULL DEFAULT 0,
+    -- holder is the deliverer that last claimed the stream (a random
+    -- token): one that finds another's token stops before it sends again.
+    holder            text,
     last_event_id     text,
     last_delivered_at timestamptz,
     -- lag is how many of the org's events the deliverer last saw waiting
