@@ -20,10 +20,10 @@ package delivery
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"crypto/rand"
 	mrand "math/rand/v2"
 	"sync"
 	"time"
