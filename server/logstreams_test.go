@@ -329,3 +329,29 @@ func TestLogStreamShutdownAndRebuild(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestLogStreamsUnavailableWithoutKey: with an external NATS (several
+// instances) and no AUDITD_ENCRYPTION_KEY, every log stream field answers
+// UNAVAILABLE naming the setting, and the rest of the API works.
+func TestLogStreamsUnavailableWithoutKey(t *testing.T) {
+	x := testenv.StartExternalNATS(t)
+	env := testenv.Start(t, x.Use)
+	env.EnableOrg(t, "acme", domain.RegionUS)
+	admin := testenv.AdminToken(t, "acme")
+	for _, q := range []string{
+		`{ logStreams { id } }`,
+		`mutation { createLogStream(input: {name: "x", destination: {syslog: {host: "siem.example.com"}}}) { id } }`,
+		`mutation { pauseLogStream(id: "x") { id } }`,
+		`mutation { testLogStream(id: "x") { ok } }`,
+	} {
+		r := env.Do(t, admin, q, nil)
+		if code := r.ErrorCode(t); code != "UNAVAILABLE" || !strings.Contains(r.Errors[0].Message, "AUDITD_ENCRYPTION_KEY") {
+			t.Fatalf("%s: %s %q", q, code, r.Errors[0].Message)
+		}
+	}
+	var s struct{ AuditLogSettings struct{ Enabled bool } }
+	env.Do(t, admin, `{ auditLogSettings { enabled } }`, nil).MustData(t, &s)
+	if !s.AuditLogSettings.Enabled {
+		t.Fatal("the rest of the API is affected")
+	}
+}
