@@ -23,7 +23,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"fmt"
 	mrand "math/rand/v2"
 	"sync"
 	"time"
@@ -554,5 +553,5 @@ func safeMessage(err error) string {
 	case errors.Is(err, secretbox.ErrOpen):
 		return "the destination's secrets do not open with the configured AUDITD_ENCRYPTION_KEY"
 	}
-	return fmt.Sprintf("the delivery failed (%T)", errors.Unwrap(err))
+	return "the delivery failed"
 }
