@@ -611,8 +611,9 @@ func (s *suite) testLive(t *testing.T) {
 	waitJS(t, ctx, "the third", seen+` === 3`)
 	// A repeat of an earlier event would arrive before a later one: once a
 	// fourth is shown, every repeat would have been.
-	s.record(t, []map[string]any{newUser(4)})
-	waitJS(t, ctx, "the fourth", `document.getElementById('event-rows').innerText.includes('live-4@acme.example')`)
+	fourth := newUser(4)
+	s.record(t, []map[string]any{fourth})
+	waitJS(t, ctx, "the fourth", fmt.Sprintf(`!!document.querySelector('#event-rows tr[data-id="%s"]')`, fourth["id"]))
 	targets := eval[string](t, ctx, `document.getElementById('event-rows').innerText`)
 	if n := rowCount(t, ctx); n != 4 {
 		t.Fatalf("%d rows after reconnect, want 4: %s", n, targets)
