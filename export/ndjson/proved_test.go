@@ -504,3 +504,18 @@ func TestProvedEncoderReadsTheTreeOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// BenchmarkVerify measures the offline verifier over a whole log's export.
+func BenchmarkVerify(b *testing.B) {
+	log := newTestLog(b, "acme", 50_000)
+	file := log.export(b, domain.Filter{})
+	b.SetBytes(int64(len(file)))
+	rows := 0
+	for b.Loop() {
+		if _, err := Verify(bytes.NewReader(file), log.vkey); err != nil {
+			b.Fatal(err)
+		}
+		rows += len(log.events)
+	}
+	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
+}
