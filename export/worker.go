@@ -67,7 +67,8 @@ type Worker struct {
 	// FileTTL is how long the object store keeps a file.
 	FileTTL time.Duration
 	// Proofs, when set, makes NDJSON exports prove themselves: a signed
-	// checkpoint, a record and inclusion proof per event, a signed manifest.
+	// checkpoint, a leaf index per event, one range proof for the file, a
+	// signed manifest (ndjson.ProvedEncoder).
 	Proofs ndjson.Prover
 	// ProgressEvery is how often a run publishes its progress.
 	ProgressEvery time.Duration

@@ -331,7 +331,11 @@ func (s *EventStore) Export(ctx context.Context, org string, f domain.Filter, re
 }
 
 // exportFieldColumns are SelectColumns with no leaf and no record.
-var exportFieldColumns = strings.Replace(SelectColumns, "leaf_index, record", "NULL::bigint, NULL::bytea", 1)
+const exportFieldColumns = `id, org_id, source, type, occurred_at, recorded_at,
+	actor_kind, actor_id, coalesce(actor_name, ''), coalesce(actor_email, ''),
+	target_kind, target_id, coalesce(target_name, ''),
+	coalesce(ip_address, ''), coalesce(user_agent, ''), coalesce(request_id, ''), details, stream_seq,
+	NULL::bigint, NULL::bytea`
 
 // scanRecord reads an event's id, leaf_index and record.
 func scanRecord(row pgx.CollectableRow) (*domain.Event, error) {
