@@ -227,17 +227,20 @@ func manifestText(header string, cp treelog.Checkpoint, n int64, digest []byte, 
 
 // Flush writes the range proof and the signed manifest.
 func (p *ProvedEncoder) Flush() error {
-	proof, err := gapHashes(p.cp.Size, p.runs, func() (tlog.HashReader, error) { return p.prover.TreeHashes(p.ctx, p.org) })
+	enc := json.NewEncoder(p.w)
+	err := rangeProof(p.cp.Size, p.runs, func() (tlog.HashReader, error) { return p.prover.TreeHashes(p.ctx, p.org) },
+		func(proof []tlog.Hash) error {
+			for len(proof) > 0 {
+				k := min(len(proof), proofLineHashes)
+				if err := enc.Encode(proofLine{Proof: treelog.EncodeHashes(proof[:k])}); err != nil {
+					return err
+				}
+				proof = proof[k:]
+			}
+			return nil
+		})
 	if err != nil {
 		return fmt.Errorf("export proof: %w", err)
-	}
-	enc := json.NewEncoder(p.w)
-	for len(proof) > 0 {
-		k := min(len(proof), proofLineHashes)
-		if err := enc.Encode(proofLine{Proof: treelog.EncodeHashes(proof[:k])}); err != nil {
-			return err
-		}
-		proof = proof[k:]
 	}
 	m, err := p.prover.SignManifest(manifestText(ManifestHeader, p.cp, p.n, p.digest.Sum(nil), string(p.filter), p.ends))
 	if err != nil {

@@ -43,69 +43,93 @@ func (r *leafRuns) add(leaf int64) {
 	*r = append(*r, leafRun{leaf, leaf})
 }
 
-// gaps sorts and merges the runs and returns the ranges [begin, end) of
-// the tree of size that they leave out, in leaf order. A leaf added twice
-// is an error: a file lists each leaf once.
-func (r leafRuns) gaps(size int64) ([][2]uint64, error) {
-	runs := slices.Clone(r)
-	slices.SortFunc(runs, func(a, b leafRun) int { return cmp.Compare(a.first, b.first) })
-	var out [][2]uint64
-	next := int64(0) // the first leaf not yet covered
-	for i, run := range runs {
-		if i > 0 && run.first < next {
-			return nil, fmt.Errorf("leaf %d is in the export twice", run.first)
+// sort sorts the runs by their first leaf, and checks that each leaf is in
+// the tree of size and in one run only: a file lists each leaf once.
+func (r leafRuns) sort(size int64) error {
+	slices.SortFunc(r, func(a, b leafRun) int { return cmp.Compare(a.first, b.first) })
+	for i, run := range r {
+		if i > 0 && run.first <= r[i-1].last {
+			return fmt.Errorf("leaf %d is in the export twice", run.first)
 		}
-		if run.last >= size {
-			return nil, fmt.Errorf("leaf %d is outside the tree of %d", run.last, size)
+		if run.first < 0 || run.last >= size {
+			return fmt.Errorf("leaves %d to %d are not all in the tree of %d", run.first, run.last, size)
 		}
+	}
+	return nil
+}
+
+// eachGap calls fn with each range [begin, end) of the tree of size that
+// the sorted runs leave out, in leaf order.
+func (r leafRuns) eachGap(size int64, fn func(begin, end uint64) error) error {
+	next := int64(0) // the first leaf no run covers yet
+	for _, run := range r {
 		if run.first > next {
-			out = append(out, [2]uint64{uint64(next), uint64(run.first)})
+			if err := fn(uint64(next), uint64(run.first)); err != nil {
+				return err
+			}
 		}
 		next = run.last + 1
 	}
 	if next < size {
-		out = append(out, [2]uint64{uint64(next), uint64(size)})
+		return fn(uint64(next), uint64(size))
 	}
-	return out, nil
+	return nil
 }
 
-// gapHashes is the range proof of the leaves in runs in the tree of size:
-// the compact range of each gap they leave, in leaf order, read from r in
-// calls of at most readChunk hashes.
-func gapHashes(size int64, runs leafRuns, r func() (tlog.HashReader, error)) ([]tlog.Hash, error) {
-	gaps, err := runs.gaps(size)
-	if err != nil || len(gaps) == 0 {
-		return nil, err
+// rangeProof gives emit the range proof of the leaves in runs in the tree
+// of size, in order: the compact range of each gap they leave, in leaf
+// order. It reads the hashes from the reader open gives, in reads of about
+// readChunk hashes, and gives emit each read's, so memory holds a read, not
+// the proof. It sorts runs.
+func rangeProof(size int64, runs leafRuns, open func() (tlog.HashReader, error), emit func([]tlog.Hash) error) error {
+	if err := runs.sort(size); err != nil {
+		return err
 	}
-	var ids []compact.NodeID
-	for _, g := range gaps {
-		ids = compact.RangeNodes(g[0], g[1], ids)
-	}
-	reader, err := r()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]tlog.Hash, 0, len(ids))
-	indexes := make([]int64, 0, min(len(ids), readChunk))
-	for start := 0; start < len(ids); start += readChunk {
+	var (
+		reader  tlog.HashReader
+		ids     []compact.NodeID
+		indexes []int64
+	)
+	read := func() error {
+		if len(ids) == 0 {
+			return nil
+		}
+		if reader == nil {
+			var err error
+			if reader, err = open(); err != nil {
+				return err
+			}
+		}
 		indexes = indexes[:0]
-		for _, id := range ids[start:min(start+readChunk, len(ids))] {
+		for _, id := range ids {
 			indexes = append(indexes, tlog.StoredHashIndex(int(id.Level), int64(id.Index)))
 		}
 		hs, err := reader.ReadHashes(indexes)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if len(hs) != len(indexes) {
-			return nil, fmt.Errorf("read %d tree hashes, got %d", len(indexes), len(hs))
+			return fmt.Errorf("read %d tree hashes, got %d", len(indexes), len(hs))
 		}
-		out = append(out, hs...)
+		ids = ids[:0]
+		return emit(hs)
 	}
-	return out, nil
+	err := runs.eachGap(size, func(begin, end uint64) error {
+		ids = compact.RangeNodes(begin, end, ids)
+		if len(ids) >= readChunk {
+			return read()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return read()
 }
 
-// readChunk bounds the hashes asked of the tree in one read, so a filter
-// that leaves many gaps makes several queries of bounded size.
+// readChunk is about the most hashes asked of the tree in one read (a gap
+// adds at most 128 past it), so a filter that leaves many gaps makes
+// several queries of bounded size.
 const readChunk = 8192
 
 // provedLeaf is an exported leaf as a verifier hashed it, and the line
