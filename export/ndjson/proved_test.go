@@ -423,6 +423,7 @@ func TestVerifyFindsTampering(t *testing.T) {
 		{"a hash of the proof changed", with(last-2, proofRe.ReplaceAll(ls[last-2], []byte(`"proof":["AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="`))), last, "do not rebuild the checkpoint's tree"},
 		{"the proof dropped", join(slices.Delete(slices.Clone(ls), last-2, last-1)...), last - 1, "do not rebuild the checkpoint's tree"},
 		{"the checkpoint changed", replaced(0, `auditlog/us/acme`, `auditlog/us/acmf`), 1, "checkpoint"},
+		{"the header's version changed", replaced(0, `"auditlogExport":3`, `"auditlogExport":1`), 2, "record is not an event"},
 		{"the manifest dropped", join(ls[:last-1]...), last, "ends without its manifest"},
 		{"the last event dropped", join(slices.Delete(slices.Clone(ls), last-3, last-2)...), last - 1, "do not rebuild the checkpoint's tree"},
 	}
