@@ -62,7 +62,7 @@ func appendLine(dst []byte, compact *bytes.Buffer, n, leaf int64, record []byte,
 	// The record can be left out when a verifier rebuilds it from the line:
 	// every string is copied as it is, so only the org, the times and the
 	// details may differ from what json.Marshal writes.
-	rebuilt := string(f.org) == `"`+org+`"` && bytes.Equal(compact.Bytes(), details)
+	rebuilt := string(f.org[1:len(f.org)-1]) == org && bytes.Equal(compact.Bytes(), details)
 	start := len(dst)
 	dst = append(dst, `{"id":`...)
 	dst = append(dst, f.id...)
