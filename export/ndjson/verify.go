@@ -307,8 +307,9 @@ func (v *verifier) finish(manifest string) (*Verified, error) {
 }
 
 // inFilter says whether f chooses e, as the read model's query does, but
-// for two things. The search term is not checked: the read model matches it
-// against text it stores, which a verifier does not have. And the time
+// for two things. The search term and the query are not checked: the read
+// model matches free text against text it stores, which a verifier does not
+// have (the signed filter still records both). And the time
 // range is widened by a microsecond at each end, the precision at which
 // Postgres compares the times.
 func inFilter(f domain.Filter, e *domain.Event) bool {
