@@ -21,8 +21,11 @@ import (
 
 // Source streams an organization's events matching a filter, in list order,
 // from one consistent snapshot; total is called first with their number.
+// With records set the events carry only their ID, LeafIndex and Record,
+// what a proved file is made of; otherwise their fields, without leaf and
+// record.
 type Source interface {
-	Export(ctx context.Context, org string, f domain.Filter, total func(int64), fn func(*domain.Event) error) error
+	Export(ctx context.Context, org string, f domain.Filter, records bool, total func(int64), fn func(*domain.Event) error) error
 }
 
 // Worker defaults.
@@ -64,7 +67,8 @@ type Worker struct {
 	// FileTTL is how long the object store keeps a file.
 	FileTTL time.Duration
 	// Proofs, when set, makes NDJSON exports prove themselves: a signed
-	// checkpoint, a record and inclusion proof per event, a signed manifest.
+	// checkpoint, a leaf index per event, one range proof for the file, a
+	// signed manifest (ndjson.ProvedEncoder).
 	Proofs ndjson.Prover
 	// ProgressEvery is how often a run publishes its progress.
 	ProgressEvery time.Duration
@@ -336,7 +340,7 @@ func (w *Worker) write(ctx context.Context, job *domain.ExportJob, pw io.Writer,
 		}
 	}()
 	var total int64
-	err = w.Source.Export(ctx, job.OrgID, job.Filter, func(n int64) { total = n }, func(e *domain.Event) error {
+	err = w.Source.Export(ctx, job.OrgID, job.Filter, proved != nil, func(n int64) { total = n }, func(e *domain.Event) error {
 		if seen%turnRows == 0 {
 			// Let a less recently served organization's job go first.
 			if inTurn {

@@ -32,7 +32,7 @@ type source struct {
 	before func(ctx context.Context, i int) error
 }
 
-func (s source) Export(ctx context.Context, org string, _ domain.Filter, total func(int64), fn func(*domain.Event) error) error {
+func (s source) Export(ctx context.Context, org string, _ domain.Filter, _ bool, total func(int64), fn func(*domain.Event) error) error {
 	total(int64(s.n))
 	for i := range s.n {
 		if s.before != nil {

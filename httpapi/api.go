@@ -93,6 +93,7 @@ type API struct {
 	signer  *auth.DownloadSigner
 	metrics *metrics
 	handler http.Handler
+	stored  storageReading
 }
 
 // New builds the HTTP surface and registers its metrics in d.Registry.

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -39,9 +40,33 @@ type StorageHealth struct {
 	PersistedQueriesFull bool `json:"persistedQueriesFull"`
 }
 
-// storage reads the JetStream account (and embedded server) and the
-// persisted query bucket; what cannot be read is left zero.
+// storageEvery bounds how often storage is read from JetStream. /readyz
+// answers anyone, so a flood of probes must cost at most one reading per
+// interval, not two JetStream API requests each.
+const storageEvery = 2 * time.Second
+
+// storageReading is the last storage reading and when it was taken.
+type storageReading struct {
+	mu sync.Mutex
+	at time.Time
+	h  StorageHealth
+}
+
+// storage is the storage reading of at most storageEvery ago, read anew
+// when older. Callers arriving during a read wait for it and share it.
 func (s *API) storage(ctx context.Context) StorageHealth {
+	s.stored.mu.Lock()
+	defer s.stored.mu.Unlock()
+	if !s.stored.at.IsZero() && time.Since(s.stored.at) < storageEvery {
+		return s.stored.h
+	}
+	s.stored.h, s.stored.at = s.readStorage(ctx), time.Now()
+	return s.stored.h
+}
+
+// readStorage reads the JetStream account (and embedded server) and the
+// persisted query bucket; what cannot be read is left zero.
+func (s *API) readStorage(ctx context.Context) StorageHealth {
 	var h StorageHealth
 	if st, err := s.apq.Status(ctx); err == nil {
 		h.PersistedQueryBytes, h.PersistedQueries = st.Bytes(), st.Values()

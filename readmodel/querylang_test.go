@@ -197,7 +197,7 @@ func TestQueryLanguageInPostgresAndInMemory(t *testing.T) {
 	if _, _, err := m.Count(ctx, "acme", bad); domain.CodeOf(err) != domain.CodeBadUserInput {
 		t.Errorf("Count with a bad query: %v, want BAD_USER_INPUT", err)
 	}
-	if err := m.Export(ctx, "acme", bad, func(int64) {}, func(*domain.Event) error { return nil }); domain.CodeOf(err) != domain.CodeBadUserInput {
+	if err := m.Export(ctx, "acme", bad, false, func(int64) {}, func(*domain.Event) error { return nil }); domain.CodeOf(err) != domain.CodeBadUserInput {
 		t.Errorf("Export with a bad query: %v, want BAD_USER_INPUT", err)
 	}
 }

@@ -74,7 +74,7 @@ func (r *Reader) CountHistory(ctx context.Context, org, kind, id string) (int, b
 
 // Export is EventStore.Export in org's region; an org without a region
 // exports nothing.
-func (r *Reader) Export(ctx context.Context, org string, f domain.Filter, total func(int64), fn func(*domain.Event) error) error {
+func (r *Reader) Export(ctx context.Context, org string, f domain.Filter, records bool, total func(int64), fn func(*domain.Event) error) error {
 	s, err := r.store(ctx, org)
 	if s == nil {
 		if err == nil {
@@ -82,5 +82,5 @@ func (r *Reader) Export(ctx context.Context, org string, f domain.Filter, total 
 		}
 		return err
 	}
-	return s.Export(ctx, org, f, total, fn)
+	return s.Export(ctx, org, f, records, total, fn)
 }

@@ -130,7 +130,10 @@ type exportedNode struct {
 	Target                                  *struct{ Kind, ID, Name string }
 	IPAddress                               *string
 	Details                                 json.RawMessage
-	Manifest                                string
+	// Proof is a line of a proved file's range proof, Manifest its last
+	// line.
+	Proof    []string
+	Manifest string
 }
 
 // queryAll pages through auditEvents with filter, 400 at a time (the
@@ -373,6 +376,14 @@ func TestExportNDJSONWithFilter(t *testing.T) {
 		var line exportedNode
 		if err := json.Unmarshal(raw, &line); err != nil {
 			t.Fatal(err)
+		}
+		if line.Proof != nil {
+			// The range proof, after the event lines, before the manifest.
+			if i != len(want) {
+				t.Fatalf("a proof line after %d event lines, query %d", i, len(want))
+			}
+			i--
+			continue
 		}
 		if line.Manifest != "" {
 			if i != len(want) {

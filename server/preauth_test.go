@@ -161,10 +161,6 @@ func TestPersistedQueryCaps(t *testing.T) {
 	var out struct{ AuditLogSettings struct{ Enabled bool } }
 	env.Do(t, admin, `{ auditLogSettings { enabled } }`, nil).MustData(t, &out)
 
-	resp, err := http.Get(env.URL + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var ready struct {
 		Status  string
 		Cluster struct {
@@ -173,8 +169,6 @@ func TestPersistedQueryCaps(t *testing.T) {
 		}
 		Storage server.StorageHealth
 	}
-	err = json.NewDecoder(resp.Body).Decode(&ready)
-	resp.Body.Close()
 	full := func(problems []string) bool {
 		for _, p := range problems {
 			if strings.Contains(p, natsx.APQBucket) {
@@ -183,9 +177,23 @@ func TestPersistedQueryCaps(t *testing.T) {
 		}
 		return false
 	}
-	if err != nil || resp.StatusCode != http.StatusOK || !ready.Storage.PersistedQueriesFull ||
-		ready.Cluster.Status != "degraded" || !full(ready.Cluster.Problems) {
-		t.Fatalf("/readyz: %d %+v, %v; want 200 with the full bucket among the cluster's problems", resp.StatusCode, ready, err)
+	// /readyz reads storage at most every few seconds: wait for a reading
+	// taken after the bucket filled.
+	code := 0
+	waitFor(t, 10*time.Second, "/readyz reporting the full bucket", func() bool {
+		resp, err := http.Get(env.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(&ready); err != nil {
+			t.Fatal(err)
+		}
+		code = resp.StatusCode
+		return ready.Storage.PersistedQueriesFull
+	})
+	if code != http.StatusOK || ready.Cluster.Status != "degraded" || !full(ready.Cluster.Problems) {
+		t.Fatalf("/readyz: %d %+v; want 200 with the full bucket among the cluster's problems", code, ready)
 	}
 	m := scrape(t, env)
 	if m["auditlog_persisted_query_bucket_full"] != 1 || m["auditlog_persisted_queries_refused_total{reason=full}"] != 1 ||
@@ -279,6 +287,44 @@ func do(req *http.Request) answer {
 // at most 1 MiB of it (a declared length: nothing), whether its length is
 // declared or chunked, and the server never held more than the anonymous
 // cap of it. An authenticated body over that cap is served.
+// /readyz answers anyone: a flood of probes costs a few JetStream API
+// requests in all, not two each (the storage reading is shared).
+func TestReadinessProbesShareOneStorageReading(t *testing.T) {
+	env := testenv.Start(t)
+	js := env.JetStream()
+	apiCalls := func() uint64 {
+		ai, err := js.AccountInfo(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ai.API.Total
+	}
+	const probes = 100
+	probe := func() {
+		resp, err := http.Get(env.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("/readyz: %d", resp.StatusCode)
+		}
+	}
+	probe() // the first reading
+	start, before := time.Now(), apiCalls()
+	for range probes {
+		probe()
+	}
+	took, n := time.Since(start), apiCalls()-before
+	t.Logf("%d probes in %s: %d JetStream API requests", probes, took, n)
+	// Two per probe would be 200; a reading is shared for seconds, and
+	// the instance's own work (projectors, health) makes a few meanwhile.
+	if n > probes/10 {
+		t.Fatalf("%d probes of /readyz made %d JetStream API requests", probes, n)
+	}
+}
+
 func TestAnonymousLargeBodiesRefusedUnread(t *testing.T) {
 	env := testenv.Start(t)
 	const total = 10 << 20

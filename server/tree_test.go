@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -442,60 +443,93 @@ func TestRebuildGivesTheSameRoots(t *testing.T) {
 	}
 }
 
-// An NDJSON export proves itself offline with the verifier key: a changed
-// byte, a dropped line, a changed checkpoint or a lost manifest are each
-// found and the line named.
+// An NDJSON export proves itself offline with the verifier key: the whole
+// log and a filtered part verify, each event against the signed tree, and
+// each way of tampering with the file is found and named.
 func TestExportProvesItself(t *testing.T) {
 	env := testenv.Start(t)
 	env.EnableOrg(t, "acme", domain.RegionUS)
-	seed(t, env, "acme", 12)
+	env.EnableOrg(t, "globex", domain.RegionUS)
+	// Logouts and password changes alternate, so a filter on one type leaves gaps
+	// between its leaves for the range proof to cover.
+	base := time.Now().Add(-time.Hour).UTC()
+	var batch []map[string]any
+	for i := range 24 {
+		typ := []string{"USER_LOGOUT", "USER_CHANGED_PASSWORD"}[i%2]
+		batch = append(batch, ev("acme", typ, "PLATFORM", base.Add(time.Duration(i)*time.Second), map[string]any{"userId": "u1"}, nil))
+	}
+	// Another organization's events of the same type and time.
+	for i := range 12 {
+		batch = append(batch, ev("globex", "USER_LOGOUT", "PLATFORM", base.Add(time.Duration(10+i)*time.Second), map[string]any{"userId": "u1"}, nil))
+	}
+	mustRecord(t, env, batch)
 	env.WaitProjected(t)
 	admin := testenv.AdminToken(t, "acme")
+	download := func(token string, filter map[string]any) []byte {
+		t.Helper()
+		job := waitExport(t, env, token, startExport(t, env, token, filter, "NDJSON").ID)
+		if job.Status != "SUCCEEDED" {
+			t.Fatalf("job: %+v", job)
+		}
+		resp := get(t, env.URL+"/exports/"+job.ID, token)
+		file, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return file
+	}
 	// The seeded events only: the export's own AUDIT_LOG_EXPORTED event may
 	// or may not be projected when the export reads the log.
-	filter := map[string]any{"types": []string{"USER_LOGOUT"}}
-	job := waitExport(t, env, admin, startExport(t, env, admin, filter, "NDJSON").ID)
-	if job.Status != "SUCCEEDED" || job.RowCount != 12 {
-		t.Fatalf("job: %+v", job)
-	}
-	resp := get(t, env.URL+"/exports/"+job.ID, admin)
-	file, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	from := base.Add(4 * time.Second)
+	filter := map[string]any{"types": []string{"USER_LOGOUT"}, "from": from.Format(time.RFC3339Nano)}
+	file := download(admin, filter)
 	vkey := env.VerifierKey()
 	got, err := ndjson.Verify(bytes.NewReader(file), vkey)
-	if err != nil || got.Events != 12 || got.Checkpoint.Origin != "auditlog/us/acme" {
+	if err != nil || got.Events != 10 || got.Manifest != 3 || got.Checkpoint.Origin != "auditlog/us/acme" {
 		t.Fatalf("the export as made: %+v, %v", got, err)
 	}
 	// The signed manifest tells a filtered export from the whole log.
 	if got.Completeness != ndjson.PartialFiltered || got.Filter == nil || !slices.Equal(got.Filter.Types, []domain.EventType{"USER_LOGOUT"}) ||
-		!strings.Contains(got.String(), "export: partial (filtered)") || !strings.Contains(got.String(), `filter: {"types":["USER_LOGOUT"]}`) {
+		!strings.Contains(got.String(), "export: partial (filtered)") || !strings.Contains(got.String(), "time range: "+from.Format(time.RFC3339Nano)+" to (open)") {
 		t.Fatalf("a filtered export verifies as %q with filter %+v:\n%s", got.Completeness, got.Filter, got)
 	}
-	whole := waitExport(t, env, admin, startExport(t, env, admin, nil, "NDJSON").ID)
-	resp = get(t, env.URL+"/exports/"+whole.ID, admin)
-	wholeFile, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	all, err := ndjson.Verify(bytes.NewReader(wholeFile), env.VerifierKey())
+	wholeFile := download(admin, nil)
+	all, err := ndjson.Verify(bytes.NewReader(wholeFile), vkey)
 	if err != nil || all.Completeness != ndjson.Complete || all.Events != all.Checkpoint.Size || all.FirstLeaf != all.Checkpoint.Size-1 || all.LastLeaf != 0 {
 		t.Fatalf("an unfiltered export verifies as %+v, %v", all, err)
 	}
+	if bytes.Contains(file, []byte(`"record":`)) || bytes.Contains(wholeFile, []byte(`"record":`)) {
+		t.Fatal("a line carries the record its fields rebuild")
+	}
 	t.Logf("filtered:\n%s\nunfiltered:\n%s", got, all)
+	globex := bytes.SplitAfter(download(testenv.AdminToken(t, "globex"), filter), []byte("\n"))
+
 	lines := bytes.SplitAfter(file, []byte("\n"))
 	lines = lines[:len(lines)-1] // after the last newline
-	join := func(ls [][]byte) []byte { return bytes.Join(ls, nil) }
-	replaced := func(i int, old, new string) []byte {
+	last := len(lines)           // the manifest's line
+	if !bytes.HasPrefix(lines[last-2], []byte(`{"proof":[`)) {
+		t.Fatalf("no range proof before the manifest: %s", lines[last-2])
+	}
+	join := func(ls ...[]byte) []byte { return bytes.Join(ls, nil) }
+	with := func(i int, line []byte) []byte {
 		ls := slices.Clone(lines)
-		ls[i] = bytes.Replace(ls[i], []byte(old), []byte(new), 1)
-		if bytes.Equal(ls[i], lines[i]) {
+		ls[i] = line
+		return join(ls...)
+	}
+	replaced := func(i int, old, new string) []byte {
+		if !bytes.Contains(lines[i], []byte(old)) {
 			t.Fatalf("line %d has no %q", i+1, old)
 		}
-		return join(ls)
+		return with(i, bytes.Replace(lines[i], []byte(old), []byte(new), 1))
+	}
+	numbered := func(line []byte, n int) []byte {
+		return regexp.MustCompile(`,"n":\d+,`).ReplaceAll(line, fmt.Appendf(nil, `,"n":%d,`, n))
+	}
+	// A line of globex's put in place of line i, with that line's leaf.
+	globexAt := func(i int) []byte {
+		leaf := regexp.MustCompile(`,"leafIndex":\d+`)
+		return with(i, leaf.ReplaceAll(numbered(globex[2], i), leaf.Find(lines[i])))
 	}
 	tests := []struct {
 		name   string
@@ -503,13 +537,18 @@ func TestExportProvesItself(t *testing.T) {
 		line   int
 		reason string
 	}{
-		{"a byte of a field changed", replaced(3, "Grace Hopper", "Grace Hoppor"), 4, "field actor differs"},
-		{"a byte of a record changed", replaced(5, `"record":"ey`, `"record":"eX`), 6, "record"},
-		{"a line dropped", join(slices.Delete(slices.Clone(lines), 4, 5)), 5, "where event 4 should be"},
-		{"two lines swapped", join(append(append(slices.Clone(lines[:2]), lines[3], lines[2]), lines[4:]...)), 3, "where event 2 should be"},
+		{"a byte of a field changed", replaced(3, "Grace Hopper", "Grace Hoppor"), last, "do not rebuild the checkpoint's tree"},
+		{"a line dropped", join(slices.Delete(slices.Clone(lines), 4, 5)...), 5, "where event 4 should be"},
+		{"two lines swapped", join(slices.Concat(lines[:2], [][]byte{lines[3], lines[2]}, lines[4:])...), 3, "where event 2 should be"},
+		{"two lines swapped and renumbered", join(slices.Concat(lines[:2], [][]byte{numbered(lines[3], 2), numbered(lines[2], 3)}, lines[4:])...), last, "reordered"},
+		{"a line repeated", with(4, numbered(lines[2], 4)), 5, "is line 3's too"},
+		{"a line of another organization's", globexAt(2), last, "do not rebuild the checkpoint's tree"},
+		{"the filter in the header widened", replaced(0, `"types":["USER_LOGOUT"],`, ""), last, "the manifest signed the filter"},
+		{"the time range in the header moved", replaced(0, `"from":`, `"to":`), 2, "is not one the export's filter"},
+		{"the manifest of another export", with(last-1, bytes.SplitAfter(wholeFile, []byte("\n"))[bytes.Count(wholeFile, []byte("\n"))-1]), last, "the manifest signed the filter"},
 		{"the checkpoint changed", replaced(0, `auditlog/us/acme`, `auditlog/us/acmf`), 1, "checkpoint"},
-		{"the manifest dropped", join(lines[:len(lines)-1]), len(lines), "ends without its manifest"},
-		{"the last event dropped", join(append(slices.Clone(lines[:len(lines)-2]), lines[len(lines)-1])), len(lines) - 1, "lines were changed, added or removed"},
+		{"the manifest dropped", join(lines[:last-1]...), last, "ends without its manifest"},
+		{"the last event dropped", join(slices.Delete(slices.Clone(lines), last-3, last-2)...), last - 1, "do not rebuild the checkpoint's tree"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -466,7 +466,13 @@ func TestInstanceLossMidExportAndLive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond) // the subscription's consumer is in place
+	// The subscription misses nothing once its consumer exists on the
+	// server, which is when the instance counts it.
+	for deadline := time.Now().Add(30 * time.Second); runner.Metric(t, "auditlog_live_subscriptions") < 1; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the live subscription was not served after 30s")
+		}
+	}
 	before := newIngester(t, []string{org}, other)
 	before.run(1, 1, 5)
 	var last testenv.LiveEvent

@@ -8,23 +8,22 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"golang.org/x/mod/sumdb/tlog"
-
 	"github.com/auditlog/auditlog/domain"
 )
 
 // appendLine appends to dst the event line encodeLine writes for the same
-// n, leaf, record and proof, byte for byte, without decoding the record
-// into an Event and encoding the line through reflection. It handles the
-// records ingest stores, json.Marshal of a domain.Event: the fields in
-// their order, each omitempty field present only when not empty, strings
-// that decode to themselves and re-encode to themselves. Anything else
-// (an escaped or HTML-significant character in a string, an unknown or
-// duplicated field, details that are not an object) gives ok false and
-// dst unchanged, and the caller writes the line with encodeLine, whose
-// output is the format's definition. compact is scratch space for the
-// details.
-func appendLine(dst []byte, compact *bytes.Buffer, n, leaf int64, record []byte, proof []tlog.Hash) (_ []byte, ok bool) {
+// n, leaf, record and org, byte for byte, without decoding the record into
+// an Event and encoding the line through reflection. It handles the records
+// ingest stores, json.Marshal of a domain.Event: the fields in their order,
+// each omitempty field present only when not empty, strings that decode to
+// themselves and re-encode to themselves. Anything else (an escaped or
+// HTML-significant character in a string, an unknown or duplicated field,
+// details that are not an object) gives ok false and dst unchanged, and the
+// caller writes the line with encodeLine, whose output is the format's
+// definition. The line leaves the record out when the record is what
+// json.Marshal makes of the line's event in org: times in UTC as the line
+// shows them, details compact. compact is scratch space for the details.
+func appendLine(dst []byte, compact *bytes.Buffer, n, leaf int64, record []byte, org string) (_ []byte, ok bool) {
 	r := recordScanner{b: record}
 	var f struct {
 		id, org, source, typ, occurred, recorded, actor, target, ip, ua, req []byte
@@ -60,6 +59,10 @@ func appendLine(dst []byte, compact *bytes.Buffer, n, leaf int64, record []byte,
 	if json.Compact(compact, details) != nil {
 		return dst, false
 	}
+	// The record can be left out when a verifier rebuilds it from the line:
+	// every string is copied as it is, so only the org, the times and the
+	// details may differ from what json.Marshal writes.
+	rebuilt := string(f.org[1:len(f.org)-1]) == org && bytes.Equal(compact.Bytes(), details)
 	start := len(dst)
 	dst = append(dst, `{"id":`...)
 	dst = append(dst, f.id...)
@@ -70,13 +73,17 @@ func appendLine(dst []byte, compact *bytes.Buffer, n, leaf int64, record []byte,
 	dst = append(dst, `,"source":`...)
 	dst = append(dst, f.source...)
 	dst = append(dst, `,"occurredAt":`...)
+	at := len(dst)
 	if dst, ok = appendTime(dst, f.occurred); !ok {
 		return dst[:start], false
 	}
+	rebuilt = rebuilt && bytes.Equal(dst[at:], f.occurred)
 	dst = append(dst, `,"recordedAt":`...)
+	at = len(dst)
 	if dst, ok = appendTime(dst, f.recorded); !ok {
 		return dst[:start], false
 	}
+	rebuilt = rebuilt && bytes.Equal(dst[at:], f.recorded)
 	dst = append(dst, `,"actor":`...)
 	dst = append(dst, f.actor...)
 	if f.target != nil {
@@ -101,18 +108,12 @@ func appendLine(dst []byte, compact *bytes.Buffer, n, leaf int64, record []byte,
 	dst = strconv.AppendInt(dst, n, 10)
 	dst = append(dst, `,"leafIndex":`...)
 	dst = strconv.AppendInt(dst, leaf, 10)
-	dst = append(dst, `,"record":"`...)
-	dst = base64.StdEncoding.AppendEncode(dst, record)
-	dst = append(dst, `","proof":[`...)
-	for i := range proof {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = append(dst, '"')
-		dst = base64.StdEncoding.AppendEncode(dst, proof[i][:])
+	if !rebuilt {
+		dst = append(dst, `,"record":"`...)
+		dst = base64.StdEncoding.AppendEncode(dst, record)
 		dst = append(dst, '"')
 	}
-	return append(dst, "]}\n"...), true
+	return append(dst, "}\n"...), true
 }
 
 var (

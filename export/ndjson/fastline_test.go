@@ -16,9 +16,9 @@ import (
 )
 
 // slowLine is the line encodeLine writes, the format's definition.
-func slowLine(t testing.TB, n, leaf int64, record []byte, proof []tlog.Hash) ([]byte, error) {
+func slowLine(n, leaf int64, record []byte, org string) ([]byte, error) {
 	var b bytes.Buffer
-	err := encodeLine(&b, n, leaf, record, treelog.EncodeHashes(proof))
+	err := encodeLine(&b, n, leaf, record, org)
 	return b.Bytes(), err
 }
 
@@ -41,68 +41,74 @@ func marshalled(t testing.TB, e domain.Event) []byte {
 }
 
 // The fast line equals encodeLine's byte for byte for every record ingest
-// writes (json.Marshal of an Event), whatever its fields hold; a record it
-// does not handle is left to encodeLine.
+// writes (json.Marshal of an Event), whatever its fields hold, and leaves
+// out the records a verifier rebuilds from the line; a record it does not
+// handle is left to encodeLine.
 func TestAppendLineEqualsEncodeLine(t *testing.T) {
-	proof := []tlog.Hash{{1, 2, 3}, {0xff, 0xfe}, {}}
 	canonical := func(change func(*domain.Event)) []byte {
 		e := benchEvent(7)
 		change(&e)
 		return marshalled(t, e)
 	}
+	// fast: the fast path must take it; rebuilt: the line must leave the
+	// record out, and keep it otherwise.
 	tests := []struct {
-		name   string
-		record []byte
-		fast   bool // the fast path must take it
+		name          string
+		record        []byte
+		fast, rebuilt bool
 	}{
-		{"bench event", canonical(func(*domain.Event) {}), true},
-		{"no target, no details", canonical(func(e *domain.Event) { e.Target, e.Details = nil, json.RawMessage(`{}`) }), true},
+		{"bench event", canonical(func(*domain.Event) {}), true, true},
+		{"no target, no details", canonical(func(e *domain.Event) { e.Target, e.Details = nil, json.RawMessage(`{}`) }), true, true},
 		{"every optional field", canonical(func(e *domain.Event) {
 			e.IPAddress, e.UserAgent, e.RequestID = "10.0.0.1", "Mozilla/5.0 (X11; Linux x86_64)", "req-1"
 			e.Target.Name = "Grace Hopper"
-		}), true},
-		{"non-ASCII names", canonical(func(e *domain.Event) { e.Actor.Name, e.Target.Name = "José Ñúñez 日本", "Zoë" }), true},
-		{"an actor with no name or email", canonical(func(e *domain.Event) { e.Actor = domain.Actor{Kind: domain.ActorUser} }), true},
-		{"an unknown type", canonical(func(e *domain.Event) { e.Type = "NOT_IN_CATALOG" }), true},
-		{"another catalog type", canonical(func(e *domain.Event) { e.Type = "USER_LOGOUT" }), true},
+		}), true, true},
+		{"non-ASCII names", canonical(func(e *domain.Event) { e.Actor.Name, e.Target.Name = "José Ñúñez 日本", "Zoë" }), true, true},
+		{"an actor with no name or email", canonical(func(e *domain.Event) { e.Actor = domain.Actor{Kind: domain.ActorUser} }), true, true},
+		{"an unknown type", canonical(func(e *domain.Event) { e.Type = "NOT_IN_CATALOG" }), true, true},
+		{"another catalog type", canonical(func(e *domain.Event) { e.Type = "USER_LOGOUT" }), true, true},
 		{"nested details", canonical(func(e *domain.Event) {
 			e.Details = json.RawMessage(`{"a":[1,2.5e3,{"b":null,"c":true}],"d":"x y","e":"caf\u00e9"}`)
-		}), true},
-		{"whole seconds", canonical(func(e *domain.Event) { e.OccurredAt = e.OccurredAt.Truncate(time.Second) }), true},
-		{"a non-UTC time", canonical(func(e *domain.Event) { e.RecordedAt = e.RecordedAt.In(time.FixedZone("X", 3600)) }), true},
-		{"HTML in a name", canonical(func(e *domain.Event) { e.Actor.Name = "<script>&" }), false},
-		{"HTML in details", canonical(func(e *domain.Event) { e.Details = json.RawMessage(`{"x":"a<b"}`) }), false},
-		{"U+2028 in a name", canonical(func(e *domain.Event) { e.Actor.Name = "a\u2028b" }), false},
-		{"U+2029 in details", canonical(func(e *domain.Event) { e.Details = json.RawMessage("{\"x\":\"a\u2029b\"}") }), false},
-		{"a quote and a newline", canonical(func(e *domain.Event) { e.Actor.Name = "\"a\"\nb\\" }), false},
-		{"invalid UTF-8", canonical(func(e *domain.Event) { e.Actor.Name = "a\xffb" }), false},
-		{"details null", canonical(func(e *domain.Event) { e.Details = nil }), false},
-		{"details an array", canonical(func(e *domain.Event) { e.Details = json.RawMessage(`[1]`) }), false},
-		{"hand-written: spaces in details", []byte(`{"id":"x","orgId":"acme","source":"PLATFORM","type":"USER_UPDATED","occurredAt":"2026-12-03T09:00:00Z","recordedAt":"2026-12-03T09:00:00Z","actor":{"kind":"USER","id":"u"},"details":{ "a" : [ 1 , 2 ] }}`), true},
-		{"hand-written: trailing zeros in a time", []byte(`{"id":"x","orgId":"acme","source":"PLATFORM","type":"USER_UPDATED","occurredAt":"2026-12-03T09:00:00.100Z","recordedAt":"2026-12-03T10:00:00.5+01:00","actor":{"kind":"USER","id":"u"},"details":{}}`), true},
-		{"hand-written: an empty omitempty field", []byte(`{"id":"x","orgId":"acme","source":"PLATFORM","type":"USER_UPDATED","occurredAt":"2026-12-03T09:00:00Z","recordedAt":"2026-12-03T09:00:00Z","actor":{"kind":"USER","id":"u","name":""},"ipAddress":"","details":{}}`), false},
-		{"hand-written: an unknown field", []byte(`{"id":"x","orgId":"acme","extra":1,"source":"PLATFORM","type":"USER_UPDATED","occurredAt":"2026-12-03T09:00:00Z","recordedAt":"2026-12-03T09:00:00Z","actor":{"kind":"USER","id":"u"},"details":{}}`), false},
-		{"hand-written: a field twice", []byte(`{"id":"x","orgId":"acme","source":"PLATFORM","type":"USER_UPDATED","occurredAt":"2026-12-03T09:00:00Z","recordedAt":"2026-12-03T09:00:00Z","actor":{"kind":"USER","id":"u"},"details":{},"details":{"a":1}}`), false},
-		{"hand-written: target null", []byte(`{"id":"x","orgId":"acme","source":"PLATFORM","type":"USER_UPDATED","occurredAt":"2026-12-03T09:00:00Z","recordedAt":"2026-12-03T09:00:00Z","actor":{"kind":"USER","id":"u"},"target":null,"details":{}}`), false},
-		{"hand-written: a key in upper case", []byte(`{"ID":"x","orgId":"acme","source":"PLATFORM","type":"USER_UPDATED","occurredAt":"2026-12-03T09:00:00Z","recordedAt":"2026-12-03T09:00:00Z","actor":{"kind":"USER","id":"u"},"details":{}}`), false},
-		{"hand-written: a bad time", []byte(`{"id":"x","orgId":"acme","source":"PLATFORM","type":"USER_UPDATED","occurredAt":"2026-02-30T09:00:00Z","recordedAt":"2026-12-03T09:00:00Z","actor":{"kind":"USER","id":"u"},"details":{}}`), false},
-		{"hand-written: invalid details", []byte(`{"id":"x","orgId":"acme","source":"PLATFORM","type":"USER_UPDATED","occurredAt":"2026-12-03T09:00:00Z","recordedAt":"2026-12-03T09:00:00Z","actor":{"kind":"USER","id":"u"},"details":{"a":}}`), false},
-		{"not JSON", []byte(`{"id":`), false},
+		}), true, true},
+		{"whole seconds", canonical(func(e *domain.Event) { e.OccurredAt = e.OccurredAt.Truncate(time.Second) }), true, true},
+		{"a non-UTC time", canonical(func(e *domain.Event) { e.RecordedAt = e.RecordedAt.In(time.FixedZone("X", 3600)) }), true, false},
+		{"another organization's", canonical(func(e *domain.Event) { e.OrgID = "globex" }), true, false},
+		{"HTML in a name", canonical(func(e *domain.Event) { e.Actor.Name = "<script>&" }), false, false},
+		{"HTML in details", canonical(func(e *domain.Event) { e.Details = json.RawMessage(`{"x":"a<b"}`) }), false, false},
+		{"U+2028 in a name", canonical(func(e *domain.Event) { e.Actor.Name = "a\u2028b" }), false, false},
+		{"U+2029 in details", canonical(func(e *domain.Event) { e.Details = json.RawMessage("{\"x\":\"a\u2029b\"}") }), false, false},
+		{"a quote and a newline", canonical(func(e *domain.Event) { e.Actor.Name = "\"a\"\nb\\" }), false, false},
+		{"invalid UTF-8", canonical(func(e *domain.Event) { e.Actor.Name = "a\xffb" }), false, false},
+		{"details null", canonical(func(e *domain.Event) { e.Details = nil }), false, false},
+		{"details an array", canonical(func(e *domain.Event) { e.Details = json.RawMessage(`[1]`) }), false, false},
+		{"hand-written: spaces in details", []byte(`{"id":"x","orgId":"acme","source":"PLATFORM","type":"USER_UPDATED","occurredAt":"2026-12-03T09:00:00Z","recordedAt":"2026-12-03T09:00:00Z","actor":{"kind":"USER","id":"u"},"details":{ "a" : [ 1 , 2 ] }}`), true, false},
+		{"hand-written: trailing zeros in a time", []byte(`{"id":"x","orgId":"acme","source":"PLATFORM","type":"USER_UPDATED","occurredAt":"2026-12-03T09:00:00.100Z","recordedAt":"2026-12-03T10:00:00.5+01:00","actor":{"kind":"USER","id":"u"},"details":{}}`), true, false},
+		{"hand-written: an empty omitempty field", []byte(`{"id":"x","orgId":"acme","source":"PLATFORM","type":"USER_UPDATED","occurredAt":"2026-12-03T09:00:00Z","recordedAt":"2026-12-03T09:00:00Z","actor":{"kind":"USER","id":"u","name":""},"ipAddress":"","details":{}}`), false, false},
+		{"hand-written: an unknown field", []byte(`{"id":"x","orgId":"acme","extra":1,"source":"PLATFORM","type":"USER_UPDATED","occurredAt":"2026-12-03T09:00:00Z","recordedAt":"2026-12-03T09:00:00Z","actor":{"kind":"USER","id":"u"},"details":{}}`), false, false},
+		{"hand-written: a field twice", []byte(`{"id":"x","orgId":"acme","source":"PLATFORM","type":"USER_UPDATED","occurredAt":"2026-12-03T09:00:00Z","recordedAt":"2026-12-03T09:00:00Z","actor":{"kind":"USER","id":"u"},"details":{},"details":{"a":1}}`), false, false},
+		{"hand-written: target null", []byte(`{"id":"x","orgId":"acme","source":"PLATFORM","type":"USER_UPDATED","occurredAt":"2026-12-03T09:00:00Z","recordedAt":"2026-12-03T09:00:00Z","actor":{"kind":"USER","id":"u"},"target":null,"details":{}}`), false, false},
+		{"hand-written: a key in upper case", []byte(`{"ID":"x","orgId":"acme","source":"PLATFORM","type":"USER_UPDATED","occurredAt":"2026-12-03T09:00:00Z","recordedAt":"2026-12-03T09:00:00Z","actor":{"kind":"USER","id":"u"},"details":{}}`), false, false},
+		{"hand-written: a bad time", []byte(`{"id":"x","orgId":"acme","source":"PLATFORM","type":"USER_UPDATED","occurredAt":"2026-02-30T09:00:00Z","recordedAt":"2026-12-03T09:00:00Z","actor":{"kind":"USER","id":"u"},"details":{}}`), false, false},
+		{"hand-written: invalid details", []byte(`{"id":"x","orgId":"acme","source":"PLATFORM","type":"USER_UPDATED","occurredAt":"2026-12-03T09:00:00Z","recordedAt":"2026-12-03T09:00:00Z","actor":{"kind":"USER","id":"u"},"details":{"a":}}`), false, false},
+		{"not JSON", []byte(`{"id":`), false, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			checkAppendLine(t, tc.record, proof, tc.fast)
+			line := checkAppendLine(t, tc.record, tc.fast)
+			if has := bytes.Contains(line, []byte(`"record":`)); tc.fast && has == tc.rebuilt {
+				t.Fatalf("record in the line: %v, want %v\n%s", has, !tc.rebuilt, line)
+			}
 		})
 	}
-	// No proof at all (a tree of one leaf).
-	checkAppendLine(t, canonical(func(*domain.Event) {}), nil, true)
 }
 
-func checkAppendLine(t *testing.T, record []byte, proof []tlog.Hash, mustBeFast bool) {
+// checkAppendLine checks appendLine against encodeLine for record, and
+// returns the line.
+func checkAppendLine(t *testing.T, record []byte, mustBeFast bool) []byte {
 	t.Helper()
 	var compact bytes.Buffer
 	prefix := []byte("earlier lines\n")
-	got, ok := appendLine(bytes.Clone(prefix), &compact, 42, 1234, record, proof)
+	got, ok := appendLine(bytes.Clone(prefix), &compact, 42, 1234, record, "acme")
 	if !bytes.HasPrefix(got, prefix) {
 		t.Fatalf("appendLine changed what dst held: %q", got)
 	}
@@ -114,15 +120,16 @@ func checkAppendLine(t *testing.T, record []byte, proof []tlog.Hash, mustBeFast 
 		if len(got) != 0 {
 			t.Fatalf("refused, but appended %q", got)
 		}
-		return
+		return nil
 	}
-	want, err := slowLine(t, 42, 1234, record, proof)
+	want, err := slowLine(42, 1234, record, "acme")
 	if err != nil {
 		t.Fatalf("the fast path took %s, which encodeLine refuses: %v", record, err)
 	}
 	if !bytes.Equal(got, want) {
 		t.Fatalf("lines differ for %s\nfast: %s\nslow: %s", record, got, want)
 	}
+	return got
 }
 
 // Any record the fast path takes, it writes as encodeLine does.
@@ -135,7 +142,7 @@ func FuzzAppendLine(f *testing.F) {
 	e.Details = json.RawMessage(`{"k":[{"x":"é"}],"n":-1.5}`)
 	f.Add(marshalled(f, e))
 	f.Fuzz(func(t *testing.T, record []byte) {
-		checkAppendLine(t, record, []tlog.Hash{{9}}, false)
+		checkAppendLine(t, record, false)
 	})
 }
 

@@ -1,8 +1,9 @@
 // Package ndjson is the NDJSON export format: a plain file of one event
 // per line (Encoder), and a file that proves itself (ProvedEncoder): a
-// signed checkpoint first, each event line with its record, leaf index and
-// inclusion proof, and a signed manifest last, which Verify checks offline
-// with the log's verifier key alone (auditd verify).
+// signed checkpoint and the filter first, each event line with its leaf
+// index, one range proof for all of them after the lines, and a signed
+// manifest last, which Verify checks offline with the log's verifier key
+// alone (auditd verify).
 package ndjson
 
 import (
@@ -47,15 +48,7 @@ type ndjsonEvent struct {
 
 // Encode writes e's line.
 func (n *Encoder) Encode(e *domain.Event) error {
-	details := e.Details
-	if len(details) == 0 {
-		details = json.RawMessage("{}")
-	}
-	return n.enc.Encode(ndjsonEvent{
-		ID: e.ID, Type: e.Type, Category: e.Category(), Description: e.Description(), Source: e.Source,
-		OccurredAt: e.OccurredAt.UTC(), RecordedAt: e.RecordedAt.UTC(), Actor: e.Actor, Target: e.Target,
-		IPAddress: e.IPAddress, UserAgent: e.UserAgent, RequestID: e.RequestID, Details: details,
-	})
+	return n.enc.Encode(showEvent(e))
 }
 
 // Flush writes out what is buffered and reports a write error.

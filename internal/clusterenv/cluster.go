@@ -723,6 +723,29 @@ func (a *Auditd) Do(t testing.TB, token, query string, vars map[string]any) test
 	return (&testenv.Env{URL: a.URL}).Do(t, token, query, vars)
 }
 
+// Metric is the value of the unlabelled metric name on a's /metrics, or
+// -1 when a does not serve it.
+func (a *Auditd) Metric(t testing.TB, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(a.URL + "/metrics")
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("metrics: %s: %v", name, err)
+			}
+			return f
+		}
+	}
+	return -1
+}
+
 // Readiness is what /readyz answers.
 type Readiness struct {
 	Code        int

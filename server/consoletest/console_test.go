@@ -609,13 +609,17 @@ func (s *suite) testLive(t *testing.T) {
 	waitJS(t, ctx, "the event recorded while dropped", seen+` === 2`)
 	s.record(t, []map[string]any{newUser(3)})
 	waitJS(t, ctx, "the third", seen+` === 3`)
-	time.Sleep(300 * time.Millisecond)
+	// A repeat of an earlier event would arrive before a later one: once a
+	// fourth is shown, every repeat would have been.
+	fourth := newUser(4)
+	s.record(t, []map[string]any{fourth})
+	waitJS(t, ctx, "the fourth", fmt.Sprintf(`!!document.querySelector('#event-rows tr[data-id="%s"]')`, fourth["id"]))
 	targets := eval[string](t, ctx, `document.getElementById('event-rows').innerText`)
-	if n := rowCount(t, ctx); n != 3 {
-		t.Fatalf("%d rows after reconnect, want 3: %s", n, targets)
+	if n := rowCount(t, ctx); n != 4 {
+		t.Fatalf("%d rows after reconnect, want 4: %s", n, targets)
 	}
 	order := eval[[]string](t, ctx, `[...document.querySelectorAll('#event-rows tr')].filter(r => r.children[1].innerText === 'USER_CREATED').map(r => r.dataset.id)`)
-	if len(order) != 3 || order[0] < order[2] {
+	if len(order) != 4 || order[0] < order[3] {
 		t.Errorf("live rows not newest first: %v", order)
 	}
 	run(t, ctx, chromedp.Click("#live-toggle", chromedp.ByQuery))
