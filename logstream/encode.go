@@ -62,6 +62,16 @@ func (enc *Encoder) Encode(e *domain.Event) ([]byte, error) {
 	return append(out, '}'), nil
 }
 
+// EncodeOne renders the single event e in format f, as a destination's
+// test does.
+func EncodeOne(f Format, product ocsf.Product, e *domain.Event) ([]byte, error) {
+	enc, err := NewEncoder(f, product)
+	if err != nil {
+		return nil, err
+	}
+	return enc.Encode(e)
+}
+
 // EncodeAll encodes each event of batch.
 func (enc *Encoder) EncodeAll(batch []*domain.Event) ([][]byte, error) {
 	out := make([][]byte, len(batch))

@@ -158,11 +158,7 @@ func (s *Sender) Send(ctx context.Context, batch []*domain.Event) (logstream.Res
 // returns HEC's answer.
 func (s *Sender) Test(ctx context.Context) (logstream.TestResult, error) {
 	e := logstream.TestEvent(s.opts.OrgID, s.opts.Now())
-	enc, err := logstream.NewEncoder(s.cfg.Format, s.opts.Product)
-	if err != nil {
-		return logstream.TestResult{}, err
-	}
-	b, err := enc.Encode(e)
+	b, err := logstream.EncodeOne(s.cfg.Format, s.opts.Product, e)
 	if err == nil {
 		b, err = s.envelope(e, b)
 	}

@@ -141,11 +141,7 @@ func contextErr(ctx context.Context, err error) error {
 // was written.
 func (s *Sender) Test(ctx context.Context) (logstream.TestResult, error) {
 	e := logstream.TestEvent(s.opts.OrgID, s.opts.Now())
-	enc, err := logstream.NewEncoder(s.cfg.Format, s.opts.Product)
-	if err != nil {
-		return logstream.TestResult{}, err
-	}
-	b, err := enc.Encode(e)
+	b, err := logstream.EncodeOne(s.cfg.Format, s.opts.Product, e)
 	if err != nil {
 		return logstream.TestResult{}, err
 	}

@@ -140,11 +140,7 @@ func (s *Sender) data(n int) data {
 func (s *Sender) Test(ctx context.Context) (logstream.TestResult, error) {
 	now := s.opts.Now()
 	e := logstream.TestEvent(s.opts.OrgID, now)
-	enc, err := logstream.NewEncoder(s.cfg.Format, s.opts.Product)
-	if err != nil {
-		return logstream.TestResult{}, err
-	}
-	b, err := enc.Encode(e)
+	b, err := logstream.EncodeOne(s.cfg.Format, s.opts.Product, e)
 	if err != nil {
 		return logstream.TestResult{}, err
 	}
