@@ -145,4 +145,3 @@ func trunc(s string, n int) string {
 	}
 	return s[:n-1] + "…"
 }
-
