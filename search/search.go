@@ -249,6 +249,14 @@ func (s *Searcher) walk(ctx context.Context, st *readmodel.EventStore, c *compil
 		}
 		started := time.Now()
 		edge, err := c.edge(ctx, tx, pos, asc, k)
+		if err == nil && !first {
+			// statement_timeout is per statement: give the slice's query
+			// only what the edge left of the budget.
+			if left = time.Until(deadline); left <= 0 {
+				return pos, nil
+			}
+			err = setTimeout(ctx, tx, left)
+		}
 		if err == nil {
 			var done bool
 			done, err = visit(ctx, tx, span{after: pos, through: edge})
