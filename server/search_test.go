@@ -70,8 +70,8 @@ func TestSearchIsBoundedThroughTheAPI(t *testing.T) {
 			if c.SearchedThrough == nil || !c.PageInfo.HasNextPage || c.PageInfo.EndCursor == nil {
 				t.Fatalf("a partial page without searchedThrough, hasNextPage and endCursor: %+v", c)
 			}
-			if !c.TotalCountCapped {
-				t.Fatalf("a count cut by the budget is not marked as a lower bound: %+v", c)
+			if !c.TotalCountCapped || c.TotalCount != len(c.Edges) {
+				t.Fatalf("a partial page's count is not the lower bound it found: %+v", c)
 			}
 			if !last.IsZero() && c.SearchedThrough.After(last) {
 				t.Fatalf("searched through %v after %v", c.SearchedThrough, last)
