@@ -8,7 +8,7 @@ export AUDITD_DATA_DIR ?= $(CURDIR)/.data
 CLUSTER_TEST_PKG = ./cluster/clustertest
 TEST_PKGS ?= $(shell $(GO) list ./... | grep -v '/cluster/clustertest$$')
 
-.PHONY: run cluster test test-cluster test-browser test-syslog generate lint build bench bench-quick pg-stop
+.PHONY: run cluster test test-cluster test-browser test-syslog generate lint build bench bench-quick bench-search pg-stop
 
 ## run: start auditd with embedded NATS and a local Postgres, print a dev admin token
 run:
@@ -73,6 +73,10 @@ bench:
 ## bench-quick: the same at a tenth of the size
 bench-quick:
 	$(GO) run ./cmd/auditbench -scale 0.1
+
+## bench-search: search latency alone, one org of 3M events among 50 orgs sharing 1M, at SCALE (default 0.1)
+bench-search:
+	$(GO) run ./cmd/auditbench -only search -scale $(or $(SCALE),0.1)
 
 build:
 	$(GO) build -o bin/auditd ./cmd/auditd

@@ -104,6 +104,13 @@ type Config struct {
 	// ReadWindow is how long one reader's same read of the log is recorded
 	// once (default 10 minutes).
 	ReadWindow time.Duration
+	// SearchBudget is the database time one page or count of auditEvents
+	// may spend before it answers with what it found and a cursor to
+	// continue (default 80 ms, search.DefaultBudget).
+	SearchBudget time.Duration
+	// SearchFirstSlice is the rows a search's first slice looks at (default
+	// search.DefaultFirstSlice); tests make it small to stop searches early.
+	SearchFirstSlice int
 	// Retention is how long each region keeps its events after they
 	// occurred (see ParseRetention); a region absent or 0 keeps them for
 	// ever. Its stream keeps messages natsx.RetentionMargin longer.

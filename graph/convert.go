@@ -68,7 +68,24 @@ func toConnection(page *readmodel.EventPage, p readmodel.PageRequest, count func
 	if len(edges) > 0 {
 		info.StartCursor, info.EndCursor = &edges[0].Cursor, &edges[len(edges)-1].Cursor
 	}
-	return model.NewAuditEventConnection(edges, info, count)
+	if page.Partial != nil {
+		// A count would walk the same rows under a budget of its own and
+		// stop at least as early: what the page found is the lower bound,
+		// at no second budget's cost.
+		found := len(page.Events)
+		count = func(context.Context) (int, bool, error) { return found, true, nil }
+	}
+	c := model.NewAuditEventConnection(edges, info, count)
+	c.Complete = page.Partial == nil
+	if pt := page.Partial; pt != nil {
+		// A partial search continues after the last event it looked at,
+		// which is at or past the last one it found.
+		end := pt.Resume.Encode()
+		info.EndCursor = &end
+		at := pt.SearchedThrough
+		c.SearchedThrough = &at
+	}
+	return c
 }
 
 func toEvent(in *model.AuditEventInput) domain.Event {

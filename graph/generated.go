@@ -72,8 +72,10 @@ type ComplexityRoot struct {
 	}
 
 	AuditEventConnection struct {
+		Complete         func(childComplexity int) int
 		Edges            func(childComplexity int) int
 		PageInfo         func(childComplexity int) int
+		SearchedThrough  func(childComplexity int) int
 		TotalCount       func(childComplexity int) int
 		TotalCountCapped func(childComplexity int) int
 	}
@@ -780,6 +782,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ApiKeyEvent.UserAgent(childComplexity), true
 
+	case "AuditEventConnection.complete":
+		if e.ComplexityRoot.AuditEventConnection.Complete == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventConnection.Complete(childComplexity), true
 	case "AuditEventConnection.edges":
 		if e.ComplexityRoot.AuditEventConnection.Edges == nil {
 			break
@@ -792,6 +800,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuditEventConnection.PageInfo(childComplexity), true
+	case "AuditEventConnection.searchedThrough":
+		if e.ComplexityRoot.AuditEventConnection.SearchedThrough == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventConnection.SearchedThrough(childComplexity), true
 	case "AuditEventConnection.totalCount":
 		if e.ComplexityRoot.AuditEventConnection.TotalCount == nil {
 			break
@@ -3854,8 +3868,28 @@ type AuditEventConnection {
   pageInfo: PageInfo!
   "Events matching the filter, exact up to 10,000; see totalCountCapped."
   totalCount: Int!
-  "True when there are more than totalCount events (show it as 10,000+)."
+  """
+  True when totalCount is a lower bound (show it as "10,000+" or "N+"):
+  more than 10,000 events match, or counting stopped at the search's time
+  budget with totalCount matches among the newest events.
+  """
   totalCountCapped: Boolean!
+  """
+  False when the search stopped at its time budget (80 ms of database time)
+  before it had looked at every event it might match: the edges are every
+  match down to searchedThrough, hasNextPage is true, and asking again with
+  after set to pageInfo.endCursor continues from there, with no event
+  skipped or repeated. Searches an index serves (types, categories, actor
+  ids, words of 3 characters or more, networks, details.userId and
+  details.userEmail) are complete unless the index itself is too slow.
+  """
+  complete: Boolean!
+  """
+  When complete is false, the occurredAt of the last event the search
+  looked at (the oldest one, as lists are newest first): "searched back
+  to" it. Null when complete.
+  """
+  searchedThrough: Time
 }
 
 type AuditEventEdge {
@@ -4511,6 +4545,10 @@ func (ec *executionContext) childFields_AuditEventConnection(ctx context.Context
 		return ec.fieldContext_AuditEventConnection_totalCount(ctx, field)
 	case "totalCountCapped":
 		return ec.fieldContext_AuditEventConnection_totalCountCapped(ctx, field)
+	case "complete":
+		return ec.fieldContext_AuditEventConnection_complete(ctx, field)
+	case "searchedThrough":
+		return ec.fieldContext_AuditEventConnection_searchedThrough(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AuditEventConnection", field.Name)
 }
@@ -6162,6 +6200,52 @@ func (ec *executionContext) _AuditEventConnection_totalCountCapped(ctx context.C
 }
 func (ec *executionContext) fieldContext_AuditEventConnection_totalCountCapped(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("AuditEventConnection", field, true, false, "Boolean")
+}
+
+func (ec *executionContext) _AuditEventConnection_complete(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventConnection_complete(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Complete, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventConnection_complete(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventConnection", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _AuditEventConnection_searchedThrough(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventConnection_searchedThrough(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SearchedThrough, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventConnection_searchedThrough(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventConnection", field, false, false, "Time")
 }
 
 func (ec *executionContext) _AuditEventEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventEdge) (ret graphql.Marshaler) {
@@ -18766,6 +18850,16 @@ func (ec *executionContext) _AuditEventConnection(ctx context.Context, sel ast.S
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._AuditEventConnection_totalCountCapped(ctx, field, obj)
 				})
+		case "complete":
+			out.Values[i] = ec._AuditEventConnection_complete(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "searchedThrough":
+			out.Values[i] = ec._AuditEventConnection_searchedThrough(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}

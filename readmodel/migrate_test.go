@@ -2,16 +2,20 @@ package readmodel_test
 
 import (
 	"context"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 
+	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/internal/projtest"
 	"github.com/auditlog/auditlog/internal/synthetic"
 	"github.com/auditlog/auditlog/internal/testenv"
+	ql "github.com/auditlog/auditlog/query"
 	"github.com/auditlog/auditlog/readmodel"
 )
 
@@ -115,5 +119,66 @@ func TestUpgradeSplitsMonthsByOrgAndKeepsRows(t *testing.T) {
 	m.apply(t, e)
 	if got := projtest.FirstPage(t, s, "org-003"); len(got) == 0 || got[0] != e.ID {
 		t.Fatalf("event written after the upgrade is not first: %v", got)
+	}
+}
+
+// TestUpgradeIndexesNetworksAndDetails seeds a read model at migration 9,
+// upgrades it, and checks that its rows are found by a network and by the
+// indexed details keys through the new indexes.
+func TestUpgradeIndexesNetworksAndDetails(t *testing.T) {
+	ctx := context.Background()
+	pool := testenv.Pool(t)
+	if err := readmodel.MigrateTo(ctx, pool, "audit_us", "region", 9); err != nil {
+		t.Fatal(err)
+	}
+	s := readmodel.NewEventStore(pool, "audit_us", "AUDIT_US", zerolog.Nop())
+	if err := synthetic.Seed(ctx, s, 20_000, 5, "org-"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var indexes int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE schemaname = 'audit_us'
+		AND indexname IN ('events_org_ip_idx', 'events_org_detail_user_id_idx', 'events_org_detail_user_email_idx')`).Scan(&indexes); err != nil || indexes != 3 {
+		t.Fatalf("%d of the 3 indexes after the upgrade (%v)", indexes, err)
+	}
+	tests := []struct {
+		query, index string
+		want         string // the same condition in plain SQL
+	}{
+		{"ip:10.0.1.0/24", "org_id_case_idx", "ip_address LIKE '10.0.1.%'"},
+		{"details.userId:target-42", "org_id_expr_occurred_at_id_idx", "details->>'userId' = 'target-42'"},
+	}
+	for _, tc := range tests {
+		f := domain.Filter{Query: tc.query}
+		plan, err := s.ExplainList(ctx, "org-002", f, readmodel.PageRequest{First: 50})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(plan, tc.index) {
+			t.Errorf("%s: the plan does not use the new index:\n%s", tc.query, plan)
+		}
+		var want int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM audit_us.events WHERE org_id = 'org-002' AND `+tc.want).Scan(&want); err != nil {
+			t.Fatal(err)
+		}
+		n, _, err := s.Count(ctx, "org-002", f)
+		if err != nil || n != want || want == 0 {
+			t.Errorf("%s: counted %d (%v), want %d (and more than none)", tc.query, n, err, want)
+		}
+	}
+}
+
+// TestMigrationSpellsTheQueryInetExpr: Postgres uses an expression index
+// only for a condition on the same expression, so migration 010 must index
+// exactly the text package query compares.
+func TestMigrationSpellsTheQueryInetExpr(t *testing.T) {
+	sql, err := os.ReadFile("migrations/region/010_search_indexes.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(sql), "gist (org_id, "+ql.InetExpr()+" inet_ops)") {
+		t.Fatal("010_search_indexes.sql does not index query.InetExpr()")
 	}
 }

@@ -60,6 +60,12 @@ func TestFilterPathsUseIndexes(t *testing.T) {
 		{"query actor", domain.Filter{Query: "actor.id:u42"}, nil, "actor"},
 		{"query rare word", domain.Filter{Query: "needle-rare"}, nil, "search"},
 		{"query target", domain.Filter{Query: "target.kind:POLICY target.id:p-7"}, nil, "target"},
+		// Region migration 010: networks and the common details keys.
+		{"query network", domain.Filter{Query: "ip:10.1.2.0/24"}, nil, "org_id_case_idx"},
+		{"query address", domain.Filter{Query: "ip:10.1.2.3"}, nil, "org_id_case_idx"},
+		{"query IPv6 network", domain.Filter{Query: "ip:2001:db8::/32 type:USER_CREATED"}, nil, ""},
+		{"query details userId", domain.Filter{Query: "details.userId:target-42"}, nil, "org_id_expr_occurred_at_id_idx"},
+		{"query details userEmail", domain.Filter{Query: "details.userEmail:p42@example.org"}, nil, "org_id_expr_occurred_at_id_idx"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -73,6 +73,22 @@ func (p PageRequest) Validate() error {
 type EventPage struct {
 	Events      []*domain.Event
 	HasNextPage bool
+	// Partial is set by a search that stopped at its time budget before it
+	// had looked at every event it might match; nil means the page is what
+	// an unbounded query would give.
+	Partial *Partial
+}
+
+// Partial tells how far a bounded search looked, so a client can say
+// "searched back to …" and continue from Resume instead of waiting for a
+// scan of the whole log.
+type Partial struct {
+	// SearchedThrough is the occurredAt of the last event looked at: every
+	// matching event between the page's start and it is on the page.
+	SearchedThrough time.Time
+	// Resume continues the search after the last event looked at, with no
+	// event skipped or repeated.
+	Resume Cursor
 }
 
 // List returns a page of org's events matching f, keyset-paginated.

@@ -19,6 +19,12 @@ func NewReader(settings *SettingsStore, stores map[domain.Region]*EventStore) *R
 	return &Reader{settings: settings, stores: stores}
 }
 
+// Store is the store of org's region, or nil for an org with no region,
+// for readers such as package search that build their own queries.
+func (r *Reader) Store(ctx context.Context, org string) (*EventStore, error) {
+	return r.store(ctx, org)
+}
+
 func (r *Reader) store(ctx context.Context, org string) (*EventStore, error) {
 	region, ok, err := r.settings.Region(ctx, org)
 	if err != nil || !ok {

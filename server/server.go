@@ -39,6 +39,7 @@ import (
 	"github.com/auditlog/auditlog/readmodel"
 	"github.com/auditlog/auditlog/reads"
 	"github.com/auditlog/auditlog/repeat"
+	"github.com/auditlog/auditlog/search"
 	"github.com/auditlog/auditlog/settings"
 	"github.com/auditlog/auditlog/transparency"
 )
@@ -332,7 +333,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	resolver := &graph.Resolver{
 		Recorder:     s.recorder,
 		Settings:     s.settings,
-		Events:       reader,
+		Events:       search.New(reader, search.Options{Budget: cfg.SearchBudget, FirstSlice: cfg.SearchFirstSlice}),
 		Live:         s.feed,
 		Exports:      s.jobs,
 		Downloads:    s.signer,

@@ -5,7 +5,7 @@
 // starts everything itself (embedded NATS, a scratch Postgres database) and
 // prints one table, also written as JSON.
 //
-//	auditbench [-scale 1] [-out .data/bench/latest.json]
+//	auditbench [-scale 1] [-only search] [-out .data/bench/latest.json]
 package main
 
 import (
@@ -57,7 +57,7 @@ func (r *Report) add(name string, value float64, unit, note string) {
 func main() {
 	scale := flag.Float64("scale", 1, "size multiplier; make bench-quick uses 0.1")
 	out := flag.String("out", envOr("BENCH_OUT", ".data/bench/latest.json"), "JSON report path (BENCH_OUT)")
-	only := flag.String("only", "", "run one part: ceilings, partitions, ingest, query, export or live (default: all)")
+	only := flag.String("only", "", "run one part: ceilings, partitions, ingest, query, search, export or live (default: all)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (auditd included) to this file")
 	dedupe := flag.Duration("dedupe-window", 2*time.Minute, "JetStream de-duplication window for event ids (auditd's --dedupe-window)")
 	flag.Parse()
@@ -152,7 +152,7 @@ func run(scale float64, out, only string, dedupe time.Duration) error {
 	}{
 		{"ceilings", b.ceilings}, {"partitions", b.partitionRates}, {"ingest", b.ingestAPI}, {"ingest", b.ingestNATS}, {"ingest", b.ingestSteady(5000)},
 		{"ingest", b.ingestSteady(10000)}, {"ingest", b.ingestSteady(15000)}, {"ingest", b.treeCost},
-		{"query", b.queryLatency},
+		{"query", b.queryLatency}, {"search", b.searchLatency},
 		{"export", b.exportRate}, {"export", b.exportFormats}, {"live", b.liveDelay},
 	}
 	for _, step := range steps {

@@ -3,6 +3,7 @@ package model
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // AuditEventConnection is a page of events. Its total is counted only when a
@@ -10,6 +11,10 @@ import (
 type AuditEventConnection struct {
 	Edges    []*AuditEventEdge
 	PageInfo *PageInfo
+	// Complete is false when the search stopped at its time budget, having
+	// looked only as far back as SearchedThrough.
+	Complete        bool
+	SearchedThrough *time.Time
 
 	once   sync.Once
 	count  func(ctx context.Context) (int, bool, error)

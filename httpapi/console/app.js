@@ -48,6 +48,7 @@ function readURL() {
     q: p.get('q') || '',
     from: p.get('from') || '',
     to: p.get('to') || '',
+    reads: p.get('reads') || '',
     kind: p.get('kind') || '',
     id: p.get('id') || '',
   };
@@ -79,7 +80,12 @@ function isoToLocal(iso) {
 function apiFilter(s) {
   const f = {};
   if (s.source) f.sources = [s.source];
-  if (s.q) f.search = s.q;
+  // The box takes the query language (docs/query-language.md); a plain
+  // word in it is the free-text search it always was.
+  if (s.q) f.query = s.q;
+  // Every search is itself recorded as AUDIT_LOG_VIEWED; they would bury
+  // what an investigator looks for, so they are shown only when asked.
+  if (!s.reads) f.excludeTypes = ['AUDIT_LOG_VIEWED'];
   if (s.from) f.from = s.from;
   if (s.to) f.to = s.to;
   return f;
@@ -325,7 +331,7 @@ function wireDialog(dlg) {
 const ROW_FIELDS = 'id type source description occurredAt liveCursor actor { name email }';
 const EVENTS_QUERY = `query Events($filter: AuditEventFilter, $first: Int, $after: String) {
   auditEvents(filter: $filter, first: $first, after: $after) {
-    totalCount totalCountCapped
+    totalCount totalCountCapped complete searchedThrough
     pageInfo { hasNextPage endCursor }
     edges { node { ${ROW_FIELDS} } }
   }
@@ -334,7 +340,7 @@ const EVENTS_QUERY = `query Events($filter: AuditEventFilter, $first: Int, $afte
 const table = { filter: null, key: '', after: null, ids: new Set(), loaded: 0, total: null, capped: false, abort: null, firstRender: true };
 
 function filterKey(s) {
-  return JSON.stringify([s.source, s.q, s.from, s.to]);
+  return JSON.stringify([s.source, s.q, s.from, s.to, s.reads]);
 }
 
 function enterEvents(s) {
@@ -343,6 +349,7 @@ function enterEvents(s) {
   if ($('f-search').value !== s.q) $('f-search').value = s.q;
   if (localToISO($('f-from').value) !== s.from) $('f-from').value = isoToLocal(s.from);
   if (localToISO($('f-to').value) !== s.to) $('f-to').value = isoToLocal(s.to);
+  $('f-reads').checked = !!s.reads;
   if (filterKey(s) !== table.key || !table.filter) loadEvents(s);
   if (!$('exports').dataset.loaded && $('exports').open) loadExports();
 }
@@ -373,9 +380,10 @@ async function loadEvents(s, more = false) {
     table.capped = c.totalCountCapped;
     table.after = c.pageInfo.endCursor;
     appendRows(c.edges.map((e) => e.node));
+    renderPartial(c);
     // The API may say there is a next page that turns out empty; the total
-    // settles it when it is exact.
-    $('load-more').hidden = !c.pageInfo.hasNextPage || (!c.totalCountCapped && table.loaded >= c.totalCount);
+    // settles it when it is exact. A partial search continues instead.
+    $('load-more').hidden = !c.complete || !c.pageInfo.hasNextPage || (!c.totalCountCapped && table.loaded >= c.totalCount);
     $('load-more').disabled = false;
     renderTotal();
     if (table.firstRender && c.edges.length) {
@@ -399,10 +407,18 @@ async function loadEvents(s, more = false) {
   }
 }
 
+/** A search that stopped at its time budget says how far back it looked. */
+function renderPartial(c) {
+  $('partial').hidden = c.complete;
+  if (c.complete) return;
+  $('partial-text').replaceChildren('Searched back to ', timeEl(c.searchedThrough), ' —');
+  $('continue-search').disabled = false;
+}
+
 function renderTotal() {
   const n = table.total === null ? '' : count.format(table.total) + (table.capped ? '+' : '');
   $('total').textContent = `Showing ${count.format(table.loaded)} of ${n} events`;
-  $('empty').hidden = table.loaded > 0;
+  $('empty').hidden = table.loaded > 0 || !$('partial').hidden;
 }
 
 function eventRow(e, fresh) {
@@ -438,6 +454,7 @@ function filterChanged(immediate) {
       q: $('f-search').value.trim(),
       from: localToISO($('f-from').value),
       to: localToISO($('f-to').value),
+      reads: $('f-reads').checked ? '1' : '',
     };
     if (filterKey(s) === table.key) return;
     writeURL(s, true);
@@ -445,6 +462,105 @@ function filterChanged(immediate) {
   };
   if (immediate) apply();
   else debounce = setTimeout(apply, DEBOUNCE_MS);
+}
+
+// ------------------------------------------------------- search completion
+
+// The fields of the query language, in the order its documentation lists them.
+const QUERY_FIELDS = [
+  ['type', 'event type'], ['category', 'type category'], ['source', 'product'], ['actor', 'id, name or email'],
+  ['actor.id', ''], ['actor.name', ''], ['actor.email', ''], ['actor.kind', 'USER, API_KEY, SYSTEM'],
+  ['target', 'id or name'], ['target.kind', ''], ['target.id', ''], ['target.name', ''], ['ip', 'address or network'],
+  ['occurred', 'date, time or range'], ['id', 'event id'], ['request', 'request id'], ['agent', 'user agent'],
+];
+
+/** The suggestions for the word being typed: fields, then their values. */
+function suggestions(word) {
+  const neg = word.startsWith('-') ? '-' : '';
+  const w = word.slice(neg.length);
+  const colon = w.indexOf(':');
+  if (colon < 0) {
+    if (!w) return [];
+    const lw = w.toLowerCase();
+    const out = QUERY_FIELDS.filter(([f]) => f.startsWith(lw) && f !== lw).map(([f, hint]) => ({ value: neg + f + ':', hint }));
+    if (catalog && lw.startsWith('details.')) {
+      const keys = [...new Set(catalog.flatMap((t) => t.fields.map((f) => f.name)))].sort();
+      for (const k of keys) if (('details.' + k).startsWith(w)) out.push({ value: neg + 'details.' + k + ':', hint: 'payload field' });
+    } else if ('details.'.startsWith(lw)) {
+      out.push({ value: neg + 'details.', hint: 'a payload field' });
+    }
+    return out;
+  }
+  const field = w.slice(0, colon).toLowerCase();
+  const val = w.slice(colon + 1).toUpperCase();
+  let values = [];
+  if (field === 'type' && catalog) values = catalog.map((t) => [t.type, t.description]);
+  else if (field === 'category' && catalog) values = [...new Set(catalog.map((t) => t.category))].map((c) => [c, '']);
+  else if (field === 'source') values = Object.entries(PRODUCTS);
+  else if (field === 'actor.kind') values = [['USER', ''], ['API_KEY', ''], ['SYSTEM', '']];
+  return values.filter(([v]) => v.startsWith(val) && v !== val).map(([v, hint]) => ({ value: neg + w.slice(0, colon + 1) + v + ' ', hint }));
+}
+
+const sug = { items: [], active: -1 };
+
+/** The word the caret is at the end of: from the last space before it. */
+function currentWord() {
+  const box = $('f-search');
+  const upto = box.value.slice(0, box.selectionStart ?? box.value.length);
+  const m = /(\S*)$/.exec(upto);
+  return { start: upto.length - m[1].length, end: upto.length, word: m[1] };
+}
+
+function suggest() {
+  sug.items = suggestions(currentWord().word).slice(0, 12);
+  sug.active = -1;
+  const list = $('search-suggest');
+  list.replaceChildren(...sug.items.map((it, i) => h('li', { id: 'sug-' + i, role: 'option', 'aria-selected': 'false', 'data-value': it.value },
+    it.value.trim(), it.hint ? h('span', { class: 'muted' }, it.hint) : '')));
+  list.hidden = sug.items.length === 0;
+  $('f-search').setAttribute('aria-expanded', String(!list.hidden));
+  $('f-search').removeAttribute('aria-activedescendant');
+}
+
+function closeSuggest() {
+  $('search-suggest').hidden = true;
+  $('f-search').setAttribute('aria-expanded', 'false');
+  $('f-search').removeAttribute('aria-activedescendant');
+  sug.items = [];
+}
+
+function moveSuggest(by) {
+  const n = sug.items.length;
+  sug.active = (sug.active + by + n) % n;
+  for (const [i, li] of [...$('search-suggest').children].entries()) {
+    li.setAttribute('aria-selected', String(i === sug.active));
+    if (i === sug.active) li.scrollIntoView({ block: 'nearest' });
+  }
+  $('f-search').setAttribute('aria-activedescendant', 'sug-' + sug.active);
+}
+
+function takeSuggestion(value) {
+  const box = $('f-search');
+  const { start, end } = currentWord();
+  box.value = box.value.slice(0, start) + value + box.value.slice(end);
+  const caret = start + value.length;
+  box.setSelectionRange(caret, caret);
+  // A field awaits its value; a finished term searches.
+  if (value.endsWith(' ')) { closeSuggest(); filterChanged(false); } else suggest();
+}
+
+function suggestKey(ev) {
+  if ($('search-suggest').hidden || !sug.items.length) return;
+  if (ev.key === 'ArrowDown' || ev.key === 'ArrowUp') {
+    ev.preventDefault();
+    moveSuggest(ev.key === 'ArrowDown' ? 1 : -1);
+  } else if ((ev.key === 'Enter' || ev.key === 'Tab') && sug.active >= 0) {
+    ev.preventDefault();
+    takeSuggestion(sug.items[sug.active].value);
+  } else if (ev.key === 'Escape') {
+    ev.preventDefault();
+    closeSuggest();
+  }
 }
 
 // ------------------------------------------------------------------- detail
@@ -787,12 +903,23 @@ function init() {
   });
 
   $('filters').addEventListener('submit', (ev) => { ev.preventDefault(); filterChanged(true); });
-  $('f-search').addEventListener('input', () => filterChanged(false));
-  for (const id of ['f-source', 'f-from', 'f-to']) $(id).addEventListener('change', () => filterChanged(true));
+  $('f-search').addEventListener('input', () => { filterChanged(false); suggest(); });
+  $('f-search').addEventListener('keydown', suggestKey);
+  $('f-search').addEventListener('focus', () => getCatalog().catch(() => {}));
+  $('f-search').addEventListener('blur', () => setTimeout(closeSuggest, 150));
+  $('search-suggest').addEventListener('mousedown', (ev) => {
+    const li = ev.target.closest('li[role=option]');
+    if (!li) return;
+    ev.preventDefault(); // keep the focus in the box
+    takeSuggestion(li.dataset.value);
+  });
+  for (const id of ['f-source', 'f-from', 'f-to', 'f-reads']) $(id).addEventListener('change', () => filterChanged(true));
   $('clear-filters').addEventListener('click', () => {
     for (const id of ['f-source', 'f-search', 'f-from', 'f-to']) $(id).value = '';
+    $('f-reads').checked = false;
     filterChanged(true);
   });
+  $('continue-search').addEventListener('click', () => { $('continue-search').disabled = true; loadEvents(readURL(), true); });
   $('load-more').addEventListener('click', () => loadEvents(readURL(), true));
   $('event-rows').addEventListener('click', (ev) => {
     const b = ev.target.closest('button[data-open]');

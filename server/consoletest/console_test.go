@@ -103,6 +103,8 @@ func TestConsole(t *testing.T) {
 	t.Run("ViewMoreAndHistory", s.testViewMoreAndHistory)
 	t.Run("Export", s.testExport)
 	t.Run("Live", s.testLive)
+	t.Run("SearchLanguage", s.testSearchLanguage)
+	t.Run("PartialSearch", s.testPartialSearch)
 	t.Run("Catalog", s.testCatalog)
 	t.Run("NonAdmin", s.testNonAdmin)
 	t.Run("Errors", s.testErrors)
