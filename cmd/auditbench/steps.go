@@ -485,26 +485,38 @@ func (b *bench) report(rep *Report, name string, lat []time.Duration) {
 	rep.add(name+" p99", percentile(lat, 0.99), "ms", "")
 }
 
-// treeCost reports what the organizations' hash trees take in the region's
-// read model after the ingest steps: the stored hashes (table and index),
-// and the message bytes each row keeps as its leaf's record, per million
-// leaves. Rows seeded by SQL have no leaf and are not counted.
+// treeCost reports the bytes on disk per event of the region's read model
+// after the ingest steps, split into the event rows (without the records
+// they keep), the records (each leaf's message bytes, kept in the row for
+// proofs and proved exports), the indexes (the events' and event_ids'), and
+// the tree (tiles and sizes, per leaf). Rows seeded by SQL count in the rows
+// and indexes, not in the tree; the tiles include the dead versions of
+// partial tiles that autovacuum has not reclaimed yet.
 func (b *bench) treeCost(ctx context.Context, rep *Report) error {
 	pool := b.srv.EventStore(domain.RegionUS).Pool()
-	var leaves, hashes, records int64
-	err := pool.QueryRow(ctx, `SELECT
-		(SELECT coalesce(sum(size), 0) FROM audit_us.tree_size),
-		pg_total_relation_size('audit_us.tree_hashes'),
-		(SELECT coalesce(sum(octet_length(record)), 0) FROM audit_us.events WHERE leaf_index IS NOT NULL)`).Scan(&leaves, &hashes, &records)
+	var events, leaves, heap, records, indexes, tree int64
+	err := pool.QueryRow(ctx, `
+		WITH parts AS (SELECT relid FROM pg_partition_tree('audit_us.events') WHERE isleaf)
+		SELECT
+			(SELECT count(*) FROM audit_us.events),
+			(SELECT coalesce(sum(size), 0) FROM audit_us.tree_size),
+			(SELECT coalesce(sum(pg_table_size(relid)), 0) FROM parts),
+			(SELECT coalesce(sum(pg_column_size(record)), 0) FROM audit_us.events WHERE record IS NOT NULL),
+			(SELECT coalesce(sum(pg_indexes_size(relid)), 0) FROM parts) + pg_total_relation_size('audit_us.event_ids'),
+			pg_total_relation_size('audit_us.tree_tiles') + pg_total_relation_size('audit_us.tree_size')`).
+		Scan(&events, &leaves, &heap, &records, &indexes, &tree)
 	if err != nil {
 		return fmt.Errorf("tree cost: %w", err)
 	}
-	if leaves == 0 {
+	if events == 0 || leaves == 0 {
 		return nil
 	}
-	const mib = 1 << 20
-	perMillion := func(bytes int64) float64 { return float64(bytes) / float64(leaves) * 1e6 / mib }
-	rep.add("tree: stored hashes per 1M events", perMillion(hashes), "MiB", fmt.Sprintf("table and index, over %d leaves", leaves))
-	rep.add("tree: records kept per 1M events", perMillion(records), "MiB", "the message bytes each row keeps for proofs and exports")
+	per := func(bytes, n int64) float64 { return float64(bytes) / float64(n) }
+	note := fmt.Sprintf("over %d event rows", events)
+	rep.add("storage: event rows per event", per(heap-records, events), "bytes", note+", records apart")
+	rep.add("storage: records (leaf bytes) per leaf", per(records, leaves), "bytes", fmt.Sprintf("over %d leaves; kept in the rows", leaves))
+	rep.add("storage: indexes per event", per(indexes, events), "bytes", note+": the events' indexes and event_ids")
+	rep.add("storage: tree per leaf", per(tree, leaves), "bytes", fmt.Sprintf("tiles and sizes over %d leaves", leaves))
+	rep.add("storage: tree per 1M events", per(tree, leaves)*1e6/(1<<20), "MiB", "")
 	return nil
 }
