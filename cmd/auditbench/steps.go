@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -73,15 +74,51 @@ func (b *bench) gql(ctx context.Context, token, query string, vars map[string]an
 	defer resp.Body.Close()
 	var out struct {
 		Data   json.RawMessage
-		Errors []struct{ Message string }
+		Errors []struct {
+			Message    string
+			Extensions struct {
+				Code       string
+				RetryAfter float64
+			}
+		}
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 		return nil, err
 	}
 	if len(out.Errors) > 0 {
+		if e := out.Errors[0]; e.Extensions.RetryAfter > 0 {
+			return nil, &refusal{after: time.Duration(e.Extensions.RetryAfter * float64(time.Second))}
+		}
 		return nil, fmt.Errorf("graphql: %s", out.Errors[0].Message)
 	}
 	return out.Data, nil
+}
+
+// refusal is an ingest call the log refused as overloaded, with how long
+// it asked the client to wait before sending it again.
+type refusal struct{ after time.Duration }
+
+func (r *refusal) Error() string {
+	return fmt.Sprintf("refused as overloaded; retry after %s", r.after)
+}
+
+// sendRetrying sends evs as a real client does: a refusal with a retry
+// hint is waited out and the same events (the same ids) sent again. It
+// returns the events recorded and how many refusals it met.
+func sendRetrying(ctx context.Context, evs []domain.Event, send func(context.Context, []domain.Event) (int, error)) (n, refusals int, err error) {
+	for {
+		n, err := send(ctx, evs)
+		var r *refusal
+		if !errors.As(err, &r) {
+			return n, refusals, err
+		}
+		refusals++
+		select {
+		case <-time.After(r.after):
+		case <-ctx.Done():
+			return 0, refusals, ctx.Err()
+		}
+	}
 }
 
 func (b *bench) enable(ctx context.Context, org string) error {
@@ -232,7 +269,7 @@ func (b *bench) ingest(ctx context.Context, rep *Report, label, org string, send
 	lagDone := make(chan struct{})
 	go func() { b.sampleLag(lctx, &lag); close(lagDone) }()
 
-	var accepted atomic.Int64
+	var accepted, refused atomic.Int64
 	var firstErr error
 	var once sync.Once
 	cpu := readCPU()
@@ -242,7 +279,8 @@ func (b *bench) ingest(ctx context.Context, rep *Report, label, org string, send
 	for range clients {
 		wg.Go(func() {
 			for time.Now().Before(deadline) {
-				n, err := send(ctx, events(org, batchSize))
+				n, r, err := sendRetrying(ctx, events(org, batchSize), send)
+				refused.Add(int64(r))
 				if err != nil {
 					once.Do(func() { firstErr = err })
 					return
@@ -270,6 +308,7 @@ func (b *bench) ingest(ctx context.Context, rep *Report, label, org string, send
 	lags := sortDurations(lag.lags)
 	rep.add("ingest "+label+": accepted", n/sent.Seconds(), "events/s", fmt.Sprintf("%d events, %d clients x %d/batch", int(n), clients, batchSize))
 	rep.add("ingest "+label+": end-to-end until queryable", n/queryable.Seconds(), "events/s", fmt.Sprintf("over %.0fs", queryable.Seconds()))
+	rep.add("ingest "+label+": calls refused as overloaded", float64(refused.Load()), "calls", "each waited out and sent again with the same ids")
 	rep.add("ingest "+label+": projection lag p50", percentile(lags, 0.50), "ms", "")
 	rep.add("ingest "+label+": projection lag p99", percentile(lags, 0.99), "ms", "")
 	rep.add("ingest "+label+": CPU per event, whole machine", machineCPU, "µs", "accept to queryable; 2 cores give 100 µs per event at 20,000/s")
@@ -330,10 +369,17 @@ func (b *bench) steady(ctx context.Context, rep *Report, rate int) error {
 	defer tick.Stop()
 	var wg sync.WaitGroup
 	var failed atomic.Value
+	var refused atomic.Int64
 	for end := time.Now().Add(duration); time.Now().Before(end); {
 		<-tick.C
 		wg.Go(func() { // a slow request must not lower the offered rate
-			if _, err := b.gql(ctx, token, recordMutation, inputs(events(org, perBatch))); err != nil {
+			send := func(ctx context.Context, evs []domain.Event) (int, error) {
+				_, err := b.gql(ctx, token, recordMutation, inputs(evs))
+				return 0, err
+			}
+			_, r, err := sendRetrying(ctx, events(org, perBatch), send)
+			refused.Add(int64(r))
+			if err != nil {
 				failed.Store(err)
 			}
 		})
@@ -352,6 +398,7 @@ func (b *bench) steady(ctx context.Context, rep *Report, rate int) error {
 	name := fmt.Sprintf("ingest API at %d/s: projection lag", rate)
 	rep.add(name+" p50", percentile(lags, 0.50), "ms", fmt.Sprintf("offered for %.0fs", duration.Seconds()))
 	rep.add(name+" p99", percentile(lags, 0.99), "ms", "")
+	rep.add(fmt.Sprintf("ingest API at %d/s: calls refused as overloaded", rate), float64(refused.Load()), "calls", "each waited out and sent again")
 	return nil
 }
 
@@ -373,6 +420,9 @@ func (b *bench) ingestNATS(ctx context.Context, rep *Report) error {
 		var reply ingest.Reply
 		if err := json.Unmarshal(msg.Data, &reply); err != nil {
 			return 0, err
+		}
+		if reply.Error != nil && reply.Error.RetryAfter > 0 {
+			return 0, &refusal{after: time.Duration(reply.Error.RetryAfter * float64(time.Second))}
 		}
 		if reply.Error != nil {
 			return 0, fmt.Errorf("nats ingest: %s", reply.Error.Message)
