@@ -67,6 +67,9 @@ type Deps struct {
 	// and its limit, read when the account has none; nil with an external
 	// NATS.
 	EmbeddedStorage func() (used, limit uint64, ok bool)
+	// Tiles serves each organization's checkpoint and tree tiles under
+	// TlogPrefix; nil serves none.
+	Tiles TileLog
 	Log             zerolog.Logger
 	Now             func() time.Time
 

@@ -181,3 +181,12 @@ func (s *EventStore) restoreLeaves(ctx context.Context, tx pgx.Tx, rows [][]any)
 	}
 	return s.appendLeaves(ctx, tx, appended)
 }
+
+// Tile is org's stored tile at tile level l and index n, as wide as it is
+// stored now (a partial tile grows until full), or nil when it was never
+// written.
+func (s *EventStore) Tile(ctx context.Context, org string, l int, n int64) ([]byte, error) {
+	k := tiles.Key{Org: org, L: l, N: n}
+	found, err := tiles.Read(ctx, s.pool, s.schema, []tiles.Key{k})
+	return found[k], err
+}
