@@ -403,7 +403,8 @@ func (b *bench) steady(ctx context.Context, rep *Report, rate int) error {
 }
 
 func (b *bench) ingestNATS(ctx context.Context, rep *Report) error {
-	nc, err := nats.Connect(b.srv.NATSIngestURL(), nats.UserInfo(b.natsUser.Name, b.natsUser.Password))
+	nc, err := nats.Connect(b.srv.NATSIngestURL(), nats.UserInfo(b.natsUser.Name, b.natsUser.Password),
+		nats.CustomInboxPrefix(natsx.IngestInboxPrefix(b.natsUser.Name)))
 	if err != nil {
 		return err
 	}
