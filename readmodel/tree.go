@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/mod/sumdb/tlog"
@@ -160,18 +161,27 @@ func (s *EventStore) FindLeaf(ctx context.Context, org string, record []byte) (i
 // projector's checks make impossible) is appended as a new one, and logged,
 // since a rebuild will place it at its stream position instead.
 func (s *EventStore) restoreLeaves(ctx context.Context, tx pgx.Tx, rows [][]any) error {
+	byOrg := map[string][]tlog.Hash{}
+	for _, row := range rows {
+		org := row[0].(string)
+		byOrg[org] = append(byOrg[org], tlog.RecordHash(row[colRecord].([]byte)))
+	}
+	orgs := slices.Collect(maps.Keys(byOrg))
+	sizes, err := s.treeSizes(ctx, tx, orgs)
+	if err != nil {
+		return err
+	}
+	at := make(map[string]map[tlog.Hash]int64, len(orgs))
+	for _, org := range orgs {
+		// One scan of the org's leaf tiles for all its repaired rows.
+		if at[org], err = tiles.FindLeaves(ctx, tx, s.schema, org, sizes[org], byOrg[org]); err != nil {
+			return err
+		}
+	}
 	var appended [][]any
 	for _, row := range rows {
 		org := row[0].(string)
-		size, err := s.treeSizes(ctx, tx, []string{org})
-		if err != nil {
-			return err
-		}
-		n, found, err := tiles.FindLeaf(ctx, tx, s.schema, org, size[org], tlog.RecordHash(row[colRecord].([]byte)))
-		if err != nil {
-			return err
-		}
-		if found {
+		if n, ok := at[org][tlog.RecordHash(row[colRecord].([]byte))]; ok {
 			row[colLeafIndex] = n
 		} else {
 			s.log.Warn().Str("org_id", org).Str("id", row[1].(string)).

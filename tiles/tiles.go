@@ -253,33 +253,47 @@ func (h *Hashes) Range(lo, hi int64) ([]tlog.Hash, error) {
 }
 
 // FindLeaf returns the index of the first leaf of org's tree of size n whose
-// record hash is leaf, reading org's level-0 tiles in order; found is false
-// when no leaf has it. It scans, since tiles keep no index by hash: it
-// serves repairs and verification of an aged-out stream, never ingest.
+// record hash is leaf; found is false when no leaf has it.
 func FindLeaf(ctx context.Context, q Queryer, schema, org string, n int64, leaf tlog.Hash) (index int64, found bool, err error) {
+	at, err := FindLeaves(ctx, q, schema, org, n, []tlog.Hash{leaf})
+	index, found = at[leaf]
+	return index, found, err
+}
+
+// FindLeaves returns, for each of leaves that is the record hash of a leaf
+// of org's tree of size n, the index of the first such leaf, reading org's
+// level-0 tiles once, in order. It scans, since tiles keep no index by
+// hash: it serves repairs and verification of an aged-out stream, never
+// ingest.
+func FindLeaves(ctx context.Context, q Queryer, schema, org string, n int64, leaves []tlog.Hash) (map[tlog.Hash]int64, error) {
+	want := make(map[tlog.Hash]bool, len(leaves))
+	for _, h := range leaves {
+		want[h] = true
+	}
+	out := make(map[tlog.Hash]int64, len(leaves))
 	rows, err := q.Query(ctx, fmt.Sprintf(`SELECT n, data FROM %s.tree_tiles WHERE org_id = $1 AND level = 0 ORDER BY n`, schema), org)
 	if err != nil {
-		return 0, false, fmt.Errorf("find leaf: %w", err)
+		return nil, fmt.Errorf("find leaves: %w", err)
 	}
 	var (
 		tn   int64
 		data []byte
 	)
-	index = -1
 	_, err = pgx.ForEachRow(rows, []any{&tn, &data}, func() error {
-		if index >= 0 {
-			return nil
-		}
-		for i := 0; (i+1)*tlog.HashSize <= len(data); i++ {
-			if k := tn*Width + int64(i); k < n && bytes.Equal(data[i*tlog.HashSize:(i+1)*tlog.HashSize], leaf[:]) {
-				index = k
-				return nil
+		for i := 0; (i+1)*tlog.HashSize <= len(data) && len(out) < len(want); i++ {
+			k := tn*Width + int64(i)
+			if k >= n {
+				break
+			}
+			h := tlog.Hash(data[i*tlog.HashSize : (i+1)*tlog.HashSize])
+			if _, seen := out[h]; want[h] && !seen {
+				out[h] = k
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return 0, false, fmt.Errorf("find leaf: %w", err)
+		return nil, fmt.Errorf("find leaves: %w", err)
 	}
-	return index, index >= 0, nil
+	return out, nil
 }

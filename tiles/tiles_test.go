@@ -185,4 +185,9 @@ func checkTree(t *testing.T, pool *pgxpool.Pool, org string, size int64, ref *me
 	if _, found, _ := tiles.FindLeaf(ctx, pool, schema, org, size, tlog.RecordHash(record(org, size))); found {
 		t.Fatalf("%s: FindLeaf found a record that is no leaf", org)
 	}
+	first, last, absent := tlog.RecordHash(record(org, 0)), tlog.RecordHash(record(org, size-1)), tlog.RecordHash(record(org, size))
+	at, err := tiles.FindLeaves(ctx, pool, schema, org, size, []tlog.Hash{first, last, absent})
+	if err != nil || len(at) != 2 || at[first] != 0 || at[last] != size-1 {
+		t.Fatalf("%s: FindLeaves of leaves 0, %d and a record that is none: %v %v", org, size-1, at, err)
+	}
 }

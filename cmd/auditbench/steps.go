@@ -329,7 +329,7 @@ func (b *bench) ingest(ctx context.Context, rep *Report, label, org string, send
 			return err
 		}
 	}
-	rep.add("ingest "+label+": ratio to the COPY ceiling", n/queryable.Seconds()/b.copyRate, "×", fmt.Sprintf("ceiling %.0f rows/s in this run", b.copyRate))
+	rep.add("ingest "+label+": until queryable, of the COPY ceiling", 100*n/queryable.Seconds()/b.copyRate, "%", fmt.Sprintf("ceiling %.0f rows/s in this run", b.copyRate))
 	rep.add("ingest "+label+": calls refused as overloaded", float64(refused.Load()), "calls", "each waited out and sent again with the same ids")
 	rep.add("ingest "+label+": projection lag p50", percentile(lags, 0.50), "ms", "")
 	rep.add("ingest "+label+": projection lag p99", percentile(lags, 0.99), "ms", "")
