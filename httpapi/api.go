@@ -70,8 +70,8 @@ type Deps struct {
 	// Tiles serves each organization's checkpoint and tree tiles under
 	// TlogPrefix; nil serves none.
 	Tiles TileLog
-	Log             zerolog.Logger
-	Now             func() time.Time
+	Log   zerolog.Logger
+	Now   func() time.Time
 
 	// The limits (config.Config's fields of the same names), defaults
 	// already applied.
