@@ -1,11 +1,10 @@
 // Package httpapi is auditd's HTTP surface: the routes (/query, the
 // console and playground, /exports/{id}, /tlog/<org>/…, /healthz, /readyz,
-// /metrics), and
-// what guards them: CORS, bearer tokens, body limits and the body budget,
-// the websocket transport, and the GraphQL guards of package gqlguard
-// (persisted queries, query cost limits, GraphQL-over-HTTP errors). New
-// builds it from explicit dependencies (Deps); the server package
-// assembles those.
+// /metrics), and what guards them: CORS, bearer tokens, body limits and the
+// body budget, the websocket transport, and the GraphQL guards of package
+// gqlguard (persisted queries, query cost limits, GraphQL-over-HTTP
+// errors). New builds it from explicit dependencies (Deps); the server
+// package assembles those.
 package httpapi
 
 import (
