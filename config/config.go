@@ -154,7 +154,9 @@ type Config struct {
 	// ProjectionPartitions is how many partitions project each regional
 	// stream, shared by every instance (1 to projector.MaxPartitions). It
 	// seeds a new deployment's layout and never changes an existing one:
-	// that is `auditd projections partitions N`. Zero means 1.
+	// that is `auditd projections partitions N`. Zero means 1; the flag's
+	// default is 4, chosen from `auditbench -only partitions` (see
+	// docs/operations.md#partitioned-projection-and-capacity).
 	ProjectionPartitions int
 	// HolderTimeout is how long a session holding projection locks (or
 	// this instance's membership) may be silent before Postgres ends it, so

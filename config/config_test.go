@@ -49,7 +49,7 @@ func TestDefaultsAndNever(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Addr != ":8080" || c.ExportWorkers != 2 || c.ReconcileEvery != time.Hour || c.CheckpointEvery != time.Minute ||
-		!c.Introspection || c.Streams.Replicas != 1 || c.HolderTimeout != 10*time.Second || c.ProjectionPartitions != 1 {
+		!c.Introspection || c.Streams.Replicas != 1 || c.HolderTimeout != 10*time.Second || c.ProjectionPartitions != 4 {
 		t.Fatalf("defaults: %+v", c)
 	}
 	// 0 means never (none), which the struct holds as a negative value.

@@ -3,6 +3,7 @@ package domain
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code classifies an error for API clients; the values are the GraphQL
@@ -48,6 +49,11 @@ type Error struct {
 	Message string
 	// Cause is the failure behind the error, for logs; it is never shown.
 	Cause error
+	// RetryAfter, when set, is how long the client should wait before
+	// sending the same call again: the log is overloaded, not failing, and
+	// a client that waits this long finds room (extensions.retryAfter on
+	// GraphQL, retryAfter on NATS ingest, in seconds).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -93,6 +99,12 @@ func BadInput(field, format string, args ...any) *Error {
 // was wrong, and sending it again is safe.
 func Unavailable(message string, cause error) *Error {
 	return &Error{Code: CodeUnavailable, Message: message, Cause: cause}
+}
+
+// Overloaded is the UNAVAILABLE error of a call the log refused because it
+// was busy: the same call may be sent again after retryAfter.
+func Overloaded(message string, retryAfter time.Duration, cause error) *Error {
+	return &Error{Code: CodeUnavailable, Message: message, Cause: cause, RetryAfter: retryAfter}
 }
 
 // CodeOf reports the code of the first *Error in err's chain, or INTERNAL.

@@ -32,6 +32,9 @@ func ErrorPresenter() graphql.ErrorPresenterFunc {
 			if de.Field != "" {
 				gqlErr.Extensions["field"] = de.Field
 			}
+			if de.RetryAfter > 0 {
+				gqlErr.Extensions["retryAfter"] = de.RetryAfter.Seconds()
+			}
 			return gqlErr
 		}
 		if errors.Is(err, context.DeadlineExceeded) {

@@ -1,10 +1,10 @@
 // Package httpapi is auditd's HTTP surface: the routes (/query, the
-// console and playground, /exports/{id}, /healthz, /readyz, /metrics), and
-// what guards them: CORS, bearer tokens, body limits and the body budget,
-// the websocket transport, and the GraphQL guards of package gqlguard
-// (persisted queries, query cost limits, GraphQL-over-HTTP errors). New
-// builds it from explicit dependencies (Deps); the server package
-// assembles those.
+// console and playground, /exports/{id}, /tlog/<org>/…, /healthz, /readyz,
+// /metrics), and what guards them: CORS, bearer tokens, body limits and the
+// body budget, the websocket transport, and the GraphQL guards of package
+// gqlguard (persisted queries, query cost limits, GraphQL-over-HTTP
+// errors). New builds it from explicit dependencies (Deps); the server
+// package assembles those.
 package httpapi
 
 import (
@@ -67,8 +67,11 @@ type Deps struct {
 	// and its limit, read when the account has none; nil with an external
 	// NATS.
 	EmbeddedStorage func() (used, limit uint64, ok bool)
-	Log             zerolog.Logger
-	Now             func() time.Time
+	// Tiles serves each organization's checkpoint and tree tiles under
+	// TlogPrefix; nil serves none.
+	Tiles TileLog
+	Log   zerolog.Logger
+	Now   func() time.Time
 
 	// The limits (config.Config's fields of the same names), defaults
 	// already applied.

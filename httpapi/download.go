@@ -103,6 +103,7 @@ var statusOf = map[domain.Code]int{
 	domain.CodeConflict:        http.StatusConflict,
 	domain.CodeExpired:         http.StatusGone,
 	domain.CodeUnavailable:     http.StatusServiceUnavailable,
+	domain.CodeRateLimited:     http.StatusTooManyRequests,
 }
 
 // writeError answers a plain HTTP endpoint in the shape of a GraphQL error,

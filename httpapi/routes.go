@@ -64,6 +64,7 @@ func (s *API) routes(es graphql.ExecutableSchema) http.Handler {
 	}
 	mux.Handle("OPTIONS "+DownloadPath+"{id}", cors(s.cfg.AllowedOrigins, http.NotFoundHandler()))
 	mux.Handle("GET "+DownloadPath+"{id}", cors(s.cfg.AllowedOrigins, s.cfg.Verifier.Middleware(withRequest(http.HandlerFunc(s.download)))))
+	s.tlogRoutes(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeStatus(w, http.StatusOK, "ok")
 	})

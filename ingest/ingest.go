@@ -63,7 +63,25 @@ type Recorder struct {
 	// MaxFutureSkew is how far in the future an event's occurredAt may
 	// lie; zero means domain.MaxClockSkew.
 	MaxFutureSkew time.Duration
+	// PublishWait bounds how long one call waits for room in the window
+	// of appends awaiting JetStream's acknowledgement (the connection's
+	// async publish limit) before it is refused as overloaded; zero means
+	// DefaultPublishWait. Waiting slows producers to the rate the stream
+	// takes; refusing past the bound keeps a call from hanging.
+	PublishWait time.Duration
+	// RetryAfter is what an overloaded refusal tells the client to wait;
+	// zero means DefaultRetryAfter.
+	RetryAfter time.Duration
 }
+
+// Defaults of Recorder's backpressure: a call waits up to 2 s for the
+// publish window (a full window of 16,384 appends drains in about a second
+// at the rates the stream takes on small machines), then is refused with a
+// retry hint of 1 s.
+const (
+	DefaultPublishWait = 2 * time.Second
+	DefaultRetryAfter  = time.Second
+)
 
 // NewRecorder returns a Recorder appending through js and counting outcomes
 // in tally, which may be nil.
@@ -203,11 +221,23 @@ func (r *Recorder) record(ctx context.Context, p *domain.Principal, events []dom
 		return results, nil
 	}
 
+	wait, retry := r.PublishWait, r.RetryAfter
+	if wait <= 0 {
+		wait = DefaultPublishWait
+	}
+	if retry <= 0 {
+		retry = DefaultRetryAfter
+	}
+	deadline := time.Now().Add(wait)
 	futures := make([]jetstream.PubAckFuture, len(pending))
 	for j, i := range pending {
 		e := &events[i]
 		region := settings[e.OrgID].Region
-		f, err := r.publishAsync(e, region)
+		// The whole call shares one bound on waiting for the window.
+		f, err := r.publishAsync(e, region, max(time.Until(deadline), time.Millisecond))
+		if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+			return nil, domain.Overloaded(fmt.Sprintf("the audit log is busy: no room to append within %s; send the same events again after retryAfter seconds (their ids make that safe)", wait), retry, err)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -260,12 +290,14 @@ func Encode(e *domain.Event) ([]byte, error) {
 	return data, nil
 }
 
-func (r *Recorder) publishAsync(e *domain.Event, region domain.Region) (jetstream.PubAckFuture, error) {
+// publishAsync appends e to region's stream without waiting for the
+// acknowledgement, waiting at most stall for room in the window.
+func (r *Recorder) publishAsync(e *domain.Event, region domain.Region, stall time.Duration) (jetstream.PubAckFuture, error) {
 	m, err := message(region, e)
 	if err != nil {
 		return nil, err
 	}
-	f, err := r.js.PublishMsgAsync(m)
+	f, err := r.js.PublishMsgAsync(m, jetstream.WithStallWait(stall))
 	if err != nil {
 		return nil, fmt.Errorf("append event %s: %w", e.ID, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/oklog/ulid/v2"
 
@@ -198,5 +199,58 @@ func TestRecordJSONRejectsSecondReadings(t *testing.T) {
 	}
 	if n := storedCount(t, js, domain.RegionUS); n != 2 {
 		t.Fatalf("US holds %d messages, want the 2 good ones", n)
+	}
+}
+
+// TestFullPublishWindowIsRefusedWithRetryHint fills the window of appends
+// awaiting acknowledgement (a subscriber takes the appends and never
+// acknowledges them) and checks that a call waits about PublishWait for
+// room, then is refused as UNAVAILABLE with the retry hint, instead of
+// failing at once or hanging.
+func TestFullPublishWindowIsRefusedWithRetryHint(t *testing.T) {
+	tests := []struct {
+		name        string
+		wait, retry time.Duration
+	}{
+		{"short wait", 150 * time.Millisecond, 2 * time.Second},
+		{"longer wait", 600 * time.Millisecond, 500 * time.Millisecond},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ns, err := natsx.Embedded{Dir: t.TempDir()}.Start()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(ns.Shutdown)
+			nc, err := ns.Connect("test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(nc.Close)
+			// No stream: the appends reach this subscriber, which never answers.
+			if _, err := nc.Subscribe("audit.>", func(*nats.Msg) {}); err != nil {
+				t.Fatal(err)
+			}
+			if err := nc.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(1), jetstream.WithPublishAsyncTimeout(time.Minute))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := ingest.NewRecorder(js, settingsOf{"acme": {OrgID: "acme", Enabled: true, Region: domain.RegionUS}}, time.Now, nil)
+			r.PublishWait, r.RetryAfter = tc.wait, tc.retry
+
+			start := time.Now()
+			_, err = r.Record(context.Background(), service("acme"), []domain.Event{event("acme", nil), event("acme", nil)})
+			took := time.Since(start)
+			var de *domain.Error
+			if !errors.As(err, &de) || de.Code != domain.CodeUnavailable || de.RetryAfter != tc.retry {
+				t.Fatalf("a full window answered %v; want UNAVAILABLE with retryAfter %s", err, tc.retry)
+			}
+			if took < tc.wait || took > tc.wait+5*time.Second {
+				t.Fatalf("refused after %s; want after waiting about %s", took, tc.wait)
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"slices"
 	"strings"
@@ -40,10 +41,13 @@ type ReplyResult struct {
 	Reason string      `json:"reason,omitempty"`
 }
 
-// ReplyError is a failure of the whole request.
+// ReplyError is a failure of the whole request. RetryAfter, in seconds, is
+// set when the log was too busy to take the request: send the same request
+// again after that long.
 type ReplyError struct {
-	Code    domain.Code `json:"code"`
-	Message string      `json:"message"`
+	Code       domain.Code `json:"code"`
+	Message    string      `json:"message"`
+	RetryAfter float64     `json:"retryAfter,omitempty"`
 }
 
 // TokenVerifier turns a bearer token into the principal it names, or an
@@ -220,5 +224,10 @@ func errorReply(err error) Reply {
 	if code != domain.CodeInternal {
 		msg = err.Error()
 	}
-	return Reply{Error: &ReplyError{Code: code, Message: msg}}
+	reply := Reply{Error: &ReplyError{Code: code, Message: msg}}
+	var de *domain.Error
+	if errors.As(err, &de) && de.RetryAfter > 0 {
+		reply.Error.RetryAfter = de.RetryAfter.Seconds()
+	}
+	return reply
 }

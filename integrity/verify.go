@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -13,13 +14,13 @@ import (
 
 	"github.com/auditlog/auditlog/projector"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/readmodel"
 	"github.com/auditlog/auditlog/retention"
+	"github.com/auditlog/auditlog/tiles"
 )
 
 // Divergence is where the read model first departs from the stream: the
@@ -311,41 +312,17 @@ func quarantineDivergence(held []readmodel.Quarantined, size int64) *Divergence 
 // out. A record the tree does not know starts the tree at 0, and the
 // comparison then shows where the stream and the tree part.
 func keptPrefix(ctx context.Context, s *readmodel.EventStore, org string, data []byte) (int64, []tlog.Hash, error) {
-	h := tlog.RecordHash(data)
-	rows, err := s.Pool().Query(ctx, fmt.Sprintf(`SELECT idx FROM %s.tree_hashes WHERE org_id = $1 AND hash = $2`, s.Schema()), org, h[:])
+	k, found, err := s.FindLeaf(ctx, org, data)
 	if err != nil {
-		return 0, nil, fmt.Errorf("find leaf: %w", err)
+		return 0, nil, err
 	}
-	idxs, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		return 0, nil, fmt.Errorf("find leaf: %w", err)
-	}
-	k := int64(-1)
-	for _, idx := range idxs {
-		if level, n := tlog.SplitStoredHashIndex(idx); level == 0 {
-			k = n
-		}
-	}
-	if k <= 0 {
+	if !found || k == 0 {
 		return 0, nil, nil
 	}
 	count := tlog.StoredHashCount(k)
-	rows, err = s.Pool().Query(ctx, fmt.Sprintf(`SELECT hash FROM %s.tree_hashes WHERE org_id = $1 AND idx < $2 ORDER BY idx`, s.Schema()), org, count)
+	kept, err := s.Tiles(ctx, org).Range(0, count)
 	if err != nil {
-		return 0, nil, fmt.Errorf("kept hashes: %w", err)
-	}
-	kept := make([]tlog.Hash, 0, count)
-	var b []byte
-	if _, err := pgx.ForEachRow(rows, []any{&b}, func() error {
-		var h tlog.Hash
-		copy(h[:], b)
-		kept = append(kept, h)
-		return nil
-	}); err != nil {
-		return 0, nil, fmt.Errorf("kept hashes: %w", err)
-	}
-	if int64(len(kept)) != count {
-		return 0, nil, fmt.Errorf("the tree of %s keeps %d of the %d hashes of its first %d leaves", org, len(kept), count, k)
+		return 0, nil, fmt.Errorf("the tree of %s keeps not all the hashes of its first %d leaves: %w", org, k, err)
 	}
 	return k, kept, nil
 }
@@ -434,48 +411,43 @@ func sameJSON(div func(field, expected, found string) *Divergence, want, got jso
 }
 
 // verifyHashes compares the stored hashes of the leaves in [from, to) with
-// the ones recomputed.
+// the ones recomputed. The stored ones are read from the tiles, which hold
+// the hashes of tree levels 0, 8, 16, …; the others are computed from them,
+// so a tampered tile shows as its first hash that differs.
 func verifyHashes(ctx context.Context, s *readmodel.EventStore, org string, from, to int64, stored []tlog.Hash, found func(*Divergence)) error {
 	if from >= to {
 		return nil
 	}
 	lo, hi := tlog.StoredHashIndex(0, from), tlog.StoredHashIndex(0, to)
-	rows, err := s.Pool().Query(ctx, fmt.Sprintf(`SELECT idx, hash FROM %s.tree_hashes WHERE org_id = $1 AND idx >= $2 AND idx < $3 ORDER BY idx`, s.Schema()), org, lo, hi)
-	if err != nil {
-		return fmt.Errorf("verify %s: tree hashes: %w", org, err)
-	}
-	want := lo
-	var (
-		idx  int64
-		hash []byte
-	)
 	leafOf := func(i int64) int64 {
 		level, n := tlog.SplitStoredHashIndex(i)
 		return n << level
 	}
-	done := false
-	_, err = pgx.ForEachRow(rows, []any{&idx, &hash}, func() error {
-		if done {
-			return nil
+	tree := s.Tiles(ctx, org)
+	// In chunks of about 64 tiles of leaves, so memory stays bounded.
+	const chunk = 1 << 15
+	for start := lo; start < hi; start += chunk {
+		end := min(start+chunk, hi)
+		got, err := tree.Range(start, end)
+		if errors.Is(err, tiles.ErrMissing) {
+			// Find the first hash no tile holds.
+			for i := start; i < end; i++ {
+				if _, err := tree.ReadHashes([]int64{i}); err != nil {
+					found(&Divergence{LeafIndex: leafOf(i), Field: "treeHash", Expected: fmt.Sprintf("stored hash %d", i), Found: "none"})
+					return nil
+				}
+			}
 		}
-		if idx != want {
-			found(&Divergence{LeafIndex: leafOf(want), Field: "treeHash", Expected: fmt.Sprintf("stored hash %d", want), Found: "none"})
-			done = true
-			return nil
+		if err != nil {
+			return fmt.Errorf("verify %s: tree hashes: %w", org, err)
 		}
-		if !bytes.Equal(hash, stored[idx][:]) {
-			found(&Divergence{LeafIndex: leafOf(idx), Field: "treeHash",
-				Expected: base64.StdEncoding.EncodeToString(stored[idx][:]), Found: base64.StdEncoding.EncodeToString(hash)})
-			done = true
+		for k, h := range got {
+			if i := start + int64(k); h != stored[i] {
+				found(&Divergence{LeafIndex: leafOf(i), Field: "treeHash",
+					Expected: base64.StdEncoding.EncodeToString(stored[i][:]), Found: base64.StdEncoding.EncodeToString(h[:])})
+				return nil
+			}
 		}
-		want++
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("verify %s: tree hashes: %w", org, err)
-	}
-	if !done && want < hi {
-		found(&Divergence{LeafIndex: leafOf(want), Field: "treeHash", Expected: fmt.Sprintf("stored hash %d", want), Found: "none"})
 	}
 	return nil
 }

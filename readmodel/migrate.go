@@ -1,5 +1,5 @@
 // Package readmodel is the PostgreSQL side of the projection: the read
-// model of each region (EventStore: events, ids, the Merkle tree's hashes,
+// model of each region (EventStore: events, ids, the Merkle tree as tiles,
 // positions, quarantine) and of the settings (SettingsStore), the sinks
 // the projector runtime hands batches to, the queries the API asks of them,
 // their migrations (tern, embedded) and synthetic seeding. The read models

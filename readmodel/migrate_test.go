@@ -2,6 +2,7 @@ package readmodel_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -10,8 +11,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/integrity"
 	"github.com/auditlog/auditlog/internal/projtest"
 	"github.com/auditlog/auditlog/internal/synthetic"
 	"github.com/auditlog/auditlog/internal/testenv"
@@ -182,3 +185,147 @@ func TestMigrationSpellsTheQueryInetExpr(t *testing.T) {
 		t.Fatal("010_search_indexes.sql does not index query.InetExpr()")
 	}
 }
+
+// TestUpgradeTurnsTreeHashesIntoTiles builds read models in the layout of
+// migration 9 (a tree_hashes row per stored hash), upgrades them, and
+// checks that no event row is lost, that the roots, inclusion and
+// consistency proofs the old hashes gave still verify from the tiles, that
+// a tree keeps growing from them, and that a tree missing a hash stops the
+// upgrade instead of being converted short.
+func TestUpgradeTurnsTreeHashesIntoTiles(t *testing.T) {
+	sizes := map[string]int64{"org-000": 1, "org-001": 300, "org-002": 256*256 + 700}
+	tests := []struct {
+		name    string
+		damage  string // SQL run on the old layout before the upgrade
+		wantErr bool
+	}{
+		{name: "whole trees"},
+		{name: "a leaf hash missing", damage: fmt.Sprintf(`DELETE FROM audit_us.tree_hashes WHERE org_id = 'org-001' AND idx = %d`, tlog.StoredHashIndex(0, 17)), wantErr: true},
+		{name: "a tile-level hash missing", damage: fmt.Sprintf(`DELETE FROM audit_us.tree_hashes WHERE org_id = 'org-002' AND idx = %d`, tlog.StoredHashIndex(8, 3)), wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			pool := testenv.Pool(t)
+			if err := readmodel.MigrateTo(ctx, pool, "audit_us", "region", 9); err != nil {
+				t.Fatal(err)
+			}
+			s := readmodel.NewEventStore(pool, "audit_us", "AUDIT_US", zerolog.Nop())
+			if err := synthetic.Seed(ctx, s, 2_000, 3, "org-"); err != nil {
+				t.Fatal(err)
+			}
+			const fingerprint = `SELECT count(*), md5(string_agg(org_id || id || occurred_at::text || search_text, ',' ORDER BY org_id, id)) FROM audit_us.events`
+			var before, after struct {
+				n   int
+				sum string
+			}
+			if err := pool.QueryRow(ctx, fingerprint).Scan(&before.n, &before.sum); err != nil {
+				t.Fatal(err)
+			}
+			roots := map[string]tlog.Hash{}
+			for org, size := range sizes {
+				var stored []tlog.Hash
+				r := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+					out := make([]tlog.Hash, len(idx))
+					for i, x := range idx {
+						out[i] = stored[x]
+					}
+					return out, nil
+				})
+				rows := make([][]any, 0, 2*size)
+				for n := range size {
+					hs, err := tlog.StoredHashes(n, oldRecord(org, n), r)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, h := range hs {
+						rows = append(rows, []any{org, int64(len(stored)), h[:]})
+						stored = append(stored, h)
+					}
+				}
+				if _, err := pool.CopyFrom(ctx, pgx.Identifier{"audit_us", "tree_hashes"}, []string{"org_id", "idx", "hash"}, pgx.CopyFromRows(rows)); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := pool.Exec(ctx, `INSERT INTO audit_us.tree_size VALUES ($1, $2)`, org, size); err != nil {
+					t.Fatal(err)
+				}
+				roots[org], _ = tlog.TreeHash(size, r)
+			}
+			if tc.damage != "" {
+				if _, err := pool.Exec(ctx, tc.damage); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			var oldBytes, newBytes int64
+			if err := pool.QueryRow(ctx, `SELECT pg_total_relation_size('audit_us.tree_hashes')`).Scan(&oldBytes); err != nil {
+				t.Fatal(err)
+			}
+			err := s.Migrate(ctx)
+			if tc.wantErr {
+				var kept bool
+				if err == nil || pool.QueryRow(ctx, `SELECT to_regclass('audit_us.tree_hashes') IS NOT NULL`).Scan(&kept) != nil || !kept {
+					t.Fatalf("upgrade of a tree missing a hash: %v, tree_hashes kept %v; want an error and the table kept", err, kept)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := pool.QueryRow(ctx, fingerprint).Scan(&after.n, &after.sum); err != nil {
+				t.Fatal(err)
+			}
+			if before.n != 2_000 || after != before {
+				t.Fatalf("rows changed by the upgrade: %d %s before, %d %s after", before.n, before.sum, after.n, after.sum)
+			}
+			var gone bool
+			if err := pool.QueryRow(ctx, `SELECT to_regclass('audit_us.tree_hashes') IS NULL, pg_total_relation_size('audit_us.tree_tiles')`).Scan(&gone, &newBytes); err != nil || !gone {
+				t.Fatalf("tree_hashes still there after the upgrade (%v)", err)
+			}
+			var leaves int64
+			for _, n := range sizes {
+				leaves += n
+			}
+			t.Logf("bytes per leaf: tree_hashes %.1f, tree_tiles %.1f", float64(oldBytes)/float64(leaves), float64(newBytes)/float64(leaves))
+			for org, size := range sizes {
+				root, err := integrity.TreeHash(ctx, s, org, size)
+				if err != nil || root != roots[org] {
+					t.Fatalf("%s: root after the upgrade %v (%v), before %v", org, root, err, roots[org])
+				}
+				for _, leaf := range []int64{0, size / 2, size - 1} {
+					p, err := integrity.ProveRecord(ctx, s, org, size, leaf)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := tlog.CheckRecord(p, size, root, leaf, tlog.RecordHash(oldRecord(org, leaf))); err != nil {
+						t.Fatalf("%s: inclusion of leaf %d: %v", org, leaf, err)
+					}
+				}
+			}
+
+			// The tree grows on from its tiles, consistent with the root
+			// the old layout gave.
+			m := &readModel{EventStore: s}
+			e := event("org-002", time.Now(), nil)
+			m.apply(t, e)
+			old := sizes["org-002"]
+			if n, err := s.TreeSize(ctx, "org-002"); err != nil || n != old+1 {
+				t.Fatalf("tree size after one more event: %d (%v), want %d", n, err, old+1)
+			}
+			root, err := integrity.TreeHash(ctx, s, "org-002", old+1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := integrity.ProveTree(ctx, s, "org-002", old, old+1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tlog.CheckTree(p, old+1, root, old, roots["org-002"]); err != nil {
+				t.Fatalf("the grown tree is not consistent with the upgraded one: %v", err)
+			}
+		})
+	}
+}
+
+// oldRecord is the leaf n of org in a tree built for the upgrade test.
+func oldRecord(org string, n int64) []byte { return fmt.Appendf(nil, `{"orgId":%q,"n":%d}`, org, n) }

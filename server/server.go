@@ -350,7 +350,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Schema: graph.NewSchema(resolver), Verifier: cfg.Verifier, Registry: s.metrics.registry,
 		APQ: s.apq, JS: s.js, Jobs: s.jobs, Reads: s.reads, Signer: s.signer,
 		Ready: s.Ready, Problems: s.Problems, Projections: func() any { return s.Projections() },
-		EmbeddedStorage: s.embeddedStorage, Log: s.log, Now: cfg.Now,
+		EmbeddedStorage: s.embeddedStorage, Tiles: s.trees, Log: s.log, Now: cfg.Now,
 		Introspection: cfg.Introspection, AllowedOrigins: cfg.AllowedOrigins, RequestTimeout: cfg.RequestTimeout,
 		MaxRequestBytes: cfg.MaxRequestBytes, BodyBudget: cfg.BodyBudget, BodyWait: cfg.BodyWait,
 		MaxResponseBytes: cfg.MaxResponseBytes, WebsocketWriteTimeout: cfg.WebsocketWriteTimeout,

@@ -310,7 +310,7 @@ func TestVerifyAuditLogLocatesTampering(t *testing.T) {
 	}
 	id3, id4, id2, id6 := idAt(3), idAt(4), idAt(2), idAt(6)
 	var hash7 []byte
-	if err := pool.QueryRow(ctx, `SELECT hash FROM audit_us.tree_hashes WHERE org_id = 'acme' AND idx = $1`, tlog.StoredHashIndex(0, 7)).Scan(&hash7); err != nil {
+	if err := pool.QueryRow(ctx, `SELECT substring(data FROM 7*32+1 FOR 32) FROM audit_us.tree_tiles WHERE org_id = 'acme' AND level = 0 AND n = 0`).Scan(&hash7); err != nil {
 		t.Fatal(err)
 	}
 	skey, _ := os.ReadFile(filepath.Join(env.Config.DataDir, "signing.key"))
@@ -357,10 +357,10 @@ func TestVerifyAuditLogLocatesTampering(t *testing.T) {
 		{
 			name: "a tree hash changed",
 			tamper: func() {
-				mustExec(t, pool, `UPDATE audit_us.tree_hashes SET hash = $1 WHERE org_id = 'acme' AND idx = $2`, make([]byte, 32), tlog.StoredHashIndex(0, 7))
+				mustExec(t, pool, `UPDATE audit_us.tree_tiles SET data = overlay(data PLACING $1 FROM 7*32+1 FOR 32) WHERE org_id = 'acme' AND level = 0 AND n = 0`, make([]byte, 32))
 			},
 			undo: func() {
-				mustExec(t, pool, `UPDATE audit_us.tree_hashes SET hash = $1 WHERE org_id = 'acme' AND idx = $2`, hash7, tlog.StoredHashIndex(0, 7))
+				mustExec(t, pool, `UPDATE audit_us.tree_tiles SET data = overlay(data PLACING $1 FROM 7*32+1 FOR 32) WHERE org_id = 'acme' AND level = 0 AND n = 0`, hash7)
 			},
 			leaf: 7, field: "treeHash", expected: base64.StdEncoding.EncodeToString(hash7), found: base64.StdEncoding.EncodeToString(make([]byte, 32)),
 		},

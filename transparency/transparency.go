@@ -11,11 +11,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"github.com/auditlog/auditlog/onlyone"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/auditlog/auditlog/onlyone"
 
 	integ "github.com/auditlog/auditlog/integrity"
 
@@ -28,6 +29,7 @@ import (
 	"github.com/auditlog/auditlog/export/ndjson"
 	"github.com/auditlog/auditlog/natsx"
 	"github.com/auditlog/auditlog/readmodel"
+	"github.com/auditlog/auditlog/tiles"
 	"github.com/auditlog/auditlog/treelog"
 )
 
@@ -413,6 +415,46 @@ func (t *Trees) Verify(ctx context.Context, org string, from, to int64) (*integ.
 		return &integ.Verification{OK: true}, nil
 	}
 	return integ.VerifyTree(ctx, st, t.cfg.JS, org, from, to, t.open)
+}
+
+// CheckpointNote is the signed note of Checkpoint, as the C2SP tlog-tiles
+// layout serves it at <prefix>/checkpoint.
+func (t *Trees) CheckpointNote(ctx context.Context, org string) (string, error) {
+	c, _, err := t.Checkpoint(ctx, org)
+	if err != nil {
+		return "", err
+	}
+	return c.Note, nil
+}
+
+// Tile is tile t of org's tree (C2SP tlog-tiles, height 8) for an auditor
+// to verify the log with its own tooling: the hashes of a full tile, or the
+// first t.W of a partial one. The tree only grows, so a partial tile asked
+// for after its tile filled is a prefix of what is stored. A tile the tree
+// does not have yet is NOT_FOUND.
+func (t *Trees) Tile(ctx context.Context, org string, tile tlog.Tile) ([]byte, error) {
+	missing := domain.Errorf(domain.CodeNotFound, "", "the tree of %s has no tile %s", org, tile.Path())
+	if tile.H != tiles.Height || tile.L < 0 || tile.W < 1 {
+		return nil, missing
+	}
+	_, st, release, err := t.checkStore(ctx, org)
+	if release != nil {
+		defer release()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		return nil, missing
+	}
+	data, err := st.Tile(ctx, org, tile.L, tile.N)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) < tile.W*tlog.HashSize {
+		return nil, missing
+	}
+	return data[:tile.W*tlog.HashSize], nil
 }
 
 // ExportProver lends exports the trees' checkpoints, proofs and key.

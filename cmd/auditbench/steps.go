@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -40,6 +41,9 @@ type bench struct {
 	url       string
 	secret    []byte
 	natsUser  natsx.User
+	// copyRate is the Postgres COPY ceiling measured in this run (rows/s),
+	// 0 until measured: each throughput is reported beside it.
+	copyRate float64
 }
 
 func (b *bench) token(c auth.Claims) string {
@@ -73,15 +77,51 @@ func (b *bench) gql(ctx context.Context, token, query string, vars map[string]an
 	defer resp.Body.Close()
 	var out struct {
 		Data   json.RawMessage
-		Errors []struct{ Message string }
+		Errors []struct {
+			Message    string
+			Extensions struct {
+				Code       string
+				RetryAfter float64
+			}
+		}
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 		return nil, err
 	}
 	if len(out.Errors) > 0 {
+		if e := out.Errors[0]; e.Extensions.RetryAfter > 0 {
+			return nil, &refusal{after: time.Duration(e.Extensions.RetryAfter * float64(time.Second))}
+		}
 		return nil, fmt.Errorf("graphql: %s", out.Errors[0].Message)
 	}
 	return out.Data, nil
+}
+
+// refusal is an ingest call the log refused as overloaded, with how long
+// it asked the client to wait before sending it again.
+type refusal struct{ after time.Duration }
+
+func (r *refusal) Error() string {
+	return fmt.Sprintf("refused as overloaded; retry after %s", r.after)
+}
+
+// sendRetrying sends evs as a real client does: a refusal with a retry
+// hint is waited out and the same events (the same ids) sent again. It
+// returns the events recorded and how many refusals it met.
+func sendRetrying(ctx context.Context, evs []domain.Event, send func(context.Context, []domain.Event) (int, error)) (n, refusals int, err error) {
+	for {
+		n, err := send(ctx, evs)
+		var r *refusal
+		if !errors.As(err, &r) {
+			return n, refusals, err
+		}
+		refusals++
+		select {
+		case <-time.After(r.after):
+		case <-ctx.Done():
+			return 0, refusals, ctx.Err()
+		}
+	}
 }
 
 func (b *bench) enable(ctx context.Context, org string) error {
@@ -128,26 +168,39 @@ func (b *bench) ceilings(ctx context.Context, rep *Report) error {
 	<-js.PublishAsyncComplete()
 	rep.add("ceiling: JetStream async publish", float64(n)/time.Since(start).Seconds(), "msg/s", fmt.Sprintf("%d msgs, file storage", n))
 
+	rate, err := b.copyCeiling(ctx, evs)
+	if err != nil {
+		return err
+	}
+	rep.add("ceiling: Postgres COPY (btree + trigram)", rate, "rows/s", fmt.Sprintf("%d rows, batches of 1000", n))
+	return nil
+}
+
+// copyCeiling measures how fast Postgres takes evs' rows by COPY into a
+// table with the events' btree and trigram indexes: what projection could
+// reach if it did nothing else. It keeps the result for the ratios.
+func (b *bench) copyCeiling(ctx context.Context, evs []domain.Event) (float64, error) {
+	n := len(evs)
 	pool := b.srv.EventStore(domain.RegionUS).Pool()
 	_, err := pool.Exec(ctx, `CREATE TABLE bench_copy (LIKE audit_us.events);
 		CREATE INDEX ON bench_copy (org_id, occurred_at, id);
 		CREATE INDEX ON bench_copy USING gin (search_text gin_trgm_ops)`)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer pool.Exec(ctx, "DROP TABLE bench_copy")
 	rows := make([][]any, n)
 	for i := range evs {
 		rows[i] = readmodel.EventRow(&evs[i], uint64(i+1))
 	}
-	start = time.Now()
+	start := time.Now()
 	for off := 0; off < n; off += 1000 {
 		if _, err := pool.CopyFrom(ctx, pgx.Identifier{"bench_copy"}, readmodel.EventColumns, pgx.CopyFromRows(rows[off:min(n, off+1000)])); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	rep.add("ceiling: Postgres COPY (btree + trigram)", float64(n)/time.Since(start).Seconds(), "rows/s", fmt.Sprintf("%d rows, batches of 1000", n))
-	return nil
+	b.copyRate = float64(n) / time.Since(start).Seconds()
+	return b.copyRate, nil
 }
 
 // lagSampler records, every few milliseconds, the stream head and when the
@@ -232,7 +285,7 @@ func (b *bench) ingest(ctx context.Context, rep *Report, label, org string, send
 	lagDone := make(chan struct{})
 	go func() { b.sampleLag(lctx, &lag); close(lagDone) }()
 
-	var accepted atomic.Int64
+	var accepted, refused atomic.Int64
 	var firstErr error
 	var once sync.Once
 	cpu := readCPU()
@@ -242,7 +295,8 @@ func (b *bench) ingest(ctx context.Context, rep *Report, label, org string, send
 	for range clients {
 		wg.Go(func() {
 			for time.Now().Before(deadline) {
-				n, err := send(ctx, events(org, batchSize))
+				n, r, err := sendRetrying(ctx, events(org, batchSize), send)
+				refused.Add(int64(r))
 				if err != nil {
 					once.Do(func() { firstErr = err })
 					return
@@ -270,6 +324,13 @@ func (b *bench) ingest(ctx context.Context, rep *Report, label, org string, send
 	lags := sortDurations(lag.lags)
 	rep.add("ingest "+label+": accepted", n/sent.Seconds(), "events/s", fmt.Sprintf("%d events, %d clients x %d/batch", int(n), clients, batchSize))
 	rep.add("ingest "+label+": end-to-end until queryable", n/queryable.Seconds(), "events/s", fmt.Sprintf("over %.0fs", queryable.Seconds()))
+	if b.copyRate == 0 { // -only ingest: measure the ceiling in this run too
+		if _, err := b.copyCeiling(ctx, events("ceiling", int(200_000*b.scale))); err != nil {
+			return err
+		}
+	}
+	rep.add("ingest "+label+": until queryable, of the COPY ceiling", 100*n/queryable.Seconds()/b.copyRate, "%", fmt.Sprintf("ceiling %.0f rows/s in this run", b.copyRate))
+	rep.add("ingest "+label+": calls refused as overloaded", float64(refused.Load()), "calls", "each waited out and sent again with the same ids")
 	rep.add("ingest "+label+": projection lag p50", percentile(lags, 0.50), "ms", "")
 	rep.add("ingest "+label+": projection lag p99", percentile(lags, 0.99), "ms", "")
 	rep.add("ingest "+label+": CPU per event, whole machine", machineCPU, "µs", "accept to queryable; 2 cores give 100 µs per event at 20,000/s")
@@ -330,10 +391,17 @@ func (b *bench) steady(ctx context.Context, rep *Report, rate int) error {
 	defer tick.Stop()
 	var wg sync.WaitGroup
 	var failed atomic.Value
+	var refused atomic.Int64
 	for end := time.Now().Add(duration); time.Now().Before(end); {
 		<-tick.C
 		wg.Go(func() { // a slow request must not lower the offered rate
-			if _, err := b.gql(ctx, token, recordMutation, inputs(events(org, perBatch))); err != nil {
+			send := func(ctx context.Context, evs []domain.Event) (int, error) {
+				_, err := b.gql(ctx, token, recordMutation, inputs(evs))
+				return 0, err
+			}
+			_, r, err := sendRetrying(ctx, events(org, perBatch), send)
+			refused.Add(int64(r))
+			if err != nil {
 				failed.Store(err)
 			}
 		})
@@ -352,11 +420,13 @@ func (b *bench) steady(ctx context.Context, rep *Report, rate int) error {
 	name := fmt.Sprintf("ingest API at %d/s: projection lag", rate)
 	rep.add(name+" p50", percentile(lags, 0.50), "ms", fmt.Sprintf("offered for %.0fs", duration.Seconds()))
 	rep.add(name+" p99", percentile(lags, 0.99), "ms", "")
+	rep.add(fmt.Sprintf("ingest API at %d/s: calls refused as overloaded", rate), float64(refused.Load()), "calls", "each waited out and sent again")
 	return nil
 }
 
 func (b *bench) ingestNATS(ctx context.Context, rep *Report) error {
-	nc, err := nats.Connect(b.srv.NATSIngestURL(), nats.UserInfo(b.natsUser.Name, b.natsUser.Password))
+	nc, err := nats.Connect(b.srv.NATSIngestURL(), nats.UserInfo(b.natsUser.Name, b.natsUser.Password),
+		nats.CustomInboxPrefix(natsx.IngestInboxPrefix(b.natsUser.Name)))
 	if err != nil {
 		return err
 	}
@@ -373,6 +443,9 @@ func (b *bench) ingestNATS(ctx context.Context, rep *Report) error {
 		var reply ingest.Reply
 		if err := json.Unmarshal(msg.Data, &reply); err != nil {
 			return 0, err
+		}
+		if reply.Error != nil && reply.Error.RetryAfter > 0 {
+			return 0, &refusal{after: time.Duration(reply.Error.RetryAfter * float64(time.Second))}
 		}
 		if reply.Error != nil {
 			return 0, fmt.Errorf("nats ingest: %s", reply.Error.Message)
@@ -485,26 +558,38 @@ func (b *bench) report(rep *Report, name string, lat []time.Duration) {
 	rep.add(name+" p99", percentile(lat, 0.99), "ms", "")
 }
 
-// treeCost reports what the organizations' hash trees take in the region's
-// read model after the ingest steps: the stored hashes (table and index),
-// and the message bytes each row keeps as its leaf's record, per million
-// leaves. Rows seeded by SQL have no leaf and are not counted.
+// treeCost reports the bytes on disk per event of the region's read model
+// after the ingest steps, split into the event rows (without the records
+// they keep), the records (each leaf's message bytes, kept in the row for
+// proofs and proved exports), the indexes (the events' and event_ids'), and
+// the tree (tiles and sizes, per leaf). Rows seeded by SQL count in the rows
+// and indexes, not in the tree; the tiles include the dead versions of
+// partial tiles that autovacuum has not reclaimed yet.
 func (b *bench) treeCost(ctx context.Context, rep *Report) error {
 	pool := b.srv.EventStore(domain.RegionUS).Pool()
-	var leaves, hashes, records int64
-	err := pool.QueryRow(ctx, `SELECT
-		(SELECT coalesce(sum(size), 0) FROM audit_us.tree_size),
-		pg_total_relation_size('audit_us.tree_hashes'),
-		(SELECT coalesce(sum(octet_length(record)), 0) FROM audit_us.events WHERE leaf_index IS NOT NULL)`).Scan(&leaves, &hashes, &records)
+	var events, leaves, heap, records, indexes, tree int64
+	err := pool.QueryRow(ctx, `
+		WITH parts AS (SELECT relid FROM pg_partition_tree('audit_us.events') WHERE isleaf)
+		SELECT
+			(SELECT count(*) FROM audit_us.events),
+			(SELECT coalesce(sum(size), 0) FROM audit_us.tree_size),
+			(SELECT coalesce(sum(pg_table_size(relid)), 0) FROM parts),
+			(SELECT coalesce(sum(pg_column_size(record)), 0) FROM audit_us.events WHERE record IS NOT NULL),
+			(SELECT coalesce(sum(pg_indexes_size(relid)), 0) FROM parts) + pg_total_relation_size('audit_us.event_ids'),
+			pg_total_relation_size('audit_us.tree_tiles') + pg_total_relation_size('audit_us.tree_size')`).
+		Scan(&events, &leaves, &heap, &records, &indexes, &tree)
 	if err != nil {
 		return fmt.Errorf("tree cost: %w", err)
 	}
-	if leaves == 0 {
+	if events == 0 || leaves == 0 {
 		return nil
 	}
-	const mib = 1 << 20
-	perMillion := func(bytes int64) float64 { return float64(bytes) / float64(leaves) * 1e6 / mib }
-	rep.add("tree: stored hashes per 1M events", perMillion(hashes), "MiB", fmt.Sprintf("table and index, over %d leaves", leaves))
-	rep.add("tree: records kept per 1M events", perMillion(records), "MiB", "the message bytes each row keeps for proofs and exports")
+	per := func(bytes, n int64) float64 { return float64(bytes) / float64(n) }
+	note := fmt.Sprintf("over %d event rows", events)
+	rep.add("storage: event rows per event", per(heap-records, events), "bytes", note+", records apart")
+	rep.add("storage: records (leaf bytes) per leaf", per(records, leaves), "bytes", fmt.Sprintf("over %d leaves; kept in the rows", leaves))
+	rep.add("storage: indexes per event", per(indexes, events), "bytes", note+": the events' indexes and event_ids")
+	rep.add("storage: tree per leaf", per(tree, leaves), "bytes", fmt.Sprintf("tiles and sizes over %d leaves", leaves))
+	rep.add("storage: tree per 1M events", per(tree, leaves)*1e6/(1<<20), "MiB", "")
 	return nil
 }
