@@ -11,39 +11,25 @@ import (
 // One reading of the bytes: a text that two decoders could read
 // differently was validated as one thing and stored as another, so every
 // path (HTTP, websocket, NATS) and the projector refuse such text before
-// decoding it. The checks live in textcheck; these wrappers give their
-// verdict the API's code.
+// decoding it. The checks live in textcheck; these wrappers (and
+// TextInput, for the checks of request bodies) give their verdict the API's code.
 
 // CheckJSON reports why raw is not a JSON text every decoder reads the same
 // way (textcheck.JSON), as BAD_USER_INPUT naming the path below field.
-func CheckJSON(field string, raw []byte) error { return input(textcheck.JSON(field, raw)) }
-
-// CheckJSONRequest is CheckJSON but for NUL, which a request body leaves to
-// the checks of each field so that the error names the event's field.
-func CheckJSONRequest(field string, raw []byte) error {
-	return input(textcheck.JSONRequest(field, raw))
-}
+func CheckJSON(field string, raw []byte) error { return TextInput(textcheck.JSON(field, raw)) }
 
 // CheckText reports why s cannot be stored as text: invalid UTF-8 or NUL.
-func CheckText(field, s string) error { return input(textcheck.Text(field, s)) }
+func CheckText(field, s string) error { return TextInput(textcheck.Text(field, s)) }
 
 // CheckJSONText reports why raw, a valid JSON text, cannot be stored as
 // jsonb: invalid UTF-8, an escaped NUL or an escaped lone surrogate.
-func CheckJSONText(field string, raw []byte) error { return input(textcheck.JSONText(field, raw)) }
+func CheckJSONText(field string, raw []byte) error { return TextInput(textcheck.JSONText(field, raw)) }
 
 // CheckJSONValue bounds a free-form JSON value's depth and numbers, besides
 // CheckJSONText.
 func CheckJSONValue(field string, raw json.RawMessage) error {
-	return input(textcheck.JSONValue(field, raw))
+	return TextInput(textcheck.JSONValue(field, raw))
 }
-
-// CheckBody reports whether a request body is text the service can take,
-// before any decoder replaces what it cannot represent.
-func CheckBody(body []byte) error { return input(textcheck.Body(body)) }
-
-// CheckQueryText reports a lone UTF-16 surrogate escape in a GraphQL
-// query's text, which the lexer would silently turn into U+FFFD.
-func CheckQueryText(query string) error { return input(textcheck.GraphQLQuery(query)) }
 
 // CheckResourceID reports why s cannot name a target resource (its kind or
 // id), as a query argument: it must be stored text of at most MaxIDLen bytes.
@@ -54,8 +40,9 @@ func CheckResourceID(field, s string) error {
 	return CheckText(field, s)
 }
 
-// input gives a textcheck verdict the API's code.
-func input(err error) error {
+// TextInput gives a textcheck verdict the API's code, BAD_USER_INPUT on
+// the field it names; other errors pass through.
+func TextInput(err error) error {
 	var te *textcheck.Error
 	if errors.As(err, &te) {
 		return BadInput(te.Field, "%s", te.Message)

@@ -20,6 +20,7 @@ import (
 	"github.com/auditlog/auditlog/auth"
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/httpapi/gqlguard"
+	"github.com/auditlog/auditlog/textcheck"
 )
 
 // AnonymousMaxRequestBytes bounds the /query body of a request without a
@@ -141,12 +142,12 @@ func bodies(authMax int64, budget *bodyBudget, m *metrics, next http.Handler) ht
 			return
 		}
 		// A JSON body is checked below, naming the field at fault.
-		if err := domain.CheckBody(body); err != nil && !isJSON(r) {
+		if err := domain.TextInput(textcheck.Body(body)); err != nil && !isJSON(r) {
 			gqlguard.WriteRequestError(w, r, err)
 			return
 		}
 		if !utf8.Valid(body) {
-			gqlguard.WriteRequestError(w, r, domain.CheckBody(body))
+			gqlguard.WriteRequestError(w, r, domain.TextInput(textcheck.Body(body)))
 			return
 		}
 		// gqlgen would quote the whole body back in its error.
@@ -242,7 +243,7 @@ func writeTooLarge(w http.ResponseWriter, r *http.Request, limit int64, authErr 
 // a lone surrogate escape or a key given twice, naming where. A NUL is left
 // to the checks of each field, which name the event it is in.
 func checkJSONBody(field string, data []byte) error {
-	return domain.CheckJSONRequest(field, data)
+	return domain.TextInput(textcheck.JSONRequest(field, data))
 }
 
 // queryText refuses a query whose text holds a lone surrogate escape in a
@@ -260,7 +261,7 @@ func (queryText) Validate(graphql.ExecutableSchema) error { return nil }
 
 // MutateOperationParameters checks the raw query text.
 func (queryText) MutateOperationParameters(_ context.Context, p *graphql.RawParams) *gqlerror.Error {
-	if err := domain.CheckQueryText(p.Query); err != nil {
+	if err := domain.TextInput(textcheck.GraphQLQuery(p.Query)); err != nil {
 		return &gqlerror.Error{Message: err.Error(), Err: err,
 			Extensions: map[string]any{"code": string(domain.CodeOf(err))}}
 	}

@@ -18,13 +18,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/internal/measure"
 	"github.com/auditlog/auditlog/internal/synthetic"
 	"github.com/auditlog/auditlog/natsx"
 )
 
 // exportRate seeds one organization with rows events and exports them all to
 // CSV through the API, timing the job and the process's peak RSS.
-func (b *bench) exportRate(ctx context.Context, rep *Report) error {
+func (b *bench) exportRate(ctx context.Context, rep *measure.Report) error {
 	const org = "export-000"
 	if err := b.enable(ctx, org); err != nil {
 		return err
@@ -51,21 +52,21 @@ func (b *bench) exportRate(ctx context.Context, rep *Report) error {
 	close(stopHeap)
 	h := <-heap
 	run := job.runTime()
-	rep.add("export: rows (CSV)", float64(job.RowCount), "rows", fmt.Sprintf("%.0f MB file", job.SizeBytes/1e6))
-	rep.add("export: rate while running", float64(job.RowCount)/run.Seconds(), "rows/s", fmt.Sprintf("%.1fs run", run.Seconds()))
-	rep.add("export: rate, request to SUCCEEDED", float64(job.RowCount)/wall.Seconds(), "rows/s", "")
+	rep.Add("export: rows (CSV)", float64(job.RowCount), "rows", fmt.Sprintf("%.0f MB file", job.SizeBytes/1e6))
+	rep.Add("export: rate while running", float64(job.RowCount)/run.Seconds(), "rows/s", fmt.Sprintf("%.1fs run", run.Seconds()))
+	rep.Add("export: rate, request to SUCCEEDED", float64(job.RowCount)/wall.Seconds(), "rows/s", "")
 	note := "whole process: auditd, embedded NATS, bench client"
 	if !hwmReset {
 		note += "; peak since process start"
 	}
 	peak := procStatus("VmHWM")
-	rep.add("export: RSS before", float64(rssBefore)/1024, "MiB", "")
-	rep.add("export: peak RSS during export", float64(peak)/1024, "MiB", note)
-	rep.add("export: RSS growth at peak", float64(peak-rssBefore)/1024, "MiB", "includes garbage awaiting collection (GOGC) and NATS file-store caches")
+	rep.Add("export: RSS before", float64(rssBefore)/1024, "MiB", "")
+	rep.Add("export: peak RSS during export", float64(peak)/1024, "MiB", note)
+	rep.Add("export: RSS growth at peak", float64(peak-rssBefore)/1024, "MiB", "includes garbage awaiting collection (GOGC) and NATS file-store caches")
 	if h.cycles == 0 { // nothing was measured; a zero would read as a result
 		fmt.Println("export: no collection ran during the export, so the live heap was not read")
 	} else {
-		rep.add("export: live heap growth at peak", float64(h.growth)/(1<<20), "MiB", fmt.Sprintf("heap retained after each GC; %d GCs during the export", h.cycles))
+		rep.Add("export: live heap growth at peak", float64(h.growth)/(1<<20), "MiB", fmt.Sprintf("heap retained after each GC; %d GCs during the export", h.cycles))
 	}
 	return nil
 }
@@ -122,7 +123,7 @@ func (b *bench) export(ctx context.Context, token, format string, f map[string]a
 // their records and hash tree, to CSV and to proved NDJSON in one run, so
 // the two rates compare, and times the NDJSON encoder alone over them. It publishes rows/2 events (at least 10,000)
 // straight to the region's stream and waits until they are projected.
-func (b *bench) exportFormats(ctx context.Context, rep *Report) error {
+func (b *bench) exportFormats(ctx context.Context, rep *measure.Report) error {
 	const org = "export-nd"
 	if err := b.enable(ctx, org); err != nil {
 		return err
@@ -168,14 +169,14 @@ func (b *bench) exportFormats(ctx context.Context, rep *Report) error {
 		if job.RowCount != n {
 			return fmt.Errorf("%s export has %d rows, want %d", format, job.RowCount, n)
 		}
-		rep.add("export: rate while running, "+format+", projected events", float64(job.RowCount)/job.runTime().Seconds(), "rows/s",
+		rep.Add("export: rate while running, "+format+", projected events", float64(job.RowCount)/job.runTime().Seconds(), "rows/s",
 			fmt.Sprintf("%d rows, %.0f MB file, %.2fs run", job.RowCount, job.SizeBytes/1e6, job.runTime().Seconds()))
 	}
 	rate, err := encoderRate(evs)
 	if err != nil {
 		return err
 	}
-	rep.add("export: NDJSON encoder alone, same events", rate, "rows/s", "lines, range proof and digest, tree in memory; best of 3")
+	rep.Add("export: NDJSON encoder alone, same events", rate, "rows/s", "lines, range proof and digest, tree in memory; best of 3")
 	return nil
 }
 
@@ -243,7 +244,7 @@ const (
 // liveDelay connects liveSubscribers websocket subscribers and records
 // liveRate events per second, measuring the delay from the event's
 // recordedAt (set when ingest accepts it) to its arrival at each subscriber.
-func (b *bench) liveDelay(ctx context.Context, rep *Report) error {
+func (b *bench) liveDelay(ctx context.Context, rep *measure.Report) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	orgs := make([]string, liveOrgs)
@@ -342,10 +343,10 @@ func (b *bench) liveDelay(ctx context.Context, rep *Report) error {
 	}
 	cancel()
 	wg.Wait()
-	lat := sortDurations(delays)
-	rep.add("live: deliveries", float64(len(lat)), "msgs", fmt.Sprintf("of %d expected; %d subscribers over %d orgs, %d events/s for %.0fs",
+	lat := measure.SortDurations(delays)
+	rep.Add("live: deliveries", float64(len(lat)), "msgs", fmt.Sprintf("of %d expected; %d subscribers over %d orgs, %d events/s for %.0fs",
 		want, liveSubscribers, liveOrgs, liveRate, duration.Seconds()))
-	rep.add("live: dropped subscriptions", float64(errs.Load()), "subs", "")
+	rep.Add("live: dropped subscriptions", float64(errs.Load()), "subs", "")
 	b.report(rep, "live: append to delivery", lat)
 	return nil
 }

@@ -19,8 +19,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -28,31 +26,10 @@ import (
 
 	"github.com/auditlog/auditlog/auth"
 	"github.com/auditlog/auditlog/internal/devpg"
+	"github.com/auditlog/auditlog/internal/measure"
 	"github.com/auditlog/auditlog/natsx"
 	"github.com/auditlog/auditlog/server"
 )
-
-// Figure is one measured number.
-type Figure struct {
-	Name  string  `json:"name"`
-	Value float64 `json:"value"`
-	Unit  string  `json:"unit"`
-	Note  string  `json:"note,omitempty"`
-}
-
-// Report is what a run prints and writes.
-type Report struct {
-	Started  time.Time         `json:"started"`
-	Machine  map[string]any    `json:"machine"`
-	Versions map[string]string `json:"versions"`
-	Settings map[string]any    `json:"settings"`
-	Figures  []Figure          `json:"figures"`
-}
-
-func (r *Report) add(name string, value float64, unit, note string) {
-	r.Figures = append(r.Figures, Figure{name, value, unit, note})
-	fmt.Printf("%-46s %12.1f %-8s %s\n", name, value, unit, note)
-}
 
 func main() {
 	scale := flag.Float64("scale", 1, "size multiplier; make bench-quick uses 0.1")
@@ -96,10 +73,10 @@ func run(scale float64, out, only string, dedupe time.Duration) error {
 		orgs:      50,
 		queries:   200,
 	}
-	rep := &Report{
+	rep := &measure.Report{
 		Started:  time.Now().UTC(),
-		Machine:  machine(),
-		Versions: versions(),
+		Machine:  measure.Machine(),
+		Versions: measure.Versions(),
 		Settings: map[string]any{"scale": scale, "only": only, "gogc": gcPercent(), "ingest_seconds": b.ingestFor.Seconds(), "query_rows": b.rows,
 			"orgs": b.orgs, "queries_per_path": b.queries, "batch": batchSize, "clients": clients, "dedupe_window": dedupe.String()},
 	}
@@ -148,7 +125,7 @@ func run(scale float64, out, only string, dedupe time.Duration) error {
 
 	steps := []struct {
 		part string
-		run  func(context.Context, *Report) error
+		run  func(context.Context, *measure.Report) error
 	}{
 		{"ceilings", b.ceilings}, {"partitions", b.partitionRates}, {"ingest", b.ingestAPI}, {"ingest", b.ingestNATS}, {"ingest", b.ingestSteady(5000)},
 		{"ingest", b.ingestSteady(10000)}, {"ingest", b.ingestSteady(15000)}, {"ingest", b.treeCost},
@@ -182,40 +159,6 @@ func gcPercent() int {
 	return p
 }
 
-func machine() map[string]any {
-	m := map[string]any{"cores": runtime.NumCPU(), "goos": runtime.GOOS, "goarch": runtime.GOARCH}
-	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
-		for _, line := range strings.Split(string(data), "\n") {
-			if strings.HasPrefix(line, "MemTotal:") {
-				m["memory"] = strings.TrimSpace(strings.TrimPrefix(line, "MemTotal:"))
-			}
-		}
-	}
-	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(data), "\n") {
-			if strings.HasPrefix(line, "model name") {
-				m["cpu"] = strings.TrimSpace(line[strings.Index(line, ":")+1:])
-				break
-			}
-		}
-	}
-	return m
-}
-
-func versions() map[string]string {
-	v := map[string]string{"go": runtime.Version()}
-	if info, ok := debug.ReadBuildInfo(); ok {
-		for _, d := range info.Deps {
-			for _, name := range []string{"nats-server/v2", "nats.go", "pgx/v5", "gqlgen"} {
-				if strings.HasSuffix(d.Path, name) {
-					v[name] = d.Version
-				}
-			}
-		}
-	}
-	return v
-}
-
 func pgVersion(ctx context.Context, url string) string {
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
@@ -235,18 +178,4 @@ func dropDatabase(admin, name string) {
 	}
 	defer conn.Close(ctx)
 	_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-}
-
-// percentile of sorted durations, in milliseconds.
-func percentile(sorted []time.Duration, p float64) float64 {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := min(int(float64(len(sorted))*p), len(sorted)-1)
-	return float64(sorted[i].Microseconds()) / 1000
-}
-
-func sortDurations(d []time.Duration) []time.Duration {
-	slices.Sort(d)
-	return d
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/auditlog/auditlog/internal/measure"
 	"github.com/auditlog/auditlog/projector"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -21,7 +22,7 @@ import (
 // events of many orgs, for the capacity model: each layout projects the
 // region's stream from its start into a read model of its own, with
 // consumers and locks of its own, while auditd's own projection idles.
-func (b *bench) partitionRates(ctx context.Context, rep *Report) error {
+func (b *bench) partitionRates(ctx context.Context, rep *measure.Report) error {
 	js := b.srv.JetStream()
 	n := int(200_000 * b.scale)
 	last, err := b.backlog(ctx, js, n, 256)
@@ -67,7 +68,7 @@ func (b *bench) partitionRates(ctx context.Context, rep *Report) error {
 		// Each layout projects the whole stream: the backlog and whatever
 		// earlier steps stored.
 		msgs := float64(last)
-		rep.add(fmt.Sprintf("projection: %d partition(s), backlog", count), msgs/took.Seconds(), "events/s",
+		rep.Add(fmt.Sprintf("projection: %d partition(s), backlog", count), msgs/took.Seconds(), "events/s",
 			fmt.Sprintf("%d events (%d of 256 orgs) in %.1fs, one instance", int(msgs), n, took.Seconds()))
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/internal/measure"
 	"github.com/auditlog/auditlog/internal/synthetic"
 )
 
@@ -23,7 +24,7 @@ const searchQueries = 40
 // characters that matches often, rarely and never, a network, a negation
 // and an OR of three terms, noting how many answers were complete (the
 // rest stopped at the search budget with a cursor to continue).
-func (b *bench) searchLatency(ctx context.Context, rep *Report) error {
+func (b *bench) searchLatency(ctx context.Context, rep *measure.Report) error {
 	orgs := []string{searchOrg}
 	for i := range b.orgs {
 		orgs = append(orgs, fmt.Sprintf("tenant-%03d", i))
@@ -48,7 +49,7 @@ func (b *bench) searchLatency(ctx context.Context, rep *Report) error {
 	if _, err := st.Pool().Exec(ctx, "VACUUM (ANALYZE) "+st.Schema()+".events"); err != nil {
 		return err
 	}
-	rep.add("search: seeded rows (synthetic, via SQL)", float64(big+shared), "rows",
+	rep.Add("search: seeded rows (synthetic, via SQL)", float64(big+shared), "rows",
 		fmt.Sprintf("%s %d over 90 days, %d orgs sharing %d, %.0fs", searchOrg, big, b.orgs, shared, time.Since(start).Seconds()))
 
 	token := b.admin(searchOrg)
@@ -127,12 +128,12 @@ func (b *bench) searchLatency(ctx context.Context, rep *Report) error {
 			}
 			found = len(out.AuditEvents.Edges)
 		}
-		sortDurations(lat)
-		p50, p95 := percentile(lat, 0.50), percentile(lat, 0.95)
+		measure.SortDurations(lat)
+		p50, p95 := measure.Percentile(lat, 0.50), measure.Percentile(lat, 0.95)
 		fmt.Printf("%-28s %-44s %8.1f %8.1f %8d%% %6d\n", s.name, trunc(s.query, 44), p50, p95, 100*complete/searchQueries, found)
 		rep.Figures = append(rep.Figures,
-			Figure{Name: "search " + s.name + " p50", Value: p50, Unit: "ms", Note: s.query},
-			Figure{Name: "search " + s.name + " p95", Value: p95, Unit: "ms",
+			measure.Figure{Name: "search " + s.name + " p50", Value: p50, Unit: "ms", Note: s.query},
+			measure.Figure{Name: "search " + s.name + " p95", Value: p95, Unit: "ms",
 				Note: fmt.Sprintf("%d%% complete, %d on the first page", 100*complete/searchQueries, found)})
 	}
 	fmt.Println()

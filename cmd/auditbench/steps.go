@@ -20,6 +20,7 @@ import (
 	"github.com/auditlog/auditlog/auth"
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/ingest"
+	"github.com/auditlog/auditlog/internal/measure"
 	"github.com/auditlog/auditlog/internal/synthetic"
 	"github.com/auditlog/auditlog/natsx"
 	"github.com/auditlog/auditlog/readmodel"
@@ -145,7 +146,7 @@ func events(org string, n int) []domain.Event {
 
 // ceilings measures raw JetStream async publish and raw Postgres COPY into an
 // events table with one btree and one trigram index, with the same events.
-func (b *bench) ceilings(ctx context.Context, rep *Report) error {
+func (b *bench) ceilings(ctx context.Context, rep *measure.Report) error {
 	n := int(200_000 * b.scale)
 	evs := events("ceiling", n)
 	payloads := make([][]byte, n)
@@ -166,13 +167,13 @@ func (b *bench) ceilings(ctx context.Context, rep *Report) error {
 		}
 	}
 	<-js.PublishAsyncComplete()
-	rep.add("ceiling: JetStream async publish", float64(n)/time.Since(start).Seconds(), "msg/s", fmt.Sprintf("%d msgs, file storage", n))
+	rep.Add("ceiling: JetStream async publish", float64(n)/time.Since(start).Seconds(), "msg/s", fmt.Sprintf("%d msgs, file storage", n))
 
 	rate, err := b.copyCeiling(ctx, evs)
 	if err != nil {
 		return err
 	}
-	rep.add("ceiling: Postgres COPY (btree + trigram)", rate, "rows/s", fmt.Sprintf("%d rows, batches of 1000", n))
+	rep.Add("ceiling: Postgres COPY (btree + trigram)", rate, "rows/s", fmt.Sprintf("%d rows, batches of 1000", n))
 	return nil
 }
 
@@ -273,7 +274,7 @@ func (b *bench) waitQueryable(ctx context.Context) error {
 
 // ingest runs clients that send batches through send until ingestFor ends,
 // then waits until everything is queryable.
-func (b *bench) ingest(ctx context.Context, rep *Report, label, org string, send func(context.Context, []domain.Event) (int, error)) error {
+func (b *bench) ingest(ctx context.Context, rep *measure.Report, label, org string, send func(context.Context, []domain.Event) (int, error)) error {
 	if err := b.enable(ctx, org); err != nil {
 		return err
 	}
@@ -288,7 +289,7 @@ func (b *bench) ingest(ctx context.Context, rep *Report, label, org string, send
 	var accepted, refused atomic.Int64
 	var firstErr error
 	var once sync.Once
-	cpu := readCPU()
+	cpu := measure.ReadCPU()
 	start := time.Now()
 	deadline := start.Add(b.ingestFor)
 	var wg sync.WaitGroup
@@ -317,24 +318,24 @@ func (b *bench) ingest(ctx context.Context, rep *Report, label, org string, send
 	}
 	queryable := time.Since(start)
 	n := float64(accepted.Load())
-	machineCPU, processCPU := cpu.perEvent(n)
+	machineCPU, processCPU := cpu.PerEvent(n)
 	time.Sleep(20 * time.Millisecond)
 	stopLag()
 	<-lagDone
-	lags := sortDurations(lag.lags)
-	rep.add("ingest "+label+": accepted", n/sent.Seconds(), "events/s", fmt.Sprintf("%d events, %d clients x %d/batch", int(n), clients, batchSize))
-	rep.add("ingest "+label+": end-to-end until queryable", n/queryable.Seconds(), "events/s", fmt.Sprintf("over %.0fs", queryable.Seconds()))
+	lags := measure.SortDurations(lag.lags)
+	rep.Add("ingest "+label+": accepted", n/sent.Seconds(), "events/s", fmt.Sprintf("%d events, %d clients x %d/batch", int(n), clients, batchSize))
+	rep.Add("ingest "+label+": end-to-end until queryable", n/queryable.Seconds(), "events/s", fmt.Sprintf("over %.0fs", queryable.Seconds()))
 	if b.copyRate == 0 { // -only ingest: measure the ceiling in this run too
 		if _, err := b.copyCeiling(ctx, events("ceiling", int(200_000*b.scale))); err != nil {
 			return err
 		}
 	}
-	rep.add("ingest "+label+": until queryable, of the COPY ceiling", 100*n/queryable.Seconds()/b.copyRate, "%", fmt.Sprintf("ceiling %.0f rows/s in this run", b.copyRate))
-	rep.add("ingest "+label+": calls refused as overloaded", float64(refused.Load()), "calls", "each waited out and sent again with the same ids")
-	rep.add("ingest "+label+": projection lag p50", percentile(lags, 0.50), "ms", "")
-	rep.add("ingest "+label+": projection lag p99", percentile(lags, 0.99), "ms", "")
-	rep.add("ingest "+label+": CPU per event, whole machine", machineCPU, "µs", "accept to queryable; 2 cores give 100 µs per event at 20,000/s")
-	rep.add("ingest "+label+": CPU per event, auditd process", processCPU, "µs", "auditd, embedded NATS and the bench clients; the rest is mostly Postgres")
+	rep.Add("ingest "+label+": until queryable, of the COPY ceiling", 100*n/queryable.Seconds()/b.copyRate, "%", fmt.Sprintf("ceiling %.0f rows/s in this run", b.copyRate))
+	rep.Add("ingest "+label+": calls refused as overloaded", float64(refused.Load()), "calls", "each waited out and sent again with the same ids")
+	rep.Add("ingest "+label+": projection lag p50", measure.Percentile(lags, 0.50), "ms", "")
+	rep.Add("ingest "+label+": projection lag p99", measure.Percentile(lags, 0.99), "ms", "")
+	rep.Add("ingest "+label+": CPU per event, whole machine", machineCPU, "µs", "accept to queryable; 2 cores give 100 µs per event at 20,000/s")
+	rep.Add("ingest "+label+": CPU per event, auditd process", processCPU, "µs", "auditd, embedded NATS and the bench clients; the rest is mostly Postgres")
 	return nil
 }
 
@@ -350,7 +351,7 @@ func inputs(evs []domain.Event) map[string]any {
 	return map[string]any{"e": in}
 }
 
-func (b *bench) ingestAPI(ctx context.Context, rep *Report) error {
+func (b *bench) ingestAPI(ctx context.Context, rep *measure.Report) error {
 	token := b.service()
 	return b.ingest(ctx, rep, "API", "bench-api", func(ctx context.Context, evs []domain.Event) (int, error) {
 		data, err := b.gql(ctx, token, recordMutation, inputs(evs))
@@ -368,11 +369,11 @@ func countRecorded(data []byte, status string) int {
 // ingestSteady returns a step that offers rate events a second through the
 // API, in batches of 100, and samples the projection lag meanwhile: at a
 // load the pipeline sustains, the lag is its own delay, not a backlog.
-func (b *bench) ingestSteady(rate int) func(context.Context, *Report) error {
-	return func(ctx context.Context, rep *Report) error { return b.steady(ctx, rep, rate) }
+func (b *bench) ingestSteady(rate int) func(context.Context, *measure.Report) error {
+	return func(ctx context.Context, rep *measure.Report) error { return b.steady(ctx, rep, rate) }
 }
 
-func (b *bench) steady(ctx context.Context, rep *Report, rate int) error {
+func (b *bench) steady(ctx context.Context, rep *measure.Report, rate int) error {
 	const perBatch = 100
 	org := fmt.Sprintf("bench-steady-%d", rate)
 	if err := b.enable(ctx, org); err != nil {
@@ -416,15 +417,15 @@ func (b *bench) steady(ctx context.Context, rep *Report, rate int) error {
 	if err, ok := failed.Load().(error); ok {
 		return err
 	}
-	lags := sortDurations(lag.lags)
+	lags := measure.SortDurations(lag.lags)
 	name := fmt.Sprintf("ingest API at %d/s: projection lag", rate)
-	rep.add(name+" p50", percentile(lags, 0.50), "ms", fmt.Sprintf("offered for %.0fs", duration.Seconds()))
-	rep.add(name+" p99", percentile(lags, 0.99), "ms", "")
-	rep.add(fmt.Sprintf("ingest API at %d/s: calls refused as overloaded", rate), float64(refused.Load()), "calls", "each waited out and sent again")
+	rep.Add(name+" p50", measure.Percentile(lags, 0.50), "ms", fmt.Sprintf("offered for %.0fs", duration.Seconds()))
+	rep.Add(name+" p99", measure.Percentile(lags, 0.99), "ms", "")
+	rep.Add(fmt.Sprintf("ingest API at %d/s: calls refused as overloaded", rate), float64(refused.Load()), "calls", "each waited out and sent again")
 	return nil
 }
 
-func (b *bench) ingestNATS(ctx context.Context, rep *Report) error {
+func (b *bench) ingestNATS(ctx context.Context, rep *measure.Report) error {
 	nc, err := nats.Connect(b.srv.NATSIngestURL(), nats.UserInfo(b.natsUser.Name, b.natsUser.Password),
 		nats.CustomInboxPrefix(natsx.IngestInboxPrefix(b.natsUser.Name)))
 	if err != nil {
@@ -456,7 +457,7 @@ func (b *bench) ingestNATS(ctx context.Context, rep *Report) error {
 
 // queryLatency seeds the read model with rows events across the orgs and
 // times each main query path over HTTP, one request at a time.
-func (b *bench) queryLatency(ctx context.Context, rep *Report) error {
+func (b *bench) queryLatency(ctx context.Context, rep *measure.Report) error {
 	for i := range b.orgs {
 		if err := b.enable(ctx, fmt.Sprintf("org-%03d", i)); err != nil {
 			return err
@@ -469,7 +470,7 @@ func (b *bench) queryLatency(ctx context.Context, rep *Report) error {
 	if err := synthetic.Seed(ctx, b.srv.EventStore(domain.RegionUS), b.rows, b.orgs, "org-"); err != nil {
 		return err
 	}
-	rep.add("query: seeded rows (synthetic, via SQL)", float64(b.rows), "rows", fmt.Sprintf("%d orgs, %.0fs", b.orgs, time.Since(start).Seconds()))
+	rep.Add("query: seeded rows (synthetic, via SQL)", float64(b.rows), "rows", fmt.Sprintf("%d orgs, %.0fs", b.orgs, time.Since(start).Seconds()))
 
 	token := b.admin("org-007")
 	const fields = `edges { cursor node { id type occurredAt source description actor { name email } } } pageInfo { endCursor }`
@@ -549,13 +550,13 @@ func (b *bench) time(f func() error) ([]time.Duration, error) {
 		}
 		lat = append(lat, time.Since(start))
 	}
-	return sortDurations(lat), nil
+	return measure.SortDurations(lat), nil
 }
 
-func (b *bench) report(rep *Report, name string, lat []time.Duration) {
-	rep.add(name+" p50", percentile(lat, 0.50), "ms", "")
-	rep.add(name+" p95", percentile(lat, 0.95), "ms", "")
-	rep.add(name+" p99", percentile(lat, 0.99), "ms", "")
+func (b *bench) report(rep *measure.Report, name string, lat []time.Duration) {
+	rep.Add(name+" p50", measure.Percentile(lat, 0.50), "ms", "")
+	rep.Add(name+" p95", measure.Percentile(lat, 0.95), "ms", "")
+	rep.Add(name+" p99", measure.Percentile(lat, 0.99), "ms", "")
 }
 
 // treeCost reports the bytes on disk per event of the region's read model
@@ -565,7 +566,7 @@ func (b *bench) report(rep *Report, name string, lat []time.Duration) {
 // the tree (tiles and sizes, per leaf). Rows seeded by SQL count in the rows
 // and indexes, not in the tree; the tiles include the dead versions of
 // partial tiles that autovacuum has not reclaimed yet.
-func (b *bench) treeCost(ctx context.Context, rep *Report) error {
+func (b *bench) treeCost(ctx context.Context, rep *measure.Report) error {
 	pool := b.srv.EventStore(domain.RegionUS).Pool()
 	var events, leaves, heap, records, indexes, tree int64
 	err := pool.QueryRow(ctx, `
@@ -586,10 +587,10 @@ func (b *bench) treeCost(ctx context.Context, rep *Report) error {
 	}
 	per := func(bytes, n int64) float64 { return float64(bytes) / float64(n) }
 	note := fmt.Sprintf("over %d event rows", events)
-	rep.add("storage: event rows per event", per(heap-records, events), "bytes", note+", records apart")
-	rep.add("storage: records (leaf bytes) per leaf", per(records, leaves), "bytes", fmt.Sprintf("over %d leaves; kept in the rows", leaves))
-	rep.add("storage: indexes per event", per(indexes, events), "bytes", note+": the events' indexes and event_ids")
-	rep.add("storage: tree per leaf", per(tree, leaves), "bytes", fmt.Sprintf("tiles and sizes over %d leaves", leaves))
-	rep.add("storage: tree per 1M events", per(tree, leaves)*1e6/(1<<20), "MiB", "")
+	rep.Add("storage: event rows per event", per(heap-records, events), "bytes", note+", records apart")
+	rep.Add("storage: records (leaf bytes) per leaf", per(records, leaves), "bytes", fmt.Sprintf("over %d leaves; kept in the rows", leaves))
+	rep.Add("storage: indexes per event", per(indexes, events), "bytes", note+": the events' indexes and event_ids")
+	rep.Add("storage: tree per leaf", per(tree, leaves), "bytes", fmt.Sprintf("tiles and sizes over %d leaves", leaves))
+	rep.Add("storage: tree per 1M events", per(tree, leaves)*1e6/(1<<20), "MiB", "")
 	return nil
 }
