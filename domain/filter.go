@@ -1,12 +1,14 @@
 package domain
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // MaxSearchLen bounds the free-text search term.
@@ -26,6 +28,23 @@ type Filter struct {
 	To           *time.Time  `json:"to,omitempty"`   // exclusive
 	// Query is query-language text: package query parses and matches it.
 	Query string `json:"query,omitempty"`
+}
+
+// Text is f as JSON, as a read or an export records it in its details:
+// cut to fit a details string when longer (a filter naming every type),
+// with the whole text's length and SHA-256, so no read fails for its size.
+func (f Filter) Text() (string, error) {
+	b, err := json.Marshal(f)
+	if err != nil || len(b) <= MaxStringLen {
+		return string(b), err
+	}
+	sum := sha256.Sum256(b)
+	tail := fmt.Sprintf("… (%d bytes, sha256:%x)", len(b), sum)
+	cut := MaxStringLen - len(tail)
+	for cut > 0 && !utf8.RuneStart(b[cut]) {
+		cut--
+	}
+	return string(b[:cut]) + tail, nil
 }
 
 // Validate reports the first filter field a client got wrong.

@@ -174,11 +174,11 @@ func (j *Jobs) recordStart(ctx context.Context, job *domain.ExportJob) error {
 	if j.own == nil {
 		return nil
 	}
-	filter, err := json.Marshal(job.Filter)
+	filter, err := job.Filter.Text()
 	if err != nil {
 		return err
 	}
-	details, err := json.Marshal(map[string]string{"exportId": job.ID, "format": string(job.Format), "filter": string(filter)})
+	details, err := json.Marshal(map[string]string{"exportId": job.ID, "format": string(job.Format), "filter": filter})
 	if err != nil {
 		return err
 	}

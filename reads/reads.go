@@ -208,12 +208,12 @@ func describe(r Read) (map[string]any, string, error) {
 	details := map[string]any{"action": r.Action}
 	var what []string
 	if r.Filter != nil {
-		f, err := json.Marshal(r.Filter)
+		f, err := r.Filter.Text()
 		if err != nil {
 			return nil, "", err
 		}
-		details["filter"] = string(f)
-		what = append(what, string(f))
+		details["filter"] = f
+		what = append(what, f)
 	}
 	for _, kv := range [][2]string{{"eventId", r.EventID}, {"resourceKind", r.ResourceKind},
 		{"resourceId", r.ResourceID}, {"exportId", r.ExportID}} {
