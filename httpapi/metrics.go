@@ -17,6 +17,9 @@ type metrics struct {
 	// bodies counts /query bodies refused before they were decoded;
 	// persisted counts persisted queries refused or not stored.
 	bodies, persisted *prometheus.CounterVec
+	// storageReadings counts reads of JetStream's storage for /readyz and
+	// the storage metrics, which probes share (httpapi.storageEvery).
+	storageReadings prometheus.Counter
 }
 
 func newMetrics(registry *prometheus.Registry) *metrics {
@@ -39,8 +42,12 @@ func newMetrics(registry *prometheus.Registry) *metrics {
 			Name: "auditlog_persisted_queries_refused_total",
 			Help: "Persisted queries not stored, by reason (anonymous: run but not stored; too_large, full, unavailable: refused).",
 		}, []string{"reason"}),
+		storageReadings: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "auditlog_storage_readings_total",
+			Help: "Reads of JetStream's storage and the persisted query bucket for /readyz and the storage metrics; probes within two seconds share one.",
+		}),
 	}
-	registry.MustRegister(m.requests, m.duration, m.bodies, m.persisted)
+	registry.MustRegister(m.requests, m.duration, m.bodies, m.persisted, m.storageReadings)
 	return m
 }
 

@@ -60,6 +60,7 @@ func (s *API) storage(ctx context.Context) StorageHealth {
 	if !s.stored.at.IsZero() && time.Since(s.stored.at) < storageEvery {
 		return s.stored.h
 	}
+	s.metrics.storageReadings.Inc()
 	s.stored.h, s.stored.at = s.readStorage(ctx), time.Now()
 	return s.stored.h
 }
