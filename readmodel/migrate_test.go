@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -27,22 +28,8 @@ import (
 // is still there and that each month is now split by org.
 func TestUpgradeSplitsMonthsByOrgAndKeepsRows(t *testing.T) {
 	ctx := context.Background()
-	pool := testenv.Pool(t)
-	if err := readmodel.MigrateTo(ctx, pool, "audit_us", "region", 3); err != nil {
-		t.Fatal(err)
-	}
-	s := readmodel.NewEventStore(pool, "audit_us", "AUDIT_US", zerolog.Nop())
-	if err := synthetic.Seed(ctx, s, 5_000, 10, "org-"); err != nil {
-		t.Fatal(err)
-	}
-	const fingerprint = `SELECT count(*), md5(string_agg(org_id || id || occurred_at::text || search_text, ',' ORDER BY org_id, id)) FROM audit_us.events`
-	var before, after struct {
-		n   int
-		sum string
-	}
-	if err := pool.QueryRow(ctx, fingerprint).Scan(&before.n, &before.sum); err != nil {
-		t.Fatal(err)
-	}
+	pool, s := seededAt(t, 3, 5_000, 10)
+	before := fingerprintRows(t, pool)
 	// The store's queries need 006's columns, so pages before it are read in SQL.
 	page := func() []string {
 		rows, err := pool.Query(ctx, `SELECT id FROM audit_us.events WHERE org_id = 'org-003' ORDER BY occurred_at DESC, id DESC LIMIT 20`)
@@ -62,10 +49,7 @@ func TestUpgradeSplitsMonthsByOrgAndKeepsRows(t *testing.T) {
 	if err := readmodel.MigrateTo(ctx, pool, "audit_us", "region", 5); err != nil {
 		t.Fatal(err)
 	}
-	if err := pool.QueryRow(ctx, fingerprint).Scan(&after.n, &after.sum); err != nil {
-		t.Fatal(err)
-	}
-	if before.n != 5_000 || after != before {
+	if after := fingerprintRows(t, pool); before.n != 5_000 || after != before {
 		t.Fatalf("rows changed by the upgrade: %d %s before, %d %s after", before.n, before.sum, after.n, after.sum)
 	}
 	if got := page(); !slices.Equal(got, before4) {
@@ -130,14 +114,7 @@ func TestUpgradeSplitsMonthsByOrgAndKeepsRows(t *testing.T) {
 // indexed details keys through the new indexes.
 func TestUpgradeIndexesNetworksAndDetails(t *testing.T) {
 	ctx := context.Background()
-	pool := testenv.Pool(t)
-	if err := readmodel.MigrateTo(ctx, pool, "audit_us", "region", 9); err != nil {
-		t.Fatal(err)
-	}
-	s := readmodel.NewEventStore(pool, "audit_us", "AUDIT_US", zerolog.Nop())
-	if err := synthetic.Seed(ctx, s, 20_000, 5, "org-"); err != nil {
-		t.Fatal(err)
-	}
+	pool, s := seededAt(t, 9, 20_000, 5)
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -206,22 +183,8 @@ func TestUpgradeTurnsTreeHashesIntoTiles(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			pool := testenv.Pool(t)
-			if err := readmodel.MigrateTo(ctx, pool, "audit_us", "region", 9); err != nil {
-				t.Fatal(err)
-			}
-			s := readmodel.NewEventStore(pool, "audit_us", "AUDIT_US", zerolog.Nop())
-			if err := synthetic.Seed(ctx, s, 2_000, 3, "org-"); err != nil {
-				t.Fatal(err)
-			}
-			const fingerprint = `SELECT count(*), md5(string_agg(org_id || id || occurred_at::text || search_text, ',' ORDER BY org_id, id)) FROM audit_us.events`
-			var before, after struct {
-				n   int
-				sum string
-			}
-			if err := pool.QueryRow(ctx, fingerprint).Scan(&before.n, &before.sum); err != nil {
-				t.Fatal(err)
-			}
+			pool, s := seededAt(t, 9, 2_000, 3)
+			before := fingerprintRows(t, pool)
 			roots := map[string]tlog.Hash{}
 			for org, size := range sizes {
 				var stored []tlog.Hash
@@ -272,10 +235,7 @@ func TestUpgradeTurnsTreeHashesIntoTiles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := pool.QueryRow(ctx, fingerprint).Scan(&after.n, &after.sum); err != nil {
-				t.Fatal(err)
-			}
-			if before.n != 2_000 || after != before {
+			if after := fingerprintRows(t, pool); before.n != 2_000 || after != before {
 				t.Fatalf("rows changed by the upgrade: %d %s before, %d %s after", before.n, before.sum, after.n, after.sum)
 			}
 			var gone bool
@@ -329,3 +289,35 @@ func TestUpgradeTurnsTreeHashesIntoTiles(t *testing.T) {
 
 // oldRecord is the leaf n of org in a tree built for the upgrade test.
 func oldRecord(org string, n int64) []byte { return fmt.Appendf(nil, `{"orgId":%q,"n":%d}`, org, n) }
+
+// seededAt is a read model at region migration version, seeded by SQL
+// with n events over orgs organizations.
+func seededAt(t *testing.T, version int32, n, orgs int) (*pgxpool.Pool, *readmodel.EventStore) {
+	t.Helper()
+	ctx := context.Background()
+	pool := testenv.Pool(t)
+	if err := readmodel.MigrateTo(ctx, pool, "audit_us", "region", version); err != nil {
+		t.Fatal(err)
+	}
+	s := readmodel.NewEventStore(pool, "audit_us", "AUDIT_US", zerolog.Nop())
+	if err := synthetic.Seed(ctx, s, n, orgs, "org-"); err != nil {
+		t.Fatal(err)
+	}
+	return pool, s
+}
+
+// rowsFingerprint is the number of event rows and a digest of what each
+// holds, to compare before and after an upgrade.
+type rowsFingerprint struct {
+	n   int
+	sum string
+}
+
+func fingerprintRows(t *testing.T, pool *pgxpool.Pool) rowsFingerprint {
+	t.Helper()
+	var f rowsFingerprint
+	if err := pool.QueryRow(context.Background(), `SELECT count(*), md5(string_agg(org_id || id || occurred_at::text || search_text, ',' ORDER BY org_id, id)) FROM audit_us.events`).Scan(&f.n, &f.sum); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
