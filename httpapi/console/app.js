@@ -156,6 +156,9 @@ function signOut() {
   settings = null;
   catalog = null;
   delete $('catalog-body').dataset.loaded;
+  stopStreams();
+  $('stream-rows').replaceChildren();
+  $('streams-status').replaceChildren();
   hideError();
   route();
 }
@@ -168,7 +171,7 @@ function showWho() {
 
 // ------------------------------------------------------------------ routing
 
-const SCREENS = ['signin', 'settings', 'events', 'history', 'catalog'];
+const SCREENS = ['signin', 'settings', 'events', 'history', 'catalog', 'streams'];
 let current = '';
 
 function show(screen) {
@@ -196,10 +199,12 @@ function route() {
   current = view;
   show(view);
   if (view !== 'events') stopLive();
+  if (view !== 'streams') stopStreams();
   if (view === 'settings') loadSettings();
   if (view === 'events') enterEvents(s);
   if (view === 'history') loadHistory(s.kind, s.id);
   if (view === 'catalog') loadCatalog();
+  if (view === 'streams') enterStreams();
   if (changed) document.title = $(view + '-title').textContent.replace(/\s+/g, ' ') + ' · auditlog console';
 }
 
@@ -735,6 +740,194 @@ async function loadCatalog() {
   }
 }
 
+// -------------------------------------------------------------- log streams
+
+const STREAM_FIELDS = `id name status pausedBy lastError lastErrorAt failingSince lastDeliveredAt lag delivered failed
+  destination { kind format url host port secretSet }`;
+const STREAMS_REFRESH_MS = 5000;
+const KINDS = { WEBHOOK: 'Webhook', SPLUNK_HEC: 'Splunk HEC', SYSLOG: 'Syslog' };
+const streams = { timer: 0, abort: null, byId: new Map() };
+
+function enterStreams() {
+  stopStreams();
+  loadStreams();
+}
+
+function stopStreams() {
+  clearTimeout(streams.timer);
+  streams.timer = 0;
+  if (streams.abort) streams.abort.abort();
+  streams.abort = null;
+}
+
+/** Loads the streams, then again every 5 s while the view is open. */
+async function loadStreams() {
+  clearTimeout(streams.timer);
+  if (streams.abort) streams.abort.abort();
+  const ac = new AbortController();
+  streams.abort = ac;
+  try {
+    const d = await gql(`query Streams { logStreams { ${STREAM_FIELDS} } }`, {}, { signal: ac.signal });
+    if (current !== 'streams') return;
+    $('streams-forbidden').hidden = true;
+    $('streams-admin').hidden = false;
+    renderStreams(d.logStreams);
+  } catch (err) {
+    if (err.name === 'AbortError') return;
+    if (err instanceof ApiError && err.code === 'FORBIDDEN') return streamsForbidden(err);
+    showError('List the log streams', err, loadStreams);
+    return;
+  }
+  if (current === 'streams') streams.timer = setTimeout(loadStreams, STREAMS_REFRESH_MS);
+}
+
+function streamsForbidden(err) {
+  const c = claims(getToken());
+  $('streams-admin').hidden = true;
+  $('stream-rows').replaceChildren();
+  $('streams-forbidden-text').textContent =
+    `Only administrators of your organization can see and manage log streams. ` +
+    `You are signed in as ${c.name || c.sub || 'a user'} without the administrator role, so the service refused (${err.message}). ` +
+    `Ask an administrator of your organization if events should be delivered to your SIEM.`;
+  $('streams-forbidden').hidden = false;
+}
+
+function destinationText(d) {
+  const where = d.kind === 'SYSLOG' ? `${d.host}:${d.port}` : d.url;
+  return [h('strong', {}, KINDS[d.kind] || d.kind), ' ', h('span', { class: 'muted' }, d.format), h('br', {}), h('code', {}, where || '')];
+}
+
+function stateText(s) {
+  const out = [h('strong', { class: s.status === 'ERROR' ? 'err' : null }, s.status)];
+  if (s.status === 'PAUSED' && s.pausedBy) out.push(s.pausedBy === 'AUDITD' ? ' by auditd after failing too long' : ' by an administrator');
+  if (s.lastError && (s.status === 'ERROR' || s.status === 'PAUSED')) out.push(h('br', {}), h('span', { class: 'err' }, s.lastError));
+  if (s.failingSince) out.push(h('br', {}), 'failing since ', timeEl(s.failingSince));
+  return out;
+}
+
+/**
+ * Updates the table in place, row by row, so a refresh never takes the
+ * focus from a button in it.
+ */
+function renderStreams(list) {
+  const tbody = $('stream-rows');
+  const seen = new Set();
+  for (const s of list) {
+    seen.add(s.id);
+    streams.byId.set(s.id, s);
+    let tr = tbody.querySelector(`tr[data-id="${CSS.escape(s.id)}"]`);
+    if (!tr) {
+      tr = h('tr', { 'data-id': s.id },
+        h('th', { scope: 'row', class: 'name' }), h('td', { class: 'dest' }), h('td', { class: 'state' }), h('td', { class: 'last' }),
+        h('td', { class: 'lag' }), h('td', { class: 'delivered' }), h('td', { class: 'failed' }),
+        h('td', { class: 'actions' },
+          h('button', { type: 'button', 'data-act': 'test' }, 'Test'),
+          h('button', { type: 'button', 'data-act': 'pause' }, 'Pause'),
+          h('button', { type: 'button', 'data-act': 'delete' }, 'Delete')));
+      tbody.append(tr);
+    }
+    const cell = (cls, ...content) => tr.querySelector('.' + cls).replaceChildren(...content.flat());
+    cell('name', s.name);
+    cell('dest', destinationText(s.destination));
+    cell('state', stateText(s));
+    cell('last', s.lastDeliveredAt ? timeEl(s.lastDeliveredAt) : 'Never');
+    cell('lag', s.lag === null || s.lag === undefined ? '—' : count.format(s.lag));
+    cell('delivered', count.format(s.delivered));
+    cell('failed', count.format(s.failed));
+    tr.dataset.status = s.status;
+    tr.querySelector('button[data-act=test]').setAttribute('aria-label', `Test ${s.name}`);
+    tr.querySelector('button[data-act=delete]').setAttribute('aria-label', `Delete ${s.name}`);
+    const toggle = tr.querySelector('button[data-act=pause], button[data-act=resume]');
+    const paused = s.status === 'PAUSED';
+    toggle.dataset.act = paused ? 'resume' : 'pause';
+    toggle.textContent = paused ? 'Resume' : 'Pause';
+    toggle.setAttribute('aria-label', `${toggle.textContent} ${s.name}`);
+    toggle.disabled = s.status === 'DISABLED';
+  }
+  for (const tr of [...tbody.children]) {
+    if (!seen.has(tr.dataset.id)) {
+      streams.byId.delete(tr.dataset.id);
+      tr.remove();
+    }
+  }
+  $('streams-empty').hidden = list.length > 0;
+}
+
+function streamSay(kind, ...content) {
+  const st = $('streams-status');
+  st.className = kind === 'ok' ? 'success' : kind === 'bad' ? 'notice' : '';
+  st.replaceChildren(h('p', {}, ...content));
+}
+
+function newSecret() {
+  const b = new Uint8Array(32);
+  crypto.getRandomValues(b);
+  return 'whsec_' + btoa(String.fromCharCode(...b));
+}
+
+async function createStream(ev) {
+  ev.preventDefault();
+  const button = $('s-create');
+  const name = $('s-name').value.trim();
+  button.disabled = true;
+  streamSay('', `Creating ${name}…`);
+  try {
+    const d = await gql(`mutation Create($input: CreateLogStreamInput!) { createLogStream(input: $input) { ${STREAM_FIELDS} } }`, {
+      input: { name, destination: { webhook: { url: $('s-url').value.trim(), secrets: [$('s-secret').value.trim()], format: $('s-format').value } } },
+    });
+    $('stream-form').reset();
+    $('s-secret').type = 'password';
+    streamSay('ok', h('strong', {}, `Created ${d.createLogStream.name}.`), ' It delivers events recorded from now on.');
+    await loadStreams();
+  } catch (err) {
+    $('streams-status').replaceChildren();
+    if (err instanceof ApiError && err.code === 'FORBIDDEN') return streamsForbidden(err);
+    showError('Create the log stream', err);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function streamAction(act, id, opener) {
+  const s = streams.byId.get(id);
+  if (!s) return;
+  if (act === 'delete') {
+    $('stream-delete-text').textContent = `Delete ${s.name}? It stops delivering at once and its position is lost; this cannot be undone.`;
+    $('stream-delete-dialog').dataset.id = id;
+    openDialog($('stream-delete-dialog'), opener);
+    return;
+  }
+  const words = { test: 'Test', pause: 'Pause', resume: 'Resume', 'delete-confirmed': 'Delete' };
+  opener.disabled = true;
+  streamSay('', `${words[act]}: ${s.name}…`);
+  try {
+    if (act === 'test') {
+      const d = await gql(`mutation Test($id: ID!) { testLogStream(id: $id) { ok status code body error } }`, { id });
+      const r = d.testLogStream;
+      const parts = [h('strong', {}, r.ok ? `${s.name} accepted the test event.` : `The test of ${s.name} failed.`)];
+      if (r.status) parts.push(` HTTP ${r.status}.`);
+      if (r.code) parts.push(` Code ${r.code}.`);
+      if (r.error) parts.push(' ', r.error);
+      if (r.body) parts.push(' It answered: ', h('code', { id: 'stream-answer' }, r.body));
+      streamSay(r.ok ? 'ok' : 'bad', ...parts);
+    } else {
+      const field = { pause: 'pauseLogStream', resume: 'resumeLogStream', 'delete-confirmed': 'deleteLogStream' }[act];
+      const d = await gql(`mutation Act($id: ID!) { ${field}(id: $id) { ${STREAM_FIELDS} } }`, { id });
+      const done = { pause: 'Paused', resume: 'Resumed', 'delete-confirmed': 'Deleted' }[act];
+      streamSay('ok', h('strong', {}, `${done} ${d[field].name}.`));
+      await loadStreams();
+      // Its row, and the button that was focused, are gone.
+      if (act === 'delete-confirmed') $('main').focus();
+    }
+  } catch (err) {
+    $('streams-status').replaceChildren();
+    if (err instanceof ApiError && err.code === 'FORBIDDEN') return streamsForbidden(err);
+    showError(`${words[act]} the log stream`, err, () => streamAction(act, id, opener));
+  } finally {
+    if (opener.isConnected) opener.disabled = false;
+  }
+}
+
 // ------------------------------------------------------------------ exports
 
 const JOB_FIELDS = 'id status format rowCount totalRows progress createdAt finishedAt error downloadUrl';
@@ -931,6 +1124,24 @@ function init() {
   $('exports').addEventListener('toggle', () => { if ($('exports').open) loadExports(); });
   $('live-toggle').addEventListener('click', () => setLive($('live-toggle').getAttribute('aria-checked') !== 'true'));
   $('history-more').addEventListener('click', () => loadHistory(hist.kind, hist.id, true));
+  $('stream-form').addEventListener('submit', createStream);
+  $('s-secret-new').addEventListener('click', () => {
+    $('s-secret').type = 'text';
+    $('s-secret').value = newSecret();
+  });
+  $('stream-rows').addEventListener('click', (ev) => {
+    const b = ev.target.closest('button[data-act]');
+    if (b) streamAction(b.dataset.act, b.closest('tr').dataset.id, b);
+  });
+  $('stream-delete-cancel').addEventListener('click', () => $('stream-delete-dialog').close());
+  $('stream-delete-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const dlg = $('stream-delete-dialog');
+    const id = dlg.dataset.id;
+    dlg.close();
+    const b = $('stream-rows').querySelector(`tr[data-id="${CSS.escape(id)}"] button[data-act=delete]`);
+    if (b) streamAction('delete-confirmed', id, b);
+  });
   route();
 }
 

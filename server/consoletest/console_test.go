@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -60,7 +61,12 @@ func TestConsole(t *testing.T) {
 		t.Fatal(err)
 	}
 	otherHost := other.Addr().String()
-	env := testenv.Start(t, func(c *server.Config) { c.AllowedOrigins = []string{otherHost} })
+	env := testenv.Start(t, func(c *server.Config) {
+		c.AllowedOrigins = []string{otherHost}
+		// Log streams may deliver to the test's webhook receiver on loopback.
+		c.EgressAllow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+		c.LogStreamTick = 100 * time.Millisecond
+	})
 	s := &suite{env: env, admin: testenv.AdminToken(t, "acme"), shots: os.Getenv("CONSOLE_SCREENSHOTS")}
 	if p := os.Getenv("AXE_CORE_JS"); p != "" {
 		b, err := os.ReadFile(p)
@@ -109,6 +115,7 @@ func TestConsole(t *testing.T) {
 	t.Run("NonAdmin", s.testNonAdmin)
 	t.Run("Errors", s.testErrors)
 	t.Run("CORSPersistedQuery", func(t *testing.T) { s.testCORS(t, other) })
+	t.Run("LogStreams", s.testLogStreams)
 }
 
 // tab opens a new tab whose requests are watched and whose script errors
