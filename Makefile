@@ -37,7 +37,7 @@ cluster:
 
 ## test: every test, against real Postgres and embedded NATS JetStream
 test:
-	$(GO) test -count=1 -p 2 -timeout 20m $(TEST_PKGS)
+	$(GO) test -count=1 -p 2 -timeout 30m $(TEST_PKGS)
 
 ## test-cluster: auditd on a real 3-node NATS cluster: placement, replicas, failover of nodes and instances, partitions (about 5 minutes)
 test-cluster:
