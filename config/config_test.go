@@ -49,7 +49,8 @@ func TestDefaultsAndNever(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Addr != ":8080" || c.ExportWorkers != 2 || c.ReconcileEvery != time.Hour || c.CheckpointEvery != time.Minute ||
-		!c.Introspection || c.Streams.Replicas != 1 || c.HolderTimeout != 10*time.Second || c.ProjectionPartitions != 4 {
+		!c.Introspection || c.Streams.Replicas != 1 || c.HolderTimeout != 10*time.Second || c.ProjectionPartitions != 4 ||
+		c.SearchBudget != 80*time.Millisecond {
 		t.Fatalf("defaults: %+v", c)
 	}
 	// 0 means never (none), which the struct holds as a negative value.
@@ -61,8 +62,8 @@ func TestDefaultsAndNever(t *testing.T) {
 		t.Fatalf("0 is never: %d %s %s", c.ExportWorkers, c.ReconcileEvery, c.CheckpointEvery)
 	}
 	// Flags override the environment.
-	c, err = load(t, map[string]string{"AUDITD_ADDR": ":1", "AUDITD_HOLDER_TIMEOUT": "3s"}, "--addr", ":2")
-	if err != nil || c.Addr != ":2" || c.HolderTimeout != 3*time.Second {
+	c, err = load(t, map[string]string{"AUDITD_ADDR": ":1", "AUDITD_HOLDER_TIMEOUT": "3s", "AUDITD_SEARCH_BUDGET": "250ms"}, "--addr", ":2")
+	if err != nil || c.Addr != ":2" || c.HolderTimeout != 3*time.Second || c.SearchBudget != 250*time.Millisecond {
 		t.Fatalf("%v %+v", err, c)
 	}
 }
@@ -87,6 +88,8 @@ func TestMalformedValuesAreNamed(t *testing.T) {
 		{nil, []string{"--export-workers", "-1"}, "export-workers"},
 		{nil, []string{"--reconcile-every", "-1h"}, "reconcile-every"},
 		{nil, []string{"--stall-after", "0"}, "stall-after"},
+		{nil, []string{"--search-budget", "0s"}, "search-budget"},
+		{map[string]string{"AUDITD_SEARCH_BUDGET": "fast"}, nil, "AUDITD_SEARCH_BUDGET"},
 		{nil, []string{"--dedupe-window", "x"}, "dedupe-window"},
 		{nil, []string{"--nats-listen", "127.0.0.1:4222"}, "--nats-listen needs AUDITD_NATS_INGEST_USER"},
 		{map[string]string{"NATS_URL": "nats://x:4222"}, nil, "NATS_URL needs a responder user"},

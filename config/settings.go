@@ -13,6 +13,7 @@ import (
 	"github.com/auditlog/auditlog/egress"
 	"github.com/auditlog/auditlog/natsx"
 	"github.com/auditlog/auditlog/projector"
+	"github.com/auditlog/auditlog/search"
 	"github.com/auditlog/auditlog/secretbox"
 )
 
@@ -307,6 +308,9 @@ var Settings = []*Setting{
 	{Flag: "checkpoint-every", Default: fmtDur(DefaultCheckpointEvery), Scope: Serve,
 		Meaning: "sign a checkpoint of each organization's tree that grew this often; `0` only when asked for",
 		set:     period(func(c *Config) *time.Duration { return &c.CheckpointEvery })},
+	{Flag: "search-budget", Env: "AUDITD_SEARCH_BUDGET", Default: fmtDur(search.DefaultBudget), Scope: Serve,
+		Meaning: "database time one page or count of `auditEvents` may spend on a search no index serves before it answers with what it found, `complete: false`, `searchedThrough` and a cursor to continue ([Pages](api.md#pages))",
+		set:     positive(func(c *Config) *time.Duration { return &c.SearchBudget })},
 	{Flag: "stall-after", Default: fmtDur(DefaultStallAfter), Scope: Serve,
 		Meaning: "call a projection stalled on `/readyz` (under `cluster`) when it is behind and its checkpoint has not moved for this long",
 		set:     positive(func(c *Config) *time.Duration { return &c.StallAfter })},

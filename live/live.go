@@ -156,10 +156,12 @@ func Subscribe[T any](ctx context.Context, f *Feed, org string, filter domain.Fi
 			msgs.Stop()
 			f.deleteConsumer(natsx.AuditStream(s.Region), cons)
 			close(out)
+			// Counted until its lease is given back, so that Active falling
+			// means another instance may admit the subscription it freed.
+			release()
 			f.mu.Lock()
 			f.active--
 			f.mu.Unlock()
-			release()
 		}()
 		// Next must wake when the subscriber goes or the lease is lost,
 		// not only on a message.

@@ -8,6 +8,8 @@ package readmodel
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"embed"
 	"fmt"
 	"io/fs"
@@ -90,3 +92,40 @@ func DropSchema(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 }
 
 func quoteIdent(s string) string { return pgx.Identifier{s}.Sanitize() }
+
+// MigrationsDigest is a hex SHA-256 of every embedded migration, path and
+// content: two databases migrated by builds with the same digest have the
+// same schema, so a copy of one can stand in for migrating the other.
+func MigrationsDigest() (string, error) {
+	h := sha256.New()
+	err := fs.WalkDir(migrations, "migrations", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := migrations.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", path, len(b))
+		h.Write(b)
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("migrations digest: %w", err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// MigrateAll applies the control migrations and every region's to one
+// database, as a single-database deployment's start-up does.
+func MigrateAll(ctx context.Context, pool *pgxpool.Pool) error {
+	if err := Migrate(ctx, pool, ControlSchema, "control"); err != nil {
+		return err
+	}
+	for _, r := range domain.Regions {
+		if err := Migrate(ctx, pool, RegionSchema(r), "region"); err != nil {
+			return err
+		}
+	}
+	return nil
+}

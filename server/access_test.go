@@ -228,6 +228,8 @@ func TestConcurrentTogglesStayConsistent(t *testing.T) {
 func TestRegionalResidency(t *testing.T) {
 	euDB := testenv.Postgres(t)
 	env := testenv.Start(t, func(c *server.Config) {
+		// Empty, not the migrated template: EU's tables must not appear here.
+		c.DatabaseURL = testenv.Postgres(t)
 		c.RegionDatabaseURLs = map[domain.Region]string{domain.RegionEU: euDB}
 	})
 	env.EnableOrg(t, "bier", domain.RegionEU)

@@ -159,7 +159,7 @@ func Config(t testing.TB, opts ...Option) server.Config {
 	cfg := server.Config{
 		Addr:          "127.0.0.1:0",
 		DataDir:       t.TempDir(),
-		DatabaseURL:   Postgres(t),
+		DatabaseURL:   MigratedPostgres(t),
 		Verifier:      auth.NewHMACVerifier(Secret),
 		Streams:       natsx.Streams{DuplicateWindow: time.Minute},
 		Introspection: true,
