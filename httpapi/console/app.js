@@ -743,10 +743,12 @@ async function loadCatalog() {
 // -------------------------------------------------------------- log streams
 
 const STREAM_FIELDS = `id name status pausedBy lastError lastErrorAt failingSince lastDeliveredAt lag delivered failed
-  destination { kind format url host port secretSet }`;
+  destination { kind format url host port serverName index sourcetype ack secretSet } filter { types sources query }`;
 const STREAMS_REFRESH_MS = 5000;
 const KINDS = { WEBHOOK: 'Webhook', SPLUNK_HEC: 'Splunk HEC', SYSLOG: 'Syslog' };
-const streams = { timer: 0, abort: null, byId: new Map() };
+const streams = { timer: 0, abort: null, byId: new Map(), editing: null };
+/** The form's destination kinds, as the API's input fields name them. */
+const FORM_KINDS = { WEBHOOK: 'webhook', SPLUNK_HEC: 'splunk', SYSLOG: 'syslog' };
 
 function enterStreams() {
   stopStreams();
@@ -821,6 +823,7 @@ function renderStreams(list) {
         h('th', { scope: 'row', class: 'name' }), h('td', { class: 'dest' }), h('td', { class: 'state' }), h('td', { class: 'last' }),
         h('td', { class: 'lag' }), h('td', { class: 'delivered' }), h('td', { class: 'failed' }),
         h('td', { class: 'actions' },
+          h('button', { type: 'button', 'data-act': 'edit' }, 'Edit'),
           h('button', { type: 'button', 'data-act': 'test' }, 'Test'),
           h('button', { type: 'button', 'data-act': 'pause' }, 'Pause'),
           h('button', { type: 'button', 'data-act': 'delete' }, 'Delete')));
@@ -835,6 +838,7 @@ function renderStreams(list) {
     cell('delivered', count.format(s.delivered));
     cell('failed', count.format(s.failed));
     tr.dataset.status = s.status;
+    tr.querySelector('button[data-act=edit]').setAttribute('aria-label', `Edit ${s.name}`);
     tr.querySelector('button[data-act=test]').setAttribute('aria-label', `Test ${s.name}`);
     tr.querySelector('button[data-act=delete]').setAttribute('aria-label', `Delete ${s.name}`);
     const toggle = tr.querySelector('button[data-act=pause], button[data-act=resume]');
@@ -865,24 +869,108 @@ function newSecret() {
   return 'whsec_' + btoa(String.fromCharCode(...b));
 }
 
-async function createStream(ev) {
+/** Shows the fields of the chosen destination; the others' are disabled, so the browser neither checks nor sends them. */
+function showKind(kind) {
+  $('s-kind').value = kind;
+  for (const fs of $('stream-form').querySelectorAll('fieldset[data-kind]')) {
+    fs.hidden = fs.disabled = fs.dataset.kind !== kind;
+  }
+}
+
+/** The destination input of the form's kind. Empty secrets on an edit keep the stored ones. */
+function destinationInput() {
+  const v = (id) => $(id).value.trim();
+  const opt = (id) => v(id) || null;
+  const format = $('s-format').value;
+  switch ($('s-kind').value) {
+    case 'splunk':
+      return { splunk: { url: v('s-hec-url'), token: v('s-hec-token'), index: opt('s-hec-index'), sourcetype: opt('s-hec-sourcetype'), ack: $('s-hec-ack').checked, format } };
+    case 'syslog':
+      return { syslog: { host: v('s-sys-host'), port: Number(v('s-sys-port')), serverName: opt('s-sys-server-name'), format } };
+    default:
+      return { webhook: { url: v('s-url'), secrets: [v('s-secret')], format } };
+  }
+}
+
+/** Fills the form with a stream's settings to change them; secrets stay stored unless given again. */
+function editStream(s) {
+  streams.editing = s.id;
+  const d = s.destination;
+  const kind = FORM_KINDS[d.kind] || 'webhook';
+  $('stream-form').reset();
+  showKind(kind);
+  $('s-kind').disabled = true;
+  $('s-kind-hint').hidden = false;
+  $('s-name').value = s.name;
+  $('s-format').value = d.format;
+  $('s-query').value = (s.filter && s.filter.query) || '';
+  if (kind === 'webhook') $('s-url').value = d.url || '';
+  if (kind === 'splunk') {
+    $('s-hec-url').value = d.url || '';
+    $('s-hec-index').value = d.index || '';
+    $('s-hec-sourcetype').value = d.sourcetype || '';
+    $('s-hec-ack').checked = !!d.ack;
+  }
+  if (kind === 'syslog') {
+    $('s-sys-host').value = d.host || '';
+    $('s-sys-port').value = d.port || 6514;
+    $('s-sys-server-name').value = d.serverName || '';
+  }
+  for (const id of ['s-secret', 's-hec-token']) {
+    $(id).required = false;
+    $(id).placeholder = 'Stored; leave empty to keep it';
+  }
+  $('stream-form-title').textContent = `Edit ${s.name}`;
+  $('s-create').textContent = 'Save changes';
+  $('s-cancel').hidden = false;
+  $('s-name').focus();
+}
+
+/** Puts the form back to creating a new stream. */
+function resetStreamForm() {
+  streams.editing = null;
+  $('stream-form').reset();
+  showKind('webhook');
+  $('s-kind').disabled = false;
+  $('s-kind-hint').hidden = true;
+  for (const id of ['s-secret', 's-hec-token']) {
+    $(id).required = true;
+    $(id).placeholder = '';
+  }
+  $('s-secret').type = 'password';
+  $('stream-form-title').textContent = 'New log stream';
+  $('s-create').textContent = 'Create stream';
+  $('s-cancel').hidden = true;
+}
+
+async function submitStream(ev) {
   ev.preventDefault();
   const button = $('s-create');
   const name = $('s-name').value.trim();
+  const query = $('s-query').value.trim();
+  const id = streams.editing;
   button.disabled = true;
-  streamSay('', `Creating ${name}…`);
+  streamSay('', id ? `Saving ${name}…` : `Creating ${name}…`);
   try {
-    const d = await gql(`mutation Create($input: CreateLogStreamInput!) { createLogStream(input: $input) { ${STREAM_FIELDS} } }`, {
-      input: { name, destination: { webhook: { url: $('s-url').value.trim(), secrets: [$('s-secret').value.trim()], format: $('s-format').value } } },
-    });
-    $('stream-form').reset();
-    $('s-secret').type = 'password';
-    streamSay('ok', h('strong', {}, `Created ${d.createLogStream.name}.`), ' It delivers events recorded from now on.');
+    if (id) {
+      const d = await gql(`mutation Update($input: UpdateLogStreamInput!) { updateLogStream(input: $input) { ${STREAM_FIELDS} } }`, {
+        // The form shows only the query; the types and sources stay as they are.
+        input: { id, name, destination: destinationInput(), filter: { types: streams.byId.get(id)?.filter.types || [], sources: streams.byId.get(id)?.filter.sources || [], query: query || null } },
+      });
+      resetStreamForm();
+      streamSay('ok', h('strong', {}, `Saved ${d.updateLogStream.name}.`));
+    } else {
+      const input = { name, destination: destinationInput() };
+      if (query) input.filter = { query };
+      const d = await gql(`mutation Create($input: CreateLogStreamInput!) { createLogStream(input: $input) { ${STREAM_FIELDS} } }`, { input });
+      resetStreamForm();
+      streamSay('ok', h('strong', {}, `Created ${d.createLogStream.name}.`), ' It delivers events recorded from now on.');
+    }
     await loadStreams();
   } catch (err) {
     $('streams-status').replaceChildren();
     if (err instanceof ApiError && err.code === 'FORBIDDEN') return streamsForbidden(err);
-    showError('Create the log stream', err);
+    showError(id ? 'Save the log stream' : 'Create the log stream', err);
   } finally {
     button.disabled = false;
   }
@@ -891,6 +979,7 @@ async function createStream(ev) {
 async function streamAction(act, id, opener) {
   const s = streams.byId.get(id);
   if (!s) return;
+  if (act === 'edit') return editStream(s);
   if (act === 'delete') {
     $('stream-delete-text').textContent = `Delete ${s.name}? It stops delivering at once and its position is lost; this cannot be undone.`;
     $('stream-delete-dialog').dataset.id = id;
@@ -917,7 +1006,10 @@ async function streamAction(act, id, opener) {
       streamSay('ok', h('strong', {}, `${done} ${d[field].name}.`));
       await loadStreams();
       // Its row, and the button that was focused, are gone.
-      if (act === 'delete-confirmed') $('main').focus();
+      if (act === 'delete-confirmed') {
+        if (streams.editing === id) resetStreamForm();
+        $('main').focus();
+      }
     }
   } catch (err) {
     $('streams-status').replaceChildren();
@@ -1124,7 +1216,9 @@ function init() {
   $('exports').addEventListener('toggle', () => { if ($('exports').open) loadExports(); });
   $('live-toggle').addEventListener('click', () => setLive($('live-toggle').getAttribute('aria-checked') !== 'true'));
   $('history-more').addEventListener('click', () => loadHistory(hist.kind, hist.id, true));
-  $('stream-form').addEventListener('submit', createStream);
+  $('stream-form').addEventListener('submit', submitStream);
+  $('s-kind').addEventListener('change', () => showKind($('s-kind').value));
+  $('s-cancel').addEventListener('click', () => { resetStreamForm(); $('streams-status').replaceChildren(); });
   $('s-secret-new').addEventListener('click', () => {
     $('s-secret').type = 'text';
     $('s-secret').value = newSecret();

@@ -116,6 +116,7 @@ func TestConsole(t *testing.T) {
 	t.Run("Errors", s.testErrors)
 	t.Run("CORSPersistedQuery", func(t *testing.T) { s.testCORS(t, other) })
 	t.Run("LogStreams", s.testLogStreams)
+	t.Run("LogStreamDestinations", s.testLogStreamDestinations)
 }
 
 // tab opens a new tab whose requests are watched and whose script errors
@@ -190,6 +191,21 @@ func waitJS(t *testing.T, ctx context.Context, what, expr string) {
 		var html string
 		_ = chromedp.Run(ctx, chromedp.Evaluate(`(document.querySelector('#alert:not([hidden])')?.innerText || '') + ' | ' + location.href`, &html))
 		t.Fatalf("waiting for %s (%s): %v; page: %s", what, expr, err, html)
+	}
+}
+
+// waitFor waits until cond holds, outside the page.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(20 * time.Second)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("waiting for %s: gave up after 20s", what)
+		}
 	}
 }
 
