@@ -50,19 +50,56 @@ type storageReading struct {
 	mu sync.Mutex
 	at time.Time
 	h  StorageHealth
+	// reading is closed when the reading in flight ends; nil when none is.
+	reading chan struct{}
 }
 
 // storage is the storage reading of at most storageEvery ago, read anew
-// when older. Callers arriving during a read wait for it and share it.
+// when older.
 func (s *API) storage(ctx context.Context) StorageHealth {
-	s.stored.mu.Lock()
-	defer s.stored.mu.Unlock()
-	if !s.stored.at.IsZero() && time.Since(s.stored.at) < storageEvery {
-		return s.stored.h
+	return s.stored.get(ctx, s.readStorage, s.metrics.storageReadings.Inc)
+}
+
+// get returns the reading of at most storageEvery ago, or takes one with
+// read (counted by counted). One caller reads at a time and never under
+// the lock: while it does, the others answer at once with the reading
+// before, so a JetStream that hangs holds up one probe, not every probe
+// queued behind it. Only the very first reading is waited for, as long as
+// the caller's ctx allows. A reading cut short by its caller's ctx is not
+// kept.
+func (c *storageReading) get(ctx context.Context, read func(context.Context) StorageHealth, counted func()) StorageHealth {
+	c.mu.Lock()
+	if !c.at.IsZero() && time.Since(c.at) < storageEvery {
+		defer c.mu.Unlock()
+		return c.h
 	}
-	s.metrics.storageReadings.Inc()
-	s.stored.h, s.stored.at = s.readStorage(ctx), time.Now()
-	return s.stored.h
+	if done := c.reading; done != nil {
+		if !c.at.IsZero() {
+			defer c.mu.Unlock()
+			return c.h
+		}
+		c.mu.Unlock()
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.h
+	}
+	done := make(chan struct{})
+	c.reading = done
+	c.mu.Unlock()
+	counted()
+	h := read(ctx)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ctx.Err() == nil {
+		c.h, c.at = h, time.Now()
+	}
+	c.reading = nil
+	close(done)
+	return h
 }
 
 // readStorage reads the JetStream account (and embedded server) and the
