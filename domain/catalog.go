@@ -218,7 +218,7 @@ var catalog = []TypeInfo{
 		{Name: "format", Type: FieldString, Required: true, Description: "CSV or NDJSON"},
 		{Name: "filter", Type: FieldString, Description: "the filter of the export, as JSON"}}},
 	{TypeAuditLogViewed, CategoryAuditLog, "The audit log was read: searched, an event opened, a history or live feed read, or an export downloaded", []Field{
-		{Name: "action", Type: FieldString, Required: true, Description: "search, view, history, live or download"},
+		{Name: "action", Type: FieldString, Required: true, Description: "search, view, history, live, download or tiles"},
 		{Name: "filter", Type: FieldString, Description: "for search and live: the filter, as JSON"},
 		{Name: "eventId", Type: FieldString, Description: "for view: the event opened"},
 		{Name: "resourceKind", Type: FieldString, Description: "for history: the kind of resource"},

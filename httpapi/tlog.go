@@ -9,6 +9,7 @@ import (
 
 	"github.com/auditlog/auditlog/auth"
 	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/reads"
 )
 
 // TlogPrefix is where each organization's log is served in the C2SP
@@ -38,7 +39,12 @@ func (s *API) tlogRoutes(mux *http.ServeMux) {
 // tlogOrg is the organization a tile request names, which must be the
 // caller's own, and the caller an administrator of it: the tree tells how
 // many events the organization has and when, which is the log's to show.
-func tlogOrg(r *http.Request) (string, error) {
+//
+// Like every read of the log, a tile read is recorded (AUDIT_LOG_VIEWED,
+// action tiles, naming the checkpoint or the tile) before it is served,
+// once what it names is known to be a tile; an auditor's tooling fetches
+// many tiles at once, which coalesce into one counted follow-up.
+func (s *API) tlogOrg(r *http.Request, what func() (string, error)) (string, error) {
 	p, err := auth.FromContext(r.Context())
 	if err != nil {
 		return "", err
@@ -47,13 +53,22 @@ func tlogOrg(r *http.Request) (string, error) {
 	if !p.IsAdmin() || p.OrgID != org {
 		return "", domain.Errorf(domain.CodeForbidden, "", "the log of an organization is served to its administrators")
 	}
+	name, err := what()
+	if err != nil {
+		return "", err
+	}
+	if s.reads != nil {
+		if err := s.reads.Record(r.Context(), org, p.Actor(), reads.Read{Action: reads.Tiles, ResourceKind: "tlog", ResourceID: name}); err != nil {
+			return "", err
+		}
+	}
 	return org, nil
 }
 
 // tlogCheckpoint answers the organization's latest signed checkpoint (a
 // C2SP tlog-checkpoint note), issuing one first when the tree has grown.
 func (s *API) tlogCheckpoint(w http.ResponseWriter, r *http.Request) {
-	org, err := tlogOrg(r)
+	org, err := s.tlogOrg(r, func() (string, error) { return "checkpoint", nil })
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -71,15 +86,17 @@ func (s *API) tlogCheckpoint(w http.ResponseWriter, r *http.Request) {
 // tlogTile answers one tile of the organization's tree. A full tile never
 // changes, so a client may keep it; a partial one is replaced as it fills.
 func (s *API) tlogTile(w http.ResponseWriter, r *http.Request) {
-	org, err := tlogOrg(r)
+	var t tlog.Tile
+	org, err := s.tlogOrg(r, func() (string, error) {
+		rest := r.PathValue("path")
+		var err error
+		if t, err = tlog.ParseTilePath("tile/8/" + rest); err != nil || strings.HasPrefix(rest, "data/") || strings.HasPrefix(rest, "entries/") {
+			return "", domain.Errorf(domain.CodeNotFound, "", "no tile at %s", rest)
+		}
+		return t.Path(), nil
+	})
 	if err != nil {
 		writeError(w, r, err)
-		return
-	}
-	rest := r.PathValue("path")
-	t, perr := tlog.ParseTilePath("tile/8/" + rest)
-	if perr != nil || strings.HasPrefix(rest, "data/") || strings.HasPrefix(rest, "entries/") {
-		writeError(w, r, domain.Errorf(domain.CodeNotFound, "", "no tile at %s", rest))
 		return
 	}
 	data, err := s.cfg.Tiles.Tile(r.Context(), org, t)

@@ -33,6 +33,9 @@ const (
 	History  = "history"
 	Live     = "live"
 	Download = "download"
+	// Tiles is a read of an organization's tree as tlog tiles: its
+	// checkpoint or a tile.
+	Tiles = "tiles"
 )
 
 // DefaultWindow is how long one reader's reads of one kind coalesce.

@@ -131,6 +131,24 @@ func TestAuditorVerifiesTheLogFromTiles(t *testing.T) {
 		t.Fatalf("the events checked lie on one side of the first tile's edge")
 	}
 
+	// The auditor's reads are in the log like any other read of it: the
+	// first at once, naming the checkpoint; the tiles after it are counted.
+	env.WaitProjected(t)
+	var viewed struct {
+		AuditEvents struct {
+			Edges []struct{ Node struct{ Details map[string]any } }
+		}
+	}
+	env.Do(t, admin, `{ auditEvents(first: 100, filter: {types: [AUDIT_LOG_VIEWED]}) { edges { node { details } } } }`, nil).MustData(t, &viewed)
+	recorded := false
+	for _, e := range viewed.AuditEvents.Edges {
+		d := e.Node.Details
+		recorded = recorded || (d["action"] == "tiles" && d["resourceKind"] == "tlog" && d["resourceId"] == "checkpoint")
+	}
+	if !recorded {
+		t.Errorf("no AUDIT_LOG_VIEWED for the checkpoint read among %+v", viewed.AuditEvents.Edges)
+	}
+
 	refused := []struct {
 		name, token, path string
 		status            int
