@@ -53,9 +53,10 @@ test-browser:
 	  npm install --silent --no-save --no-audit --no-fund --prefix "$$axe" axe-core@$(AXE_CORE_VERSION) >/dev/null && \
 	  AXE_CORE_JS="$$axe/node_modules/axe-core/axe.min.js" $(GO) test -tags browser -count=1 -timeout 10m ./server/consoletest/
 
-## test-syslog: log stream delivery over TLS to a real rsyslogd the tests start (needs rsyslog and rsyslog-gnutls)
+## test-syslog: log stream delivery over TLS to a real rsyslogd the tests start, from the sender and end to end through auditd (needs rsyslog and rsyslog-gnutls)
 test-syslog:
 	$(GO) test -tags rsyslog -count=1 -timeout 5m ./logstream/syslog/
+	$(GO) test -tags rsyslog -count=1 -timeout 5m -run TestSyslogStreamThroughAuditd ./server/
 
 ## generate: regenerate gqlgen code
 generate:
@@ -64,6 +65,7 @@ generate:
 ## lint: vet, formatting, and a check that generated code is current
 lint:
 	$(GO) vet ./...
+	$(GO) vet -tags browser,rsyslog ./server/... ./logstream/...
 	@test -z "$$(gofmt -l .)" || (gofmt -l .; echo "gofmt needed"; exit 1)
 
 ## bench: end-to-end figures at full size (1M events for queries); JSON to $$BENCH_OUT

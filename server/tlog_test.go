@@ -136,7 +136,9 @@ func TestAuditorVerifiesTheLogFromTiles(t *testing.T) {
 	env.WaitProjected(t)
 	var viewed struct {
 		AuditEvents struct {
-			Edges []struct{ Node struct{ Details map[string]any } }
+			Edges []struct {
+				Node struct{ Details map[string]any }
+			}
 		}
 	}
 	env.Do(t, admin, `{ auditEvents(first: 100, filter: {types: [AUDIT_LOG_VIEWED]}) { edges { node { details } } } }`, nil).MustData(t, &viewed)
