@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/auditlog/auditlog/leases"
 	"github.com/auditlog/auditlog/projector"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -290,7 +291,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 
 	s.trees = transparency.New(transparency.Config{
 		Key: key, JS: s.js, Regions: s.store, Events: s.events, Checks: s.integrityEvents,
-		Gate: transparency.NewGate(integrityPerOrg, integrityRequests), MinInterval: cfg.CheckpointMinInterval,
+		Gate: transparency.NewGate(integrityPerOrg, integrityRequests, leases.New(s.js, natsx.LeasesBucket, 0)), MinInterval: cfg.CheckpointMinInterval,
 		Now: cfg.Now, Log: s.log,
 	})
 	reader := readmodel.NewReader(s.store, s.events)
