@@ -52,6 +52,10 @@ type SettingsReader interface {
 type Tally interface {
 	// Count adds n events of one batch that ended with status.
 	Count(status Status, n int)
+	// Refused adds n events of a call refused as overloaded, for reason
+	// org_share (the organization's appends filled its share of the
+	// publish window) or window (the whole window stayed full).
+	Refused(reason string, n int)
 }
 
 // Recorder records batches of events.
@@ -72,6 +76,8 @@ type Recorder struct {
 	// RetryAfter is what an overloaded refusal tells the client to wait;
 	// zero means DefaultRetryAfter.
 	RetryAfter time.Duration
+
+	shares *shares
 }
 
 // Defaults of Recorder's backpressure: a call waits up to 2 s for the
@@ -86,8 +92,12 @@ const (
 // NewRecorder returns a Recorder appending through js and counting outcomes
 // in tally, which may be nil.
 func NewRecorder(js jetstream.JetStream, settings SettingsReader, now func() time.Time, tally Tally) *Recorder {
-	return &Recorder{js: js, settings: settings, now: now, tally: tally}
+	return &Recorder{js: js, settings: settings, now: now, tally: tally, shares: newShares(DefaultOrgShare)}
 }
+
+// SetOrgShare sets how many of one organization's appends may await
+// acknowledgement at once (default DefaultOrgShare).
+func (r *Recorder) SetOrgShare(n int) { r.shares = newShares(n) }
 
 // Record validates and appends events on behalf of p. A bad event rejects
 // only itself; the error return is for failures of the whole call (too large
@@ -229,13 +239,29 @@ func (r *Recorder) record(ctx context.Context, p *domain.Principal, events []dom
 		retry = DefaultRetryAfter
 	}
 	deadline := time.Now().Add(wait)
+	// The whole call shares one bound on waiting: first for its
+	// organizations' shares of the window, then for the window.
+	counts := map[string]int{}
+	for _, i := range pending {
+		counts[events[i].OrgID]++
+	}
+	release, err := r.shares.take(ctx, counts, deadline)
+	if errors.Is(err, errShareFull) {
+		r.refused("org_share", len(pending))
+		return nil, domain.Overloaded(fmt.Sprintf("this organization's events fill its share of the audit log's publish window (%d awaiting storage); "+
+			"other organizations are not held back. Send the same events again after retryAfter seconds (their ids make that safe)", r.shares.limit), retry, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	futures := make([]jetstream.PubAckFuture, len(pending))
 	for j, i := range pending {
 		e := &events[i]
 		region := settings[e.OrgID].Region
-		// The whole call shares one bound on waiting for the window.
 		f, err := r.publishAsync(e, region, max(time.Until(deadline), time.Millisecond))
 		if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+			r.refused("window", len(pending))
 			return nil, domain.Overloaded(fmt.Sprintf("the audit log is busy: no room to append within %s; send the same events again after retryAfter seconds (their ids make that safe)", wait), retry, err)
 		}
 		if err != nil {
@@ -257,6 +283,12 @@ func (r *Recorder) record(ctx context.Context, p *domain.Principal, events []dom
 		}
 	}
 	return results, nil
+}
+
+func (r *Recorder) refused(reason string, n int) {
+	if r.tally != nil {
+		r.tally.Refused(reason, n)
+	}
 }
 
 // MsgID is the JetStream message id of event id of org: identity is

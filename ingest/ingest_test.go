@@ -35,6 +35,8 @@ type tally map[ingest.Status]int
 
 func (t tally) Count(s ingest.Status, n int) { t[s] += n }
 
+func (t tally) Refused(reason string, n int) { t[ingest.Status("refused:"+reason)] += n }
+
 func newRecorder(t *testing.T) (*ingest.Recorder, jetstream.JetStream, tally) {
 	t.Helper()
 	js := testenv.JetStream(t, natsx.Streams{DuplicateWindow: time.Minute})
@@ -252,5 +254,96 @@ func TestFullPublishWindowIsRefusedWithRetryHint(t *testing.T) {
 				t.Fatalf("refused after %s; want after waiting about %s", took, tc.wait)
 			}
 		})
+	}
+}
+
+// TestOrgShareKeepsOneFloodFromHoldingOthersBack: an organization whose
+// appends fill its share of the publish window is refused UNAVAILABLE with
+// the retry hint after the bounded wait, counted as org_share, while
+// another organization's events are appended at once. Appends are taken by
+// a subscriber that never acknowledges them, so they stay in flight.
+func TestOrgShareKeepsOneFloodFromHoldingOthersBack(t *testing.T) {
+	ns, err := natsx.Embedded{Dir: t.TempDir()}.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := ns.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	arrived := make(chan string, 100)
+	if _, err := nc.Subscribe("audit.>", func(m *nats.Msg) { arrived <- m.Subject }); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(100), jetstream.WithPublishAsyncTimeout(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	orgs := settingsOf{
+		"flood": {OrgID: "flood", Enabled: true, Region: domain.RegionUS},
+		"calm":  {OrgID: "calm", Enabled: true, Region: domain.RegionUS},
+	}
+	counted := tally{}
+	r := ingest.NewRecorder(js, orgs, time.Now, counted)
+	r.SetOrgShare(2)
+	r.PublishWait, r.RetryAfter = 200*time.Millisecond, time.Second
+
+	// flood's first call holds its whole share, awaiting acknowledgements.
+	ctx, cancel := context.WithCancel(context.Background())
+	held := make(chan error, 1)
+	go func() {
+		_, err := r.Record(ctx, service("flood"), []domain.Event{event("flood", nil), event("flood", nil)})
+		held <- err
+	}()
+	for range 2 {
+		select {
+		case <-arrived:
+		case <-time.After(10 * time.Second):
+			t.Fatal("flood's first events were not appended")
+		}
+	}
+
+	start := time.Now()
+	_, err = r.Record(context.Background(), service("flood"), []domain.Event{event("flood", nil)})
+	var de *domain.Error
+	if !errors.As(err, &de) || de.Code != domain.CodeUnavailable || de.RetryAfter != time.Second || !strings.Contains(de.Message, "share") {
+		t.Fatalf("flood past its share answered %v; want UNAVAILABLE naming its share, with retryAfter", err)
+	}
+	if took := time.Since(start); took < r.PublishWait {
+		t.Fatalf("refused after %s, before the %s wait", took, r.PublishWait)
+	}
+	if n := counted["refused:org_share"]; n != 1 {
+		t.Fatalf("refused org_share events counted %d, want 1", n)
+	}
+
+	// calm is not held back: its event is appended at once.
+	calmCtx, calmCancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer calmCancel()
+	go func() { _, _ = r.Record(calmCtx, service("calm"), []domain.Event{event("calm", nil)}) }()
+	select {
+	case subject := <-arrived:
+		if !strings.Contains(subject, ".calm.") {
+			t.Fatalf("appended %s; want calm's event (flood's refused one must not be appended)", subject)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("calm's event waited behind flood's share")
+	}
+
+	// Once flood's first call ends, its share is free again.
+	cancel()
+	<-held
+	go func() { _, _ = r.Record(calmCtx, service("flood"), []domain.Event{event("flood", nil)}) }()
+	select {
+	case subject := <-arrived:
+		if !strings.Contains(subject, ".flood.") {
+			t.Fatalf("appended %s; want flood's event", subject)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("flood's share was not given back")
 	}
 }

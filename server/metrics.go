@@ -21,6 +21,8 @@ import (
 type metrics struct {
 	registry *prometheus.Registry
 	ingested *prometheus.CounterVec
+	// refused counts events of calls refused as overloaded, by reason.
+	refused *prometheus.CounterVec
 	// dropped counts NATS ingest requests left unanswered; restricted is 1
 	// while NATS itself confines the ingest responder to _INBOX.
 	dropped    *prometheus.CounterVec
@@ -40,6 +42,10 @@ func newMetrics() *metrics {
 			Name: "auditlog_ingest_events_total",
 			Help: "Events submitted for recording, by outcome (RECORDED, DUPLICATE, DROPPED_DISABLED, REJECTED).",
 		}, []string{"status"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditlog_ingest_refused_events_total",
+			Help: "Events of calls refused UNAVAILABLE with retryAfter because appends were backed up: org_share (the organization's appends filled its share of the publish window) or window (the whole window stayed full).",
+		}, []string{"reason"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "auditlog_ingest_requests_dropped_total",
 			Help: "NATS ingest requests dropped unanswered: no reply subject (no_reply), or one outside _INBOX (reply_subject).",
@@ -60,6 +66,9 @@ func newMetrics() *metrics {
 	for _, reason := range []string{ingest.DropNoReply, ingest.DropReplySubject} {
 		m.dropped.WithLabelValues(reason)
 	}
+	for _, reason := range []string{"org_share", "window"} {
+		m.refused.WithLabelValues(reason)
+	}
 	// Every region's failure series exists from the start, at 0, so an
 	// alert on its increase sees the first failure.
 	for _, task := range []string{taskCheckpoints, taskRetention, taskReconcile} {
@@ -70,7 +79,7 @@ func newMetrics() *metrics {
 	m.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.ingested, m.dropped, m.restricted, m.regionFailures, m.clockSkew,
+		m.ingested, m.refused, m.dropped, m.restricted, m.regionFailures, m.clockSkew,
 	)
 	return m
 }
@@ -79,6 +88,9 @@ func newMetrics() *metrics {
 func (m *metrics) Count(status ingest.Status, n int) {
 	m.ingested.WithLabelValues(string(status)).Add(float64(n))
 }
+
+// Refused implements ingest.Tally.
+func (m *metrics) Refused(reason string, n int) { m.refused.WithLabelValues(reason).Add(float64(n)) }
 
 // Dropped implements ingest.DropCounter.
 func (m *metrics) Dropped(reason string) { m.dropped.WithLabelValues(reason).Inc() }
