@@ -68,7 +68,9 @@ func newSender(t *testing.T, h *hectest.Receiver, cfg logstream.SplunkConfig, op
 func TestSendWithAck(t *testing.T) {
 	for _, format := range []logstream.Format{logstream.FormatJSON, logstream.FormatOCSF} {
 		h := newHEC(t, token)
-		h.Set(func(h *hectest.Receiver) { h.AckEnabled, h.AckAfter, h.Indexes = true, 2, map[string]bool{"audit": true} })
+		h.Set(func(h *hectest.Receiver) {
+			h.AckEnabled, h.AckAfter, h.Indexes = true, 2, map[string]bool{"audit": true}
+		})
 		s := newSender(t, h, logstream.SplunkConfig{Index: "audit", Host: "auditd-1", Ack: true, Format: format},
 			logstream.Options{Limits: logstream.Limits{MaxEvents: 2}})
 		batch := events(5)
