@@ -265,15 +265,16 @@ type deliverer struct {
 	failures       int
 	// holder is this deliverer's token in the stream's row.
 	holder string
-	// checkGone asks for a look, before the next read, for messages
-	// retention removed after seen; checkedGone is when it last looked.
+	// checkGone asks, at the next message read after a jump in sequence,
+	// whether retention removed messages after seen before they were
+	// read; checkedGone is when it last looked.
 	checkGone   bool
 	checkedGone time.Time
 }
 
 // goneCheckEvery is how often a deliverer with events waiting looks for
 // messages retention removed before it read them; one that starts or
-// whose send failed looks at once.
+// whose send failed looks at its next read.
 const goneCheckEvery = time.Minute
 
 func (d *deliverer) run(ctx context.Context) {
@@ -326,8 +327,8 @@ func (d *deliverer) run(ctx context.Context) {
 	d.checkGone = true
 	var pending []*domain.Event
 	for ctx.Err() == nil {
-		if d.checkGone || d.lag > 0 && time.Since(d.checkedGone) >= goneCheckEvery {
-			d.countGone(ctx)
+		if d.lag > 0 && time.Since(d.checkedGone) >= goneCheckEvery {
+			d.checkGone = true
 		}
 		if len(pending) < d.e.cfg.MaxEvents {
 			evs, err := d.fetch(ctx, msgs, d.e.cfg.MaxEvents-len(pending), len(pending) == 0, filter, q)
@@ -482,6 +483,9 @@ func (d *deliverer) fetch(ctx context.Context, msgs jetstream.MessagesContext, n
 		if md.Sequence.Stream <= d.seen {
 			continue
 		}
+		if d.checkGone {
+			d.countGone(ctx, md.Sequence.Stream)
+		}
 		d.seen, d.lag = md.Sequence.Stream, md.NumPending
 		var ev domain.Event
 		if err := json.Unmarshal(msg.Data(), &ev); err != nil {
@@ -497,18 +501,27 @@ func (d *deliverer) fetch(ctx context.Context, msgs jetstream.MessagesContext, n
 	return out, ctx.Err()
 }
 
-// countGone looks at where the region's stream begins now: if retention
-// removed messages after the last one read, before this deliverer read
-// them, the events of the org among them are lost, and the stream's row
-// counts them (streamstore.Skip) rather than pass over them silently. A
-// stream that has read nothing yet (position 0) has no sequence to
-// compare with; its start time was checked against the stream's oldest
-// event when it was created.
-func (d *deliverer) countGone(ctx context.Context) {
-	d.checkGone, d.checkedGone = false, time.Now()
-	if d.seen == 0 {
+// countGone is called with next, the sequence of the message read after
+// seen, while checkGone is set, and stays set until it has looked at a
+// jump. A jump (next > seen+1) passes over other
+// orgs' messages, or messages retention removed before the consumer came
+// to them: if the region's stream now begins after seen+1, and next is
+// not a message fetched before the removal (next >= its first sequence),
+// the messages after seen up to the first kept are gone unread, and the
+// org's among them are lost. The stream's row counts them
+// (streamstore.Skip) rather than pass over them silently. A stream that
+// has read nothing yet (position 0) has no sequence to compare with; its
+// start time was checked against the stream's oldest event when it was
+// created.
+func (d *deliverer) countGone(ctx context.Context, next uint64) {
+	switch {
+	case d.seen == 0:
+		d.checkGone = false
 		return
+	case next == d.seen+1:
+		return // nothing between; a jump may come later
 	}
+	d.checkedGone = time.Now()
 	st, err := d.e.cfg.JS.Stream(ctx, natsx.AuditStream(d.s.Region))
 	var info *jetstream.StreamInfo
 	if err == nil {
@@ -516,20 +529,24 @@ func (d *deliverer) countGone(ctx context.Context) {
 	}
 	if err != nil {
 		if ctx.Err() == nil {
-			d.checkGone = true // look again before the next read
 			d.log.Warn().Err(err).Msg("log streams: reading where the region's stream begins failed")
 		}
-		return
+		return // look again at the next read
 	}
 	first := info.State.FirstSeq
-	if first <= d.seen+1 {
+	switch {
+	case first <= d.seen+1:
+		d.checkGone = false
 		return
+	case next < first:
+		return // read before the removal; look again at the next
 	}
+	d.checkGone = false
 	g := streamstore.Gone{From: d.seen, Through: first - 1, Before: info.State.FirstTime}
 	added, err := d.e.cfg.Store.Skip(ctx, d.s.ID, g, d.e.cfg.Now())
 	if err != nil {
-		d.checkGone = true
-		d.log.Warn().Err(err).Msg("log streams: recording events lost to retention failed")
+		d.log.Error().Err(err).Uint64("after_seq", g.From).Uint64("through_seq", g.Through).
+			Msg("log streams: retention removed events before this stream delivered them, and recording so failed")
 		return
 	}
 	if added > 0 {
