@@ -314,7 +314,8 @@ func (d *deliverer) run(ctx context.Context) {
 	cons, err := d.consumer(ctx)
 	var msgs jetstream.MessagesContext
 	if err == nil {
-		msgs, err = cons.Messages(jetstream.PullMaxMessages(d.e.cfg.MaxEvents))
+		msgs, err = cons.Messages(jetstream.PullMaxMessages(d.e.cfg.MaxEvents),
+			jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat))
 	}
 	if err != nil {
 		if ctx.Err() == nil {
@@ -439,6 +440,16 @@ func (d *deliverer) consumer(ctx context.Context) (jetstream.Consumer, error) {
 	}
 	return d.e.cfg.JS.OrderedConsumer(ctx, natsx.AuditStream(d.s.Region), cfg)
 }
+
+// An idle deliverer's pull request lasts pullExpiry, and the server sends
+// a heartbeat every pullHeartbeat while it waits: with a thousand idle
+// streams, the nats.go defaults for ordered consumers (30 s, 5 s) cost 230
+// messages a second. A reconnection renews the request at once; a missing
+// heartbeat (two in a row) has the ordered consumer recreated.
+const (
+	pullExpiry    = time.Minute
+	pullHeartbeat = 20 * time.Second
+)
 
 // gatherGap is how long a deliverer that has read some messages waits for
 // the next before it sends what it has (at most FetchWait in all).
