@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,11 +22,17 @@ const logStreamSecret = "whsec_QUJDQUJDQUJDQUJDQUJDQUJDQUJDQUJDQUJDQUJDQUJD"
 const logStreamFields = `id name status pausedBy lastError delivered failed lastDeliveredEventId
   destination { kind format url secretSet secretCount } filter { types sources query }`
 
-// hook is a webhook receiver on loopback that keeps the events it got.
+// hook is a webhook receiver on loopback that keeps the events it got,
+// and the events of each webhook-id, to check that a batch sent again
+// under the same id is the same batch.
 type hook struct {
 	*httptest.Server
 	mu     sync.Mutex
 	events []hookEvent
+	// batches are the event ids of each webhook-id; mismatched names the
+	// webhook-ids that came again with other events.
+	batches    map[string][]string
+	mismatched []string
 }
 
 type hookEvent struct {
@@ -35,7 +42,7 @@ type hookEvent struct {
 }
 
 func newHook(t *testing.T) *hook {
-	h := &hook{}
+	h := &hook{batches: map[string][]string{}}
 	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		var p struct {
@@ -46,8 +53,18 @@ func newHook(t *testing.T) *hook {
 			w.WriteHeader(http.StatusBadRequest)
 			return
 		}
+		ids := make([]string, len(p.Data.Events))
+		for i, e := range p.Data.Events {
+			ids[i] = e.ID
+		}
 		h.mu.Lock()
 		h.events = append(h.events, p.Data.Events...)
+		if id := r.Header.Get("webhook-id"); id != "" {
+			if prev, ok := h.batches[id]; ok && !slices.Equal(prev, ids) {
+				h.mismatched = append(h.mismatched, id)
+			}
+			h.batches[id] = ids
+		}
 		h.mu.Unlock()
 		_, _ = io.WriteString(w, `{"accepted":true}`)
 	}))
