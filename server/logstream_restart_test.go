@@ -90,8 +90,13 @@ func TestLogStreamAcrossNATSRestart(t *testing.T) {
 		t.Fatal("the writer never saw NATS gone")
 	}
 	x.Restart()
-	if err := <-writerDone; err != nil {
-		t.Fatal(err)
+	select {
+	case err := <-writerDone:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(3 * time.Minute):
+		t.Fatal("the writer did not finish within 3 minutes of the restart")
 	}
 	mu.Lock()
 	want := slices.Clone(recorded)
