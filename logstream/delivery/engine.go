@@ -354,13 +354,26 @@ func (d *deliverer) run(ctx context.Context) {
 			}
 			continue
 		}
-		if holds, err := d.e.cfg.Store.Holds(ctx, d.s.ID, d.s.Version, d.holder); err != nil || !holds {
-			if err == nil {
+		// The holder check and the leaf lookup are two round trips to
+		// Postgres that do not depend on each other: both are done, at
+		// once, before the send.
+		var (
+			holds    bool
+			holdsErr error
+			checked  = make(chan struct{})
+		)
+		go func() {
+			defer close(checked)
+			holds, holdsErr = d.e.cfg.Store.Holds(ctx, d.s.ID, d.s.Version, d.holder)
+		}()
+		d.fillLeaves(ctx, pending)
+		<-checked
+		if holdsErr != nil || !holds {
+			if holdsErr == nil {
 				d.log.Warn().Msg("log streams: another deliverer took the stream over; stopping")
 			}
 			return
 		}
-		d.fillLeaves(ctx, pending)
 		res, sendErr := sender.Send(ctx, pending)
 		if ctx.Err() != nil && sendErr != nil {
 			return // stopping: the position stays, the next deliverer resends
