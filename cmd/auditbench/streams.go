@@ -283,6 +283,11 @@ func (b *bench) streamIdle(ctx context.Context, rep *measure.Report) error {
 	if err := b.waitDeliverers(ctx, 0, time.Minute); err != nil {
 		return err
 	}
+	// The baseline is auditd at rest: not still projecting what earlier
+	// steps recorded.
+	if err := b.waitQueryable(ctx); err != nil {
+		return err
+	}
 	busy := func() (float64, float64) {
 		cpu := measure.ReadCPU()
 		time.Sleep(window)
