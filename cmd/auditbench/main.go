@@ -127,6 +127,7 @@ func run(scale float64, out, only string, dedupe time.Duration) error {
 	defer func() { stop(); <-done }()
 	b.srv, b.url, b.secret, b.natsUser = srv, "http://"+addr.String(), secret, natsUser
 
+	sb := b.streams()
 	steps := []struct {
 		part string
 		run  func(context.Context, *measure.Report) error
@@ -135,7 +136,7 @@ func run(scale float64, out, only string, dedupe time.Duration) error {
 		{"ingest", b.ingestSteady(10000)}, {"ingest", b.ingestSteady(15000)}, {"ingest", b.treeCost},
 		{"query", b.queryLatency}, {"search", b.searchLatency},
 		{"export", b.exportRate}, {"export", b.exportFormats}, {"live", b.liveDelay},
-		{"streams", b.streamThroughput}, {"streams", b.streamLag}, {"streams", b.streamIdle},
+		{"streams", sb.Throughput}, {"streams", sb.Lag}, {"streams", sb.Idle},
 	}
 	for _, step := range steps {
 		if only != "" && only != step.part {
