@@ -285,8 +285,11 @@ type ComplexityRoot struct {
 		LastDeliveredEventID func(childComplexity int) int
 		LastError            func(childComplexity int) int
 		LastErrorAt          func(childComplexity int) int
+		LastSkippedAt        func(childComplexity int) int
 		Name                 func(childComplexity int) int
 		PausedBy             func(childComplexity int) int
+		Skipped              func(childComplexity int) int
+		SkippedBefore        func(childComplexity int) int
 		StartAt              func(childComplexity int) int
 		Status               func(childComplexity int) int
 		UpdatedAt            func(childComplexity int) int
@@ -1805,6 +1808,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.LogStream.LastErrorAt(childComplexity), true
+	case "LogStream.lastSkippedAt":
+		if e.ComplexityRoot.LogStream.LastSkippedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStream.LastSkippedAt(childComplexity), true
 	case "LogStream.name":
 		if e.ComplexityRoot.LogStream.Name == nil {
 			break
@@ -1817,6 +1826,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.LogStream.PausedBy(childComplexity), true
+	case "LogStream.skipped":
+		if e.ComplexityRoot.LogStream.Skipped == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStream.Skipped(childComplexity), true
+	case "LogStream.skippedBefore":
+		if e.ComplexityRoot.LogStream.SkippedBefore == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LogStream.SkippedBefore(childComplexity), true
 	case "LogStream.startAt":
 		if e.ComplexityRoot.LogStream.StartAt == nil {
 			break
@@ -4496,6 +4517,20 @@ type LogStream {
   delivered: Int64!
   "Failed sends."
   failed: Int64!
+  """
+  Messages of the region's log that retention removed before this stream
+  delivered them (it failed, or was paused, for longer than the region
+  keeps events). Every organization of the region shares that log, so at
+  most this many were this organization's; 0 means nothing was lost.
+  """
+  skipped: Int64!
+  "When delivery last found events removed before it sent them; null if never."
+  lastSkippedAt: Time
+  """
+  The recorded time of the oldest event the region still held then: this
+  organization's events between the last one delivered and this time are lost.
+  """
+  skippedBefore: Time
   createdAt: Time!
   updatedAt: Time!
 }
@@ -4761,6 +4796,12 @@ func (ec *executionContext) childFields_LogStream(ctx context.Context, field gra
 		return ec.fieldContext_LogStream_delivered(ctx, field)
 	case "failed":
 		return ec.fieldContext_LogStream_failed(ctx, field)
+	case "skipped":
+		return ec.fieldContext_LogStream_skipped(ctx, field)
+	case "lastSkippedAt":
+		return ec.fieldContext_LogStream_lastSkippedAt(ctx, field)
+	case "skippedBefore":
+		return ec.fieldContext_LogStream_skippedBefore(ctx, field)
 	case "createdAt":
 		return ec.fieldContext_LogStream_createdAt(ctx, field)
 	case "updatedAt":
@@ -10194,6 +10235,75 @@ func (ec *executionContext) _LogStream_failed(ctx context.Context, field graphql
 }
 func (ec *executionContext) fieldContext_LogStream_failed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("LogStream", field, false, false, "Int64")
+}
+
+func (ec *executionContext) _LogStream_skipped(ctx context.Context, field graphql.CollectedField, obj *model.LogStream) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStream_skipped(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Skipped, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt642int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LogStream_skipped(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStream", field, false, false, "Int64")
+}
+
+func (ec *executionContext) _LogStream_lastSkippedAt(ctx context.Context, field graphql.CollectedField, obj *model.LogStream) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStream_lastSkippedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastSkippedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LogStream_lastSkippedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStream", field, false, false, "Time")
+}
+
+func (ec *executionContext) _LogStream_skippedBefore(ctx context.Context, field graphql.CollectedField, obj *model.LogStream) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LogStream_skippedBefore(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SkippedBefore, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LogStream_skippedBefore(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LogStream", field, false, false, "Time")
 }
 
 func (ec *executionContext) _LogStream_createdAt(ctx context.Context, field graphql.CollectedField, obj *model.LogStream) (ret graphql.Marshaler) {
@@ -20103,6 +20213,21 @@ func (ec *executionContext) _LogStream(ctx context.Context, sel ast.SelectionSet
 		case "failed":
 			out.Values[i] = ec._LogStream_failed(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "skipped":
+			out.Values[i] = ec._LogStream_skipped(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lastSkippedAt":
+			out.Values[i] = ec._LogStream_lastSkippedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "skippedBefore":
+			out.Values[i] = ec._LogStream_skippedBefore(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "createdAt":

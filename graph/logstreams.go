@@ -82,6 +82,7 @@ func presentLogStream(v *delivery.View) *model.LogStream {
 		ID: s.ID, Name: s.Name, Status: model.LogStreamStatus(s.Status), StartAt: s.StartAt,
 		LastErrorAt: s.LastErrorAt, FailingSince: s.FailingSince, LastDeliveredAt: s.LastDeliveredAt,
 		Delivered: int(s.Delivered), Failed: int(s.Failed), CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
+		Skipped: int(s.Skipped), LastSkippedAt: s.LastSkippedAt, SkippedBefore: s.SkippedBefore,
 		Filter: &model.LogStreamFilter{Types: []model.AuditEventType{}, Sources: []model.AuditSource{}},
 	}
 	if s.PausedBy != "" {

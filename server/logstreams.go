@@ -91,8 +91,8 @@ func (s *Server) setupLogStreams() error {
 		Store: store, JS: s.js, Leases: leases.New(s.js, natsx.LeasesBucket, delivery.DefaultLeaseTTL), Box: box,
 		Policy: policy, Senders: senders, Options: opts, Product: logStreamProduct, Own: s.recorder,
 		PauseAfter: pauseAfter, Tick: s.cfg.LogStreamTick, Now: s.cfg.Now, Log: s.log,
-		Leaves: func(ctx context.Context, r domain.Region, org string, ids []string) (map[string]int64, error) {
-			return streamstore.LeafIndexes(ctx, s.events[r].Pool(), readmodel.RegionSchema(r), org, ids)
+		Leaves: func(ctx context.Context, r domain.Region, org string, keys []streamstore.LeafKey) (map[string]int64, error) {
+			return streamstore.LeafIndexes(ctx, s.events[r].Pool(), readmodel.RegionSchema(r), org, keys)
 		},
 	})
 	if err != nil {
@@ -100,4 +100,13 @@ func (s *Server) setupLogStreams() error {
 	}
 	s.logStreams.Nudge = s.logEngine.Nudge
 	return nil
+}
+
+// LogStreamDeliverers is how many log streams this instance delivers now;
+// 0 when log streams are unavailable.
+func (s *Server) LogStreamDeliverers() int {
+	if s.logEngine == nil {
+		return 0
+	}
+	return s.logEngine.Running()
 }

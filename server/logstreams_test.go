@@ -2,10 +2,12 @@ package server_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,11 +23,17 @@ const logStreamSecret = "whsec_QUJDQUJDQUJDQUJDQUJDQUJDQUJDQUJDQUJDQUJDQUJD"
 const logStreamFields = `id name status pausedBy lastError delivered failed lastDeliveredEventId
   destination { kind format url secretSet secretCount } filter { types sources query }`
 
-// hook is a webhook receiver on loopback that keeps the events it got.
+// hook is a webhook receiver on loopback that keeps the events it got,
+// and the events of each webhook-id, to check that a batch sent again
+// under the same id is the same batch.
 type hook struct {
 	*httptest.Server
 	mu     sync.Mutex
 	events []hookEvent
+	// batches are the event ids of each webhook-id; mismatched names the
+	// webhook-ids that came again with other events.
+	batches    map[string][]string
+	mismatched []string
 }
 
 type hookEvent struct {
@@ -35,7 +43,7 @@ type hookEvent struct {
 }
 
 func newHook(t *testing.T) *hook {
-	h := &hook{}
+	h := &hook{batches: map[string][]string{}}
 	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		var p struct {
@@ -46,8 +54,18 @@ func newHook(t *testing.T) *hook {
 			w.WriteHeader(http.StatusBadRequest)
 			return
 		}
+		ids := make([]string, len(p.Data.Events))
+		for i, e := range p.Data.Events {
+			ids[i] = e.ID
+		}
 		h.mu.Lock()
 		h.events = append(h.events, p.Data.Events...)
+		if id := r.Header.Get("webhook-id"); id != "" {
+			if prev, ok := h.batches[id]; ok && !slices.Equal(prev, ids) {
+				h.mismatched = append(h.mismatched, id)
+			}
+			h.batches[id] = ids
+		}
 		h.mu.Unlock()
 		_, _ = io.WriteString(w, `{"accepted":true}`)
 	}))
@@ -353,5 +371,64 @@ func TestLogStreamsUnavailableWithoutKey(t *testing.T) {
 	env.Do(t, admin, `{ auditLogSettings { enabled } }`, nil).MustData(t, &s)
 	if !s.AuditLogSettings.Enabled {
 		t.Fatal("the rest of the API is affected")
+	}
+}
+
+// TestLogStreamLeafIndexes: a stream that starts before events already
+// projected delivers each with its leaf index, however far apart the
+// events of a batch occurred: the deliverer reads ranges of the read
+// model's primary key for events close together, and by id for a batch
+// spread too wide.
+func TestLogStreamLeafIndexes(t *testing.T) {
+	env := startLogStreams(t)
+	cases := []struct {
+		name   string
+		offset func(i int) time.Duration // before now, of the i-th event
+	}{
+		{"together", func(i int) time.Duration { return time.Duration(i) * time.Millisecond }},
+		{"three clusters hours apart", func(i int) time.Duration { return time.Duration(i%3)*time.Hour + time.Duration(i)*time.Millisecond }},
+		{"spread over days", func(i int) time.Duration { return time.Duration(i) * 7 * time.Hour }},
+	}
+	orgs := make([]string, len(cases))
+	for i := range cases {
+		orgs[i] = fmt.Sprintf("leaves-%d", i)
+		env.EnableOrg(t, orgs[i], domain.RegionUS)
+	}
+	env.WaitProjected(t) // the region's stream holds the opt-ins: a stream may start after them
+	start := time.Now().UTC()
+	now := time.Now()
+	want := make([][]string, len(cases))
+	for i, tc := range cases {
+		var events []map[string]any
+		for j := range 20 {
+			e := userCreated(orgs[i], now.Add(-time.Minute-tc.offset(j)), fmt.Sprintf("u%d@%s.example", j, orgs[i]))
+			events = append(events, e)
+			want[i] = append(want[i], e["id"].(string))
+		}
+		mustRecord(t, env, events)
+	}
+	env.WaitProjected(t)
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHook(t)
+			in := webhookInput("siem", h.URL+"/hook")
+			in["startAt"] = start.Format(time.RFC3339Nano)
+			in["filter"] = map[string]any{"types": []string{"USER_CREATED"}}
+			env.Do(t, testenv.AdminToken(t, orgs[i]), createLogStream, map[string]any{"input": in}).MustData(t, &struct{}{})
+			waitFor(t, 20*time.Second, "every event delivered", func() bool { return len(userEventIDs(h.got())) >= len(want[i]) })
+			if got := userEventIDs(h.got()); !slices.Equal(got, want[i]) {
+				t.Fatalf("delivered %v, want %v", got, want[i])
+			}
+			leaves := map[int64]bool{}
+			for _, e := range h.got() {
+				if e.LeafIndex == nil {
+					t.Fatalf("event %s delivered without its leaf index", e.ID)
+				}
+				leaves[*e.LeafIndex] = true
+			}
+			if len(leaves) != len(want[i]) {
+				t.Fatalf("%d distinct leaf indexes for %d events", len(leaves), len(want[i]))
+			}
+		})
 	}
 }

@@ -1,7 +1,8 @@
 // Command auditbench measures auditd end to end on this machine: ingest
 // through the API and the NATS subject until queryable, the raw JetStream and
 // Postgres ceilings for the same events, query latency at scale, export
-// throughput and memory, and live delivery delay to many subscribers. It
+// throughput and memory, live delivery delay to many subscribers, and log
+// stream delivery to a Splunk HEC (throughput, lag, idle cost). It
 // starts everything itself (embedded NATS, a scratch Postgres database) and
 // prints one table, also written as JSON.
 //
@@ -14,6 +15,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -34,7 +36,7 @@ import (
 func main() {
 	scale := flag.Float64("scale", 1, "size multiplier; make bench-quick uses 0.1")
 	out := flag.String("out", envOr("BENCH_OUT", ".data/bench/latest.json"), "JSON report path (BENCH_OUT)")
-	only := flag.String("only", "", "run one part: ceilings, partitions, ingest, query, search, export or live (default: all)")
+	only := flag.String("only", "", "run one part: ceilings, partitions, ingest, query, search, export, live or streams (default: all)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (auditd included) to this file")
 	dedupe := flag.Duration("dedupe-window", 2*time.Minute, "JetStream de-duplication window for event ids (auditd's --dedupe-window)")
 	flag.Parse()
@@ -107,7 +109,9 @@ func run(scale float64, out, only string, dedupe time.Duration) error {
 		Addr: "127.0.0.1:0", DataDir: dataDir, DatabaseURL: dbURL,
 		Verifier: auth.NewHMACVerifier(secret), Streams: natsx.Streams{DuplicateWindow: dedupe},
 		NATSListen: "127.0.0.1:-1", NATSIngestUsers: []natsx.User{natsUser},
-		Log: zerolog.New(os.Stderr).Level(zerolog.WarnLevel),
+		// Log streams deliver to the bench's collector on loopback.
+		EgressAllow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+		Log:         zerolog.New(os.Stderr).Level(zerolog.WarnLevel),
 	}
 	srv, err := server.New(ctx, cfg)
 	if err != nil {
@@ -123,6 +127,7 @@ func run(scale float64, out, only string, dedupe time.Duration) error {
 	defer func() { stop(); <-done }()
 	b.srv, b.url, b.secret, b.natsUser = srv, "http://"+addr.String(), secret, natsUser
 
+	sb := b.streams()
 	steps := []struct {
 		part string
 		run  func(context.Context, *measure.Report) error
@@ -131,6 +136,7 @@ func run(scale float64, out, only string, dedupe time.Duration) error {
 		{"ingest", b.ingestSteady(10000)}, {"ingest", b.ingestSteady(15000)}, {"ingest", b.treeCost},
 		{"query", b.queryLatency}, {"search", b.searchLatency},
 		{"export", b.exportRate}, {"export", b.exportFormats}, {"live", b.liveDelay},
+		{"streams", sb.Throughput}, {"streams", sb.Lag}, {"streams", sb.Idle},
 	}
 	for _, step := range steps {
 		if only != "" && only != step.part {

@@ -367,14 +367,13 @@ func countRecorded(data []byte, status string) int {
 }
 
 // ingestSteady returns a step that offers rate events a second through the
-// API, in batches of 100, and samples the projection lag meanwhile: at a
+// API (offer), and samples the projection lag meanwhile: at a
 // load the pipeline sustains, the lag is its own delay, not a backlog.
 func (b *bench) ingestSteady(rate int) func(context.Context, *measure.Report) error {
 	return func(ctx context.Context, rep *measure.Report) error { return b.steady(ctx, rep, rate) }
 }
 
 func (b *bench) steady(ctx context.Context, rep *measure.Report, rate int) error {
-	const perBatch = 100
 	org := fmt.Sprintf("bench-steady-%d", rate)
 	if err := b.enable(ctx, org); err != nil {
 		return err
@@ -386,43 +385,57 @@ func (b *bench) steady(ctx context.Context, rep *measure.Report, rate int) error
 	var lag lagSampler
 	lagDone := make(chan struct{})
 	go func() { b.sampleLag(lctx, &lag); close(lagDone) }()
-	token := b.service()
 	duration := max(time.Duration(float64(20*time.Second)*b.scale), 5*time.Second)
-	tick := time.NewTicker(time.Second / time.Duration(rate/perBatch))
-	defer tick.Stop()
-	var wg sync.WaitGroup
-	var failed atomic.Value
-	var refused atomic.Int64
-	for end := time.Now().Add(duration); time.Now().Before(end); {
-		<-tick.C
-		wg.Go(func() { // a slow request must not lower the offered rate
-			send := func(ctx context.Context, evs []domain.Event) (int, error) {
-				_, err := b.gql(ctx, token, recordMutation, inputs(evs))
-				return 0, err
-			}
-			_, r, err := sendRetrying(ctx, events(org, perBatch), send)
-			refused.Add(int64(r))
-			if err != nil {
-				failed.Store(err)
-			}
-		})
-	}
-	wg.Wait()
+	_, refused, failed := b.offer(ctx, org, rate, duration)
 	err := b.waitQueryable(ctx)
 	stopLag()
 	<-lagDone
 	if err != nil {
 		return err
 	}
-	if err, ok := failed.Load().(error); ok {
-		return err
+	if failed != nil {
+		return failed
 	}
 	lags := measure.SortDurations(lag.lags)
 	name := fmt.Sprintf("ingest API at %d/s: projection lag", rate)
 	rep.Add(name+" p50", measure.Percentile(lags, 0.50), "ms", fmt.Sprintf("offered for %.0fs", duration.Seconds()))
 	rep.Add(name+" p99", measure.Percentile(lags, 0.99), "ms", "")
-	rep.Add(fmt.Sprintf("ingest API at %d/s: calls refused as overloaded", rate), float64(refused.Load()), "calls", "each waited out and sent again")
+	rep.Add(fmt.Sprintf("ingest API at %d/s: calls refused as overloaded", rate), float64(refused), "calls", "each waited out and sent again")
 	return nil
+}
+
+// offer sends rate events a second of org through the API for duration,
+// in batches of 100 each in its own request, so that a slow request does
+// not lower the offered rate. It returns how many events it sent and how
+// many calls were refused as overloaded (each waited out and sent again).
+func (b *bench) offer(ctx context.Context, org string, rate int, duration time.Duration) (sent int, refused int64, err error) {
+	const perBatch = 100
+	token := b.service()
+	tick := time.NewTicker(time.Second / time.Duration(rate/perBatch))
+	defer tick.Stop()
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	var refusals atomic.Int64
+	for end := time.Now().Add(duration); time.Now().Before(end); {
+		<-tick.C
+		sent += perBatch
+		wg.Go(func() {
+			send := func(ctx context.Context, evs []domain.Event) (int, error) {
+				_, err := b.gql(ctx, token, recordMutation, inputs(evs))
+				return 0, err
+			}
+			_, r, err := sendRetrying(ctx, events(org, perBatch), send)
+			refusals.Add(int64(r))
+			if err != nil {
+				failed.Store(err)
+			}
+		})
+	}
+	wg.Wait()
+	if err, ok := failed.Load().(error); ok {
+		return sent, refusals.Load(), err
+	}
+	return sent, refusals.Load(), nil
 }
 
 func (b *bench) ingestNATS(ctx context.Context, rep *measure.Report) error {

@@ -204,9 +204,19 @@ type LogStream struct {
 	Lag       *int `json:"lag,omitempty"`
 	Delivered int  `json:"delivered"`
 	// Failed sends.
-	Failed    int       `json:"failed"`
-	CreatedAt time.Time `json:"createdAt"`
-	UpdatedAt time.Time `json:"updatedAt"`
+	Failed int `json:"failed"`
+	// Messages of the region's log that retention removed before this stream
+	// delivered them (it failed, or was paused, for longer than the region
+	// keeps events). Every organization of the region shares that log, so at
+	// most this many were this organization's; 0 means nothing was lost.
+	Skipped int `json:"skipped"`
+	// When delivery last found events removed before it sent them; null if never.
+	LastSkippedAt *time.Time `json:"lastSkippedAt,omitempty"`
+	// The recorded time of the oldest event the region still held then: this
+	// organization's events between the last one delivered and this time are lost.
+	SkippedBefore *time.Time `json:"skippedBefore,omitempty"`
+	CreatedAt     time.Time  `json:"createdAt"`
+	UpdatedAt     time.Time  `json:"updatedAt"`
 }
 
 // A log stream's destination, without its secrets.

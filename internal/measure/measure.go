@@ -21,6 +21,10 @@ type Figure struct {
 	Value float64 `json:"value"`
 	Unit  string  `json:"unit"`
 	Note  string  `json:"note,omitempty"`
+	// Goal is the target the figure is held to ("≥ 20,000 events/s"), and
+	// Met whether this run reached it; both absent for figures without one.
+	Goal string `json:"goal,omitempty"`
+	Met  *bool  `json:"met,omitempty"`
 }
 
 // Report is what a run prints and writes.
@@ -34,8 +38,19 @@ type Report struct {
 
 // Add records a figure and prints it as a line of the table.
 func (r *Report) Add(name string, value float64, unit, note string) {
-	r.Figures = append(r.Figures, Figure{name, value, unit, note})
+	r.Figures = append(r.Figures, Figure{Name: name, Value: value, Unit: unit, Note: note})
 	fmt.Printf("%-46s %12.1f %-8s %s\n", name, value, unit, note)
+}
+
+// Check records a figure held to goal, met or not, and prints it as a
+// line of the table with the verdict.
+func (r *Report) Check(name string, value float64, unit, note, goal string, met bool) {
+	r.Figures = append(r.Figures, Figure{Name: name, Value: value, Unit: unit, Note: note, Goal: goal, Met: &met})
+	verdict := "met"
+	if !met {
+		verdict = "NOT MET"
+	}
+	fmt.Printf("%-46s %12.1f %-8s goal %s: %s; %s\n", name, value, unit, goal, verdict, note)
 }
 
 // Machine describes the machine a run measured: cores, memory, CPU model.
@@ -133,6 +148,13 @@ func MachineBusy() time.Duration {
 	}
 	const userHZ = 100 // fixed by the kernel ABI for /proc/stat
 	return time.Duration(ticks) * time.Second / userHZ
+}
+
+// Since is the CPU time spent between r and now by the whole machine and
+// by this process.
+func (r CPU) Since() (machine, process time.Duration) {
+	now := ReadCPU()
+	return now.machine - r.machine, now.process - r.process
 }
 
 // PerEvent reports the CPU spent between r and now per event, in

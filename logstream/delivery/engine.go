@@ -27,6 +27,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -55,9 +56,9 @@ const (
 	DefaultMaxEvents = 500
 )
 
-// LeafIndexes returns the leaf index of each of ids of org that region's
-// read model has projected; events not yet projected are absent.
-type LeafIndexes func(ctx context.Context, r domain.Region, org string, ids []string) (map[string]int64, error)
+// LeafIndexes returns the leaf index of each of keys of org that region's
+// read model has projected, by id; events not yet projected are absent.
+type LeafIndexes func(ctx context.Context, r domain.Region, org string, keys []streamstore.LeafKey) (map[string]int64, error)
 
 // OwnRecorder records the audit log's events about itself.
 type OwnRecorder interface {
@@ -200,14 +201,14 @@ func (e *Engine) reconcile(ctx context.Context) {
 		e.cfg.Log.Warn().Err(err).Msg("log streams: listing streams to deliver failed")
 		return
 	}
-	want := make(map[string]*streamstore.Stream, len(streams))
+	want := make(map[string]int64, len(streams))
 	for _, s := range streams {
-		want[s.ID] = s
+		want[s.ID] = s.Version
 	}
 	e.mu.Lock()
 	var stop []*worker
 	for id, w := range e.running {
-		if s, ok := want[id]; !ok || s.Version != w.version {
+		if v, ok := want[id]; !ok || v != w.version {
 			stop = append(stop, w)
 		}
 	}
@@ -246,7 +247,7 @@ func (e *Engine) reconcile(ctx context.Context) {
 				e.mu.Unlock()
 			}()
 			defer cancel()
-			d := &deliverer{e: e, s: s, lease: lease, log: e.cfg.Log.With().Str("log_stream", s.ID).Str("org_id", s.OrgID).Logger()}
+			d := &deliverer{e: e, s: &streamstore.Stream{ID: s.ID, OrgID: s.OrgID, Version: s.Version}, lease: lease, log: e.cfg.Log.With().Str("log_stream", s.ID).Str("org_id", s.OrgID).Logger()}
 			d.run(wctx)
 		})
 	}
@@ -264,7 +265,17 @@ type deliverer struct {
 	failures       int
 	// holder is this deliverer's token in the stream's row.
 	holder string
+	// checkGone asks, at the next message read after a jump in sequence,
+	// whether retention removed messages after seen before they were
+	// read; checkedGone is when it last looked.
+	checkGone   bool
+	checkedGone time.Time
 }
+
+// goneCheckEvery is how often a deliverer with events waiting looks for
+// messages retention removed before it read them; one that starts or
+// whose send failed looks at its next read.
+const goneCheckEvery = time.Minute
 
 func (d *deliverer) run(ctx context.Context) {
 	defer func() {
@@ -301,17 +312,31 @@ func (d *deliverer) run(ctx context.Context) {
 		return
 	}
 	cons, err := d.consumer(ctx)
+	var msgs jetstream.MessagesContext
+	if err == nil {
+		msgs, err = cons.Messages(jetstream.PullMaxMessages(d.e.cfg.MaxEvents),
+			jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat))
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			d.log.Warn().Err(err).Msg("log streams: consumer")
 		}
 		return
 	}
+	defer msgs.Stop()
 	d.seen, d.recorded = d.s.Position, d.s.Position
+	d.checkGone = true
 	var pending []*domain.Event
 	for ctx.Err() == nil {
+		if d.lag > 0 && time.Since(d.checkedGone) >= goneCheckEvery {
+			d.checkGone = true
+		}
 		if len(pending) < d.e.cfg.MaxEvents {
-			evs, err := d.fetch(ctx, cons, d.e.cfg.MaxEvents-len(pending), filter, q)
+			evs, err := d.fetch(ctx, msgs, d.e.cfg.MaxEvents-len(pending), len(pending) == 0, filter, q)
+			pending = append(pending, evs...)
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return // the next tick starts another deliverer
+			}
 			if err != nil {
 				if ctx.Err() == nil {
 					d.log.Warn().Err(err).Msg("log streams: reading the stream failed")
@@ -319,7 +344,6 @@ func (d *deliverer) run(ctx context.Context) {
 				}
 				continue
 			}
-			pending = append(pending, evs...)
 		}
 		if len(pending) == 0 {
 			if d.seen > d.recorded {
@@ -330,13 +354,26 @@ func (d *deliverer) run(ctx context.Context) {
 			}
 			continue
 		}
-		if holds, err := d.e.cfg.Store.Holds(ctx, d.s.ID, d.s.Version, d.holder); err != nil || !holds {
-			if err == nil {
+		// The holder check and the leaf lookup are two round trips to
+		// Postgres that do not depend on each other: both are done, at
+		// once, before the send.
+		var (
+			holds    bool
+			holdsErr error
+			checked  = make(chan struct{})
+		)
+		go func() {
+			defer close(checked)
+			holds, holdsErr = d.e.cfg.Store.Holds(ctx, d.s.ID, d.s.Version, d.holder)
+		}()
+		d.fillLeaves(ctx, pending)
+		<-checked
+		if holdsErr != nil || !holds {
+			if holdsErr == nil {
 				d.log.Warn().Msg("log streams: another deliverer took the stream over; stopping")
 			}
 			return
 		}
-		d.fillLeaves(ctx, pending)
 		res, sendErr := sender.Send(ctx, pending)
 		if ctx.Err() != nil && sendErr != nil {
 			return // stopping: the position stays, the next deliverer resends
@@ -363,6 +400,7 @@ func (d *deliverer) run(ctx context.Context) {
 			continue
 		}
 		d.failures++
+		d.checkGone = true
 		d.log.Warn().Str("error", p.Err).Str("class", logstream.ClassOf(sendErr).String()).Int("failures", d.failures).
 			Msg("log streams: delivery failed; retrying")
 		if d.pauseIfFailingTooLong(ctx) {
@@ -416,21 +454,61 @@ func (d *deliverer) consumer(ctx context.Context) (jetstream.Consumer, error) {
 	return d.e.cfg.JS.OrderedConsumer(ctx, natsx.AuditStream(d.s.Region), cfg)
 }
 
-// fetch reads up to n messages, waiting at most FetchWait, and returns
-// the events the filter keeps.
-func (d *deliverer) fetch(ctx context.Context, cons jetstream.Consumer, n int, filter domain.Filter, q *query.Query) ([]*domain.Event, error) {
-	batch, err := cons.Fetch(n, jetstream.FetchMaxWait(d.e.cfg.FetchWait))
-	if err != nil {
-		return nil, err
-	}
+// An idle deliverer's pull request lasts pullExpiry, and the server sends
+// a heartbeat every pullHeartbeat while it waits: with a thousand idle
+// streams, the nats.go defaults for ordered consumers (30 s, 5 s) cost 230
+// messages a second. A reconnection renews the request at once; a missing
+// heartbeat (two in a row) has the ordered consumer recreated.
+const (
+	pullExpiry    = time.Minute
+	pullHeartbeat = 20 * time.Second
+)
+
+// gatherGap is how long a deliverer that has read some messages waits for
+// the next before it sends what it has (at most FetchWait in all).
+const gatherGap = 50 * time.Millisecond
+
+// fetch reads up to n messages from the consumer's message iterator (one
+// pull request kept open, with heartbeats: an ordered consumer's Fetch
+// would recreate the consumer on the server at every call) and returns
+// the events the filter keeps. It waits for the first message as long as
+// ctx lasts when idle, at most FetchWait when events wait to be sent
+// again; after the first it takes those that follow until n, until
+// FetchWait has passed, or until none comes for gatherGap.
+func (d *deliverer) fetch(ctx context.Context, msgs jetstream.MessagesContext, n int, idle bool, filter domain.Filter, q *query.Query) ([]*domain.Event, error) {
 	var out []*domain.Event
-	for msg := range batch.Messages() {
+	var until time.Time
+	for read := 0; read < n; read++ {
+		opt := jetstream.NextMaxWait(d.e.cfg.FetchWait)
+		switch {
+		case read > 0:
+			left := time.Until(until)
+			if left <= 0 {
+				return out, ctx.Err()
+			}
+			opt = jetstream.NextMaxWait(min(left, gatherGap))
+		case idle:
+			opt = jetstream.NextContext(ctx)
+		}
+		msg, err := msgs.Next(opt)
+		if errors.Is(err, nats.ErrTimeout) {
+			return out, ctx.Err()
+		}
+		if err != nil {
+			return out, err
+		}
+		if read == 0 {
+			until = time.Now().Add(d.e.cfg.FetchWait)
+		}
 		md, err := msg.Metadata()
 		if err != nil {
 			return out, err
 		}
 		if md.Sequence.Stream <= d.seen {
 			continue
+		}
+		if d.checkGone {
+			d.countGone(ctx, md.Sequence.Stream)
 		}
 		d.seen, d.lag = md.Sequence.Stream, md.NumPending
 		var ev domain.Event
@@ -444,10 +522,62 @@ func (d *deliverer) fetch(ctx context.Context, cons jetstream.Consumer, n int, f
 		}
 		out = append(out, &ev)
 	}
-	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
-		return out, err
-	}
 	return out, ctx.Err()
+}
+
+// countGone is called with next, the sequence of the message read after
+// seen, while checkGone is set, and stays set until it has looked at a
+// jump. A jump (next > seen+1) passes over other
+// orgs' messages, or messages retention removed before the consumer came
+// to them: if the region's stream now begins after seen+1, and next is
+// not a message fetched before the removal (next >= its first sequence),
+// the messages after seen up to the first kept are gone unread, and the
+// org's among them are lost. The stream's row counts them
+// (streamstore.Skip) rather than pass over them silently. A stream that
+// has read nothing yet (position 0) has no sequence to compare with; its
+// start time was checked against the stream's oldest event when it was
+// created.
+func (d *deliverer) countGone(ctx context.Context, next uint64) {
+	switch {
+	case d.seen == 0:
+		d.checkGone = false
+		return
+	case next == d.seen+1:
+		return // nothing between; a jump may come later
+	}
+	d.checkedGone = time.Now()
+	st, err := d.e.cfg.JS.Stream(ctx, natsx.AuditStream(d.s.Region))
+	var info *jetstream.StreamInfo
+	if err == nil {
+		info, err = st.Info(ctx)
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			d.log.Warn().Err(err).Msg("log streams: reading where the region's stream begins failed")
+		}
+		return // look again at the next read
+	}
+	first := info.State.FirstSeq
+	switch {
+	case first <= d.seen+1:
+		d.checkGone = false
+		return
+	case next < first:
+		return // read before the removal; look again at the next
+	}
+	d.checkGone = false
+	g := streamstore.Gone{From: d.seen, Through: first - 1, Before: info.State.FirstTime}
+	added, err := d.e.cfg.Store.Skip(ctx, d.s.ID, g, d.e.cfg.Now())
+	if err != nil {
+		d.log.Error().Err(err).Uint64("after_seq", g.From).Uint64("through_seq", g.Through).
+			Msg("log streams: retention removed events before this stream delivered them, and recording so failed")
+		return
+	}
+	if added > 0 {
+		d.log.Error().Uint64("after_seq", g.From).Uint64("through_seq", g.Through).Int64("messages", added).
+			Time("oldest_kept", g.Before).
+			Msg("log streams: retention removed events of the region before this stream delivered them; the org's among them are lost")
+	}
 }
 
 // fillLeaves sets the leaf index of each event the read model has
@@ -456,16 +586,16 @@ func (d *deliverer) fillLeaves(ctx context.Context, evs []*domain.Event) {
 	if d.e.cfg.Leaves == nil {
 		return
 	}
-	var ids []string
+	var keys []streamstore.LeafKey
 	for _, ev := range evs {
 		if ev.LeafIndex == nil {
-			ids = append(ids, ev.ID)
+			keys = append(keys, streamstore.LeafKey{ID: ev.ID, OccurredAt: ev.OccurredAt})
 		}
 	}
-	if len(ids) == 0 {
+	if len(keys) == 0 {
 		return
 	}
-	leaves, err := d.e.cfg.Leaves(ctx, d.s.Region, d.s.OrgID, ids)
+	leaves, err := d.e.cfg.Leaves(ctx, d.s.Region, d.s.OrgID, keys)
 	if err != nil {
 		d.log.Warn().Err(err).Msg("log streams: reading leaf indexes failed; sending without")
 		return

@@ -15,6 +15,7 @@ import (
 type Collector struct {
 	store                                *streamstore.Store
 	delivered, failed, lag, status, last *prometheus.Desc
+	skipped                              *prometheus.Desc
 }
 
 // NewCollector returns the log streams' metrics, read from store.
@@ -27,12 +28,14 @@ func NewCollector(store *streamstore.Store) *Collector {
 		lag:       prometheus.NewDesc("auditlog_log_stream_lag_events", "Events of the organization waiting after a log stream's position, as its deliverer last saw.", labels, nil),
 		status:    prometheus.NewDesc("auditlog_log_stream_status", "1 for a log stream's status (ACTIVE, ERROR, PAUSED, DISABLED).", append(labels, "status"), nil),
 		last:      prometheus.NewDesc("auditlog_log_stream_last_delivered_timestamp_seconds", "When a log stream last delivered an event.", labels, nil),
+		skipped: prometheus.NewDesc("auditlog_log_stream_skipped_events_total",
+			"Messages of the region's stream that retention removed before a log stream delivered them (an upper bound on the organization's lost events; alert on any increase).", labels, nil),
 	}
 }
 
 // Describe sends the descriptors.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.delivered, c.failed, c.lag, c.status, c.last} {
+	for _, d := range []*prometheus.Desc{c.delivered, c.failed, c.lag, c.status, c.last, c.skipped} {
 		ch <- d
 	}
 }
@@ -52,6 +55,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		l := []string{s.ID, s.Kind}
 		ch <- prometheus.MustNewConstMetric(c.delivered, prometheus.CounterValue, float64(s.Delivered), l...)
 		ch <- prometheus.MustNewConstMetric(c.failed, prometheus.CounterValue, float64(s.Failed), l...)
+		ch <- prometheus.MustNewConstMetric(c.skipped, prometheus.CounterValue, float64(s.Skipped), l...)
 		if s.Lag != nil {
 			ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, float64(*s.Lag), l...)
 		}

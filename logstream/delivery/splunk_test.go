@@ -1,15 +1,8 @@
 package delivery_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,82 +10,30 @@ import (
 	"github.com/auditlog/auditlog/internal/testenv"
 	"github.com/auditlog/auditlog/logstream"
 	"github.com/auditlog/auditlog/logstream/delivery"
+	"github.com/auditlog/auditlog/logstream/splunk/hectest"
 	"github.com/auditlog/auditlog/logstream/streamstore"
 )
 
 const hecToken = "6f2b4a1e-0c4d-4a8e-9d57-3b1f0b7c2e11"
 
-// hec is a Splunk HTTP Event Collector with indexer acknowledgement: a
-// batch counts as indexed once its ackId has been polled.
-type hec struct {
-	*httptest.Server
-	mu      sync.Mutex
-	status  int // answer to event posts; 0 is 200
-	next    int64
-	pending map[int64][]string
-	indexed []string
-}
-
-func newHEC(t *testing.T) *hec {
-	h := &hec{pending: map[int64][]string{}}
-	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Splunk "+hecToken {
-			w.WriteHeader(http.StatusForbidden)
-			_, _ = io.WriteString(w, `{"text":"Invalid authorization","code":4}`)
-			return
-		}
-		body, _ := io.ReadAll(r.Body)
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		switch r.URL.Path {
-		case "/services/collector/event":
-			if h.status != 0 {
-				w.WriteHeader(h.status)
-				_, _ = io.WriteString(w, `{"text":"Server is busy","code":9}`)
-				return
-			}
-			var ids []string
-			dec := json.NewDecoder(bytes.NewReader(body))
-			for {
-				var env struct {
-					Event struct{ ID, Type string } `json:"event"`
-				}
-				if err := dec.Decode(&env); err != nil {
-					break
-				}
-				if env.Event.Type == "USER_CREATED" {
-					ids = append(ids, env.Event.ID)
-				}
-			}
-			h.next++
-			h.pending[h.next] = ids
-			fmt.Fprintf(w, `{"text":"Success","code":0,"ackId":%d}`, h.next)
-		case "/services/collector/ack":
-			var req struct{ Acks []int64 }
-			_ = json.Unmarshal(body, &req)
-			acks := map[string]bool{}
-			for _, id := range req.Acks {
-				if ids, ok := h.pending[id]; ok {
-					h.indexed = append(h.indexed, ids...)
-					delete(h.pending, id)
-				}
-				acks[fmt.Sprint(id)] = true
-			}
-			_ = json.NewEncoder(w).Encode(map[string]any{"acks": acks})
-		default:
-			w.WriteHeader(http.StatusNotFound)
-		}
-	}))
+// newHEC starts a Splunk HTTP Event Collector with indexer
+// acknowledgement, each batch indexed by the first poll of its ackId.
+func newHEC(t *testing.T) *hectest.Receiver {
+	h := hectest.New(hecToken)
+	h.Set(func(h *hectest.Receiver) { h.AckEnabled = true })
 	t.Cleanup(h.Close)
 	return h
 }
 
-func (h *hec) set(status int) { h.mu.Lock(); h.status = status; h.mu.Unlock() }
-
-func (h *hec) received() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]string(nil), h.indexed...)
+// indexed is the ids of the USER_CREATED events h accepted, in order.
+func indexed(h *hectest.Receiver) []string {
+	var ids []string
+	for _, env := range h.Received() {
+		if ev, _ := env["event"].(map[string]any); ev["type"] == "USER_CREATED" {
+			ids = append(ids, ev["id"].(string))
+		}
+	}
+	return ids
 }
 
 // TestSplunkOrderAcrossFailures: a Splunk HEC with acknowledgement that
@@ -113,15 +54,15 @@ func TestSplunkOrderAcrossFailures(t *testing.T) {
 	}
 	e.engine(t, delivery.Config{MaxEvents: 40})
 	want := e.publish(t, org, 100, "USER_CREATED")
-	waitFor(t, "the first events indexed", 10*time.Second, func() bool { return len(h.received()) >= 40 })
-	h.set(http.StatusServiceUnavailable)
+	waitFor(t, "the first events indexed", 10*time.Second, func() bool { return len(indexed(h)) >= 40 })
+	h.Set(func(h *hectest.Receiver) { h.Busy = true })
 	want = append(want, e.publish(t, org, 50, "USER_CREATED")...)
 	waitFor(t, "ERROR while Splunk is busy", 10*time.Second, func() bool {
 		st := e.state(t, org, s.ID)
 		return st.Status == streamstore.Error && strings.Contains(st.LastError, "Server is busy")
 	})
-	h.set(0)
-	waitFor(t, "every event indexed", 20*time.Second, func() bool { return len(h.received()) >= len(want) })
-	checkOrder(t, h.received(), want)
+	h.Set(func(h *hectest.Receiver) { h.Busy = false })
+	waitFor(t, "every event indexed", 20*time.Second, func() bool { return len(indexed(h)) >= len(want) })
+	checkOrder(t, indexed(h), want)
 	waitFor(t, "ACTIVE again", 5*time.Second, func() bool { return e.state(t, org, s.ID).Status == streamstore.Active })
 }

@@ -56,11 +56,14 @@ type AckTiming struct {
 // Sender posts batches to one collector. Build it with New; it is safe for
 // concurrent use.
 type Sender struct {
-	cfg      logstream.SplunkConfig
-	opts     logstream.Options
-	ack      AckTiming
-	client   *http.Client
-	channel  string
+	cfg     logstream.SplunkConfig
+	opts    logstream.Options
+	ack     AckTiming
+	client  *http.Client
+	channel string
+	// fields are the envelope's fields after time, up to event:
+	// `"host":…,"source":…,"sourcetype":…,"index":…,`, empty ones left out.
+	fields   []byte
 	eventURL string
 	ackURL   string
 }
@@ -90,16 +93,23 @@ func New(cfg logstream.SplunkConfig, opts logstream.Options, ack AckTiming) (*Se
 	base := strings.TrimRight(cfg.URL, "/")
 	base = strings.TrimSuffix(strings.TrimSuffix(base, "/services/collector/event"), "/services/collector")
 	channel := uuid.NewString()
+	fields, err := json.Marshal(envelope{Host: cfg.Host, Source: cfg.Source, SourceType: cfg.SourceType, Index: cfg.Index})
+	if err != nil {
+		return nil, err
+	}
+	// {"host":…,"event":null} → "host":…,
+	fields = bytes.TrimSuffix(bytes.TrimPrefix(fields, []byte(`{`)), []byte(`"event":null}`))
 	return &Sender{
-		cfg: cfg, opts: opts, ack: ack, client: opts.HTTPClient(), channel: channel,
+		cfg: cfg, opts: opts, ack: ack, client: opts.HTTPClient(), channel: channel, fields: fields,
 		eventURL: base + "/services/collector/event",
 		ackURL:   base + "/services/collector/ack?channel=" + url.QueryEscape(channel),
 	}, nil
 }
 
-// envelope is one event as HEC takes it.
+// envelope is one event as HEC takes it; Sender.envelope writes it, but
+// for the fields every event of a sender shares, marshaled once from it.
 type envelope struct {
-	Time       json.Number     `json:"time"`
+	Time       json.Number     `json:"time,omitempty"`
 	Host       string          `json:"host,omitempty"`
 	Source     string          `json:"source,omitempty"`
 	SourceType string          `json:"sourcetype,omitempty"`
@@ -114,12 +124,19 @@ type answer struct {
 	AckID *int64 `json:"ackId"`
 }
 
-func (s *Sender) envelope(e *domain.Event, b []byte) ([]byte, error) {
+// envelope wraps b, the encoded event (one compact JSON object from
+// logstream.Encoder), in e's envelope. The fields other than time and
+// event are the same for every event of the sender, marshaled once
+// (fields); b is appended as it is, not scanned and compacted again as
+// json.Marshal would.
+func (s *Sender) envelope(e *domain.Event, b []byte) []byte {
 	t := e.OccurredAt.UnixMilli()
-	return json.Marshal(envelope{
-		Time: json.Number(fmt.Sprintf("%d.%03d", t/1000, t%1000)),
-		Host: s.cfg.Host, Source: s.cfg.Source, SourceType: s.cfg.SourceType, Index: s.cfg.Index, Event: b,
-	})
+	out := make([]byte, 0, len(s.fields)+len(b)+32)
+	out = fmt.Appendf(out, `{"time":%d.%03d,`, t/1000, t%1000)
+	out = append(out, s.fields...)
+	out = append(out, `"event":`...)
+	out = append(out, b...)
+	return append(out, '}')
 }
 
 // Send posts batch in requests within the limits, in order, waiting for
@@ -134,12 +151,10 @@ func (s *Sender) Send(ctx context.Context, batch []*domain.Event) (logstream.Res
 	envs := make([][]byte, len(batch))
 	for i, e := range batch {
 		b, err := enc.Encode(e)
-		if err == nil {
-			envs[i], err = s.envelope(e, b)
-		}
 		if err != nil {
 			return res, &logstream.Error{Class: logstream.Permanent, Message: "an event could not be encoded", Cause: err}
 		}
+		envs[i] = s.envelope(e, b)
 	}
 	for _, part := range logstream.Split(envs, s.opts.Limits, func(b []byte) int { return len(b) }) {
 		body := bytes.Join(part, nil)
@@ -159,12 +174,10 @@ func (s *Sender) Send(ctx context.Context, batch []*domain.Event) (logstream.Res
 func (s *Sender) Test(ctx context.Context) (logstream.TestResult, error) {
 	e := logstream.TestEvent(s.opts.OrgID, s.opts.Now())
 	b, err := logstream.EncodeOne(s.cfg.Format, s.opts.Product, e)
-	if err == nil {
-		b, err = s.envelope(e, b)
-	}
 	if err != nil {
 		return logstream.TestResult{}, err
 	}
+	b = s.envelope(e, b)
 	status, raw, err := s.deliver(ctx, b)
 	res := logstream.TestResult{Status: status, Body: logstream.Snippet(raw, s.cfg.Token)}
 	var a answer

@@ -14,6 +14,7 @@ import (
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/egress"
 	"github.com/auditlog/auditlog/logstream"
+	"github.com/auditlog/auditlog/logstream/splunk/hectest"
 	"github.com/auditlog/auditlog/ocsf"
 )
 
@@ -35,9 +36,17 @@ func events(n int) []*domain.Event {
 	return out
 }
 
-func newSender(t *testing.T, h *hec, cfg logstream.SplunkConfig, opts logstream.Options) *Sender {
+// newHEC starts a collector over TLS for t.
+func newHEC(t *testing.T, token string) *hectest.Receiver {
 	t.Helper()
-	cfg.URL = h.srv.URL
+	h := hectest.NewTLS(token)
+	t.Cleanup(h.Close)
+	return h
+}
+
+func newSender(t *testing.T, h *hectest.Receiver, cfg logstream.SplunkConfig, opts logstream.Options) *Sender {
+	t.Helper()
+	cfg.URL = h.URL
 	if cfg.Token == "" {
 		cfg.Token = token
 	}
@@ -46,7 +55,7 @@ func newSender(t *testing.T, h *hec, cfg logstream.SplunkConfig, opts logstream.
 	}
 	opts.Policy = loopback
 	opts.RootCAs = x509.NewCertPool()
-	opts.RootCAs.AddCert(h.srv.Certificate())
+	opts.RootCAs.AddCert(h.Certificate())
 	opts.OrgID, opts.StreamID = "org-1", "stream-1"
 	opts.Product = ocsf.Product{Name: "Audit Log", VendorName: "Example"}
 	s, err := New(cfg, opts, AckTiming{Poll: 10 * time.Millisecond, Timeout: 500 * time.Millisecond})
@@ -59,7 +68,9 @@ func newSender(t *testing.T, h *hec, cfg logstream.SplunkConfig, opts logstream.
 func TestSendWithAck(t *testing.T) {
 	for _, format := range []logstream.Format{logstream.FormatJSON, logstream.FormatOCSF} {
 		h := newHEC(t, token)
-		h.set(func(h *hec) { h.ackEnabled, h.ackAfter, h.indexes = true, 2, map[string]bool{"audit": true} })
+		h.Set(func(h *hectest.Receiver) {
+			h.AckEnabled, h.AckAfter, h.Indexes = true, 2, map[string]bool{"audit": true}
+		})
 		s := newSender(t, h, logstream.SplunkConfig{Index: "audit", Host: "auditd-1", Ack: true, Format: format},
 			logstream.Options{Limits: logstream.Limits{MaxEvents: 2}})
 		batch := events(5)
@@ -67,7 +78,7 @@ func TestSendWithAck(t *testing.T) {
 		if err != nil || res.Delivered != 5 || res.Requests != 3 {
 			t.Fatalf("%s: %+v, %v", format, res, err)
 		}
-		got := h.received()
+		got := h.Received()
 		if len(got) != 5 {
 			t.Fatalf("%s: HEC got %d events, want 5", format, len(got))
 		}
@@ -86,16 +97,14 @@ func TestSendWithAck(t *testing.T) {
 				t.Errorf("%s: event %d: id %v leaf %v", format, i, id, leaf)
 			}
 		}
-		h.set(func(h *hec) {
-			if len(h.channels) != 1 {
-				t.Errorf("%s: %d channels, want one per sender", format, len(h.channels))
+		if n := h.Channels(); n != 1 {
+			t.Errorf("%s: %d channels, want one per sender", format, n)
+		}
+		for id, n := range h.Polls() {
+			if n != 3 {
+				t.Errorf("%s: ack %d polled %d times, want 3 (false, false, true)", format, id, n)
 			}
-			for id, n := range h.polls {
-				if n != 3 {
-					t.Errorf("%s: ack %d polled %d times, want 3 (false, false, true)", format, id, n)
-				}
-			}
-		})
+		}
 	}
 }
 
@@ -105,7 +114,7 @@ func TestSendWithoutAck(t *testing.T) {
 	if res, err := s.Send(context.Background(), events(3)); err != nil || res.Delivered != 3 || res.Requests != 1 {
 		t.Fatalf("%+v, %v", res, err)
 	}
-	if env := h.received()[0]; env["index"] != nil || env["host"] != nil {
+	if env := h.Received()[0]; env["index"] != nil || env["host"] != nil {
 		t.Errorf("empty index and host are sent: %v", env)
 	}
 }
@@ -113,22 +122,22 @@ func TestSendWithoutAck(t *testing.T) {
 func TestFailures(t *testing.T) {
 	tests := []struct {
 		name      string
-		setup     func(h *hec)
+		setup     func(h *hectest.Receiver)
 		cfg       logstream.SplunkConfig
 		class     logstream.Class
 		status    int
 		code      string
 		delivered int
 	}{
-		{"invalid token", func(h *hec) { h.token = "another" }, logstream.SplunkConfig{}, logstream.Permanent, 403, "4", 0},
-		{"busy", func(h *hec) { h.busy = true }, logstream.SplunkConfig{}, logstream.Retryable, 503, "9", 0},
-		{"incorrect index", func(h *hec) { h.indexes = map[string]bool{"main": true} }, logstream.SplunkConfig{Index: "audit"}, logstream.Permanent, 400, "7", 0},
-		{"ack never comes", func(h *hec) { h.ackEnabled, h.ackAfter = true, -1 }, logstream.SplunkConfig{Ack: true}, logstream.Retryable, 0, "", 0},
-		{"ack asked, token has none", func(h *hec) {}, logstream.SplunkConfig{Ack: true}, logstream.Permanent, 200, "", 0},
+		{"invalid token", func(h *hectest.Receiver) { h.Token = "another" }, logstream.SplunkConfig{}, logstream.Permanent, 403, "4", 0},
+		{"busy", func(h *hectest.Receiver) { h.Busy = true }, logstream.SplunkConfig{}, logstream.Retryable, 503, "9", 0},
+		{"incorrect index", func(h *hectest.Receiver) { h.Indexes = map[string]bool{"main": true} }, logstream.SplunkConfig{Index: "audit"}, logstream.Permanent, 400, "7", 0},
+		{"ack never comes", func(h *hectest.Receiver) { h.AckEnabled, h.AckAfter = true, -1 }, logstream.SplunkConfig{Ack: true}, logstream.Retryable, 0, "", 0},
+		{"ack asked, token has none", func(h *hectest.Receiver) {}, logstream.SplunkConfig{Ack: true}, logstream.Permanent, 200, "", 0},
 	}
 	for _, tt := range tests {
 		h := newHEC(t, token)
-		h.set(tt.setup)
+		h.Set(tt.setup)
 		s := newSender(t, h, tt.cfg, logstream.Options{})
 		res, err := s.Send(context.Background(), events(2))
 		var le *logstream.Error
@@ -143,7 +152,7 @@ func TestFailures(t *testing.T) {
 
 	// The second request of a batch fails: the first one's events count.
 	h := newHEC(t, token)
-	h.set(func(h *hec) { h.busyAfter = 1 })
+	h.Set(func(h *hectest.Receiver) { h.BusyAfter = 1 })
 	s := newSender(t, h, logstream.SplunkConfig{}, logstream.Options{Limits: logstream.Limits{MaxEvents: 2}})
 	res, err := s.Send(context.Background(), events(5))
 	if logstream.ClassOf(err) != logstream.Retryable || res.Delivered != 2 || res.Requests != 2 {
@@ -153,17 +162,17 @@ func TestFailures(t *testing.T) {
 
 func TestTest(t *testing.T) {
 	h := newHEC(t, token)
-	h.set(func(h *hec) { h.ackEnabled, h.ackAfter = true, 0 })
+	h.Set(func(h *hectest.Receiver) { h.AckEnabled, h.AckAfter = true, 0 })
 	s := newSender(t, h, logstream.SplunkConfig{Ack: true, Format: logstream.FormatOCSF}, logstream.Options{})
 	res, err := s.Test(context.Background())
 	if err != nil || res.Status != 200 || res.Code != "0" || !strings.Contains(res.Body, `"ackId":0`) {
 		t.Fatalf("Test = %+v, %v", res, err)
 	}
-	ev := h.received()[0]["event"].(map[string]any)
+	ev := h.Received()[0]["event"].(map[string]any)
 	if ev["unmapped"].(map[string]any)["event_type"] != string(logstream.TestEventType) {
 		t.Errorf("test event: %v", ev)
 	}
-	h.set(func(h *hec) { h.token = "rotated" })
+	h.Set(func(h *hectest.Receiver) { h.Token = "rotated" })
 	res, err = s.Test(context.Background())
 	if logstream.ClassOf(err) != logstream.Permanent || res.Status != 403 || res.Code != "4" || !strings.Contains(res.Body, "Invalid token") {
 		t.Errorf("Test with a revoked token = %+v, %v", res, err)
@@ -173,16 +182,16 @@ func TestTest(t *testing.T) {
 func TestURLForms(t *testing.T) {
 	h := newHEC(t, token)
 	for _, suffix := range []string{"", "/", "/services/collector", "/services/collector/event"} {
-		s, err := New(logstream.SplunkConfig{URL: h.srv.URL + suffix, Token: token, Format: logstream.FormatJSON},
+		s, err := New(logstream.SplunkConfig{URL: h.URL + suffix, Token: token, Format: logstream.FormatJSON},
 			logstream.Options{Policy: loopback}, AckTiming{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s.eventURL != h.srv.URL+"/services/collector/event" {
+		if s.eventURL != h.URL+"/services/collector/event" {
 			t.Errorf("%q: event URL %s", suffix, s.eventURL)
 		}
 	}
-	if _, err := New(logstream.SplunkConfig{URL: h.srv.URL, Format: logstream.FormatJSON}, logstream.Options{Policy: loopback}, AckTiming{}); domain.CodeOf(err) != domain.CodeBadUserInput {
+	if _, err := New(logstream.SplunkConfig{URL: h.URL, Format: logstream.FormatJSON}, logstream.Options{Policy: loopback}, AckTiming{}); domain.CodeOf(err) != domain.CodeBadUserInput {
 		t.Errorf("no token: %v", err)
 	}
 }

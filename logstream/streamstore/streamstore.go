@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -93,8 +94,17 @@ type Stream struct {
 	LastError    string
 	LastErrorAt  *time.Time
 	FailingSince *time.Time
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// Skipped counts the messages of the region's stream that retention
+	// removed before the stream delivered or passed over them, found
+	// between its position and the oldest message kept. Every org of the
+	// region shares the stream, so at most Skipped were this org's; 0
+	// means nothing was lost. LastSkippedAt is when a gap was last found,
+	// SkippedBefore the recorded time of the oldest event kept then.
+	Skipped       int64
+	LastSkippedAt *time.Time
+	SkippedBefore *time.Time
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
 }
 
 // Store reads and writes log streams. Its methods are safe for concurrent
@@ -113,7 +123,7 @@ const MaxPerOrg = 10
 
 const columns = `id, org_id, region, name, kind, config, sealed_secrets, filter, start_at, status,
 	coalesce(paused_by, ''), version, position, coalesce(last_event_id, ''), last_delivered_at, lag, delivered, failed,
-	coalesce(last_error, ''), last_error_at, failing_since, created_at, updated_at`
+	coalesce(last_error, ''), last_error_at, failing_since, skipped, last_skipped_at, skipped_before, created_at, updated_at`
 
 func scan(row pgx.Row) (*Stream, error) {
 	var (
@@ -123,7 +133,7 @@ func scan(row pgx.Row) (*Stream, error) {
 	)
 	err := row.Scan(&s.ID, &s.OrgID, &s.Region, &s.Name, &s.Kind, &s.Config, &s.Sealed, &filter, &s.StartAt, &s.Status,
 		&s.PausedBy, &s.Version, &pos, &s.LastEventID, &s.LastDeliveredAt, &s.Lag, &s.Delivered, &s.Failed,
-		&s.LastError, &s.LastErrorAt, &s.FailingSince, &s.CreatedAt, &s.UpdatedAt)
+		&s.LastError, &s.LastErrorAt, &s.FailingSince, &s.Skipped, &s.LastSkippedAt, &s.SkippedBefore, &s.CreatedAt, &s.UpdatedAt)
 	if err != nil {
 		return nil, err
 	}
@@ -215,14 +225,28 @@ func (st *Store) List(ctx context.Context, org string) ([]*Stream, error) {
 	return collect(rows)
 }
 
+// Ref names a stream at a version: what the engine needs to share
+// streams among instances, before a deliverer claims one and reads it
+// whole.
+type Ref struct {
+	ID, OrgID string
+	Version   int64
+}
+
 // Delivering returns every stream of every org that should be delivering
-// (ACTIVE or ERROR), for the engine to share among instances.
-func (st *Store) Delivering(ctx context.Context) ([]*Stream, error) {
-	rows, err := st.pool.Query(ctx, `SELECT `+columns+` FROM logstreams.streams WHERE status IN ('ACTIVE', 'ERROR') ORDER BY id`)
+// (ACTIVE or ERROR), for the engine to share among instances: only ids,
+// orgs and versions, since every instance lists every stream every few
+// seconds and starts a deliverer for few of them.
+func (st *Store) Delivering(ctx context.Context) ([]Ref, error) {
+	rows, err := st.pool.Query(ctx, `SELECT id, org_id, version FROM logstreams.streams WHERE status IN ('ACTIVE', 'ERROR') ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list delivering log streams: %w", err)
 	}
-	return collect(rows)
+	refs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Ref])
+	if err != nil {
+		return nil, fmt.Errorf("list delivering log streams: %w", err)
+	}
+	return refs, nil
 }
 
 // All returns every stream, for metrics.
@@ -434,27 +458,121 @@ func (st *Store) Record(ctx context.Context, id string, version int64, p Progres
 	return s, s.Version != version || !s.Status.Delivering(), nil
 }
 
-// LeafIndexes returns the leaf index of each of ids of org that the read
+// Gone is a gap a deliverer found in the region's stream: the messages
+// after From (the last sequence it read) through Through (the one before
+// the oldest the stream still holds) are gone, removed by retention; the
+// oldest kept was recorded at Before.
+type Gone struct {
+	From, Through uint64
+	Before        time.Time
+}
+
+// Skip counts gap g against stream id and returns how many messages it
+// added to the count: those after the stream's position, after what an
+// earlier Skip counted and after g.From, so a gap found again, by this
+// deliverer or the next, counts once. It changes neither the position nor
+// the state.
+func (st *Store) Skip(ctx context.Context, id string, g Gone, now time.Time) (int64, error) {
+	var added int64
+	err := st.pool.QueryRow(ctx, `WITH cur AS (
+			SELECT id, greatest(position, skipped_through, $2) AS done FROM logstreams.streams WHERE id = $1 FOR UPDATE)
+		UPDATE logstreams.streams s SET
+			skipped = s.skipped + greatest($3 - cur.done, 0),
+			skipped_through = greatest(s.skipped_through, $3),
+			last_skipped_at = CASE WHEN $3 > cur.done THEN $4 ELSE s.last_skipped_at END,
+			skipped_before = CASE WHEN $3 > cur.done THEN $5 ELSE s.skipped_before END
+		FROM cur WHERE s.id = cur.id
+		RETURNING greatest($3 - cur.done, 0)`, id, int64(g.From), int64(g.Through), now, g.Before).Scan(&added)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("record skipped log stream events: %w", err)
+	}
+	return added, nil
+}
+
+// LeafKey is an event whose leaf index is looked up: its id, and when it
+// occurred, which places its row in the read model's primary key
+// (org_id, occurred_at, id).
+type LeafKey struct {
+	ID         string
+	OccurredAt time.Time
+}
+
+// Leaf lookups read a batch's rows by ranges of the primary key when the
+// batch's events occurred close together, as events recorded together
+// do: a range of leafSpan or less per query, at most leafRanges queries.
+// A batch more spread out (events backdated far apart) is read by id,
+// through event_ids, which costs an index probe per event.
+const (
+	leafSpan   = time.Minute
+	leafRanges = 4
+)
+
+// LeafIndexes returns the leaf index of each of keys of org that the read
 // model in schema (readmodel.RegionSchema) on pool has projected. Events
 // not projected yet are absent from the answer.
-func LeafIndexes(ctx context.Context, pool *pgxpool.Pool, schema, org string, ids []string) (map[string]int64, error) {
-	rows, err := pool.Query(ctx, fmt.Sprintf(`SELECT e.id, e.leaf_index FROM %[1]s.event_ids i
-		JOIN %[1]s.events e ON e.org_id = i.org_id AND e.occurred_at = i.occurred_at AND e.id = i.id
-		WHERE i.org_id = $1 AND i.id = ANY($2) AND e.leaf_index IS NOT NULL`, pgx.Identifier{schema}.Sanitize()), org, ids)
+func LeafIndexes(ctx context.Context, pool *pgxpool.Pool, schema, org string, keys []LeafKey) (map[string]int64, error) {
+	out := make(map[string]int64, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	sorted := slices.SortedFunc(slices.Values(keys), func(a, b LeafKey) int { return a.OccurredAt.Compare(b.OccurredAt) })
+	var ranges [][]LeafKey
+	for i := 0; i < len(sorted); {
+		j := i + 1
+		for j < len(sorted) && sorted[j].OccurredAt.Sub(sorted[i].OccurredAt) <= leafSpan {
+			j++
+		}
+		ranges = append(ranges, sorted[i:j])
+		i = j
+	}
+	table := pgx.Identifier{schema}.Sanitize()
+	if len(ranges) > leafRanges {
+		ids := make([]string, len(keys))
+		for i, k := range keys {
+			ids[i] = k.ID
+		}
+		return out, readLeaves(ctx, pool, out, fmt.Sprintf(`SELECT e.id, e.leaf_index FROM %[1]s.event_ids i
+			JOIN %[1]s.events e ON e.org_id = i.org_id AND e.occurred_at = i.occurred_at AND e.id = i.id
+			WHERE i.org_id = $1 AND i.id = ANY($2) AND e.leaf_index IS NOT NULL`, table), org, ids)
+	}
+	for _, r := range ranges {
+		ids := make([]string, len(r))
+		for i, k := range r {
+			ids[i] = k.ID
+		}
+		// A microsecond either side: Postgres keeps microseconds.
+		from, to := r[0].OccurredAt.Add(-time.Microsecond), r[len(r)-1].OccurredAt.Add(time.Microsecond)
+		err := readLeaves(ctx, pool, out, fmt.Sprintf(`SELECT id, leaf_index FROM %s.events
+			WHERE org_id = $1 AND occurred_at BETWEEN $3 AND $4 AND id = ANY($2) AND leaf_index IS NOT NULL`, table), org, ids, from, to)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// readLeaves adds the (id, leaf index) rows of query to out.
+func readLeaves(ctx context.Context, pool *pgxpool.Pool, out map[string]int64, query string, args ...any) error {
+	rows, err := pool.Query(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("leaf indexes: %w", err)
+		return fmt.Errorf("leaf indexes: %w", err)
 	}
 	defer rows.Close()
-	out := make(map[string]int64, len(ids))
 	for rows.Next() {
 		var (
 			id   string
 			leaf int64
 		)
 		if err := rows.Scan(&id, &leaf); err != nil {
-			return nil, fmt.Errorf("leaf indexes: %w", err)
+			return fmt.Errorf("leaf indexes: %w", err)
 		}
 		out[id] = leaf
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("leaf indexes: %w", err)
+	}
+	return nil
 }

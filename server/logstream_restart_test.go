@@ -1,0 +1,154 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/internal/testenv"
+	"github.com/auditlog/auditlog/server"
+)
+
+// TestLogStreamAcrossNATSRestart: the NATS server is stopped and started
+// again (a restart, not a kill) while a webhook stream is delivering and
+// events keep being recorded. The webhook gets every recorded event, in
+// the order of the org's log, nothing else; an event it gets twice comes
+// again under its own id, and a webhook-id that comes twice carries the
+// same events.
+func TestLogStreamAcrossNATSRestart(t *testing.T) {
+	x := testenv.StartExternalNATS(t)
+	env := testenv.Start(t, x.Use, func(c *server.Config) {
+		c.EgressAllow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+		c.LogStreamTick = 100 * time.Millisecond
+		c.EncryptionKey = []byte("0123456789abcdef0123456789abcdef") // an external NATS needs one
+	})
+	env.EnableOrg(t, "acme", domain.RegionUS)
+	admin := testenv.AdminToken(t, "acme")
+	h := newHook(t)
+	in := webhookInput("siem", h.URL+"/hook")
+	in["filter"] = map[string]any{"types": []string{"USER_CREATED"}}
+	var created struct{ CreateLogStream struct{ ID string } }
+	env.Do(t, admin, createLogStream, map[string]any{"input": in}).MustData(t, &created)
+
+	// One writer, so the log's order is the order the batches were
+	// acknowledged in; each batch is sent again (same ids) until recorded.
+	const batches, size = 40, 50
+	token := testenv.ServiceToken(t)
+	at := time.Now().Add(-time.Hour)
+	var (
+		mu       sync.Mutex
+		recorded []string
+		retries  int
+	)
+	failedOnce := make(chan struct{})
+	writerDone := make(chan error, 1)
+	go func() {
+		for b := range batches {
+			events := make([]map[string]any, size)
+			for i := range events {
+				events[i] = userCreated("acme", at, fmt.Sprintf("b%d-e%d@example.com", b, i))
+			}
+			for attempt := 0; ; attempt++ {
+				res, err := tryRecord(env, token, events)
+				if err == nil {
+					mu.Lock()
+					for _, r := range res {
+						if r.Status == "RECORDED" || r.Status == "DUPLICATE" {
+							recorded = append(recorded, r.ID)
+						}
+					}
+					mu.Unlock()
+					break
+				}
+				if _, fatal := err.(errNotRetryable); fatal || attempt == 600 {
+					writerDone <- fmt.Errorf("batch %d: %w", b, err)
+					return
+				}
+				mu.Lock()
+				if retries++; retries == 1 {
+					close(failedOnce)
+				}
+				mu.Unlock()
+				time.Sleep(50 * time.Millisecond) // a client's pause before sending the same ids again
+			}
+		}
+		writerDone <- nil
+	}()
+
+	// Stop NATS once the stream has delivered some of the events, and
+	// start it again once the writer has felt it.
+	waitFor(t, 30*time.Second, "the first deliveries", func() bool { return len(h.got()) >= batches*size/4 })
+	x.Stop()
+	select {
+	case <-failedOnce:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the writer never saw NATS gone")
+	}
+	x.Restart()
+	select {
+	case err := <-writerDone:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(3 * time.Minute):
+		t.Fatal("the writer did not finish within 3 minutes of the restart")
+	}
+	mu.Lock()
+	want := slices.Clone(recorded)
+	t.Logf("%d events recorded, %d batch retries across the restart", len(want), retries)
+	mu.Unlock()
+	if len(want) != batches*size {
+		t.Fatalf("%d events recorded of %d", len(want), batches*size)
+	}
+	seen := func() []string {
+		var out []string
+		have := map[string]bool{}
+		for _, e := range h.got() {
+			if !have[e.ID] {
+				have[e.ID] = true
+				out = append(out, e.ID)
+			}
+		}
+		return out
+	}
+	waitFor(t, 90*time.Second, "every recorded event delivered", func() bool { return len(seen()) >= len(want) })
+
+	// The log's order: the org's tree, which follows the stream.
+	env.WaitProjected(t)
+	rows, err := env.EventStore(domain.RegionUS).Pool().Query(context.Background(),
+		`SELECT id FROM audit_us.events WHERE org_id = 'acme' AND type = 'USER_CREATED' ORDER BY leaf_index`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logOrder []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		logOrder = append(logOrder, id)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(logOrder, want) {
+		t.Fatalf("the log holds %d events, not the %d recorded in their order", len(logOrder), len(want))
+	}
+	got := seen()
+	if !slices.Equal(got, want) {
+		t.Fatalf("the webhook got %d distinct events, not the %d recorded, in order", len(got), len(want))
+	}
+	all := h.got()
+	h.mu.Lock()
+	mismatched := slices.Clone(h.mismatched)
+	h.mu.Unlock()
+	if len(mismatched) > 0 {
+		t.Fatalf("webhook-ids sent again with other events: %v", mismatched)
+	}
+	t.Logf("%d deliveries of %d events (%d duplicates)", len(all), len(got), len(all)-len(got))
+}
