@@ -742,7 +742,7 @@ async function loadCatalog() {
 
 // -------------------------------------------------------------- log streams
 
-const STREAM_FIELDS = `id name status pausedBy lastError lastErrorAt failingSince lastDeliveredAt lag delivered failed
+const STREAM_FIELDS = `id name status pausedBy lastError lastErrorAt failingSince lastDeliveredAt lag delivered failed skipped skippedBefore
   destination { kind format url host port serverName index sourcetype ack secretSet } filter { types sources query }`;
 const STREAMS_REFRESH_MS = 5000;
 const KINDS = { WEBHOOK: 'Webhook', SPLUNK_HEC: 'Splunk HEC', SYSLOG: 'Syslog' };
@@ -804,6 +804,12 @@ function stateText(s) {
   if (s.status === 'PAUSED' && s.pausedBy) out.push(s.pausedBy === 'AUDITD' ? ' by auditd after failing too long' : ' by an administrator');
   if (s.lastError && (s.status === 'ERROR' || s.status === 'PAUSED')) out.push(h('br', {}), h('span', { class: 'err' }, s.lastError));
   if (s.failingSince) out.push(h('br', {}), 'failing since ', timeEl(s.failingSince));
+  // Events the region's retention removed before the stream sent them:
+  // lost to this destination, and said so rather than passed over.
+  if (Number(s.skipped) > 0) {
+    out.push(h('br', {}), h('span', { class: 'err skipped' }, 'Events recorded before ', s.skippedBefore ? timeEl(s.skippedBefore) : 'then',
+      ` were removed by retention before they were sent (at most ${count.format(Number(s.skipped))})`));
+  }
   return out;
 }
 
