@@ -36,6 +36,9 @@ type EventStore struct {
 	// slots (Fence) and writes under epoch.
 	fenced bool
 	epoch  int64
+	// withoutIntegrity says rows are written without their records and
+	// leaves (WithoutIntegrity); only the benchmark sets it.
+	withoutIntegrity bool
 }
 
 // NewEventStore returns the store of the events of stream, kept in schema.
@@ -55,6 +58,17 @@ func (s *EventStore) Partition(slots []int) *EventStore {
 	for i, slot := range slots {
 		p.keys[i] = slotKey(s.stream, slot)
 	}
+	return &p
+}
+
+// WithoutIntegrity is the same read model writing event rows without
+// their records and without growing the organizations' trees: no leaf
+// index, no tiles, no tree sizes. It exists only so the benchmark can
+// measure what integrity costs (server.Config.BenchWithoutIntegrity); a
+// read model written this way can prove nothing.
+func (s *EventStore) WithoutIntegrity() *EventStore {
+	p := *s
+	p.withoutIntegrity = true
 	return &p
 }
 
@@ -212,7 +226,9 @@ func (s *EventStore) decode(m *projector.Message) any {
 		return fmt.Errorf("event has no valid org or id")
 	}
 	row := EventRow(&e, m.Seq)
-	row[colRecord] = m.Data
+	if !s.withoutIntegrity {
+		row[colRecord] = m.Data
+	}
 	return row
 }
 
@@ -241,7 +257,11 @@ func (s *EventStore) Apply(ctx context.Context, conn *pgx.Conn, batch []projecto
 	last := int64(batch[len(batch)-1].Seq)
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		// Only new events are leaves, in stream order.
-		if _, err := s.insert(ctx, tx, rows, s.appendLeaves); err != nil {
+		leaves := s.appendLeaves
+		if s.withoutIntegrity {
+			leaves = noLeaves
+		}
+		if _, err := s.insert(ctx, tx, rows, leaves); err != nil {
 			return err
 		}
 		return s.writePositions(ctx, tx, last)
@@ -265,6 +285,9 @@ func (s *EventStore) insert(ctx context.Context, tx pgx.Tx, rows [][]any, leaves
 	}
 	return fresh, nil
 }
+
+// noLeaves gives rows no leaves: the store is WithoutIntegrity.
+func noLeaves(context.Context, pgx.Tx, [][]any) error { return nil }
 
 // Quarantine keeps m in the quarantine table and moves the checkpoint to it.
 func (s *EventStore) Quarantine(ctx context.Context, conn *pgx.Conn, m projector.Message, reason error) error {

@@ -35,7 +35,7 @@ type Report struct {
 // Add records a figure and prints it as a line of the table.
 func (r *Report) Add(name string, value float64, unit, note string) {
 	r.Figures = append(r.Figures, Figure{name, value, unit, note})
-	fmt.Printf("%-46s %12.1f %-8s %s\n", name, value, unit, note)
+	fmt.Printf("%-58s %12.1f %-8s %s\n", name, value, unit, note)
 }
 
 // Machine describes the machine a run measured: cores, memory, CPU model.
