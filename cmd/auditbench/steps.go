@@ -188,7 +188,7 @@ func (b *bench) publishCeiling(ctx context.Context, evs []domain.Event) (float64
 	defer js.DeleteStream(ctx, "BENCH_RAW")
 	start := time.Now()
 	for i, p := range payloads {
-		if _, err := js.PublishAsync("bench.raw", p, jetstream.WithMsgID(evs[i].ID)); err != nil {
+		if _, err := js.PublishAsync("bench.raw", p, jetstream.WithMsgID(evs[i].ID), jetstream.WithStallWait(time.Minute)); err != nil {
 			return 0, err
 		}
 	}
@@ -295,6 +295,15 @@ func (b *bench) waitQueryable(ctx context.Context) error {
 // ingest runs clients that send batches through send until ingestFor ends,
 // then waits until everything is queryable.
 func (b *bench) ingest(ctx context.Context, rep *measure.Report, label, org string, send func(context.Context, []domain.Event) (int, error)) error {
+	if b.copyRate == 0 || b.publishRate == 0 { // -only ingest: measure the ceilings in this run too, before the load
+		ceiling := events("ceiling", int(200_000*b.scale))
+		if _, err := b.publishCeiling(ctx, ceiling); err != nil {
+			return err
+		}
+		if _, err := b.copyCeiling(ctx, ceiling); err != nil {
+			return err
+		}
+	}
 	if err := b.enable(ctx, org); err != nil {
 		return err
 	}
@@ -343,15 +352,6 @@ func (b *bench) ingest(ctx context.Context, rep *measure.Report, label, org stri
 	stopLag()
 	<-lagDone
 	lags := measure.SortDurations(lag.lags)
-	if b.copyRate == 0 || b.publishRate == 0 { // -only ingest: measure the ceilings in this run too
-		ceiling := events("ceiling", int(200_000*b.scale))
-		if _, err := b.publishCeiling(ctx, ceiling); err != nil {
-			return err
-		}
-		if _, err := b.copyCeiling(ctx, ceiling); err != nil {
-			return err
-		}
-	}
 	label += b.variant
 	acceptRate, queryRate := n/sent.Seconds(), n/queryable.Seconds()
 	rep.Add("ingest "+label+": accepted", acceptRate, "events/s", fmt.Sprintf("%d events, %d clients x %d/batch", int(n), clients, batchSize))
