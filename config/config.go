@@ -158,6 +158,11 @@ type Config struct {
 	// default is 4, chosen from `auditbench -only partitions` (see
 	// docs/operations.md#partitioned-projection-and-capacity).
 	ProjectionPartitions int
+	// BenchWithoutIntegrity makes the read models keep no records and
+	// build no hash trees (readmodel.EventStore.WithoutIntegrity), so that
+	// auditbench can measure what integrity costs. No flag or environment
+	// variable sets it: a deployment running so could prove nothing.
+	BenchWithoutIntegrity bool
 	// HolderTimeout is how long a session holding projection locks (or
 	// this instance's membership) may be silent before Postgres ends it, so
 	// that a frozen or cut-off instance's partitions go to the others

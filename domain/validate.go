@@ -12,6 +12,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/oklog/ulid/v2"
+
+	"github.com/auditlog/auditlog/textcheck"
 )
 
 // Limits on what an event may carry; they keep one producer from filling the
@@ -142,8 +144,13 @@ func ValidateDetails(t EventType, details json.RawMessage) error {
 		if trimmed[0] != '{' {
 			return BadInput("details", "must be a JSON object")
 		}
-		if err := json.Unmarshal(trimmed, &fields); err != nil {
-			return BadInput("details", "is not valid JSON: %v", err)
+		// Most payloads' keys need no unescaping: read them without
+		// encoding/json's reflection.
+		if !textcheck.PlainMembers(trimmed, func(k string, v []byte) { fields[k] = v }) {
+			clear(fields)
+			if err := json.Unmarshal(trimmed, &fields); err != nil {
+				return BadInput("details", "is not valid JSON: %v", err)
+			}
 		}
 	}
 	declared := make(map[string]bool, len(info.Fields))
@@ -179,8 +186,8 @@ func checkField(f Field, raw json.RawMessage) error {
 	path := "details." + f.Name
 	switch f.Type {
 	case FieldString, FieldEmail, FieldTime:
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
+		s, plain := textcheck.PlainString(raw)
+		if !plain && json.Unmarshal(raw, &s) != nil {
 			return BadInput(path, "must be a string")
 		}
 		if err := checkString(path, s, f.Required, MaxStringLen); err != nil {
@@ -210,8 +217,9 @@ func checkField(f Field, raw json.RawMessage) error {
 			return BadInput(path, "must be a list of strings")
 		}
 		for i, s := range ss {
-			if err := checkString(fmt.Sprintf("%s[%d]", path, i), s, true, MaxStringLen); err != nil {
-				return err
+			// The element's path is made for its error only.
+			if checkString(path, s, true, MaxStringLen) != nil {
+				return checkString(fmt.Sprintf("%s[%d]", path, i), s, true, MaxStringLen)
 			}
 		}
 	case FieldChangeList:

@@ -150,15 +150,17 @@ func bodies(authMax int64, budget *bodyBudget, m *metrics, next http.Handler) ht
 			gqlguard.WriteRequestError(w, r, domain.TextInput(textcheck.Body(body)))
 			return
 		}
-		// gqlgen would quote the whole body back in its error.
-		if isJSON(r) && !json.Valid(body) {
-			gqlguard.WriteRequestError(w, r, domain.BadInput("", "the request body is not valid JSON"))
-			return
-		}
 		// A key given twice would be read as its last value by gqlgen and
-		// as something else by another reader: refuse it, naming it.
+		// as something else by another reader: refuse it, naming it. What
+		// the check passes is valid JSON (textcheck's FuzzJSON), so the
+		// body is read once more only when it fails: not JSON at all is
+		// said as such, since gqlgen would quote the whole body back in
+		// its error.
 		if isJSON(r) {
 			if err := checkJSONBody("", body); err != nil {
+				if !json.Valid(body) {
+					err = domain.BadInput("", "the request body is not valid JSON")
+				}
 				gqlguard.WriteRequestError(w, r, err)
 				return
 			}

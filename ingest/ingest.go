@@ -15,6 +15,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/eventjson"
 	"github.com/auditlog/auditlog/natsx"
 )
 
@@ -121,7 +122,7 @@ func (r *Recorder) RecordJSON(ctx context.Context, p *domain.Principal, raws []j
 	events := make([]domain.Event, 0, len(raws))
 	at := make([]int, 0, len(raws))
 	for i, raw := range raws {
-		e, err := domain.DecodeEvent(raw)
+		e, err := eventjson.DecodeEvent(raw) // domain.DecodeEvent's answer, without reflection
 		if err != nil {
 			results[i].ID = echoID(raw)
 			results[i].reject(err)
@@ -315,7 +316,7 @@ func message(region domain.Region, e *domain.Event) (*nats.Msg, error) {
 // Encode is e as the stream stores it, the record every projector reads:
 // one encoding, so what was validated is what is stored.
 func Encode(e *domain.Event) ([]byte, error) {
-	data, err := json.Marshal(e)
+	data, err := eventjson.Marshal(e) // json.Marshal's bytes, without reflection
 	if err != nil {
 		return nil, fmt.Errorf("encode event %s: %w", e.ID, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/auditlog/auditlog/domain"
+	"github.com/auditlog/auditlog/eventjson"
 	"github.com/auditlog/auditlog/natsx"
 )
 
@@ -36,6 +37,9 @@ type EventStore struct {
 	// slots (Fence) and writes under epoch.
 	fenced bool
 	epoch  int64
+	// withoutIntegrity says rows are written without their records and
+	// leaves (WithoutIntegrity); only the benchmark sets it.
+	withoutIntegrity bool
 }
 
 // NewEventStore returns the store of the events of stream, kept in schema.
@@ -55,6 +59,17 @@ func (s *EventStore) Partition(slots []int) *EventStore {
 	for i, slot := range slots {
 		p.keys[i] = slotKey(s.stream, slot)
 	}
+	return &p
+}
+
+// WithoutIntegrity is the same read model writing event rows without
+// their records and without growing the organizations' trees: no leaf
+// index, no tiles, no tree sizes. It exists only so the benchmark can
+// measure what integrity costs (server.Config.BenchWithoutIntegrity); a
+// read model written this way can prove nothing.
+func (s *EventStore) WithoutIntegrity() *EventStore {
+	p := *s
+	p.withoutIntegrity = true
 	return &p
 }
 
@@ -95,20 +110,31 @@ func (s *EventStore) Prepare(ctx context.Context, conn *pgx.Conn) (uint64, error
 // Position is the last stream sequence up to which the read model holds
 // every event: the least of its slots' checkpoints once slots are
 // projected, and until then the checkpoint of the events stored before
-// slots (slots are projected only once those are all applied).
+// slots (slots are projected only once those are all applied). One query
+// reads both, since health, metrics and the benchmark's lag sampler ask
+// often.
 func (s *EventStore) Position(ctx context.Context) (uint64, error) {
 	keys := make([]string, natsx.Slots)
 	for i := range keys {
 		keys[i] = slotKey(s.stream, i)
 	}
-	var written int
-	if err := s.pool.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM %s.checkpoint WHERE stream = ANY($1)`, s.schema), keys).Scan(&written); err != nil {
+	var slotSeq, streamSeq int64
+	var slotsWritten, streamWritten int
+	err := s.pool.QueryRow(ctx, fmt.Sprintf(`
+		SELECT coalesce(min(seq) FILTER (WHERE stream = ANY($1)), 0), count(*) FILTER (WHERE stream = ANY($1)),
+			coalesce(min(seq) FILTER (WHERE stream = $2), 0), count(*) FILTER (WHERE stream = $2)
+		FROM %s.checkpoint WHERE stream = ANY($1) OR stream = $2`, s.schema), keys, s.stream).
+		Scan(&slotSeq, &slotsWritten, &streamSeq, &streamWritten)
+	if err != nil {
 		return 0, fmt.Errorf("read checkpoint: %w", err)
 	}
-	if written == 0 {
-		return leastPosition(ctx, s.pool, s.schema, []string{s.stream})
+	switch {
+	case slotsWritten == 0 && streamWritten == 0, slotsWritten > 0 && slotsWritten < len(keys):
+		return 0, nil
+	case slotsWritten == 0:
+		return uint64(streamSeq), nil
 	}
-	return leastPosition(ctx, s.pool, s.schema, keys)
+	return uint64(slotSeq), nil
 }
 
 // querier is what reads need of a pool, a connection or a transaction.
@@ -202,7 +228,7 @@ func (s *EventStore) decode(m *projector.Message) any {
 		return fmt.Errorf("not storable: %w", err)
 	}
 	var e domain.Event
-	if err := json.Unmarshal(m.Data, &e); err != nil {
+	if err := eventjson.Decode(m.Data, &e); err != nil { // json.Unmarshal's answer, without reflection
 		return fmt.Errorf("not an event: %w", err)
 	}
 	if !natsx.IsAuditSubjectOf(m.Subject, &e) {
@@ -212,7 +238,9 @@ func (s *EventStore) decode(m *projector.Message) any {
 		return fmt.Errorf("event has no valid org or id")
 	}
 	row := EventRow(&e, m.Seq)
-	row[colRecord] = m.Data
+	if !s.withoutIntegrity {
+		row[colRecord] = m.Data
+	}
 	return row
 }
 
@@ -241,7 +269,11 @@ func (s *EventStore) Apply(ctx context.Context, conn *pgx.Conn, batch []projecto
 	last := int64(batch[len(batch)-1].Seq)
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		// Only new events are leaves, in stream order.
-		if _, err := s.insert(ctx, tx, rows, s.appendLeaves); err != nil {
+		leaves := s.appendLeaves
+		if s.withoutIntegrity {
+			leaves = noLeaves
+		}
+		if _, err := s.insert(ctx, tx, rows, leaves); err != nil {
 			return err
 		}
 		return s.writePositions(ctx, tx, last)
@@ -265,6 +297,9 @@ func (s *EventStore) insert(ctx context.Context, tx pgx.Tx, rows [][]any, leaves
 	}
 	return fresh, nil
 }
+
+// noLeaves gives rows no leaves: the store is WithoutIntegrity.
+func noLeaves(context.Context, pgx.Tx, [][]any) error { return nil }
 
 // Quarantine keeps m in the quarantine table and moves the checkpoint to it.
 func (s *EventStore) Quarantine(ctx context.Context, conn *pgx.Conn, m projector.Message, reason error) error {
@@ -338,7 +373,7 @@ func EventRow(e *domain.Event, seq uint64) []any {
 		string(e.Actor.Kind), e.Actor.ID, nullable(e.Actor.Name), nullable(e.Actor.Email),
 		tk, ti, tn,
 		nullable(e.IPAddress), nullable(e.UserAgent), nullable(e.RequestID),
-		string(details), domain.SearchText(e), int64(seq),
+		string(details), eventjson.SearchText(e), int64(seq),
 		nil, nil,
 	}
 }

@@ -251,6 +251,9 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 			}
 		}
 		st := readmodel.NewEventStore(pool, readmodel.RegionSchema(r), natsx.AuditStream(r), s.log)
+		if cfg.BenchWithoutIntegrity {
+			st = st.WithoutIntegrity()
+		}
 		if err := st.Migrate(ctx); err != nil {
 			return nil, err
 		}

@@ -38,16 +38,40 @@ func checkJSON(field string, raw []byte, nul bool) error {
 	if !utf8.Valid(raw) {
 		return bad(field, "is not valid UTF-8 (first bad byte at %d)", firstInvalidUTF8(raw))
 	}
-	s := scanner{data: raw, nul: nul}
+	s := scanner{data: raw, nul: nul, field: field}
 	s.space()
-	if err := s.value(field, 0); err != nil {
+	if err := s.value(0); err != nil {
 		return err
 	}
 	s.space()
 	if s.i != len(s.data) {
-		return s.syntax(field)
+		return s.syntax()
 	}
 	return nil
+}
+
+// step is one step of the path to a value below the checked field: a
+// member's key or an element's index. The scanner keeps the steps to the
+// value it reads and makes them text (where) only for an error, so a text
+// that passes builds no strings.
+type step struct {
+	key   []byte // a member's key, unescaped
+	index int    // an element's index
+	elem  bool
+}
+
+// where is the path to the value the scanner reads, as text below the
+// checked field.
+func (s *scanner) where() string {
+	p := s.field
+	for _, st := range s.path {
+		if st.elem {
+			p = fmt.Sprintf("%s[%d]", p, st.index)
+		} else {
+			p = join(p, string(st.key))
+		}
+	}
+	return p
 }
 
 // scanner walks a JSON text once, without building values.
@@ -55,6 +79,10 @@ type scanner struct {
 	data []byte
 	i    int
 	nul  bool // refuse \u0000 too
+	// field is the checked text's own name, the root of every path, and
+	// path the steps from it to the value being read.
+	field string
+	path  []step
 }
 
 func (s *scanner) space() {
@@ -68,27 +96,27 @@ func (s *scanner) space() {
 	}
 }
 
-func (s *scanner) syntax(path string) error {
-	return bad(path, "is not valid JSON (at byte %d)", s.i)
+func (s *scanner) syntax() error {
+	return bad(s.where(), "is not valid JSON (at byte %d)", s.i)
 }
 
-func (s *scanner) value(path string, depth int) error {
+func (s *scanner) value(depth int) error {
 	if depth > maxScanDepth {
-		return bad(path, "is nested deeper than %d levels", maxScanDepth)
+		return bad(s.where(), "is nested deeper than %d levels", maxScanDepth)
 	}
 	if s.i >= len(s.data) {
-		return s.syntax(path)
+		return s.syntax()
 	}
 	switch c := s.data[s.i]; {
 	case c == '{':
-		return s.object(path, depth)
+		return s.object(depth)
 	case c == '[':
-		return s.array(path, depth)
+		return s.array(depth)
 	case c == '"':
-		_, err := s.str(path, false)
+		_, err := s.str(false)
 		return err
 	case c == '-' || (c >= '0' && c <= '9'):
-		return s.number(path)
+		return s.number()
 	default:
 		for _, lit := range []string{"true", "false", "null"} {
 			if bytes.HasPrefix(s.data[s.i:], []byte(lit)) {
@@ -96,7 +124,7 @@ func (s *scanner) value(path string, depth int) error {
 				return nil
 			}
 		}
-		return s.syntax(path)
+		return s.syntax()
 	}
 }
 
@@ -107,41 +135,45 @@ func join(path, key string) string {
 	return path + "." + key
 }
 
-func (s *scanner) object(path string, depth int) error {
+func (s *scanner) object(depth int) error {
 	s.i++ // {
 	s.space()
 	if s.i < len(s.data) && s.data[s.i] == '}' {
 		s.i++
 		return nil
 	}
-	var keys []string
+	var small [16][]byte
+	keys := small[:0]
 	for {
 		s.space()
 		if s.i >= len(s.data) || s.data[s.i] != '"' {
-			return s.syntax(path)
+			return s.syntax()
 		}
-		key, err := s.str(path, true)
+		key, err := s.str(true)
 		if err != nil {
 			return err
 		}
 		for _, k := range keys {
-			if k == key {
-				return bad(join(path, key), "is given twice in one object; a key may appear once")
+			if bytes.Equal(k, key) {
+				s.path = append(s.path, step{key: key})
+				return bad(s.where(), "is given twice in one object; a key may appear once")
 			}
 		}
 		keys = append(keys, key)
 		s.space()
 		if s.i >= len(s.data) || s.data[s.i] != ':' {
-			return s.syntax(path)
+			return s.syntax()
 		}
 		s.i++
 		s.space()
-		if err := s.value(join(path, key), depth+1); err != nil {
+		s.path = append(s.path, step{key: key})
+		if err := s.value(depth + 1); err != nil {
 			return err
 		}
+		s.path = s.path[:len(s.path)-1]
 		s.space()
 		if s.i >= len(s.data) {
-			return s.syntax(path)
+			return s.syntax()
 		}
 		switch s.data[s.i] {
 		case ',':
@@ -150,12 +182,12 @@ func (s *scanner) object(path string, depth int) error {
 			s.i++
 			return nil
 		default:
-			return s.syntax(path)
+			return s.syntax()
 		}
 	}
 }
 
-func (s *scanner) array(path string, depth int) error {
+func (s *scanner) array(depth int) error {
 	s.i++ // [
 	s.space()
 	if s.i < len(s.data) && s.data[s.i] == ']' {
@@ -164,12 +196,14 @@ func (s *scanner) array(path string, depth int) error {
 	}
 	for n := 0; ; n++ {
 		s.space()
-		if err := s.value(fmt.Sprintf("%s[%d]", path, n), depth+1); err != nil {
+		s.path = append(s.path, step{index: n, elem: true})
+		if err := s.value(depth + 1); err != nil {
 			return err
 		}
+		s.path = s.path[:len(s.path)-1]
 		s.space()
 		if s.i >= len(s.data) {
-			return s.syntax(path)
+			return s.syntax()
 		}
 		switch s.data[s.i] {
 		case ',':
@@ -178,14 +212,15 @@ func (s *scanner) array(path string, depth int) error {
 			s.i++
 			return nil
 		default:
-			return s.syntax(path)
+			return s.syntax()
 		}
 	}
 }
 
 // str reads the string at s.i; for a key (want) it returns its unescaped
-// value, which is what decoders compare.
-func (s *scanner) str(path string, want bool) (string, error) {
+// value, which is what decoders compare: the text's own bytes when it has
+// no escape.
+func (s *scanner) str(want bool) ([]byte, error) {
 	start := s.i
 	s.i++ // "
 	var buf []byte
@@ -200,14 +235,14 @@ func (s *scanner) str(path string, want bool) (string, error) {
 		case c == '"':
 			s.i++
 			if !want {
-				return "", nil
+				return nil, nil
 			}
 			if buf == nil {
-				return string(s.data[plain : s.i-1]), nil
+				return s.data[plain : s.i-1], nil
 			}
-			return string(append(buf, s.data[plain:s.i-1]...)), nil
+			return append(buf, s.data[plain:s.i-1]...), nil
 		case c < 0x20:
-			return "", bad(path, "is not valid JSON: a control character in a string at byte %d", s.i)
+			return nil, bad(s.where(), "is not valid JSON: a control character in a string at byte %d", s.i)
 		case c != '\\':
 			s.i++
 			continue
@@ -221,13 +256,13 @@ func (s *scanner) str(path string, want bool) (string, error) {
 			buf = append(buf, s.data[plain:s.i]...)
 		}
 		if s.i+1 >= len(s.data) {
-			return "", s.syntax(path)
+			return nil, s.syntax()
 		}
 		e := s.data[s.i+1]
 		if e != 'u' {
 			r, ok := simpleEscape(e)
 			if !ok {
-				return "", bad(path, "is not valid JSON: an invalid escape at byte %d", at)
+				return nil, bad(s.where(), "is not valid JSON: an invalid escape at byte %d", at)
 			}
 			if want {
 				buf = append(buf, r)
@@ -238,14 +273,14 @@ func (s *scanner) str(path string, want bool) (string, error) {
 		}
 		r, ok := hex4(s.data, s.i+2)
 		if !ok {
-			return "", bad(path, "is not valid JSON: an invalid \\u escape at byte %d", at)
+			return nil, bad(s.where(), "is not valid JSON: an invalid \\u escape at byte %d", at)
 		}
 		s.i += 6
 		switch {
 		case r == 0 && s.nul:
-			return "", bad(path, "%s a NUL character (\\u0000) at byte %d", what, at)
+			return nil, bad(s.where(), "%s a NUL character (\\u0000) at byte %d", what, at)
 		case r >= 0xDC00 && r <= 0xDFFF:
-			return "", bad(path, "%s a lone UTF-16 surrogate escape at byte %d", what, at)
+			return nil, bad(s.where(), "%s a lone UTF-16 surrogate escape at byte %d", what, at)
 		case r >= 0xD800 && r <= 0xDBFF:
 			lo, ok := rune(-1), false
 			if s.i+1 < len(s.data) && s.data[s.i] == '\\' && s.data[s.i+1] == 'u' {
@@ -255,7 +290,7 @@ func (s *scanner) str(path string, want bool) (string, error) {
 				s.i += 6
 				r = 0x10000 + (r-0xD800)<<10 + (lo - 0xDC00)
 			} else {
-				return "", bad(path, "%s a lone UTF-16 surrogate escape at byte %d", what, at)
+				return nil, bad(s.where(), "%s a lone UTF-16 surrogate escape at byte %d", what, at)
 			}
 		}
 		if want {
@@ -263,7 +298,7 @@ func (s *scanner) str(path string, want bool) (string, error) {
 		}
 		plain = s.i
 	}
-	return "", s.syntax(path)
+	return nil, s.syntax()
 }
 
 func simpleEscape(e byte) (byte, bool) {
@@ -284,7 +319,7 @@ func simpleEscape(e byte) (byte, bool) {
 	return 0, false
 }
 
-func (s *scanner) number(path string) error {
+func (s *scanner) number() error {
 	digits := func() int {
 		n := 0
 		for s.i < len(s.data) && s.data[s.i] >= '0' && s.data[s.i] <= '9' {
@@ -299,12 +334,12 @@ func (s *scanner) number(path string) error {
 	if s.i < len(s.data) && s.data[s.i] == '0' {
 		s.i++
 	} else if digits() == 0 {
-		return s.syntax(path)
+		return s.syntax()
 	}
 	if s.i < len(s.data) && s.data[s.i] == '.' {
 		s.i++
 		if digits() == 0 {
-			return s.syntax(path)
+			return s.syntax()
 		}
 	}
 	if s.i < len(s.data) && (s.data[s.i] == 'e' || s.data[s.i] == 'E') {
@@ -313,7 +348,7 @@ func (s *scanner) number(path string) error {
 			s.i++
 		}
 		if digits() == 0 {
-			return s.syntax(path)
+			return s.syntax()
 		}
 	}
 	return nil

@@ -88,44 +88,13 @@ func run(scale float64, out, only string, dedupe time.Duration) error {
 	if err != nil {
 		return err
 	}
-	dbName := fmt.Sprintf("auditlog_bench_%d", time.Now().UnixNano())
-	dbURL, err := devpg.EnsureDatabase(ctx, admin, dbName)
+	stopAuditd, err := b.start(ctx, admin, dedupe, false)
 	if err != nil {
 		return err
 	}
-	defer dropDatabase(admin, dbName)
-	rep.Versions["postgres"] = pgVersion(ctx, dbURL)
-
-	dataDir, err := os.MkdirTemp("", "auditbench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dataDir)
-	secret := []byte("auditbench")
-	// NATS ingest is measured the way internal services reach it: over the
-	// loopback listener as an ingest user, with a service token.
-	natsUser := natsx.User{Name: "auditbench", Password: rand.Text()}
-	cfg := server.Config{
-		Addr: "127.0.0.1:0", DataDir: dataDir, DatabaseURL: dbURL,
-		Verifier: auth.NewHMACVerifier(secret), Streams: natsx.Streams{DuplicateWindow: dedupe},
-		NATSListen: "127.0.0.1:-1", NATSIngestUsers: []natsx.User{natsUser},
-		// Log streams deliver to the bench's collector on loopback.
-		EgressAllow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
-		Log:         zerolog.New(os.Stderr).Level(zerolog.WarnLevel),
-	}
-	srv, err := server.New(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	addr, err := srv.Listen()
-	if err != nil {
-		return err
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(runCtx) }()
-	defer func() { stop(); <-done }()
-	b.srv, b.url, b.secret, b.natsUser = srv, "http://"+addr.String(), secret, natsUser
+	defer stopAuditd()
+	b.pgAdmin, b.dedupe = admin, dedupe
+	rep.Versions["postgres"] = pgVersion(ctx, b.dbURL)
 
 	sb := b.streams()
 	steps := []struct {
@@ -133,7 +102,7 @@ func run(scale float64, out, only string, dedupe time.Duration) error {
 		run  func(context.Context, *measure.Report) error
 	}{
 		{"ceilings", b.ceilings}, {"partitions", b.partitionRates}, {"ingest", b.ingestAPI}, {"ingest", b.ingestNATS}, {"ingest", b.ingestSteady(5000)},
-		{"ingest", b.ingestSteady(10000)}, {"ingest", b.ingestSteady(15000)}, {"ingest", b.treeCost},
+		{"ingest", b.ingestSteady(10000)}, {"ingest", b.ingestSteady(15000)}, {"ingest", b.treeCost}, {"ingest", b.withoutIntegrity},
 		{"query", b.queryLatency}, {"search", b.searchLatency},
 		{"export", b.exportRate}, {"export", b.exportFormats}, {"live", b.liveDelay},
 		{"streams", sb.Throughput}, {"streams", sb.Lag}, {"streams", sb.Idle},
@@ -155,6 +124,52 @@ func run(scale float64, out, only string, dedupe time.Duration) error {
 	}
 	fmt.Printf("\nreport written to %s\n", out)
 	return nil
+}
+
+// start starts auditd on loopback with embedded NATS and a scratch
+// database of its own, which the returned stop drops; withoutIntegrity
+// starts it keeping no records and building no trees
+// (Config.BenchWithoutIntegrity). It sets b's server, address and NATS user.
+func (b *bench) start(ctx context.Context, admin string, dedupe time.Duration, withoutIntegrity bool) (stop func(), err error) {
+	dbName := fmt.Sprintf("auditlog_bench_%d", time.Now().UnixNano())
+	dbURL, err := devpg.EnsureDatabase(ctx, admin, dbName)
+	if err != nil {
+		return nil, err
+	}
+	dataDir, err := os.MkdirTemp("", "auditbench-")
+	if err != nil {
+		dropDatabase(admin, dbName)
+		return nil, err
+	}
+	cleanup := func() { os.RemoveAll(dataDir); dropDatabase(admin, dbName) }
+	secret := []byte("auditbench")
+	// NATS ingest is measured the way internal services reach it: over the
+	// loopback listener as an ingest user, with a service token.
+	natsUser := natsx.User{Name: "auditbench", Password: rand.Text()}
+	cfg := server.Config{
+		Addr: "127.0.0.1:0", DataDir: dataDir, DatabaseURL: dbURL,
+		Verifier: auth.NewHMACVerifier(secret), Streams: natsx.Streams{DuplicateWindow: dedupe},
+		NATSListen: "127.0.0.1:-1", NATSIngestUsers: []natsx.User{natsUser},
+		// Log streams deliver to the bench's collector on loopback.
+		EgressAllow:           []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+		Log:                   zerolog.New(os.Stderr).Level(zerolog.WarnLevel),
+		BenchWithoutIntegrity: withoutIntegrity,
+	}
+	srv, err := server.New(ctx, cfg)
+	if err != nil {
+		cleanup()
+		return nil, err
+	}
+	addr, err := srv.Listen()
+	if err != nil {
+		cleanup()
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(runCtx) }()
+	b.srv, b.url, b.secret, b.natsUser, b.dbURL = srv, "http://"+addr.String(), secret, natsUser, dbURL
+	return func() { cancel(); <-done; cleanup() }, nil
 }
 
 // gcPercent reads the collector's setting, which the runtime offers only by

@@ -42,9 +42,19 @@ type bench struct {
 	url       string
 	secret    []byte
 	natsUser  natsx.User
-	// copyRate is the Postgres COPY ceiling measured in this run (rows/s),
-	// 0 until measured: each throughput is reported beside it.
-	copyRate float64
+	dbURL     string
+	// pgAdmin reaches the Postgres that holds the scratch databases, and
+	// dedupe is the streams' de-duplication window: what start needs to
+	// start another auditd.
+	pgAdmin string
+	dedupe  time.Duration
+	// variant is appended to the names of the ingest figures of an auditd
+	// started otherwise (", integrity off").
+	variant string
+	// copyRate and publishRate are the Postgres COPY and JetStream publish
+	// ceilings measured in this run (rows/s, msg/s), 0 until measured: each
+	// throughput is reported beside them.
+	copyRate, publishRate float64
 }
 
 func (b *bench) token(c auth.Claims) string {
@@ -149,7 +159,23 @@ func events(org string, n int) []domain.Event {
 func (b *bench) ceilings(ctx context.Context, rep *measure.Report) error {
 	n := int(200_000 * b.scale)
 	evs := events("ceiling", n)
-	payloads := make([][]byte, n)
+	rate, err := b.publishCeiling(ctx, evs)
+	if err != nil {
+		return err
+	}
+	rep.Add("ceiling: JetStream async publish", rate, "msg/s", fmt.Sprintf("%d msgs, file storage", n))
+	if rate, err = b.copyCeiling(ctx, evs); err != nil {
+		return err
+	}
+	rep.Add("ceiling: Postgres COPY (btree + trigram)", rate, "rows/s", fmt.Sprintf("%d rows, batches of 1000", n))
+	return nil
+}
+
+// publishCeiling measures how fast JetStream stores evs' messages
+// published asynchronously to a stream of its own: what accepting could
+// reach if ingest did nothing else. It keeps the result for the ratios.
+func (b *bench) publishCeiling(ctx context.Context, evs []domain.Event) (float64, error) {
+	payloads := make([][]byte, len(evs))
 	for i := range evs {
 		payloads[i], _ = json.Marshal(&evs[i])
 	}
@@ -157,24 +183,18 @@ func (b *bench) ceilings(ctx context.Context, rep *measure.Report) error {
 	// listener with JetStream rights.
 	js := b.srv.JetStream()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "BENCH_RAW", Subjects: []string{"bench.raw"}, Storage: jetstream.FileStorage}); err != nil {
-		return err
+		return 0, err
 	}
 	defer js.DeleteStream(ctx, "BENCH_RAW")
 	start := time.Now()
 	for i, p := range payloads {
-		if _, err := js.PublishAsync("bench.raw", p, jetstream.WithMsgID(evs[i].ID)); err != nil {
-			return err
+		if _, err := js.PublishAsync("bench.raw", p, jetstream.WithMsgID(evs[i].ID), jetstream.WithStallWait(time.Minute)); err != nil {
+			return 0, err
 		}
 	}
 	<-js.PublishAsyncComplete()
-	rep.Add("ceiling: JetStream async publish", float64(n)/time.Since(start).Seconds(), "msg/s", fmt.Sprintf("%d msgs, file storage", n))
-
-	rate, err := b.copyCeiling(ctx, evs)
-	if err != nil {
-		return err
-	}
-	rep.Add("ceiling: Postgres COPY (btree + trigram)", rate, "rows/s", fmt.Sprintf("%d rows, batches of 1000", n))
-	return nil
+	b.publishRate = float64(len(evs)) / time.Since(start).Seconds()
+	return b.publishRate, nil
 }
 
 // copyCeiling measures how fast Postgres takes evs' rows by COPY into a
@@ -275,6 +295,15 @@ func (b *bench) waitQueryable(ctx context.Context) error {
 // ingest runs clients that send batches through send until ingestFor ends,
 // then waits until everything is queryable.
 func (b *bench) ingest(ctx context.Context, rep *measure.Report, label, org string, send func(context.Context, []domain.Event) (int, error)) error {
+	if b.copyRate == 0 || b.publishRate == 0 { // -only ingest: measure the ceilings in this run too, before the load
+		ceiling := events("ceiling", int(200_000*b.scale))
+		if _, err := b.publishCeiling(ctx, ceiling); err != nil {
+			return err
+		}
+		if _, err := b.copyCeiling(ctx, ceiling); err != nil {
+			return err
+		}
+	}
 	if err := b.enable(ctx, org); err != nil {
 		return err
 	}
@@ -323,14 +352,12 @@ func (b *bench) ingest(ctx context.Context, rep *measure.Report, label, org stri
 	stopLag()
 	<-lagDone
 	lags := measure.SortDurations(lag.lags)
-	rep.Add("ingest "+label+": accepted", n/sent.Seconds(), "events/s", fmt.Sprintf("%d events, %d clients x %d/batch", int(n), clients, batchSize))
-	rep.Add("ingest "+label+": end-to-end until queryable", n/queryable.Seconds(), "events/s", fmt.Sprintf("over %.0fs", queryable.Seconds()))
-	if b.copyRate == 0 { // -only ingest: measure the ceiling in this run too
-		if _, err := b.copyCeiling(ctx, events("ceiling", int(200_000*b.scale))); err != nil {
-			return err
-		}
-	}
-	rep.Add("ingest "+label+": until queryable, of the COPY ceiling", 100*n/queryable.Seconds()/b.copyRate, "%", fmt.Sprintf("ceiling %.0f rows/s in this run", b.copyRate))
+	label += b.variant
+	acceptRate, queryRate := n/sent.Seconds(), n/queryable.Seconds()
+	rep.Add("ingest "+label+": accepted", acceptRate, "events/s", fmt.Sprintf("%d events, %d clients x %d/batch", int(n), clients, batchSize))
+	rep.Add("ingest "+label+": accepted, of the publish ceiling", 100*acceptRate/b.publishRate, "%", fmt.Sprintf("JetStream ceiling %.0f msg/s in this run", b.publishRate))
+	rep.Add("ingest "+label+": end-to-end until queryable", queryRate, "events/s", fmt.Sprintf("over %.0fs", queryable.Seconds()))
+	rep.Add("ingest "+label+": until queryable, of the COPY ceiling", 100*queryRate/b.copyRate, "%", fmt.Sprintf("ceiling %.0f rows/s in this run", b.copyRate))
 	rep.Add("ingest "+label+": calls refused as overloaded", float64(refused.Load()), "calls", "each waited out and sent again with the same ids")
 	rep.Add("ingest "+label+": projection lag p50", measure.Percentile(lags, 0.50), "ms", "")
 	rep.Add("ingest "+label+": projection lag p99", measure.Percentile(lags, 0.99), "ms", "")
@@ -573,21 +600,26 @@ func (b *bench) report(rep *measure.Report, name string, lat []time.Duration) {
 }
 
 // treeCost reports the bytes on disk per event of the region's read model
-// after the ingest steps, split into the event rows (without the records
-// they keep), the records (each leaf's message bytes, kept in the row for
-// proofs and proved exports), the indexes (the events' and event_ids'), and
-// the tree (tiles and sizes, per leaf). Rows seeded by SQL count in the rows
-// and indexes, not in the tree; the tiles include the dead versions of
-// partial tiles that autovacuum has not reclaimed yet.
+// after the ingest steps, split into the event rows without their records
+// (the events partitions' heap and TOAST, pg_relation_size, less the
+// records), the leaves (the records, each event's message bytes kept in its
+// row for proofs and proved exports: pg_column_size of events.record), the
+// indexes (the events partitions' pg_indexes_size, and event_ids, which is
+// there for de-duplication), and the tree (tree_tiles and tree_size). Rows
+// seeded by SQL count in the rows and indexes, not in the tree; the tiles
+// include the dead versions of partial tiles that autovacuum has not
+// reclaimed yet.
 func (b *bench) treeCost(ctx context.Context, rep *measure.Report) error {
 	pool := b.srv.EventStore(domain.RegionUS).Pool()
 	var events, leaves, heap, records, indexes, tree int64
 	err := pool.QueryRow(ctx, `
-		WITH parts AS (SELECT relid FROM pg_partition_tree('audit_us.events') WHERE isleaf)
+		WITH parts AS (
+			SELECT p.relid, c.reltoastrelid FROM pg_partition_tree('audit_us.events') p
+			JOIN pg_class c ON c.oid = p.relid WHERE p.isleaf)
 		SELECT
 			(SELECT count(*) FROM audit_us.events),
 			(SELECT coalesce(sum(size), 0) FROM audit_us.tree_size),
-			(SELECT coalesce(sum(pg_table_size(relid)), 0) FROM parts),
+			(SELECT coalesce(sum(pg_relation_size(relid) + CASE WHEN reltoastrelid = 0 THEN 0 ELSE pg_relation_size(reltoastrelid) END), 0) FROM parts),
 			(SELECT coalesce(sum(pg_column_size(record)), 0) FROM audit_us.events WHERE record IS NOT NULL),
 			(SELECT coalesce(sum(pg_indexes_size(relid)), 0) FROM parts) + pg_total_relation_size('audit_us.event_ids'),
 			pg_total_relation_size('audit_us.tree_tiles') + pg_total_relation_size('audit_us.tree_size')`).
@@ -595,15 +627,36 @@ func (b *bench) treeCost(ctx context.Context, rep *measure.Report) error {
 	if err != nil {
 		return fmt.Errorf("tree cost: %w", err)
 	}
-	if events == 0 || leaves == 0 {
+	if events == 0 {
 		return nil
 	}
-	per := func(bytes, n int64) float64 { return float64(bytes) / float64(n) }
-	note := fmt.Sprintf("over %d event rows", events)
-	rep.Add("storage: event rows per event", per(heap-records, events), "bytes", note+", records apart")
-	rep.Add("storage: records (leaf bytes) per leaf", per(records, leaves), "bytes", fmt.Sprintf("over %d leaves; kept in the rows", leaves))
-	rep.Add("storage: indexes per event", per(indexes, events), "bytes", note+": the events' indexes and event_ids")
-	rep.Add("storage: tree per leaf", per(tree, leaves), "bytes", fmt.Sprintf("tiles and sizes over %d leaves", leaves))
-	rep.Add("storage: tree per 1M events", per(tree, leaves)*1e6/(1<<20), "MiB", "")
+	per := func(bytes int64) float64 { return float64(bytes) / float64(events) }
+	note := fmt.Sprintf("over %d event rows, %d leaves", events, leaves)
+	rep.Add("storage"+b.variant+": event rows per event", per(heap-records), "bytes", note+"; records apart")
+	rep.Add("storage"+b.variant+": indexes per event", per(indexes), "bytes", "the events' indexes and event_ids")
+	rep.Add("storage"+b.variant+": tree per event", per(tree), "bytes", "tree_tiles and tree_size")
+	rep.Add("storage"+b.variant+": leaves (records) per event", per(records), "bytes", "pg_column_size of events.record")
+	rep.Add("storage"+b.variant+": total per event", per(heap+indexes+tree), "bytes", "")
+	return nil
+}
+
+// withoutIntegrity measures ingest through the API and NATS again on an
+// auditd of its own that keeps no records and builds no trees
+// (Config.BenchWithoutIntegrity), against the ceilings of this run, and the
+// bytes its read model takes: the difference to the figures above is what
+// integrity costs. The first auditd stays up, idle, meanwhile.
+func (b *bench) withoutIntegrity(ctx context.Context, rep *measure.Report) error {
+	off := *b
+	off.variant = ", integrity off"
+	stop, err := off.start(ctx, b.pgAdmin, b.dedupe, true)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	for _, step := range []func(context.Context, *measure.Report) error{off.ingestAPI, off.ingestNATS, off.treeCost} {
+		if err := step(ctx, rep); err != nil {
+			return err
+		}
+	}
 	return nil
 }

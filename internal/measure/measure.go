@@ -39,7 +39,7 @@ type Report struct {
 // Add records a figure and prints it as a line of the table.
 func (r *Report) Add(name string, value float64, unit, note string) {
 	r.Figures = append(r.Figures, Figure{Name: name, Value: value, Unit: unit, Note: note})
-	fmt.Printf("%-46s %12.1f %-8s %s\n", name, value, unit, note)
+	fmt.Printf("%-58s %12.1f %-8s %s\n", name, value, unit, note)
 }
 
 // Check records a figure held to goal, met or not, and prints it as a
@@ -50,7 +50,7 @@ func (r *Report) Check(name string, value float64, unit, note, goal string, met 
 	if !met {
 		verdict = "NOT MET"
 	}
-	fmt.Printf("%-46s %12.1f %-8s goal %s: %s; %s\n", name, value, unit, goal, verdict, note)
+	fmt.Printf("%-58s %12.1f %-8s goal %s: %s; %s\n", name, value, unit, goal, verdict, note)
 }
 
 // Machine describes the machine a run measured: cores, memory, CPU model.
