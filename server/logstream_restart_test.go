@@ -47,8 +47,15 @@ func TestLogStreamAcrossNATSRestart(t *testing.T) {
 	)
 	failedOnce := make(chan struct{})
 	writerDone := make(chan error, 1)
+	// The writer stops halfway until NATS is down, so that it always
+	// writes into the outage however fast the first half went.
+	halfway, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
 		for b := range batches {
+			if b == batches/2 {
+				close(halfway)
+				<-stopped
+			}
 			events := make([]map[string]any, size)
 			for i := range events {
 				events[i] = userCreated("acme", at, fmt.Sprintf("b%d-e%d@example.com", b, i))
@@ -83,7 +90,15 @@ func TestLogStreamAcrossNATSRestart(t *testing.T) {
 	// Stop NATS once the stream has delivered some of the events, and
 	// start it again once the writer has felt it.
 	waitFor(t, 30*time.Second, "the first deliveries", func() bool { return len(h.got()) >= batches*size/4 })
+	select {
+	case <-halfway:
+	case err := <-writerDone:
+		t.Fatalf("the writer stopped before halfway: %v", err)
+	case <-time.After(3 * time.Minute):
+		t.Fatal("the writer did not reach halfway within 3 minutes")
+	}
 	x.Stop()
+	close(stopped)
 	select {
 	case <-failedOnce:
 	case <-time.After(30 * time.Second):

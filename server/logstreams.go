@@ -91,6 +91,14 @@ func (s *Server) setupLogStreams() error {
 		Store: store, JS: s.js, Leases: leases.New(s.js, natsx.LeasesBucket, delivery.DefaultLeaseTTL), Box: box,
 		Policy: policy, Senders: senders, Options: opts, Product: logStreamProduct, Own: s.recorder,
 		PauseAfter: pauseAfter, Tick: s.cfg.LogStreamTick, Now: s.cfg.Now, Log: s.log,
+		// Run joins the membership; until then this instance counts alone.
+		Census: func(ctx context.Context) (int, error) {
+			if s.members == nil {
+				return 1, nil
+			}
+			_, n, err := s.members.Census(ctx)
+			return n, err
+		},
 		Leaves: func(ctx context.Context, r domain.Region, org string, keys []streamstore.LeafKey) (map[string]int64, error) {
 			return streamstore.LeafIndexes(ctx, s.events[r].Pool(), readmodel.RegionSchema(r), org, keys)
 		},

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -431,4 +432,77 @@ func TestLogStreamLeafIndexes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLogStreamsSpreadOverInstances: streams spread over the instances
+// serving, each delivering its share rounded up, not all on the one that
+// looked first; when one instance stops, the other takes its streams over
+// and every stream still delivers.
+func TestLogStreamsSpreadOverInstances(t *testing.T) {
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	a := startLogStreamsOn(t, key)
+	a.EnableOrg(t, "acme", domain.RegionUS)
+	admin := testenv.AdminToken(t, "acme")
+	hooks := make([]*hook, 4)
+	for i := range hooks {
+		hooks[i] = newHook(t)
+		var created struct{ CreateLogStream struct{ ID string } }
+		a.Do(t, admin, createLogStream, map[string]any{"input": webhookInput(fmt.Sprintf("siem-%d", i), hooks[i].URL+"/hook")}).MustData(t, &created)
+	}
+	waitDeliverers(t, "the only instance delivering all 4", func() bool { return a.LogStreamDeliverers() == 4 })
+
+	// A second instance joins: a hands two streams back, b takes them.
+	cfg := a.Config
+	cfg.Addr = "127.0.0.1:0"
+	b := testenv.StartConfig(t, cfg)
+	waitDeliverers(t, "2 streams on each instance", func() bool { return a.LogStreamDeliverers() == 2 && b.LogStreamDeliverers() == 2 })
+	e := userCreated("acme", time.Now().Add(-time.Second), "spread@acme.example")
+	mustRecord(t, a, []map[string]any{e})
+	waitHooks(t, hooks, e["id"].(string))
+
+	// b stops: a delivers every stream again.
+	if err := b.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	waitDeliverers(t, "a delivering all 4 again", func() bool { return a.LogStreamDeliverers() == 4 })
+	e = userCreated("acme", time.Now().Add(-time.Second), "after@acme.example")
+	mustRecord(t, a, []map[string]any{e})
+	waitHooks(t, hooks, e["id"].(string))
+}
+
+// startLogStreamsOn starts an instance on an external NATS (so a second
+// one can share it) with log streams sealed by key.
+func startLogStreamsOn(t *testing.T, key []byte) *testenv.Env {
+	x := testenv.StartExternalNATS(t)
+	return testenv.Start(t, func(c *server.Config) {
+		x.Use(c)
+		c.EncryptionKey = key
+		c.EgressAllow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+		c.LogStreamTick = 100 * time.Millisecond
+	})
+}
+
+func waitDeliverers(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s: gave up after 30s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitHooks waits until every hook has event id.
+func waitHooks(t *testing.T, hooks []*hook, id string) {
+	t.Helper()
+	waitDeliverers(t, "event "+id+" at every receiver", func() bool {
+		for _, h := range hooks {
+			if !slices.ContainsFunc(h.got(), func(e hookEvent) bool { return e.ID == id }) {
+				return false
+			}
+		}
+		return true
+	})
 }

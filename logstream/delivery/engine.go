@@ -82,6 +82,11 @@ type Config struct {
 	Leaves LeafIndexes
 	// Own records auditd pausing a stream; nil records nothing.
 	Own OwnRecorder
+	// Census is how many serving instances share the streams (the
+	// projector's membership); each delivers at most its share, rounded
+	// up, so streams spread over instances instead of going to whichever
+	// looked first. nil, or a census that fails, means this one alone.
+	Census func(ctx context.Context) (int, error)
 	// Tick is how often the engine looks for streams without a deliverer.
 	Tick time.Duration
 	// PauseAfter pauses a stream that has failed for this long
@@ -205,10 +210,20 @@ func (e *Engine) reconcile(ctx context.Context) {
 	for _, s := range streams {
 		want[s.ID] = s.Version
 	}
+	share := e.share(ctx, len(streams))
 	e.mu.Lock()
 	var stop []*worker
+	kept := 0
 	for id, w := range e.running {
 		if v, ok := want[id]; !ok || v != w.version {
+			stop = append(stop, w)
+			continue
+		}
+		// Past its share (an instance joined), this one hands streams
+		// back: it stops them after their current send and releases
+		// their leases, and the instances below their share take them
+		// over from the position stored, as after any takeover.
+		if kept++; kept > share {
 			stop = append(stop, w)
 		}
 	}
@@ -220,9 +235,13 @@ func (e *Engine) reconcile(ctx context.Context) {
 	for _, s := range streams {
 		e.mu.Lock()
 		_, ok := e.running[s.ID]
+		full := len(e.running) >= share
 		e.mu.Unlock()
 		if ok {
 			continue
+		}
+		if full {
+			break
 		}
 		lease, err := e.cfg.Leases.Acquire(ctx, leaseGroup(s.ID), 1)
 		if errors.Is(err, leases.ErrFull) {
@@ -251,6 +270,23 @@ func (e *Engine) reconcile(ctx context.Context) {
 			d.run(wctx)
 		})
 	}
+}
+
+// share is how many of n delivering streams this instance may deliver:
+// n over the instances the census counts, rounded up, so every stream has
+// room somewhere.
+func (e *Engine) share(ctx context.Context, n int) int {
+	if e.cfg.Census == nil {
+		return n
+	}
+	members, err := e.cfg.Census(ctx)
+	if err != nil || members < 1 {
+		if err != nil {
+			e.cfg.Log.Warn().Err(err).Msg("log streams: counting instances failed; delivering as if alone")
+		}
+		return n
+	}
+	return (n + members - 1) / members
 }
 
 // deliverer delivers one stream while it holds its lease.
