@@ -52,6 +52,13 @@ func ErrorPresenter() graphql.ErrorPresenterFunc {
 			gqlErr.Extensions = map[string]any{"code": string(domain.CodeBadUserInput)}
 			return gqlErr
 		}
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			// The client went away (a browser left the page): nothing
+			// failed, and nobody reads the answer.
+			zerolog.Ctx(ctx).Debug().Err(err).Str("path", gqlErr.Path.String()).Msg("request cancelled by the client")
+			return &gqlerror.Error{Message: "request cancelled", Path: gqlErr.Path,
+				Extensions: map[string]any{"code": string(domain.CodeInternal)}}
+		}
 		zerolog.Ctx(ctx).Error().Err(err).Str("path", gqlErr.Path.String()).Msg("internal error")
 		return &gqlerror.Error{
 			Message:    "internal error",
