@@ -350,50 +350,30 @@ func (r *reader) time(out *time.Time) bool {
 }
 
 func (r *reader) actor(a *domain.Actor) bool {
-	var seen uint8
-	return r.object(func(key []byte) bool {
-		var bit uint8
-		var dst *string
-		switch string(key) {
-		case "kind":
-			bit, dst = 1, (*string)(&a.Kind)
-		case "id":
-			bit, dst = 2, &a.ID
-		case "name":
-			bit, dst = 4, &a.Name
-		case "email":
-			bit, dst = 8, &a.Email
-		default:
-			return false
-		}
-		if seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		return r.str(dst)
-	})
+	return r.strings([]string{"kind", "id", "name", "email"}, (*string)(&a.Kind), &a.ID, &a.Name, &a.Email)
 }
 
 func (r *reader) target(t *domain.Target) bool {
+	return r.strings([]string{"kind", "id", "name"}, &t.Kind, &t.ID, &t.Name)
+}
+
+// strings reads an object of string members, each named in names at most
+// once, into the dst of the same position; any other key leaves the fast
+// path.
+func (r *reader) strings(names []string, dst ...*string) bool {
 	var seen uint8
 	return r.object(func(key []byte) bool {
-		var bit uint8
-		var dst *string
-		switch string(key) {
-		case "kind":
-			bit, dst = 1, &t.Kind
-		case "id":
-			bit, dst = 2, &t.ID
-		case "name":
-			bit, dst = 4, &t.Name
-		default:
-			return false
+		for i, name := range names {
+			if string(key) != name {
+				continue
+			}
+			if seen&(1<<i) != 0 {
+				return false
+			}
+			seen |= 1 << i
+			return r.str(dst[i])
 		}
-		if seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		return r.str(dst)
+		return false
 	})
 }
 
