@@ -204,6 +204,34 @@ func TestRecordJSONRejectsSecondReadings(t *testing.T) {
 	}
 }
 
+// neverAcknowledged is JetStream on an embedded NATS with no stream, so
+// appends reach got, a subscriber that never answers them: they stay in
+// the async publish window, of pending appends, until the test ends.
+func neverAcknowledged(t *testing.T, pending int, got nats.MsgHandler) jetstream.JetStream {
+	t.Helper()
+	ns, err := natsx.Embedded{Dir: t.TempDir()}.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := ns.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if _, err := nc.Subscribe("audit.>", got); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(pending), jetstream.WithPublishAsyncTimeout(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
 // TestFullPublishWindowIsRefusedWithRetryHint fills the window of appends
 // awaiting acknowledgement (a subscriber takes the appends and never
 // acknowledges them) and checks that a call waits about PublishWait for
@@ -219,32 +247,12 @@ func TestFullPublishWindowIsRefusedWithRetryHint(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ns, err := natsx.Embedded{Dir: t.TempDir()}.Start()
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(ns.Shutdown)
-			nc, err := ns.Connect("test")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(nc.Close)
-			// No stream: the appends reach this subscriber, which never answers.
-			if _, err := nc.Subscribe("audit.>", func(*nats.Msg) {}); err != nil {
-				t.Fatal(err)
-			}
-			if err := nc.Flush(); err != nil {
-				t.Fatal(err)
-			}
-			js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(1), jetstream.WithPublishAsyncTimeout(time.Minute))
-			if err != nil {
-				t.Fatal(err)
-			}
+			js := neverAcknowledged(t, 1, func(*nats.Msg) {})
 			r := ingest.NewRecorder(js, settingsOf{"acme": {OrgID: "acme", Enabled: true, Region: domain.RegionUS}}, time.Now, nil)
 			r.PublishWait, r.RetryAfter = tc.wait, tc.retry
 
 			start := time.Now()
-			_, err = r.Record(context.Background(), service("acme"), []domain.Event{event("acme", nil), event("acme", nil)})
+			_, err := r.Record(context.Background(), service("acme"), []domain.Event{event("acme", nil), event("acme", nil)})
 			took := time.Since(start)
 			var de *domain.Error
 			if !errors.As(err, &de) || de.Code != domain.CodeUnavailable || de.RetryAfter != tc.retry {
@@ -263,27 +271,8 @@ func TestFullPublishWindowIsRefusedWithRetryHint(t *testing.T) {
 // another organization's events are appended at once. Appends are taken by
 // a subscriber that never acknowledges them, so they stay in flight.
 func TestOrgShareKeepsOneFloodFromHoldingOthersBack(t *testing.T) {
-	ns, err := natsx.Embedded{Dir: t.TempDir()}.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
-	nc, err := ns.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
 	arrived := make(chan string, 100)
-	if _, err := nc.Subscribe("audit.>", func(m *nats.Msg) { arrived <- m.Subject }); err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(100), jetstream.WithPublishAsyncTimeout(time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := neverAcknowledged(t, 100, func(m *nats.Msg) { arrived <- m.Subject })
 	orgs := settingsOf{
 		"flood": {OrgID: "flood", Enabled: true, Region: domain.RegionUS},
 		"calm":  {OrgID: "calm", Enabled: true, Region: domain.RegionUS},
@@ -309,7 +298,7 @@ func TestOrgShareKeepsOneFloodFromHoldingOthersBack(t *testing.T) {
 	}
 
 	start := time.Now()
-	_, err = r.Record(context.Background(), service("flood"), []domain.Event{event("flood", nil)})
+	_, err := r.Record(context.Background(), service("flood"), []domain.Event{event("flood", nil)})
 	var de *domain.Error
 	if !errors.As(err, &de) || de.Code != domain.CodeUnavailable || de.RetryAfter != time.Second || !strings.Contains(de.Message, "share") {
 		t.Fatalf("flood past its share answered %v; want UNAVAILABLE naming its share, with retryAfter", err)
