@@ -80,11 +80,13 @@ func (h *hook) got() []hookEvent {
 	return append([]hookEvent(nil), h.events...)
 }
 
-func startLogStreams(t *testing.T) *testenv.Env {
-	return testenv.Start(t, func(c *server.Config) {
+// startLogStreams starts auditd delivering log streams to loopback, ticking
+// fast, with opts applied after.
+func startLogStreams(t *testing.T, opts ...testenv.Option) *testenv.Env {
+	return testenv.Start(t, append([]testenv.Option{func(c *server.Config) {
 		c.EgressAllow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 		c.LogStreamTick = 100 * time.Millisecond
-	})
+	}}, opts...)...)
 }
 
 func webhookInput(name, url string) map[string]any {
@@ -450,13 +452,13 @@ func TestLogStreamsSpreadOverInstances(t *testing.T) {
 		var created struct{ CreateLogStream struct{ ID string } }
 		a.Do(t, admin, createLogStream, map[string]any{"input": webhookInput(fmt.Sprintf("siem-%d", i), hooks[i].URL+"/hook")}).MustData(t, &created)
 	}
-	waitDeliverers(t, "the only instance delivering all 4", func() bool { return a.LogStreamDeliverers() == 4 })
+	waitFor(t, 30*time.Second, "the only instance delivering all 4", func() bool { return a.LogStreamDeliverers() == 4 })
 
 	// A second instance joins: a hands two streams back, b takes them.
 	cfg := a.Config
 	cfg.Addr = "127.0.0.1:0"
 	b := testenv.StartConfig(t, cfg)
-	waitDeliverers(t, "2 streams on each instance", func() bool { return a.LogStreamDeliverers() == 2 && b.LogStreamDeliverers() == 2 })
+	waitFor(t, 30*time.Second, "2 streams on each instance", func() bool { return a.LogStreamDeliverers() == 2 && b.LogStreamDeliverers() == 2 })
 	e := userCreated("acme", time.Now().Add(-time.Second), "spread@acme.example")
 	mustRecord(t, a, []map[string]any{e})
 	waitHooks(t, hooks, e["id"].(string))
@@ -465,7 +467,7 @@ func TestLogStreamsSpreadOverInstances(t *testing.T) {
 	if err := b.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	waitDeliverers(t, "a delivering all 4 again", func() bool { return a.LogStreamDeliverers() == 4 })
+	waitFor(t, 30*time.Second, "a delivering all 4 again", func() bool { return a.LogStreamDeliverers() == 4 })
 	e = userCreated("acme", time.Now().Add(-time.Second), "after@acme.example")
 	mustRecord(t, a, []map[string]any{e})
 	waitHooks(t, hooks, e["id"].(string))
@@ -475,29 +477,13 @@ func TestLogStreamsSpreadOverInstances(t *testing.T) {
 // one can share it) with log streams sealed by key.
 func startLogStreamsOn(t *testing.T, key []byte) *testenv.Env {
 	x := testenv.StartExternalNATS(t)
-	return testenv.Start(t, func(c *server.Config) {
-		x.Use(c)
-		c.EncryptionKey = key
-		c.EgressAllow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
-		c.LogStreamTick = 100 * time.Millisecond
-	})
-}
-
-func waitDeliverers(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: gave up after 30s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return startLogStreams(t, x.Use, func(c *server.Config) { c.EncryptionKey = key })
 }
 
 // waitHooks waits until every hook has event id.
 func waitHooks(t *testing.T, hooks []*hook, id string) {
 	t.Helper()
-	waitDeliverers(t, "event "+id+" at every receiver", func() bool {
+	waitFor(t, 30*time.Second, "event "+id+" at every receiver", func() bool {
 		for _, h := range hooks {
 			if !slices.ContainsFunc(h.got(), func(e hookEvent) bool { return e.ID == id }) {
 				return false

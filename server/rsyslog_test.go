@@ -88,19 +88,15 @@ func TestSyslogStreamThroughAuditd(t *testing.T) {
 	}
 	last := events[len(events)-1]["id"]
 	var s streamState
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	waitFor(t, 15*time.Second, "the stream's position after rsyslog wrote every event", func() bool {
 		var state struct{ LogStreams []streamState }
 		env.Do(t, admin, `{ logStreams { delivered status lastDeliveredEventId } }`, nil).MustData(t, &state)
 		if len(state.LogStreams) != 1 || state.LogStreams[0].Status != "ACTIVE" {
 			t.Fatalf("streams: %+v", state.LogStreams)
 		}
 		s = state.LogStreams[0]
-		if s.Delivered >= len(events) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return s.Delivered >= len(events)
+	})
 	if s.LastDeliveredEventID == nil || *s.LastDeliveredEventID != last || s.Delivered != len(events) {
 		t.Errorf("after delivery: %d delivered, last %v; want %d, %v", s.Delivered, s.LastDeliveredEventID, len(events), last)
 	}
