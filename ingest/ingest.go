@@ -255,9 +255,13 @@ func (r *Recorder) record(ctx context.Context, p *domain.Principal, events []dom
 	if err != nil {
 		return nil, err
 	}
-	defer release()
-	futures := make([]jetstream.PubAckFuture, len(pending))
-	for j, i := range pending {
+	// The share counts appends in flight, not calls: one that returns
+	// early (its client left, an append failed, the window filled) gives
+	// it back only once JetStream has settled what it appended.
+	futures := make([]jetstream.PubAckFuture, 0, len(pending))
+	waited := 0 // futures whose outcome this call has taken
+	defer func() { settle(futures[waited:], release) }()
+	for _, i := range pending {
 		e := &events[i]
 		region := settings[e.OrgID].Region
 		f, err := r.publishAsync(e, region, max(time.Until(deadline), time.Millisecond))
@@ -268,16 +272,18 @@ func (r *Recorder) record(ctx context.Context, p *domain.Principal, events []dom
 		if err != nil {
 			return nil, err
 		}
-		futures[j] = f
+		futures = append(futures, f)
 	}
 	for j, i := range pending {
 		select {
 		case ack := <-futures[j].Ok():
+			waited++
 			results[i].Status = Recorded
 			if ack.Duplicate {
 				results[i].Status = Duplicate
 			}
 		case err := <-futures[j].Err():
+			waited++
 			return nil, fmt.Errorf("append event %s: %w", events[i].ID, err)
 		case <-ctx.Done():
 			return nil, ctx.Err()

@@ -207,7 +207,8 @@ func TestRecordJSONRejectsSecondReadings(t *testing.T) {
 // neverAcknowledged is JetStream on an embedded NATS with no stream, so
 // appends reach got, a subscriber that never answers them: they stay in
 // the async publish window, of pending appends, until the test ends.
-func neverAcknowledged(t *testing.T, pending int, got nats.MsgHandler) jetstream.JetStream {
+// JetStream fails an append left unanswered after ackWait.
+func neverAcknowledged(t *testing.T, pending int, ackWait time.Duration, got nats.MsgHandler) jetstream.JetStream {
 	t.Helper()
 	ns, err := natsx.Embedded{Dir: t.TempDir()}.Start()
 	if err != nil {
@@ -225,7 +226,7 @@ func neverAcknowledged(t *testing.T, pending int, got nats.MsgHandler) jetstream
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(pending), jetstream.WithPublishAsyncTimeout(time.Minute))
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(pending), jetstream.WithPublishAsyncTimeout(ackWait))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +248,7 @@ func TestFullPublishWindowIsRefusedWithRetryHint(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			js := neverAcknowledged(t, 1, func(*nats.Msg) {})
+			js := neverAcknowledged(t, 1, time.Minute, func(*nats.Msg) {})
 			r := ingest.NewRecorder(js, settingsOf{"acme": {OrgID: "acme", Enabled: true, Region: domain.RegionUS}}, time.Now, nil)
 			r.PublishWait, r.RetryAfter = tc.wait, tc.retry
 
@@ -272,7 +273,8 @@ func TestFullPublishWindowIsRefusedWithRetryHint(t *testing.T) {
 // a subscriber that never acknowledges them, so they stay in flight.
 func TestOrgShareKeepsOneFloodFromHoldingOthersBack(t *testing.T) {
 	arrived := make(chan string, 100)
-	js := neverAcknowledged(t, 100, func(m *nats.Msg) { arrived <- m.Subject })
+	// Appends fail unanswered after 3 s, long after the refusals below.
+	js := neverAcknowledged(t, 100, 3*time.Second, func(m *nats.Msg) { arrived <- m.Subject })
 	orgs := settingsOf{
 		"flood": {OrgID: "flood", Enabled: true, Region: domain.RegionUS},
 		"calm":  {OrgID: "calm", Enabled: true, Region: domain.RegionUS},
@@ -323,16 +325,37 @@ func TestOrgShareKeepsOneFloodFromHoldingOthersBack(t *testing.T) {
 		t.Fatal("calm's event waited behind flood's share")
 	}
 
-	// Once flood's first call ends, its share is free again.
+	// flood's first call ends (its client left) with its appends still in
+	// flight: they still fill its share, so flood is still refused.
 	cancel()
-	<-held
-	go func() { _, _ = r.Record(calmCtx, service("flood"), []domain.Event{event("flood", nil)}) }()
+	if err := <-held; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the cancelled call answered %v", err)
+	}
+	_, err = r.Record(context.Background(), service("flood"), []domain.Event{event("flood", nil)})
+	if !errors.As(err, &de) || de.Code != domain.CodeUnavailable || !strings.Contains(de.Message, "share") {
+		t.Fatalf("flood while its abandoned appends are in flight answered %v; want UNAVAILABLE naming its share", err)
+	}
+
+	// Once JetStream fails those appends (3 s unanswered), the share is
+	// free again and flood's next call is appended.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		try, cancelTry := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		_, err = r.Record(try, service("flood"), []domain.Event{event("flood", nil)})
+		cancelTry()
+		if !errors.As(err, &de) || !strings.Contains(de.Message, "share") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("flood's share was not given back once its appends settled")
+		}
+	}
 	select {
 	case subject := <-arrived:
 		if !strings.Contains(subject, ".flood.") {
 			t.Fatalf("appended %s; want flood's event", subject)
 		}
 	case <-time.After(2 * time.Second):
-		t.Fatal("flood's share was not given back")
+		t.Fatal("flood's call past its share was not appended")
 	}
 }

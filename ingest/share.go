@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // DefaultOrgShare is how many of one organization's appends may await
@@ -12,6 +14,11 @@ import (
 // auditd's connection allows, so an organization's flood fills at most half
 // of it and every other organization still finds room.
 const DefaultOrgShare = 8192
+
+// maxSettle bounds how long a call's share waits for JetStream to settle
+// the appends the call left unanswered; JetStream fails an unacknowledged
+// asynchronous append well before (auditd's publish ack wait).
+const maxSettle = time.Minute
 
 // errShareFull says an organization's appends filled its share of the
 // publish window for as long as the call could wait.
@@ -77,4 +84,27 @@ func (s *shares) give(counts map[string]int) {
 	}
 	close(s.freed)
 	s.freed = make(chan struct{})
+}
+
+// settle calls release once JetStream has settled every append in
+// unsettled (acknowledged or failed), or after maxSettle: at once when
+// there are none. Its goroutine ends with them.
+func settle(unsettled []jetstream.PubAckFuture, release func()) {
+	if len(unsettled) == 0 {
+		release()
+		return
+	}
+	go func() {
+		defer release()
+		timeout := time.NewTimer(maxSettle)
+		defer timeout.Stop()
+		for _, f := range unsettled {
+			select {
+			case <-f.Ok():
+			case <-f.Err():
+			case <-timeout.C:
+				return
+			}
+		}
+	}()
 }
