@@ -66,8 +66,8 @@ func (s *API) storage(ctx context.Context) StorageHealth {
 // before, so a JetStream that hangs holds up one probe, not every probe
 // queued behind it. Only the very first reading is waited for, as long as
 // the caller's ctx allows. A reading cut short by its caller's ctx is not
-// kept.
-func (c *storageReading) get(ctx context.Context, read func(context.Context) StorageHealth, counted func()) StorageHealth {
+// kept, and that caller gets the reading before.
+func (c *storageReading) get(ctx context.Context, read func(context.Context) StorageHealth, counted func()) (h StorageHealth) {
 	c.mu.Lock()
 	if !c.at.IsZero() && time.Since(c.at) < storageEvery {
 		defer c.mu.Unlock()
@@ -90,15 +90,23 @@ func (c *storageReading) get(ctx context.Context, read func(context.Context) Sto
 	done := make(chan struct{})
 	c.reading = done
 	c.mu.Unlock()
+	finished := false
+	defer func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if finished && ctx.Err() == nil {
+			c.h, c.at = h, time.Now()
+		} else {
+			// Cut short (or failed): what it read is partial; the reading
+			// before is not, and the next caller reads again.
+			h = c.h
+		}
+		c.reading = nil
+		close(done)
+	}()
 	counted()
-	h := read(ctx)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if ctx.Err() == nil {
-		c.h, c.at = h, time.Now()
-	}
-	c.reading = nil
-	close(done)
+	h = read(ctx)
+	finished = true
 	return h
 }
 

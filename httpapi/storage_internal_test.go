@@ -41,12 +41,13 @@ func TestStorageAssess(t *testing.T) {
 // TestStorageReadingDoesNotQueueProbes: while one caller's reading hangs,
 // the others answer at once with the reading before; the very first
 // reading is waited for only as long as the caller's ctx allows, and a
-// reading cut short is not kept.
+// reading cut short is not kept: its caller gets the reading before.
 func TestStorageReadingDoesNotQueueProbes(t *testing.T) {
 	var c storageReading
 	reads := 0
 	counted := func() { reads++ }
 	full := StorageHealth{JetStreamUsedBytes: 99, JetStreamLimitBytes: 100}
+	half := StorageHealth{JetStreamUsedBytes: 50, JetStreamLimitBytes: 100}
 
 	// The first reading: a caller arriving during it waits for it.
 	release := make(chan struct{})
@@ -86,7 +87,7 @@ func TestStorageReadingDoesNotQueueProbes(t *testing.T) {
 		c.get(context.Background(), func(context.Context) StorageHealth {
 			close(reading)
 			<-hang
-			return StorageHealth{}
+			return half
 		}, counted)
 	}()
 	<-reading
@@ -101,7 +102,9 @@ func TestStorageReadingDoesNotQueueProbes(t *testing.T) {
 	c.at = time.Now().Add(-storageEvery)
 	c.mu.Unlock()
 	gone, cancelGone := context.WithCancel(context.Background())
-	c.get(gone, func(context.Context) StorageHealth { cancelGone(); return StorageHealth{} }, counted)
+	if h := c.get(gone, func(context.Context) StorageHealth { cancelGone(); return StorageHealth{} }, counted); h != half {
+		t.Fatalf("a cut-short reading answered %+v, want the reading before", h)
+	}
 	if h := c.get(context.Background(), func(context.Context) StorageHealth { return full }, counted); h != full {
 		t.Fatalf("after a cut-short reading: %+v", h)
 	}
