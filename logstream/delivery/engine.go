@@ -228,8 +228,12 @@ func (e *Engine) reconcile(ctx context.Context) {
 		}
 	}
 	e.mu.Unlock()
+	// All at once: each ends after its current send, and one slow
+	// destination must not hold back the others' hand-over.
 	for _, w := range stop {
 		w.cancel()
+	}
+	for _, w := range stop {
 		<-w.done
 	}
 	for _, s := range streams {
