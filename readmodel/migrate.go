@@ -94,10 +94,14 @@ func DropSchema(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 func quoteIdent(s string) string { return pgx.Identifier{s}.Sanitize() }
 
 // MigrationsDigest is a hex SHA-256 of every embedded migration, path and
-// content: two databases migrated by builds with the same digest have the
-// same schema, so a copy of one can stand in for migrating the other.
+// content, and of the regions MigrateAll migrates: two databases migrated
+// by builds with the same digest have the same schema, so a copy of one can
+// stand in for migrating the other.
 func MigrationsDigest() (string, error) {
 	h := sha256.New()
+	for _, r := range domain.Regions {
+		fmt.Fprintf(h, "region %s\x00", r)
+	}
 	err := fs.WalkDir(migrations, "migrations", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
