@@ -558,9 +558,19 @@ func (s Streams) Ensure(ctx context.Context, js jetstream.JetStream) error {
 			return chk.fail(err)
 		}
 	}
-	for _, st := range []struct{ name, description, subjects string }{
-		{ControlStream, "audit log settings changes, one subject per organization", controlSubject + ">"},
-		{CheckpointStream, "signed checkpoints of each organization's Merkle tree", checkpointSubject + ">"},
+	for _, st := range []struct {
+		name, description, subjects string
+		direct                      bool
+	}{
+		// No direct gets on settings: a follower answers one from what it
+		// has applied, which can lag an acknowledged opt-in or opt-out by
+		// milliseconds, and an instance reading there would store events
+		// after an opt-out or drop them after an opt-in. The leader has
+		// applied every change it acknowledged.
+		{ControlStream, "audit log settings changes, one subject per organization", controlSubject + ">", false},
+		// A checkpoint read a moment stale is still a signed checkpoint,
+		// and the proofs against it still hold.
+		{CheckpointStream, "signed checkpoints of each organization's Merkle tree", checkpointSubject + ">", true},
 	} {
 		// Kept for ever and never edited: a settings history and signed
 		// checkpoints are records in their own right.
@@ -571,7 +581,7 @@ func (s Streams) Ensure(ctx context.Context, js jetstream.JetStream) error {
 			Subjects:    []string{st.subjects},
 			Storage:     jetstream.FileStorage,
 			Replicas:    replicas,
-			AllowDirect: true,
+			AllowDirect: st.direct,
 			DenyDelete:  true,
 			DenyPurge:   true,
 		})

@@ -2,6 +2,7 @@ package clustertest
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -232,4 +233,52 @@ func waitFor(t *testing.T, a *clusterenv.Auditd, admin, id string) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// An opt-in or opt-out acknowledged by one instance holds at once on every
+// other: the next event sent through another instance is stored after an
+// opt-in and dropped after an opt-out, never decided on a replica that has
+// not applied the change yet.
+func TestSettingsChangeHoldsOnEveryInstanceAtOnce(t *testing.T) {
+	skipShort(t)
+	c := clusterenv.StartNATSCluster(t)
+	opts := clusterenv.AuditdOptions{Replicas: 3}
+	a1 := clusterenv.StartAuditd(t, c, opts)
+	a2 := clusterenv.StartAuditd(t, c, opts)
+	for i := range 20 {
+		org := fmt.Sprintf("flip-%02d", i)
+		admin := testenv.AdminToken(t, org)
+		var on struct{ EnableAuditLog struct{ Enabled bool } }
+		a1.Do(t, admin, `mutation { enableAuditLog(region: US) { enabled } }`, nil).MustData(t, &on)
+		if got := recordStatus(t, a2, org); got != "RECORDED" {
+			t.Errorf("%s: the first event after its opt-in through the other instance was %s, want RECORDED", org, got)
+		}
+		var off struct{ DisableAuditLog struct{ Enabled bool } }
+		a2.Do(t, admin, `mutation { disableAuditLog { enabled } }`, nil).MustData(t, &off)
+		if got := recordStatus(t, a1, org); got != "DROPPED_DISABLED" {
+			t.Errorf("%s: the first event after its opt-out through the other instance was %s, want DROPPED_DISABLED", org, got)
+		}
+	}
+}
+
+// recordStatus records one USER_CREATED event of org through a and returns
+// its status.
+func recordStatus(t *testing.T, a *clusterenv.Auditd, org string) string {
+	t.Helper()
+	event := map[string]any{
+		"id": uuid.NewString(), "orgId": org, "type": "USER_CREATED", "source": "PLATFORM",
+		"occurredAt": time.Now().UTC().Format(time.RFC3339),
+		"actor":      map[string]any{"kind": "USER", "id": "u-0", "name": "Grace Hopper", "email": "grace@acme.example"},
+		"details":    map[string]any{"userId": "u-1", "userEmail": "u-1@acme.example"},
+	}
+	var out struct {
+		RecordAuditEvents struct{ Results []struct{ Status string } }
+	}
+	a.Do(t, testenv.ServiceToken(t), `mutation($events: [AuditEventInput!]!) {
+		recordAuditEvents(events: $events) { results { status } } }`,
+		map[string]any{"events": []map[string]any{event}}).MustData(t, &out)
+	if len(out.RecordAuditEvents.Results) != 1 {
+		t.Fatalf("record through %s: %+v", a.URL, out.RecordAuditEvents.Results)
+	}
+	return out.RecordAuditEvents.Results[0].Status
 }
