@@ -82,13 +82,25 @@ func (m *Members) join(ctx context.Context) error {
 // and how many there are. A membership whose session was lost (Postgres
 // restarted) is taken again.
 func (m *Members) Census(ctx context.Context) (rank, n int, err error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	ids, err := m.ids(ctx)
+	self, ids, err := m.Alive(ctx)
 	if err != nil {
 		return 0, 0, err
 	}
-	i, found := slices.BinarySearch(ids, m.id)
+	i, _ := slices.BinarySearch(ids, self)
+	return i, max(len(ids), 1), nil
+}
+
+// Alive is this instance's member id and the ids of every live instance,
+// itself included, sorted. A membership whose session was lost (Postgres
+// restarted, or silent past the holder timeout) is taken again, under a
+// new id: what this instance held under the old one is another's to take.
+func (m *Members) Alive(ctx context.Context) (self uint32, ids []uint32, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if ids, err = m.ids(ctx); err != nil {
+		return 0, nil, err
+	}
+	_, found := slices.BinarySearch(ids, m.id)
 	// Speaking on the membership session keeps it from timing out, and
 	// finds a session Postgres has ended.
 	alive := m.conn != nil && !m.conn.IsClosed() && m.conn.Ping(ctx) == nil
@@ -98,14 +110,13 @@ func (m *Members) Census(ctx context.Context) (rank, n int, err error) {
 			m.conn = nil
 		}
 		if err := m.join(ctx); err != nil {
-			return 0, 0, err
+			return 0, nil, err
 		}
 		if ids, err = m.ids(ctx); err != nil {
-			return 0, 0, err
+			return 0, nil, err
 		}
-		i, _ = slices.BinarySearch(ids, m.id)
 	}
-	return i, max(len(ids), 1), nil
+	return m.id, ids, nil
 }
 
 // ids are the member ids of the live instances, sorted.

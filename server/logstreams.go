@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,7 +10,6 @@ import (
 
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/egress"
-	"github.com/auditlog/auditlog/leases"
 	"github.com/auditlog/auditlog/logstream"
 	"github.com/auditlog/auditlog/logstream/delivery"
 	"github.com/auditlog/auditlog/logstream/streamstore"
@@ -88,17 +88,9 @@ func (s *Server) setupLogStreams() error {
 		return nil
 	}
 	s.logEngine, err = delivery.NewEngine(delivery.Config{
-		Store: store, JS: s.js, Leases: leases.New(s.js, natsx.LeasesBucket, delivery.DefaultLeaseTTL), Box: box,
+		Store: store, JS: s.js, Members: serverMembers{s}, Box: box,
 		Policy: policy, Senders: senders, Options: opts, Product: logStreamProduct, Own: s.recorder,
 		PauseAfter: pauseAfter, Tick: s.cfg.LogStreamTick, Now: s.cfg.Now, Log: s.log,
-		// Run joins the membership; until then this instance counts alone.
-		Census: func(ctx context.Context) (int, error) {
-			if s.members == nil {
-				return 1, nil
-			}
-			_, n, err := s.members.Census(ctx)
-			return n, err
-		},
 		Leaves: func(ctx context.Context, r domain.Region, org string, keys []streamstore.LeafKey) (map[string]int64, error) {
 			return streamstore.LeafIndexes(ctx, s.events[r].Pool(), readmodel.RegionSchema(r), org, keys)
 		},
@@ -108,6 +100,17 @@ func (s *Server) setupLogStreams() error {
 	}
 	s.logStreams.Nudge = s.logEngine.Nudge
 	return nil
+}
+
+// serverMembers is the server's membership, which Run joins before it
+// starts the log stream engine.
+type serverMembers struct{ s *Server }
+
+func (m serverMembers) Alive(ctx context.Context) (uint32, []uint32, error) {
+	if m.s.members == nil {
+		return 0, nil, errors.New("this instance has not joined the membership yet")
+	}
+	return m.s.members.Alive(ctx)
 }
 
 // LogStreamDeliverers is how many log streams this instance delivers now;

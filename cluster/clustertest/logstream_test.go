@@ -91,7 +91,8 @@ func recordUsers(t *testing.T, a *clusterenv.Auditd, org string, batch, n int) [
 }
 
 // SIGKILL the instance delivering a log stream while a batch is in flight:
-// the other instance takes the stream over once the lease expires and
+// the other instance takes the stream over once the dead one leaves the
+// membership (Postgres ends its session at once) and
 // delivers from the stored position, so the receiver gets every event, in
 // order, the ones of the lost batch again with the same ids.
 func TestInstanceLossMidLogStreamBatch(t *testing.T) {

@@ -15,16 +15,17 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/oklog/ulid/v2"
 
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/egress"
 	"github.com/auditlog/auditlog/internal/testenv"
-	"github.com/auditlog/auditlog/leases"
 	"github.com/auditlog/auditlog/logstream"
 	"github.com/auditlog/auditlog/logstream/delivery"
 	"github.com/auditlog/auditlog/logstream/streamstore"
 	"github.com/auditlog/auditlog/natsx"
+	"github.com/auditlog/auditlog/projector"
 	"github.com/auditlog/auditlog/readmodel"
 	"github.com/auditlog/auditlog/secretbox"
 )
@@ -147,6 +148,7 @@ func (r *receiver) received() []string {
 // env is NATS, Postgres and what an engine needs.
 type env struct {
 	js     jetstream.JetStream
+	pool   *pgxpool.Pool
 	store  *streamstore.Store
 	box    *secretbox.Box
 	policy *egress.Policy
@@ -171,18 +173,21 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	policy := egress.NewPolicy([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
-	e := &env{js: js, store: streamstore.New(pool), box: box, policy: policy}
+	e := &env{js: js, pool: pool, store: streamstore.New(pool), box: box, policy: policy}
 	e.svc = &delivery.Service{Store: e.store, Box: box, Policy: policy, Settings: enabled{}, Senders: delivery.NewSender("test")}
 	return e
 }
 
-// engine starts an engine until the test ends or stop is called.
+// engine starts an engine, an instance of its own in the membership,
+// until the test ends or stop is called; stop leaves the membership too.
 func (e *env) engine(t *testing.T, cfg delivery.Config) (stop func()) {
 	t.Helper()
 	cfg.Store, cfg.JS, cfg.Box, cfg.Policy, cfg.Senders = e.store, e.js, e.box, e.policy, delivery.NewSender("test")
-	if cfg.Leases == nil {
-		cfg.Leases = leases.New(e.js, natsx.LeasesBucket, 2*time.Second)
+	members, err := projector.Join(context.Background(), e.pool, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
 	}
+	cfg.Members = members
 	if cfg.Tick == 0 {
 		cfg.Tick = 100 * time.Millisecond
 	}
@@ -196,7 +201,7 @@ func (e *env) engine(t *testing.T, cfg delivery.Config) (stop func()) {
 	done := make(chan struct{})
 	go func() { defer close(done); eng.Run(ctx) }()
 	var once sync.Once
-	stop = func() { once.Do(func() { cancel(); <-done }) }
+	stop = func() { once.Do(func() { cancel(); <-done; members.Leave(context.Background()) }) }
 	t.Cleanup(stop)
 	return stop
 }
@@ -490,12 +495,12 @@ func TestSupersededDelivererStops(t *testing.T) {
 	r := newReceiver(t)
 	org := "org-" + testenv.RandomHex(4)
 	s := e.createWebhook(t, org, r.url(), nil)
-	// No second look for streams: the stream's lease stays with the
-	// other deliverer, as it would while that one holds it.
+	// No second look for streams: the engine does not see the claim
+	// changed hands until the deliverer checks before its next send.
 	e.engine(t, delivery.Config{Tick: time.Hour})
 	want := e.publish(t, org, 10, "USER_CREATED")
 	waitFor(t, "the first events", 10*time.Second, func() bool { return len(r.received()) >= len(want) })
-	if _, err := e.store.Claim(context.Background(), s.ID, e.state(t, org, s.ID).Version, "another-instance"); err != nil {
+	if _, err := e.store.Claim(context.Background(), s.ID, e.state(t, org, s.ID).Version, e.holder(t, s.ID), "another-instance"); err != nil {
 		t.Fatal(err)
 	}
 	n := len(r.received())
@@ -503,5 +508,119 @@ func TestSupersededDelivererStops(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // several fetch rounds of the superseded deliverer
 	if got := len(r.received()); got != n {
 		t.Fatalf("a superseded deliverer sent %d more events", got-n)
+	}
+}
+
+// holder is the token stream id's row holds, empty for none.
+func (e *env) holder(t *testing.T, id string) string {
+	t.Helper()
+	refs, err := e.store.Delivering(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range refs {
+		if r.ID == id {
+			return r.Holder
+		}
+	}
+	t.Fatalf("stream %s is not delivering", id)
+	return ""
+}
+
+// TestClaimsFollowTheCensus: a stream claimed by a live instance is left
+// to it, however long it is idle; once that instance leaves the census
+// (it died, or froze past the holder timeout) another claims the stream
+// and delivers from the stored position; a claim naming no instance, as
+// an earlier version wrote, is free.
+func TestClaimsFollowTheCensus(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		// holder makes the token a stream is claimed under, and returns
+		// what makes its instance leave (nil: it is not alive).
+		holder func(t *testing.T, e *env) (string, func())
+	}{
+		{"live instance, then gone", func(t *testing.T, e *env) (string, func()) {
+			m, err := projector.Join(ctx, e.pool, 2*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			self, _, err := m.Alive(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return fmt.Sprintf("%08x.frozen", self), func() { m.Leave(ctx) }
+		}},
+		{"instance not in the census", func(*testing.T, *env) (string, func()) { return "0000beef.dead", nil }},
+		{"claim naming no instance", func(*testing.T, *env) (string, func()) { return "written-before-members", nil }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			r := newReceiver(t)
+			org := "org-" + testenv.RandomHex(4)
+			s := e.createWebhook(t, org, r.url(), nil)
+			token, leave := tc.holder(t, e)
+			if _, err := e.store.Claim(ctx, s.ID, e.state(t, org, s.ID).Version, "", token); err != nil {
+				t.Fatal(err)
+			}
+			want := e.publish(t, org, 5, "USER_CREATED")
+			e.engine(t, delivery.Config{})
+			if leave != nil {
+				time.Sleep(500 * time.Millisecond) // five ticks
+				if n := len(r.received()); n != 0 {
+					t.Fatalf("a stream a live instance holds was delivered by another: %d events", n)
+				}
+				if got := e.holder(t, s.ID); got != token {
+					t.Fatalf("holder %q, want %q: the claim of a live instance was taken", got, token)
+				}
+				leave()
+			}
+			waitFor(t, "the events, by the instance that took the stream over", 10*time.Second, func() bool {
+				return e.state(t, org, s.ID).LastEventID == want[len(want)-1]
+			})
+			checkOrder(t, r.received(), want)
+		})
+	}
+}
+
+// TestClaimIsCompareAndSet: of instances claiming a stream from the holder
+// they listed, one wins; a claim from a holder that is no longer there,
+// or at another version, fails; a release frees only the releaser's claim.
+func TestClaimIsCompareAndSet(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	org := "org-" + testenv.RandomHex(4)
+	s := e.createWebhook(t, org, "http://127.0.0.1:1/hook", nil)
+	version := e.state(t, org, s.ID).Version
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var won []string
+	for i := range 8 {
+		wg.Go(func() {
+			holder := fmt.Sprintf("%08x.claim", i)
+			if _, err := e.store.Claim(ctx, s.ID, version, "", holder); err == nil {
+				mu.Lock()
+				won = append(won, holder)
+				mu.Unlock()
+			} else if domain.CodeOf(err) != domain.CodeNotFound {
+				t.Errorf("claim: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if len(won) != 1 || e.holder(t, s.ID) != won[0] {
+		t.Fatalf("claims from no holder: %v won, the row holds %q", won, e.holder(t, s.ID))
+	}
+	if _, err := e.store.Claim(ctx, s.ID, version, "", "late"); domain.CodeOf(err) != domain.CodeNotFound {
+		t.Fatalf("a claim from a holder no longer there: %v, want NOT_FOUND", err)
+	}
+	if _, err := e.store.Claim(ctx, s.ID, version+1, won[0], "next"); domain.CodeOf(err) != domain.CodeNotFound {
+		t.Fatalf("a claim at another version: %v, want NOT_FOUND", err)
+	}
+	if err := e.store.Release(ctx, s.ID, "someone-else"); err != nil || e.holder(t, s.ID) != won[0] {
+		t.Fatalf("another's release: %v, the row holds %q", err, e.holder(t, s.ID))
+	}
+	if err := e.store.Release(ctx, s.ID, won[0]); err != nil || e.holder(t, s.ID) != "" {
+		t.Fatalf("the holder's release: %v, the row holds %q", err, e.holder(t, s.ID))
 	}
 }

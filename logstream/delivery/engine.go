@@ -4,9 +4,9 @@
 // Service is what the API asks to create, change, pause, resume, delete
 // and test streams, recording each change in the organization's own log.
 //
-// How an event reaches a destination: the deliverer holding the stream's
-// lease (package leases, key logstream.<id>.0 of AUDIT_LEASES) reads the
-// org's subjects of AUDIT_<REGION> through an ordered consumer that starts
+// How an event reaches a destination: the deliverer whose token the
+// stream's row holds (its claim, made with compare-and-set, so one wins)
+// reads the org's subjects of AUDIT_<REGION> through an ordered consumer that starts
 // right after the stream's stored position, keeps the events its filter
 // matches, fills in the leaf index of those the read model has projected,
 // and hands batches to the destination's logstream.Sender. After each send
@@ -16,6 +16,11 @@
 // new deliverer, after a restart or when an instance is lost, starts from
 // the stored position, so events sent but not yet recorded are sent again:
 // at least once, each duplicate with the same event id.
+//
+// A claim names the instance's member id (package projector's membership,
+// a Postgres session lock), so an instance that died or froze past the
+// holder timeout leaves the census and its streams are any instance's to
+// claim; keeping a claim costs nothing while a stream is idle.
 package delivery
 
 import (
@@ -23,7 +28,11 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	mrand "math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,7 +43,6 @@ import (
 	"github.com/auditlog/auditlog/domain"
 	"github.com/auditlog/auditlog/egress"
 	"github.com/auditlog/auditlog/ingest"
-	"github.com/auditlog/auditlog/leases"
 	"github.com/auditlog/auditlog/logstream"
 	"github.com/auditlog/auditlog/logstream/streamstore"
 	"github.com/auditlog/auditlog/natsx"
@@ -50,7 +58,6 @@ const (
 	DefaultMinBackoff = time.Second
 	DefaultMaxBackoff = 5 * time.Minute
 	DefaultFetchWait  = time.Second
-	DefaultLeaseTTL   = 15 * time.Second
 	// DefaultMaxEvents is how many events a deliverer gathers before it
 	// sends; the Sender cuts them further to its destination's limits.
 	DefaultMaxEvents = 500
@@ -65,12 +72,23 @@ type OwnRecorder interface {
 	RecordOwn(ctx context.Context, e *domain.Event) (ingest.Status, error)
 }
 
-// Config is what an Engine needs. Store, JS, Leases, Box, Policy and
+// Members says which instances are alive: this one's member id and the
+// ids of every live instance, itself included, sorted.
+type Members interface {
+	Alive(ctx context.Context) (self uint32, alive []uint32, err error)
+}
+
+// Config is what an Engine needs. Store, JS, Members, Box, Policy and
 // Senders are required.
 type Config struct {
-	Store   *streamstore.Store
-	JS      jetstream.JetStream
-	Leases  *leases.Bucket
+	Store *streamstore.Store
+	JS    jetstream.JetStream
+	// Members are the instances sharing the streams (the projector's
+	// membership): a stream whose holder is not among them is free, and
+	// each instance delivers at most its share, the streams over the
+	// instances rounded up, so streams spread over instances instead of
+	// going to whichever looked first.
+	Members Members
 	Box     *secretbox.Box
 	Policy  *egress.Policy
 	Senders SenderFactory
@@ -82,11 +100,6 @@ type Config struct {
 	Leaves LeafIndexes
 	// Own records auditd pausing a stream; nil records nothing.
 	Own OwnRecorder
-	// Census is how many serving instances share the streams (the
-	// projector's membership); each delivers at most its share, rounded
-	// up, so streams spread over instances instead of going to whichever
-	// looked first. nil, or a census that fails, means this one alone.
-	Census func(ctx context.Context) (int, error)
 	// Tick is how often the engine looks for streams without a deliverer.
 	Tick time.Duration
 	// PauseAfter pauses a stream that has failed for this long
@@ -128,8 +141,8 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Engine delivers every log stream this instance holds the lease of, and
-// takes the lease of any stream nobody delivers. Build it with NewEngine.
+// Engine delivers the log streams this instance has claimed, and claims
+// its share of those nobody alive holds. Build it with NewEngine.
 type Engine struct {
 	cfg     Config
 	mu      sync.Mutex
@@ -141,20 +154,23 @@ type Engine struct {
 
 type worker struct {
 	version int64
-	cancel  context.CancelFunc
-	done    chan struct{}
+	// holder is the deliverer's token in the stream's row, set once it
+	// has claimed the stream.
+	holder string
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 // NewEngine checks cfg and returns an engine that does nothing until Run.
 func NewEngine(cfg Config) (*Engine, error) {
-	if cfg.Store == nil || cfg.JS == nil || cfg.Leases == nil || cfg.Box == nil || cfg.Policy == nil || cfg.Senders == nil {
-		return nil, errors.New("delivery: Store, JS, Leases, Box, Policy and Senders are required")
+	if cfg.Store == nil || cfg.JS == nil || cfg.Members == nil || cfg.Box == nil || cfg.Policy == nil || cfg.Senders == nil {
+		return nil, errors.New("delivery: Store, JS, Members, Box, Policy and Senders are required")
 	}
 	return &Engine{cfg: cfg.withDefaults(), running: map[string]*worker{}, nudge: make(chan struct{}, 1)}, nil
 }
 
 // Run delivers until ctx ends, then stops every deliverer, each after its
-// current send, and releases their leases.
+// current send, and releases their claims.
 func (e *Engine) Run(ctx context.Context) {
 	t := time.NewTicker(e.cfg.Tick)
 	defer t.Stop()
@@ -192,11 +208,27 @@ func (e *Engine) Nudge(context.Context) {
 	}
 }
 
-func leaseGroup(id string) string { return "logstream." + id }
+// holderToken is a new deliverer's token: its instance's member id, so
+// others can tell whether its holder is alive, and a random part, so a
+// deliverer that was replaced can tell it no longer holds the stream.
+func holderToken(member uint32) string {
+	return fmt.Sprintf("%08x.%s", member, rand.Text())
+}
+
+// holderMember is the member id in token, false for none (no holder, or
+// one written before claims named their instance).
+func holderMember(token string) (uint32, bool) {
+	hex, _, ok := strings.Cut(token, ".")
+	if !ok || len(hex) != 8 {
+		return 0, false
+	}
+	id, err := strconv.ParseUint(hex, 16, 32)
+	return uint32(id), err == nil
+}
 
 // reconcile starts a deliverer for each delivering stream this instance
-// can take the lease of, and stops those of streams that changed, paused
-// or went away.
+// may claim, up to its share, and stops those of streams that changed,
+// paused, went away or were claimed by another instance.
 func (e *Engine) reconcile(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
@@ -206,22 +238,33 @@ func (e *Engine) reconcile(ctx context.Context) {
 		e.cfg.Log.Warn().Err(err).Msg("log streams: listing streams to deliver failed")
 		return
 	}
-	want := make(map[string]int64, len(streams))
-	for _, s := range streams {
-		want[s.ID] = s.Version
+	self, alive, err := e.cfg.Members.Alive(ctx)
+	if err != nil {
+		// Without the census no claim can be judged free: keep what
+		// runs, claim nothing new.
+		e.cfg.Log.Warn().Err(err).Msg("log streams: counting instances failed; claiming no stream until it works")
+		alive = nil
 	}
-	share := e.share(ctx, len(streams))
+	listed := make(map[string]streamstore.Ref, len(streams))
+	for _, s := range streams {
+		listed[s.ID] = s
+	}
+	share := (len(streams) + max(len(alive), 1) - 1) / max(len(alive), 1)
 	e.mu.Lock()
 	var stop []*worker
 	kept := 0
 	for id, w := range e.running {
-		if v, ok := want[id]; !ok || v != w.version {
+		s, ok := listed[id]
+		if !ok || s.Version != w.version || (w.holder != "" && s.Holder != w.holder) {
+			// Changed, paused or deleted; or claimed by another
+			// instance, which happens only once this one left the
+			// census (it froze, or lost its membership session).
 			stop = append(stop, w)
 			continue
 		}
 		// Past its share (an instance joined), this one hands streams
 		// back: it stops them after their current send and releases
-		// their leases, and the instances below their share take them
+		// their claims, and the instances below their share take them
 		// over from the position stored, as after any takeover.
 		if kept++; kept > share {
 			stop = append(stop, w)
@@ -236,6 +279,9 @@ func (e *Engine) reconcile(ctx context.Context) {
 	for _, w := range stop {
 		<-w.done
 	}
+	if alive == nil {
+		return
+	}
 	for _, s := range streams {
 		e.mu.Lock()
 		_, ok := e.running[s.ID]
@@ -244,61 +290,60 @@ func (e *Engine) reconcile(ctx context.Context) {
 		if ok {
 			continue
 		}
-		if full {
-			break
+		m, held := holderMember(s.Holder)
+		if held && m != self {
+			if _, live := slices.BinarySearch(alive, m); live {
+				continue // another instance delivers it
+			}
 		}
-		lease, err := e.cfg.Leases.Acquire(ctx, leaseGroup(s.ID), 1)
-		if errors.Is(err, leases.ErrFull) {
-			continue // another instance delivers it
-		}
-		if err != nil {
-			e.cfg.Log.Warn().Err(err).Str("log_stream", s.ID).Msg("log streams: taking a stream's lease failed")
+		if !full {
+			e.start(ctx, s, self)
 			continue
 		}
-		wctx, cancel := context.WithCancel(ctx)
-		w := &worker{version: s.Version, cancel: cancel, done: make(chan struct{})}
-		e.mu.Lock()
-		e.running[s.ID] = w
-		e.mu.Unlock()
-		e.wg.Go(func() {
-			defer close(w.done)
-			defer func() {
-				e.mu.Lock()
-				if e.running[s.ID] == w {
-					delete(e.running, s.ID)
-				}
-				e.mu.Unlock()
-			}()
-			defer cancel()
-			d := &deliverer{e: e, s: &streamstore.Stream{ID: s.ID, OrgID: s.OrgID, Version: s.Version}, lease: lease, log: e.cfg.Log.With().Str("log_stream", s.ID).Str("org_id", s.OrgID).Logger()}
-			d.run(wctx)
-		})
-	}
-}
-
-// share is how many of n delivering streams this instance may deliver:
-// n over the instances the census counts, rounded up, so every stream has
-// room somewhere.
-func (e *Engine) share(ctx context.Context, n int) int {
-	if e.cfg.Census == nil {
-		return n
-	}
-	members, err := e.cfg.Census(ctx)
-	if err != nil || members < 1 {
-		if err != nil {
-			e.cfg.Log.Warn().Err(err).Msg("log streams: counting instances failed; delivering as if alone")
+		if held && m == self {
+			// Claimed here by a deliverer that has stopped and could not
+			// release it: no other instance would take it while this one
+			// lives, so release it again.
+			if err := e.cfg.Store.Release(ctx, s.ID, s.Holder); err != nil {
+				e.cfg.Log.Warn().Err(err).Str("log_stream", s.ID).Msg("log streams: releasing a stream failed; trying again at the next tick")
+			}
 		}
-		return n
 	}
-	return (n + members - 1) / members
 }
 
-// deliverer delivers one stream while it holds its lease.
+// start runs a deliverer for stream s, which claims it from the holder
+// listed.
+func (e *Engine) start(ctx context.Context, s streamstore.Ref, self uint32) {
+	wctx, cancel := context.WithCancel(ctx)
+	w := &worker{version: s.Version, cancel: cancel, done: make(chan struct{})}
+	e.mu.Lock()
+	e.running[s.ID] = w
+	e.mu.Unlock()
+	e.wg.Go(func() {
+		defer close(w.done)
+		defer func() {
+			e.mu.Lock()
+			if e.running[s.ID] == w {
+				delete(e.running, s.ID)
+			}
+			e.mu.Unlock()
+		}()
+		defer cancel()
+		d := &deliverer{e: e, s: &streamstore.Stream{ID: s.ID, OrgID: s.OrgID, Version: s.Version},
+			log: e.cfg.Log.With().Str("log_stream", s.ID).Str("org_id", s.OrgID).Logger()}
+		d.run(wctx, s.Holder, holderToken(self), func(holder string) {
+			e.mu.Lock()
+			w.holder = holder
+			e.mu.Unlock()
+		})
+	})
+}
+
+// deliverer delivers one stream while it holds its claim.
 type deliverer struct {
-	e     *Engine
-	s     *streamstore.Stream
-	lease *leases.Lease
-	log   zerolog.Logger
+	e   *Engine
+	s   *streamstore.Stream
+	log zerolog.Logger
 	// seen is the last sequence read; recorded the last position stored.
 	seen, recorded uint64
 	lag            uint64
@@ -317,29 +362,24 @@ type deliverer struct {
 // whose send failed looks at its next read.
 const goneCheckEvery = time.Minute
 
-func (d *deliverer) run(ctx context.Context) {
+// run claims the stream from the holder listed (from) as holder, tells
+// claimed, and delivers until ctx ends or the claim is lost.
+func (d *deliverer) run(ctx context.Context, from, holder string, claimed func(holder string)) {
+	s, err := d.e.cfg.Store.Claim(ctx, d.s.ID, d.s.Version, from, holder)
+	if err != nil {
+		return // changed, paused, deleted or claimed since it was listed
+	}
+	d.holder = holder
+	claimed(holder)
 	defer func() {
+		// Another instance may claim it at once, rather than once this
+		// one has left the census.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		_ = d.lease.Release(rctx)
-	}()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	lost := d.lease.Lost()
-	go func() {
-		// Owned: ends with ctx, which run cancels on return.
-		select {
-		case <-lost:
-			d.log.Warn().Msg("log streams: lease lost; another instance takes the stream over")
-			cancel()
-		case <-ctx.Done():
+		if err := d.e.cfg.Store.Release(rctx, d.s.ID, d.holder); err != nil {
+			d.log.Warn().Err(err).Msg("log streams: releasing a stream failed; the engine releases it at a later tick")
 		}
 	}()
-	d.holder = rand.Text()
-	s, err := d.e.cfg.Store.Claim(ctx, d.s.ID, d.s.Version, d.holder)
-	if err != nil {
-		return // changed, paused or deleted since it was listed
-	}
 	d.s = s
 	sender, filter, q, err := d.prepare()
 	if err != nil {

@@ -231,6 +231,9 @@ func (st *Store) List(ctx context.Context, org string) ([]*Stream, error) {
 type Ref struct {
 	ID, OrgID string
 	Version   int64
+	// Holder is the token of the deliverer that claimed the stream last,
+	// empty if none holds it.
+	Holder string
 }
 
 // Delivering returns every stream of every org that should be delivering
@@ -238,7 +241,7 @@ type Ref struct {
 // orgs and versions, since every instance lists every stream every few
 // seconds and starts a deliverer for few of them.
 func (st *Store) Delivering(ctx context.Context) ([]Ref, error) {
-	rows, err := st.pool.Query(ctx, `SELECT id, org_id, version FROM logstreams.streams WHERE status IN ('ACTIVE', 'ERROR') ORDER BY id`)
+	rows, err := st.pool.Query(ctx, `SELECT id, org_id, version, coalesce(holder, '') FROM logstreams.streams WHERE status IN ('ACTIVE', 'ERROR') ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list delivering log streams: %w", err)
 	}
@@ -393,14 +396,17 @@ type Progress struct {
 	Err string
 }
 
-// Claim makes holder the stream's deliverer, after it took the stream's
-// lease, and returns the stream as it is now: its position is the one to
-// start from, whatever a previous holder stored since the stream was
-// listed. It is NOT_FOUND if the stream is gone or no longer delivering,
-// and stale if its version is not version.
-func (st *Store) Claim(ctx context.Context, id string, version int64, holder string) (*Stream, error) {
-	s, err := scan(st.pool.QueryRow(ctx, `UPDATE logstreams.streams SET holder = $3
-		WHERE id = $1 AND version = $2 AND status IN ('ACTIVE', 'ERROR') RETURNING `+columns, id, version, holder))
+// Claim makes holder the stream's deliverer in place of from (the holder
+// the engine listed, empty for none), and returns the stream as it is
+// now: its position is the one to start from, whatever a previous holder
+// stored since the stream was listed. Only one of several instances
+// claiming from the same holder wins. It is NOT_FOUND if the stream is
+// gone, no longer delivering, at another version than version, or claimed
+// by someone else since it was listed.
+func (st *Store) Claim(ctx context.Context, id string, version int64, from, holder string) (*Stream, error) {
+	s, err := scan(st.pool.QueryRow(ctx, `UPDATE logstreams.streams SET holder = $4
+		WHERE id = $1 AND version = $2 AND status IN ('ACTIVE', 'ERROR') AND coalesce(holder, '') = $3
+		RETURNING `+columns, id, version, from, holder))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, notFound()
 	}
@@ -410,9 +416,18 @@ func (st *Store) Claim(ctx context.Context, id string, version int64, holder str
 	return s, nil
 }
 
+// Release gives up holder's claim on stream id, if it still has it, so
+// any instance may claim the stream at once.
+func (st *Store) Release(ctx context.Context, id, holder string) error {
+	if _, err := st.pool.Exec(ctx, `UPDATE logstreams.streams SET holder = NULL WHERE id = $1 AND holder = $2`, id, holder); err != nil {
+		return fmt.Errorf("release log stream: %w", err)
+	}
+	return nil
+}
+
 // Holds reports whether holder is still the stream's deliverer at version:
-// a deliverer asks before each send, so one that was frozen past its lease
-// and woke up does not send after the instance that took over.
+// a deliverer asks before each send, so one that was frozen and woke up
+// after another instance claimed its stream does not send.
 func (st *Store) Holds(ctx context.Context, id string, version int64, holder string) (bool, error) {
 	var ok bool
 	err := st.pool.QueryRow(ctx, `SELECT holder = $3 AND version = $2 AND status IN ('ACTIVE', 'ERROR')
