@@ -301,7 +301,10 @@ func (b *Bench) Lag(ctx context.Context, rep *measure.Report) error {
 // idleStreams configured streams (across orgs) that have nothing to
 // deliver: the cost of keeping them ready.
 func (b *Bench) Idle(ctx context.Context, rep *measure.Report) error {
-	window := max(time.Duration(float64(30*time.Second)*b.Scale), 10*time.Second)
+	// A few percent of a core is a small difference between two
+	// readings: at least 30 s each, or the noise of one checkpoint round
+	// or one scheduler hiccup decides it.
+	window := max(time.Duration(float64(30*time.Second)*b.Scale), 30*time.Second)
 	if err := b.waitDeliverers(ctx, 0, time.Minute); err != nil {
 		return err
 	}
