@@ -315,7 +315,7 @@ var Settings = []*Setting{
 		Meaning: "call a projection stalled on `/readyz` (under `cluster`) when it is behind and its checkpoint has not moved for this long",
 		set:     positive(func(c *Config) *time.Duration { return &c.StallAfter })},
 	{Flag: "holder-timeout", Env: "AUDITD_HOLDER_TIMEOUT", Default: fmtDur(projector.DefaultHolderTimeout), Scope: Serve,
-		Meaning: "how long a Postgres session holding projection locks, or an instance's membership, may be silent before Postgres ends it and the other instances take its partitions; at least 1s ([Frozen instances](#health-endpoints))",
+		Meaning: "how long a Postgres session holding projection locks, or an instance's membership, may be silent before Postgres ends it and the other instances take its partitions and log streams; at least 1s ([Frozen instances](#health-endpoints))",
 		set: func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
 			if err != nil {

@@ -215,7 +215,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		// This instance is stopping: hand the job to another one now.
 		w.settle(bg, log, msg, q, func(j *domain.ExportJob) error {
 			return j.Requeue("the instance running the export stopped; it will be retried")
-		}, msg.Nak)
+		}, func() error { return msg.NakWithDelay(handBackDelay) })
 	case job.Attempts < w.MaxAttempts:
 		log.Error().Err(err).Int("attempt", job.Attempts).Msg("export failed; retrying")
 		w.settle(bg, log, msg, q, func(j *domain.ExportJob) error {
@@ -228,6 +228,14 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		}, msg.Term)
 	}
 }
+
+// handBackDelay is how long a job a stopping instance hands back waits
+// before JetStream delivers it again. At once, it could go to a pull
+// request this instance's other fetchers left on the server while they
+// were stopping (nats.go closes a fetch before it unsubscribes): a request
+// nobody reads any more, so the job would wait out the whole ack wait. By
+// then the server has dropped those requests, which have lost interest.
+const handBackDelay = 500 * time.Millisecond
 
 // settle records a change of the job, then acknowledges the message the way
 // ack says. A job that became final meanwhile is acknowledged as it is.
