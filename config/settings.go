@@ -292,7 +292,7 @@ var Settings = []*Setting{
 	{Flag: "export-ack-wait", Env: "AUDITD_EXPORT_ACK_WAIT", Default: fmtDur(natsx.DefaultExportAckWait), Scope: Serve,
 		Meaning: "how long a running export may go without a heartbeat from its instance before another instance takes it over",
 		set:     positive(func(c *Config) *time.Duration { return &c.Streams.ExportAckWait })},
-	{Flag: "projection-partitions", Env: "AUDITD_PROJECTION_PARTITIONS", Default: "4", Scope: Serve,
+	{Flag: "projection-partitions", Env: "AUDITD_PROJECTION_PARTITIONS", Default: strconv.Itoa(projector.DefaultPartitionCount), Scope: Serve,
 		Meaning: "partitions projecting each regional stream, shared by every instance: a power of two from 1 to 64. It seeds a new deployment's layout and never changes an existing one; `auditd projections partitions N` does ([partitioned projection](#partitioned-projection-and-capacity))",
 		set: func(c *Config, v string) error {
 			n, err := strconv.Atoi(v)

@@ -448,6 +448,12 @@ func PartitionCount(ctx context.Context, pool *pgxpool.Pool) (int, error) {
 	return n, nil
 }
 
+// DefaultPartitionCount is the layout `auditd serve` seeds a new
+// deployment with (--projection-partitions): two partitions already use
+// both cores of a small machine, and four leave room for a second
+// instance without a repartition.
+const DefaultPartitionCount = 4
+
 // InitPartitionCount sets the layout to n unless it is set, and returns
 // the layout: a flag seeds a new deployment, and never changes one.
 func InitPartitionCount(ctx context.Context, pool *pgxpool.Pool, n int) (int, error) {

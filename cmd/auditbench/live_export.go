@@ -154,9 +154,8 @@ func (b *bench) exportFormats(ctx context.Context, rep *measure.Report) error {
 	// without them the planner takes the just-filled partition for empty,
 	// and sorts the export's rows on disk instead of reading them in
 	// order from the primary key, which measures the planner, not exports.
-	st := b.srv.EventStore(domain.RegionUS)
-	if _, err := st.Pool().Exec(ctx, "ANALYZE "+st.Schema()+".events"); err != nil {
-		return fmt.Errorf("analyze: %w", err)
+	if err := b.analyze(ctx); err != nil {
+		return err
 	}
 	token := b.admin(org)
 	// The published events only, not the exports' own AUDIT_LOG_EXPORTED.

@@ -21,6 +21,8 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -30,13 +32,14 @@ import (
 	"github.com/auditlog/auditlog/internal/devpg"
 	"github.com/auditlog/auditlog/internal/measure"
 	"github.com/auditlog/auditlog/natsx"
+	"github.com/auditlog/auditlog/projector"
 	"github.com/auditlog/auditlog/server"
 )
 
 func main() {
 	scale := flag.Float64("scale", 1, "size multiplier; make bench-quick uses 0.1")
 	out := flag.String("out", envOr("BENCH_OUT", ".data/bench/latest.json"), "JSON report path (BENCH_OUT)")
-	only := flag.String("only", "", "run one part: ceilings, partitions, ingest, query, search, export, live or streams (default: all)")
+	only := flag.String("only", "", "run some parts, comma-separated: ceilings, partitions, ingest, query, search, export, live, streams (default: all)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (auditd included) to this file")
 	dedupe := flag.Duration("dedupe-window", 2*time.Minute, "JetStream de-duplication window for event ids (auditd's --dedupe-window)")
 	flag.Parse()
@@ -108,7 +111,7 @@ func run(scale float64, out, only string, dedupe time.Duration) error {
 		{"streams", sb.Throughput}, {"streams", sb.Lag}, {"streams", sb.Idle},
 	}
 	for _, step := range steps {
-		if only != "" && only != step.part {
+		if only != "" && !slices.Contains(strings.Split(only, ","), step.part) {
 			continue
 		}
 		if err := step.run(ctx, rep); err != nil {
@@ -154,6 +157,9 @@ func (b *bench) start(ctx context.Context, admin string, dedupe time.Duration, w
 		EgressAllow:           []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 		Log:                   zerolog.New(os.Stderr).Level(zerolog.WarnLevel),
 		BenchWithoutIntegrity: withoutIntegrity,
+		// auditd serve's default layout, which server.Config does not
+		// assume (its zero value is one partition).
+		ProjectionPartitions: projector.DefaultPartitionCount,
 	}
 	srv, err := server.New(ctx, cfg)
 	if err != nil {

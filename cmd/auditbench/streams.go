@@ -14,8 +14,17 @@ import (
 func (b *bench) streams() *streambench.Bench {
 	return &streambench.Bench{
 		Server: b.srv, Scale: b.scale, GQL: b.gql, Admin: b.admin, Enable: b.enable,
-		Preload: b.preload, Offer: b.offer, WaitQueryable: b.waitQueryable,
+		Preload: b.preload, Offer: b.offer, WaitQueryable: b.waitQueryable, Analyze: b.analyze,
 	}
+}
+
+// analyze gathers region US's read model statistics.
+func (b *bench) analyze(ctx context.Context) error {
+	st := b.srv.EventStore(domain.RegionUS)
+	if _, err := st.Pool().Exec(ctx, "ANALYZE "+st.Schema()+".events"); err != nil {
+		return fmt.Errorf("analyze: %w", err)
+	}
+	return nil
 }
 
 // preload records n events of org through the API, as the ingest step's

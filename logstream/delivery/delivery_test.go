@@ -585,7 +585,8 @@ func TestClaimsFollowTheCensus(t *testing.T) {
 
 // TestClaimIsCompareAndSet: of instances claiming a stream from the holder
 // they listed, one wins; a claim from a holder that is no longer there,
-// or at another version, fails; a release frees only the releaser's claim.
+// or at another version, fails; a release frees only the releaser's
+// claim, and a released stream is free whatever holder was listed.
 func TestClaimIsCompareAndSet(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
@@ -622,5 +623,10 @@ func TestClaimIsCompareAndSet(t *testing.T) {
 	}
 	if err := e.store.Release(ctx, s.ID, won[0]); err != nil || e.holder(t, s.ID) != "" {
 		t.Fatalf("the holder's release: %v, the row holds %q", err, e.holder(t, s.ID))
+	}
+	// Released meanwhile: a claim from the holder listed before is a
+	// claim of a free stream.
+	if _, err := e.store.Claim(ctx, s.ID, version, won[0], "after-release"); err != nil || e.holder(t, s.ID) != "after-release" {
+		t.Fatalf("a claim after a release: %v, the row holds %q", err, e.holder(t, s.ID))
 	}
 }

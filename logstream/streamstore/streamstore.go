@@ -397,15 +397,15 @@ type Progress struct {
 }
 
 // Claim makes holder the stream's deliverer in place of from (the holder
-// the engine listed, empty for none), and returns the stream as it is
-// now: its position is the one to start from, whatever a previous holder
-// stored since the stream was listed. Only one of several instances
-// claiming from the same holder wins. It is NOT_FOUND if the stream is
-// gone, no longer delivering, at another version than version, or claimed
-// by someone else since it was listed.
+// the engine listed, empty for none) or of nobody (from released it since),
+// and returns the stream as it is now: its position is the one to start
+// from, whatever a previous holder stored since the stream was listed.
+// Only one of several instances claiming at once wins. It is NOT_FOUND if
+// the stream is gone, no longer delivering, at another version than
+// version, or claimed by someone else since it was listed.
 func (st *Store) Claim(ctx context.Context, id string, version int64, from, holder string) (*Stream, error) {
 	s, err := scan(st.pool.QueryRow(ctx, `UPDATE logstreams.streams SET holder = $4
-		WHERE id = $1 AND version = $2 AND status IN ('ACTIVE', 'ERROR') AND coalesce(holder, '') = $3
+		WHERE id = $1 AND version = $2 AND status IN ('ACTIVE', 'ERROR') AND (holder IS NULL OR holder = $3)
 		RETURNING `+columns, id, version, from, holder))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, notFound()
