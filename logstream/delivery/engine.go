@@ -154,11 +154,11 @@ type Engine struct {
 
 type worker struct {
 	version int64
-	// holder is the deliverer's token in the stream's row, set once it
-	// has claimed the stream.
-	holder string
-	cancel context.CancelFunc
-	done   chan struct{}
+	// holder is the deliverer's token, claimed in place of from, the
+	// holder listed when it started.
+	holder, from string
+	cancel       context.CancelFunc
+	done         chan struct{}
 }
 
 // NewEngine checks cfg and returns an engine that does nothing until Run.
@@ -255,10 +255,12 @@ func (e *Engine) reconcile(ctx context.Context) {
 	kept := 0
 	for id, w := range e.running {
 		s, ok := listed[id]
-		if !ok || s.Version != w.version || (w.holder != "" && s.Holder != w.holder) {
+		if !ok || s.Version != w.version || (s.Holder != w.holder && s.Holder != w.from) {
 			// Changed, paused or deleted; or claimed by another
 			// instance, which happens only once this one left the
-			// census (it froze, or lost its membership session).
+			// census (it froze, or lost its membership session). A
+			// listing from before the deliverer's claim still shows
+			// from.
 			stop = append(stop, w)
 			continue
 		}
@@ -315,7 +317,7 @@ func (e *Engine) reconcile(ctx context.Context) {
 // listed.
 func (e *Engine) start(ctx context.Context, s streamstore.Ref, self uint32) {
 	wctx, cancel := context.WithCancel(ctx)
-	w := &worker{version: s.Version, cancel: cancel, done: make(chan struct{})}
+	w := &worker{version: s.Version, holder: holderToken(self), from: s.Holder, cancel: cancel, done: make(chan struct{})}
 	e.mu.Lock()
 	e.running[s.ID] = w
 	e.mu.Unlock()
@@ -331,11 +333,7 @@ func (e *Engine) start(ctx context.Context, s streamstore.Ref, self uint32) {
 		defer cancel()
 		d := &deliverer{e: e, s: &streamstore.Stream{ID: s.ID, OrgID: s.OrgID, Version: s.Version},
 			log: e.cfg.Log.With().Str("log_stream", s.ID).Str("org_id", s.OrgID).Logger()}
-		d.run(wctx, s.Holder, holderToken(self), func(holder string) {
-			e.mu.Lock()
-			w.holder = holder
-			e.mu.Unlock()
-		})
+		d.run(wctx, w.from, w.holder)
 	})
 }
 
@@ -362,15 +360,14 @@ type deliverer struct {
 // whose send failed looks at its next read.
 const goneCheckEvery = time.Minute
 
-// run claims the stream from the holder listed (from) as holder, tells
-// claimed, and delivers until ctx ends or the claim is lost.
-func (d *deliverer) run(ctx context.Context, from, holder string, claimed func(holder string)) {
+// run claims the stream from the holder listed (from) as holder, and
+// delivers until ctx ends or the claim is lost.
+func (d *deliverer) run(ctx context.Context, from, holder string) {
 	s, err := d.e.cfg.Store.Claim(ctx, d.s.ID, d.s.Version, from, holder)
 	if err != nil {
 		return // changed, paused, deleted or claimed since it was listed
 	}
 	d.holder = holder
-	claimed(holder)
 	defer func() {
 		// Another instance may claim it at once, rather than once this
 		// one has left the census.
