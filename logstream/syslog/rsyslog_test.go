@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 
@@ -118,19 +117,8 @@ func TestRsyslogRefusals(t *testing.T) {
 	}
 	// Nothing listening: retryable.
 	s := newSender(t, r, logstream.FormatJSON, logstream.Options{})
-	s.cfg.Port = freePort(t)
+	s.cfg.Port = rsyslogtest.FreePort(t)
 	if _, err := s.Send(ctx, events(1)); logstream.ClassOf(err) != logstream.Retryable {
 		t.Errorf("closed port: %v, want retryable", err)
 	}
-}
-
-// freePort is a loopback port nothing listens on.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }

@@ -63,7 +63,7 @@ func Start(t testing.TB) *Receiver {
 		t.Fatal(err)
 	}
 
-	port := freePort(t)
+	port := FreePort(t)
 	r := &Receiver{Port: port, CA: ca, out: filepath.Join(dir, "out.log")}
 	// The fields separated by tabs, so the test sees how rsyslog parsed
 	// each part of the message; %rawmsg-after-pri% shows the whole.
@@ -147,7 +147,8 @@ func (r *Receiver) Lines(t testing.TB, n int) []string {
 	}
 }
 
-func freePort(t testing.TB) int {
+// FreePort is a loopback port nothing listens on.
+func FreePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
