@@ -53,10 +53,11 @@ test-browser:
 	  npm install --silent --no-save --no-audit --no-fund --prefix "$$axe" axe-core@$(AXE_CORE_VERSION) >/dev/null && \
 	  AXE_CORE_JS="$$axe/node_modules/axe-core/axe.min.js" $(GO) test -tags browser -count=1 -timeout 10m ./server/consoletest/
 
-## test-syslog: log stream delivery over TLS to a real rsyslogd the tests start, from the sender and end to end through auditd (needs rsyslog and rsyslog-gnutls)
+## test-syslog: log stream delivery over TLS to a real rsyslogd the tests start, from the sender, end to end through auditd, across a NATS restart and an instance killed mid-batch (needs rsyslog and rsyslog-gnutls)
 test-syslog:
 	$(GO) test -tags rsyslog -count=1 -timeout 5m ./logstream/syslog/
-	$(GO) test -tags rsyslog -count=1 -timeout 5m -run TestSyslogStreamThroughAuditd ./server/
+	$(GO) test -tags rsyslog -count=1 -timeout 5m -run TestSyslog ./server/
+	$(GO) test -tags rsyslog -count=1 -timeout 5m -run TestSyslog ./cluster/clustertest/
 
 ## generate: regenerate gqlgen code
 generate:
@@ -65,7 +66,7 @@ generate:
 ## lint: vet, formatting, and a check that generated code is current
 lint:
 	$(GO) vet ./...
-	$(GO) vet -tags browser,rsyslog ./server/... ./logstream/...
+	$(GO) vet -tags browser,rsyslog ./server/... ./logstream/... ./cluster/...
 	@test -z "$$(gofmt -l .)" || (gofmt -l .; echo "gofmt needed"; exit 1)
 
 ## bench: end-to-end figures at full size (1M events for queries); JSON to $$BENCH_OUT

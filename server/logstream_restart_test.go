@@ -15,23 +15,30 @@ import (
 )
 
 // TestLogStreamAcrossNATSRestart: the NATS server is stopped and started
-// again (a restart, not a kill) while a webhook stream is delivering and
-// events keep being recorded. The webhook gets every recorded event, in
-// the order of the org's log, nothing else; an event it gets twice comes
-// again under its own id, and a webhook-id that comes twice carries the
-// same events.
+// again (a restart, not a kill) while a stream is delivering and events
+// keep being recorded. The receiver gets every recorded event, in the
+// order of the org's log, nothing else; an event it gets twice comes again
+// under its own id, and a webhook-id that comes twice carries the same
+// events. Each destination but syslog, whose receiver is a real rsyslogd
+// (make test-syslog).
 func TestLogStreamAcrossNATSRestart(t *testing.T) {
+	for _, kind := range []testenv.SinkKind{testenv.SinkWebhook, testenv.SinkSplunk} {
+		t.Run(string(kind), func(t *testing.T) { logStreamAcrossNATSRestart(t, kind) })
+	}
+}
+
+func logStreamAcrossNATSRestart(t *testing.T, kind testenv.SinkKind) {
+	sink := testenv.StartSink(t, kind, testenv.SinkOptions{})
 	x := testenv.StartExternalNATS(t)
 	env := testenv.Start(t, x.Use, func(c *server.Config) {
 		c.EgressAllow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 		c.LogStreamTick = 100 * time.Millisecond
+		c.LogStreamRootCAs = sink.RootCAs
 		c.EncryptionKey = []byte("0123456789abcdef0123456789abcdef") // an external NATS needs one
 	})
 	env.EnableOrg(t, "acme", domain.RegionUS)
 	admin := testenv.AdminToken(t, "acme")
-	h := newHook(t)
-	in := webhookInput("siem", h.URL+"/hook")
-	in["filter"] = map[string]any{"types": []string{"USER_CREATED"}}
+	in := map[string]any{"name": "siem", "destination": sink.Destination, "filter": map[string]any{"types": []string{"USER_CREATED"}}}
 	var created struct{ CreateLogStream struct{ ID string } }
 	env.Do(t, admin, createLogStream, map[string]any{"input": in}).MustData(t, &created)
 
@@ -89,7 +96,7 @@ func TestLogStreamAcrossNATSRestart(t *testing.T) {
 
 	// Stop NATS once the stream has delivered some of the events, and
 	// start it again once the writer has felt it.
-	waitFor(t, 30*time.Second, "the first deliveries", func() bool { return len(h.got()) >= batches*size/4 })
+	waitFor(t, 30*time.Second, "the first deliveries", func() bool { return len(sink.IDs("USER_CREATED")) >= batches*size/4 })
 	select {
 	case <-halfway:
 	case err := <-writerDone:
@@ -120,17 +127,7 @@ func TestLogStreamAcrossNATSRestart(t *testing.T) {
 	if len(want) != batches*size {
 		t.Fatalf("%d events recorded of %d", len(want), batches*size)
 	}
-	seen := func() []string {
-		var out []string
-		have := map[string]bool{}
-		for _, e := range h.got() {
-			if !have[e.ID] {
-				have[e.ID] = true
-				out = append(out, e.ID)
-			}
-		}
-		return out
-	}
+	seen := func() []string { return sink.Distinct("USER_CREATED") }
 	waitFor(t, 90*time.Second, "every recorded event delivered", func() bool { return len(seen()) >= len(want) })
 
 	// The log's order: the org's tree, which follows the stream.
@@ -158,12 +155,9 @@ func TestLogStreamAcrossNATSRestart(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("the webhook got %d distinct events, not the %d recorded, in order", len(got), len(want))
 	}
-	all := h.got()
-	h.mu.Lock()
-	mismatched := slices.Clone(h.mismatched)
-	h.mu.Unlock()
-	if len(mismatched) > 0 {
-		t.Fatalf("webhook-ids sent again with other events: %v", mismatched)
+	all := sink.IDs("USER_CREATED")
+	if m := sink.Mismatched(); len(m) > 0 {
+		t.Fatalf("webhook-ids sent again with other events: %v", m)
 	}
-	t.Logf("%d deliveries of %d events (%d duplicates)", len(all), len(got), len(all)-len(got))
+	t.Logf("%s: %d deliveries of %d events (%d duplicates)", kind, len(all), len(got), len(all)-len(got))
 }

@@ -2,15 +2,12 @@ package server_test
 
 import (
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,66 +16,10 @@ import (
 	"github.com/auditlog/auditlog/server"
 )
 
-const logStreamSecret = "whsec_QUJDQUJDQUJDQUJDQUJDQUJDQUJDQUJDQUJDQUJDQUJD"
+const logStreamSecret = testenv.SinkWebhookSecret
 
 const logStreamFields = `id name status pausedBy lastError delivered failed lastDeliveredEventId
   destination { kind format url secretSet secretCount } filter { types sources query }`
-
-// hook is a webhook receiver on loopback that keeps the events it got,
-// and the events of each webhook-id, to check that a batch sent again
-// under the same id is the same batch.
-type hook struct {
-	*httptest.Server
-	mu     sync.Mutex
-	events []hookEvent
-	// batches are the event ids of each webhook-id; mismatched names the
-	// webhook-ids that came again with other events.
-	batches    map[string][]string
-	mismatched []string
-}
-
-type hookEvent struct {
-	ID        string `json:"id"`
-	Type      string `json:"type"`
-	LeafIndex *int64 `json:"leafIndex"`
-}
-
-func newHook(t *testing.T) *hook {
-	h := &hook{batches: map[string][]string{}}
-	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		var p struct {
-			Type string
-			Data struct{ Events []hookEvent }
-		}
-		if json.Unmarshal(body, &p) != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		ids := make([]string, len(p.Data.Events))
-		for i, e := range p.Data.Events {
-			ids[i] = e.ID
-		}
-		h.mu.Lock()
-		h.events = append(h.events, p.Data.Events...)
-		if id := r.Header.Get("webhook-id"); id != "" {
-			if prev, ok := h.batches[id]; ok && !slices.Equal(prev, ids) {
-				h.mismatched = append(h.mismatched, id)
-			}
-			h.batches[id] = ids
-		}
-		h.mu.Unlock()
-		_, _ = io.WriteString(w, `{"accepted":true}`)
-	}))
-	t.Cleanup(h.Close)
-	return h
-}
-
-func (h *hook) got() []hookEvent {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]hookEvent(nil), h.events...)
-}
 
 // startLogStreams starts auditd delivering log streams to loopback, ticking
 // fast, with opts applied after.
@@ -182,7 +123,7 @@ func TestLogStreamEndToEnd(t *testing.T) {
 	env := startLogStreams(t)
 	env.EnableOrg(t, "acme", domain.RegionUS)
 	admin := testenv.AdminToken(t, "acme")
-	h := newHook(t)
+	h := testenv.StartSink(t, testenv.SinkWebhook, testenv.SinkOptions{})
 
 	r := env.Do(t, admin, createLogStream, map[string]any{"input": webhookInput("siem", h.URL+"/hook")})
 	var created struct {
@@ -224,7 +165,7 @@ func TestLogStreamEndToEnd(t *testing.T) {
 	mustRecord(t, env, events)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		got := userEventIDs(h.got())
+		got := h.Distinct("USER_CREATED")
 		if len(got) >= len(want) {
 			if strings.Join(got[:len(want)], ",") != strings.Join(want, ",") {
 				t.Fatalf("delivered out of order or not all: %v, want %v", got, want)
@@ -278,20 +219,6 @@ func TestLogStreamEndToEnd(t *testing.T) {
 	if strings.Contains(string(r.Data), logStreamSecret) || strings.Contains(string(r.Data), "QUJDQUJD") {
 		t.Fatal("a recorded event holds the secret")
 	}
-}
-
-// userEventIDs are the ids of the USER_CREATED events delivered, leaving
-// out the stream's own AUDIT_LOG_STREAM_* events.
-func userEventIDs(evs []hookEvent) []string {
-	var out []string
-	seen := map[string]bool{}
-	for _, e := range evs {
-		if e.Type == "USER_CREATED" && !seen[e.ID] {
-			seen[e.ID] = true
-			out = append(out, e.ID)
-		}
-	}
-	return out
 }
 
 // TestLogStreamShutdownAndRebuild: auditd stops promptly while a deliverer
@@ -413,17 +340,17 @@ func TestLogStreamLeafIndexes(t *testing.T) {
 	env.WaitProjected(t)
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHook(t)
+			h := testenv.StartSink(t, testenv.SinkWebhook, testenv.SinkOptions{})
 			in := webhookInput("siem", h.URL+"/hook")
 			in["startAt"] = start.Format(time.RFC3339Nano)
 			in["filter"] = map[string]any{"types": []string{"USER_CREATED"}}
 			env.Do(t, testenv.AdminToken(t, orgs[i]), createLogStream, map[string]any{"input": in}).MustData(t, &struct{}{})
-			waitFor(t, 20*time.Second, "every event delivered", func() bool { return len(userEventIDs(h.got())) >= len(want[i]) })
-			if got := userEventIDs(h.got()); !slices.Equal(got, want[i]) {
+			waitFor(t, 20*time.Second, "every event delivered", func() bool { return len(h.Distinct("USER_CREATED")) >= len(want[i]) })
+			if got := h.Distinct("USER_CREATED"); !slices.Equal(got, want[i]) {
 				t.Fatalf("delivered %v, want %v", got, want[i])
 			}
 			leaves := map[int64]bool{}
-			for _, e := range h.got() {
+			for _, e := range h.Received() {
 				if e.LeafIndex == nil {
 					t.Fatalf("event %s delivered without its leaf index", e.ID)
 				}
@@ -446,9 +373,9 @@ func TestLogStreamsSpreadOverInstances(t *testing.T) {
 	a := startLogStreamsOn(t, key)
 	a.EnableOrg(t, "acme", domain.RegionUS)
 	admin := testenv.AdminToken(t, "acme")
-	hooks := make([]*hook, 4)
+	hooks := make([]*testenv.Sink, 4)
 	for i := range hooks {
-		hooks[i] = newHook(t)
+		hooks[i] = testenv.StartSink(t, testenv.SinkWebhook, testenv.SinkOptions{})
 		var created struct{ CreateLogStream struct{ ID string } }
 		a.Do(t, admin, createLogStream, map[string]any{"input": webhookInput(fmt.Sprintf("siem-%d", i), hooks[i].URL+"/hook")}).MustData(t, &created)
 	}
@@ -481,11 +408,11 @@ func startLogStreamsOn(t *testing.T, key []byte) *testenv.Env {
 }
 
 // waitHooks waits until every hook has event id.
-func waitHooks(t *testing.T, hooks []*hook, id string) {
+func waitHooks(t *testing.T, hooks []*testenv.Sink, id string) {
 	t.Helper()
 	waitFor(t, 30*time.Second, "event "+id+" at every receiver", func() bool {
 		for _, h := range hooks {
-			if !slices.ContainsFunc(h.got(), func(e hookEvent) bool { return e.ID == id }) {
+			if !slices.ContainsFunc(h.Received(), func(e testenv.SinkEvent) bool { return e.ID == id }) {
 				return false
 			}
 		}

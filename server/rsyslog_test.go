@@ -101,3 +101,9 @@ func TestSyslogStreamThroughAuditd(t *testing.T) {
 		t.Errorf("after delivery: %d delivered, last %v; want %d, %v", s.Delivered, s.LastDeliveredEventID, len(events), last)
 	}
 }
+
+// TestSyslogStreamAcrossNATSRestart is TestLogStreamAcrossNATSRestart for
+// a real rsyslogd.
+func TestSyslogStreamAcrossNATSRestart(t *testing.T) {
+	logStreamAcrossNATSRestart(t, testenv.SinkSyslog)
+}

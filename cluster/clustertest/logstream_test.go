@@ -3,70 +3,13 @@ package clustertest
 import (
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/auditlog/auditlog/internal/clusterenv"
 	"github.com/auditlog/auditlog/internal/testenv"
 )
-
-// hookReceiver is a webhook endpoint whose second request hangs until
-// released: the batch in flight when its sender is killed.
-type hookReceiver struct {
-	*httptest.Server
-	mu       sync.Mutex
-	ids      []string
-	requests int
-	hanging  chan struct{}
-	release  chan struct{}
-}
-
-func newHookReceiver(t *testing.T) *hookReceiver {
-	h := &hookReceiver{hanging: make(chan struct{}), release: make(chan struct{})}
-	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		h.mu.Lock()
-		h.requests++
-		n := h.requests
-		h.mu.Unlock()
-		if n == 2 {
-			close(h.hanging)
-			select {
-			case <-h.release:
-			case <-r.Context().Done():
-			}
-			return
-		}
-		var p struct {
-			Data struct{ Events []struct{ ID, Type string } }
-		}
-		if json.Unmarshal(body, &p) != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		h.mu.Lock()
-		for _, e := range p.Data.Events {
-			if e.Type == "USER_CREATED" {
-				h.ids = append(h.ids, e.ID)
-			}
-		}
-		h.mu.Unlock()
-	}))
-	t.Cleanup(func() { close(h.release); h.Close() })
-	return h
-}
-
-func (h *hookReceiver) received() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return slices.Clone(h.ids)
-}
 
 // recordUsers records n USER_CREATED events of org through a and returns
 // their ids in the order recorded.
@@ -92,58 +35,65 @@ func recordUsers(t *testing.T, a *clusterenv.Auditd, org string, batch, n int) [
 
 // SIGKILL the instance delivering a log stream while a batch is in flight:
 // the other instance takes the stream over once the dead one leaves the
-// membership (Postgres ends its session at once) and
-// delivers from the stored position, so the receiver gets every event, in
-// order, the ones of the lost batch again with the same ids.
+// membership (Postgres ends its session at once) and delivers from the
+// stored position, so the receiver gets every event, in order, the ones of
+// the lost batch again with the same ids. Each destination but syslog,
+// whose receiver is a real rsyslogd (make test-syslog).
 func TestInstanceLossMidLogStreamBatch(t *testing.T) {
 	skipShort(t)
+	for _, kind := range []testenv.SinkKind{testenv.SinkWebhook, testenv.SinkSplunk} {
+		t.Run(string(kind), func(t *testing.T) { instanceLossMidLogStreamBatch(t, kind) })
+	}
+}
+
+func instanceLossMidLogStreamBatch(t *testing.T, kind testenv.SinkKind) {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	c := clusterenv.StartNATSCluster(t)
+	// The receiver takes the second batch in and never answers.
+	sink := testenv.StartSink(t, kind, testenv.SinkOptions{Hold: 2})
 	opts := clusterenv.AuditdOptions{Replicas: 3, Env: []string{
 		"AUDITD_ENCRYPTION_KEY=" + base64.StdEncoding.EncodeToString(key), "AUDITD_EGRESS_ALLOW=127.0.0.0/8"}}
+	if sink.CAFile != "" {
+		opts.Env = append(opts.Env, "SSL_CERT_FILE="+sink.CAFile) // Go's system roots, as an operator trusts a private CA
+	}
+	c := clusterenv.StartNATSCluster(t)
 	a1 := clusterenv.StartAuditd(t, c, opts)
 	org := "acme"
 	enable(t, a1, []string{org})
-	h := newHookReceiver(t)
 	admin := testenv.AdminToken(t, org)
 	var created struct{ CreateLogStream struct{ ID string } }
-	a1.Do(t, admin, `mutation($url: String!) { createLogStream(input: {name: "siem", destination: {webhook: {url: $url,
-		secrets: ["whsec_QUJDQUJDQUJDQUJDQUJDQUJDQUJDQUJDQUJDQUJDQUJD"]}}}) { id } }`, map[string]any{"url": h.URL + "/hook"}).MustData(t, &created)
+	a1.Do(t, admin, `mutation($in: CreateLogStreamInput!) { createLogStream(input: $in) { id } }`,
+		map[string]any{"in": map[string]any{"name": "siem", "destination": sink.Destination}}).MustData(t, &created)
 
-	want := recordUsers(t, a1, org, 50, 300)
-	waitUntil(t, 60*time.Second, "the second request, in flight", func() bool {
+	held := func() bool {
 		select {
-		case <-h.hanging:
+		case <-sink.Held():
 			return true
 		default:
 			return false
 		}
-	})
-	before := len(h.received())
+	}
+	// Events after the first delivery, so that there is a second batch
+	// however many the first took.
+	want := recordUsers(t, a1, org, 50, 100)
+	waitUntil(t, 60*time.Second, "the first batch", func() bool { return len(sink.IDs(userCreated)) > 0 || held() })
+	want = append(want, recordUsers(t, a1, org, 50, 200)...)
+	waitUntil(t, 60*time.Second, "the second batch, in flight", held)
+	before := len(sink.Distinct(userCreated))
 	a2 := clusterenv.StartAuditd(t, c, opts)
 	a1.Kill()
 	want = append(want, recordUsers(t, a2, org, 50, 100)...)
 	// Resent events count once: wait for as many distinct ids as recorded.
-	distinct := func(ids []string) []string {
-		var first []string
-		seen := map[string]bool{}
-		for _, id := range ids {
-			if !seen[id] {
-				seen[id] = true
-				first = append(first, id)
-			}
-		}
-		return first
-	}
-	took := waitUntil(t, 90*time.Second, "every event delivered by the survivor", func() bool { return len(distinct(h.received())) >= len(want) })
-	got := h.received()
-	first := distinct(got)
-	if !slices.Equal(first, want) {
+	took := waitUntil(t, 90*time.Second, "every event delivered by the survivor", func() bool { return len(sink.Distinct(userCreated)) >= len(want) })
+	if first := sink.Distinct(userCreated); !slices.Equal(first, want) {
 		t.Fatalf("the receiver got %d distinct events of %d, not all or not in order", len(first), len(want))
 	}
-	t.Logf("SIGKILL mid-batch after %d events delivered; the other instance delivered the rest (%d events, %d resent) %s later",
-		before, len(want)-before, len(got)-len(want), took.Round(time.Millisecond))
+	if m := sink.Mismatched(); len(m) > 0 {
+		t.Fatalf("webhook-ids sent again with other events: %v", m)
+	}
+	got := sink.IDs(userCreated)
+	t.Logf("%s: SIGKILL mid-batch after %d events delivered; the other instance delivered the rest (%d events, %d resent) %s later",
+		kind, before, len(want)-before, len(got)-len(want), took.Round(time.Millisecond))
 	var list struct {
 		LogStreams []struct {
 			Status    string
@@ -155,3 +105,6 @@ func TestInstanceLossMidLogStreamBatch(t *testing.T) {
 		t.Fatalf("after takeover: %+v", list.LogStreams)
 	}
 }
+
+// userCreated is the type of the events recordUsers records.
+const userCreated = "USER_CREATED"

@@ -20,6 +20,10 @@ type Proxy struct {
 	thawed *sync.Cond
 	conns  []net.Conn
 	wg     sync.WaitGroup
+	// accepted counts connections; the holdAt-th has its close held.
+	accepted int
+	holdAt   int
+	held     chan struct{}
 }
 
 // StartProxy forwards a free loopback port to target (host:port) until t
@@ -55,6 +59,17 @@ func (p *Proxy) Thaw() {
 	p.thawed.Broadcast()
 }
 
+// HoldClose keeps the n-th connection (from 1) open toward its client
+// after the target has closed it, until the test ends: the client sees a
+// receiver that took everything it sent and never answered. The channel is
+// closed when the target has closed that connection.
+func (p *Proxy) HoldClose(n int) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.holdAt, p.held = n, make(chan struct{})
+	return p.held
+}
+
 func (p *Proxy) accept() {
 	for {
 		c, err := p.ln.Accept()
@@ -68,15 +83,28 @@ func (p *Proxy) accept() {
 		}
 		p.mu.Lock()
 		p.conns = append(p.conns, c, u)
+		p.accepted++
+		var held chan struct{}
+		if p.accepted == p.holdAt {
+			held = p.held
+		}
 		p.mu.Unlock()
-		p.wg.Go(func() { p.pipe(u, c) })
-		p.wg.Go(func() { p.pipe(c, u) })
+		p.wg.Go(func() { p.pipe(u, c, nil) })
+		p.wg.Go(func() { p.pipe(c, u, held) })
 	}
 }
 
-// pipe copies from src to dst, waiting while the proxy is frozen.
-func (p *Proxy) pipe(dst, src net.Conn) {
-	defer dst.Close()
+// pipe copies from src to dst, waiting while the proxy is frozen. When src
+// ends it closes dst, or, if held is not nil, closes held instead and
+// leaves dst open.
+func (p *Proxy) pipe(dst, src net.Conn, held chan struct{}) {
+	defer func() {
+		if held != nil {
+			close(held)
+			return
+		}
+		dst.Close()
+	}()
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)

@@ -12,16 +12,19 @@
 // organization as structured data, and the event in the stream's format
 // as MSG (UTF-8 JSON, without a byte order mark).
 //
-// Syslog over TLS has no acknowledgement: a batch counts as delivered once
-// it is written and the connection closed cleanly. Receivers must accept
-// messages of the size of an event (rsyslog: maxMessageSize, 8 KiB by
-// default in many distributions).
+// Syslog over TLS has no acknowledgement of its own: a batch counts as
+// delivered once it is written, our close_notify sent, and the receiver has
+// closed its side in answer, which rsyslog does once it has read everything
+// before the alert. Until then the batch is sent again whole, with the same
+// event ids. Receivers must accept messages of the size of an event
+// (rsyslog: maxMessageSize, 8 KiB by default in many distributions).
 package syslog
 
 import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
@@ -95,8 +98,11 @@ func (s *Sender) Send(ctx context.Context, batch []*domain.Event) (logstream.Res
 	return res, err
 }
 
-// write sends the parts over one connection; it returns how many frames
-// and bytes were written before a failure.
+// write sends the parts over one connection and returns how many frames
+// the receiver confirmed (all or none) and how many bytes were written.
+// Bytes in the kernel's buffers are not delivered: the receiver confirms
+// by closing its side once it has read up to our close_notify, and a
+// batch it never confirms is sent again whole.
 func (s *Sender) write(ctx context.Context, parts [][][]byte) (frames, written int, err error) {
 	conn, err := s.opts.DialTLS(ctx, s.cfg.Address(), s.cfg.ServerName)
 	if err != nil {
@@ -109,7 +115,7 @@ func (s *Sender) write(ctx context.Context, parts [][][]byte) (frames, written i
 	w := bufio.NewWriterSize(conn, 64<<10)
 	for _, part := range parts {
 		if err := conn.SetWriteDeadline(s.opts.Now().Add(s.opts.RequestTimeout)); err != nil {
-			return frames, written, logstream.TransportError(err)
+			return 0, written, logstream.TransportError(err)
 		}
 		n := 0
 		for _, f := range part {
@@ -117,16 +123,25 @@ func (s *Sender) write(ctx context.Context, parts [][][]byte) (frames, written i
 			n += len(f)
 		}
 		if err := w.Flush(); err != nil {
-			return frames, written, logstream.TransportError(contextErr(ctx, err))
+			return 0, written, logstream.TransportError(contextErr(ctx, err))
 		}
 		frames, written = frames+len(part), written+n
 	}
-	// close_notify, so the receiver sees a clean end rather than a cut.
-	if err := conn.Close(); err != nil {
-		return frames, written, logstream.TransportError(contextErr(ctx, err))
+	if err := conn.CloseWrite(); err != nil {
+		return 0, written, logstream.TransportError(contextErr(ctx, err))
+	}
+	if err := conn.SetReadDeadline(s.opts.Now().Add(s.opts.RequestTimeout)); err != nil {
+		return 0, written, logstream.TransportError(err)
+	}
+	if _, err := io.Copy(io.Discard, io.LimitReader(conn, maxAnswer)); err != nil {
+		return 0, written, logstream.TransportError(fmt.Errorf("the receiver did not confirm the batch by closing: %w", contextErr(ctx, err)))
 	}
 	return frames, written, nil
 }
+
+// maxAnswer bounds what is read from a receiver, which has nothing to say
+// but its close.
+const maxAnswer = 64 << 10
 
 // contextErr prefers the context's error, which says why a write failed
 // when the context closed the connection.
@@ -137,8 +152,8 @@ func contextErr(ctx context.Context, err error) error {
 	return err
 }
 
-// Test writes one test event. Syslog does not answer; the result says what
-// was written.
+// Test writes one test event. A syslog receiver answers nothing but its
+// close; the result says what was written and confirmed.
 func (s *Sender) Test(ctx context.Context) (logstream.TestResult, error) {
 	e := logstream.TestEvent(s.opts.OrgID, s.opts.Now())
 	b, err := logstream.EncodeOne(s.cfg.Format, s.opts.Product, e)
@@ -149,7 +164,7 @@ func (s *Sender) Test(ctx context.Context) (logstream.TestResult, error) {
 	if err != nil {
 		return logstream.TestResult{}, err
 	}
-	return logstream.TestResult{Body: fmt.Sprintf("wrote %d bytes over TLS to %s; syslog receivers do not acknowledge, check that the test event %s arrived", n, s.cfg.Address(), e.ID)}, nil
+	return logstream.TestResult{Body: fmt.Sprintf("wrote %d bytes over TLS to %s and it closed the connection after reading them; syslog receivers say nothing more, check that the test event %s arrived", n, s.cfg.Address(), e.ID)}, nil
 }
 
 // Message is the RFC 5424 message of e, with msg as its MSG.

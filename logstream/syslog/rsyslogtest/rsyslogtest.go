@@ -6,6 +6,7 @@
 package rsyslogtest
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -38,8 +39,10 @@ type Receiver struct {
 	// Port is its TLS port on 127.0.0.1.
 	Port int
 	// CA signed its certificate, for 127.0.0.1 and localhost.
-	CA  *x509.Certificate
-	out string
+	CA *x509.Certificate
+	// CAFile is CA in PEM, for a process told to trust it (SSL_CERT_FILE).
+	CAFile string
+	out    string
 }
 
 // Start starts rsyslogd in its own directory with a certificate for
@@ -64,7 +67,7 @@ func Start(t testing.TB) *Receiver {
 	}
 
 	port := FreePort(t)
-	r := &Receiver{Port: port, CA: ca, out: filepath.Join(dir, "out.log")}
+	r := &Receiver{Port: port, CA: ca, CAFile: filepath.Join(dir, "ca.pem"), out: filepath.Join(dir, "out.log")}
 	// The fields separated by tabs, so the test sees how rsyslog parsed
 	// each part of the message; %rawmsg-after-pri% shows the whole.
 	conf := fmt.Sprintf(`
@@ -135,16 +138,24 @@ func (r *Receiver) Lines(t testing.TB, n int) []string {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		b, _ := os.ReadFile(r.out)
-		lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
-		if len(b) > 0 && len(lines) >= n {
+		lines := r.Written()
+		if len(lines) >= n {
 			return lines
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("rsyslog wrote %d of %d lines within 15s:\n%s", len(lines), n, b)
+			t.Fatalf("rsyslog wrote %d of %d lines within 15s:\n%s", len(lines), n, strings.Join(lines, "\n"))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// Written is the lines rsyslogd has written so far, whole lines only.
+func (r *Receiver) Written() []string {
+	b, _ := os.ReadFile(r.out)
+	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+		return strings.Split(string(b[:i]), "\n")
+	}
+	return nil
 }
 
 // FreePort is a loopback port nothing listens on.
