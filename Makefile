@@ -53,9 +53,10 @@ test-browser:
 	  npm install --silent --no-save --no-audit --no-fund --prefix "$$axe" axe-core@$(AXE_CORE_VERSION) >/dev/null && \
 	  AXE_CORE_JS="$$axe/node_modules/axe-core/axe.min.js" $(GO) test -tags browser -count=1 -timeout 10m ./server/consoletest/
 
-## test-syslog: log stream delivery over TLS to a real rsyslogd the tests start, from the sender, end to end through auditd, across a NATS restart and an instance killed mid-batch (needs rsyslog and rsyslog-gnutls)
+## test-syslog: log stream delivery over TLS to a real rsyslogd the tests start, from the sender, across receiver outages, end to end through auditd, across a NATS restart and an instance killed mid-batch (needs rsyslog and rsyslog-gnutls)
 test-syslog:
 	$(GO) test -tags rsyslog -count=1 -timeout 5m ./logstream/syslog/
+	$(GO) test -tags rsyslog -count=1 -timeout 5m -run TestSyslog ./logstream/delivery/
 	$(GO) test -tags rsyslog -count=1 -timeout 5m -run TestSyslog ./server/
 	$(GO) test -tags rsyslog -count=1 -timeout 5m -run TestSyslog ./cluster/clustertest/
 

@@ -9,10 +9,12 @@ import (
 
 // Proxy forwards TCP connections from a loopback port to a target, and can
 // freeze: stop forwarding in both directions while keeping every
-// connection open, as a network path that silently drops packets does.
+// connection open, as a network path that silently drops packets does. It
+// can also refuse connections, or cut each one as soon as it is accepted.
 type Proxy struct {
 	t      testing.TB
 	target string
+	addr   string
 	ln     net.Listener
 
 	mu     sync.Mutex
@@ -24,6 +26,8 @@ type Proxy struct {
 	accepted int
 	holdAt   int
 	held     chan struct{}
+	cut      bool
+	refusing bool
 }
 
 // StartProxy forwards a free loopback port to target (host:port) until t
@@ -34,15 +38,49 @@ func StartProxy(t testing.TB, target string) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{t: t, target: target, ln: ln}
+	p := &Proxy{t: t, target: target, addr: ln.Addr().String(), ln: ln}
 	p.thawed = sync.NewCond(&p.mu)
-	p.wg.Go(p.accept)
+	p.wg.Go(func() { p.accept(ln) })
 	t.Cleanup(p.close)
 	return p
 }
 
 // Addr is the proxy's host:port.
-func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+func (p *Proxy) Addr() string { return p.addr }
+
+// Refuse closes the proxy's port: connections are refused until Listen.
+func (p *Proxy) Refuse() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.refusing {
+		p.refusing = true
+		_ = p.ln.Close()
+	}
+}
+
+// Listen opens the proxy's port again after Refuse.
+func (p *Proxy) Listen() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.refusing {
+		return
+	}
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		p.t.Errorf("proxy: listening on %s again: %v", p.addr, err)
+		return
+	}
+	p.ln, p.refusing = ln, false
+	p.wg.Go(func() { p.accept(ln) })
+}
+
+// Cut makes the proxy close each new connection as soon as it accepts it,
+// or, with false, forward them again.
+func (p *Proxy) Cut(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = on
+}
 
 // Freeze stops forwarding: bytes read from either side are held until Thaw.
 func (p *Proxy) Freeze() {
@@ -70,11 +108,18 @@ func (p *Proxy) HoldClose(n int) <-chan struct{} {
 	return p.held
 }
 
-func (p *Proxy) accept() {
+func (p *Proxy) accept(ln net.Listener) {
 	for {
-		c, err := p.ln.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			return
+		}
+		p.mu.Lock()
+		cut := p.cut
+		p.mu.Unlock()
+		if cut {
+			c.Close()
+			continue
 		}
 		u, err := net.Dial("tcp", p.target)
 		if err != nil {
@@ -128,7 +173,7 @@ func (p *Proxy) pipe(dst, src net.Conn, held chan struct{}) {
 }
 
 func (p *Proxy) close() {
-	_ = p.ln.Close()
+	p.Refuse()
 	p.Thaw()
 	p.mu.Lock()
 	for _, c := range p.conns {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/auditlog/auditlog/logstream/splunk/hectest"
@@ -40,7 +41,8 @@ const (
 // Sink is a real log stream receiver on loopback that end-to-end tests
 // point a stream at and read back the same way whatever it is: a webhook,
 // a Splunk HTTP Event Collector with indexer acknowledgement, or rsyslog
-// over TLS (behind a proxy, which can hold a connection).
+// over TLS. Each is reached through a proxy, so that it can fail the ways
+// a receiver does (Fail).
 type Sink struct {
 	// Kind is what the sink is.
 	Kind SinkKind
@@ -51,13 +53,18 @@ type Sink struct {
 	// URL is an HTTP sink's base URL: a webhook sink takes deliveries at
 	// any path under it.
 	URL string
+	// Port is a syslog sink's TLS port on 127.0.0.1, for serverName
+	// "localhost".
+	Port int
 	// RootCAs and CAFile (PEM) trust a syslog sink's certificate; nil and
 	// "" for the others.
 	RootCAs *x509.CertPool
 	CAFile  string
 
-	received func() []SinkEvent
-	held     <-chan struct{}
+	received  func() []SinkEvent
+	held      <-chan struct{}
+	proxy     *Proxy
+	rejecting atomic.Bool
 
 	mu         sync.Mutex
 	events     []SinkEvent
@@ -99,12 +106,13 @@ func StartSink(t testing.TB, kind SinkKind, o SinkOptions) *Sink {
 		s.received = func() []SinkEvent { return splunkEvents(h.Received()) }
 	case SinkSyslog:
 		rs := rsyslogtest.Start(t)
-		p := StartProxy(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(rs.Port)))
+		s.proxy = StartProxy(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(rs.Port)))
 		if o.Hold > 0 {
-			s.held = p.HoldClose(o.Hold)
+			s.held = s.proxy.HoldClose(o.Hold)
 		}
-		s.Destination = map[string]any{"syslog": map[string]any{
-			"host": "127.0.0.1", "port": p.ln.Addr().(*net.TCPAddr).Port, "serverName": "localhost"}}
+		_, port, _ := net.SplitHostPort(s.proxy.Addr())
+		s.Port, _ = strconv.Atoi(port)
+		s.Destination = map[string]any{"syslog": map[string]any{"host": "127.0.0.1", "port": s.Port, "serverName": "localhost"}}
 		s.RootCAs, s.CAFile = rs.RootCAs(), rs.CAFile
 		s.received = func() []SinkEvent { return syslogEvents(rs.Written()) }
 	default:
@@ -127,6 +135,13 @@ func (s *Sink) serveHTTP(t testing.TB, path string, hold int, next http.Handler)
 	)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == path || path == "/hook" {
+			if s.rejecting.Load() {
+				_, _ = io.ReadAll(r.Body)
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = io.WriteString(w, `{"text":"Server is busy","code":9}`) // HEC's answer; any 503 for a webhook
+				return
+			}
 			mu.Lock()
 			n++
 			this := n
@@ -144,7 +159,8 @@ func (s *Sink) serveHTTP(t testing.TB, path string, hold int, next http.Handler)
 		next.ServeHTTP(w, r)
 	}))
 	t.Cleanup(func() { close(release); srv.Close() })
-	return srv.URL
+	s.proxy = StartProxy(t, srv.Listener.Addr().String())
+	return "http://" + s.proxy.Addr()
 }
 
 // webhook keeps the events of a Standard Webhooks delivery, and notes a
@@ -239,6 +255,44 @@ func (s *Sink) Distinct(typ string) []string {
 		}
 	}
 	return out
+}
+
+// SinkOutage is a way a receiver fails.
+type SinkOutage int
+
+// The outages Fail can stage.
+const (
+	// SinkRejecting: HTTP sinks answer 503 (a Splunk sink: busy, code 9);
+	// a syslog sink cuts each connection as soon as it takes it.
+	SinkRejecting SinkOutage = iota + 1
+	// SinkSilent: connections are taken and never answered (time-outs).
+	SinkSilent
+	// SinkRefusing: connections are refused.
+	SinkRefusing
+)
+
+// Fail makes the sink fail every delivery the way o says, until Recover.
+func (s *Sink) Fail(o SinkOutage) {
+	switch o {
+	case SinkRejecting:
+		if s.Kind == SinkSyslog {
+			s.proxy.Cut(true)
+		} else {
+			s.rejecting.Store(true)
+		}
+	case SinkSilent:
+		s.proxy.Freeze()
+	case SinkRefusing:
+		s.proxy.Refuse()
+	}
+}
+
+// Recover ends every outage: the sink takes deliveries again.
+func (s *Sink) Recover() {
+	s.rejecting.Store(false)
+	s.proxy.Cut(false)
+	s.proxy.Listen()
+	s.proxy.Thaw()
 }
 
 // Held is closed once the held delivery has been taken in; nil without
